@@ -1,0 +1,25 @@
+package scale
+
+// Action is one change to one machine, with the reason the planner chose it.
+type Action struct {
+	Kind ActionKind `json:"kind"`
+	// MachineID is the machine acted on. For a create it is empty in the
+	// plan and set to the new machine's ID once the create succeeded.
+	MachineID string `json:"machine_id,omitempty"`
+	// Source is, for a create, the machine whose config is cloned.
+	Source string `json:"source,omitempty"`
+	Region string `json:"region,omitempty"`
+	// Started is, for a create, whether the new machine is launched started
+	// (otherwise it is created with skip_launch).
+	Started bool   `json:"started,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// Plan is the planner's decision for one app: data, not behaviour.
+type Plan struct {
+	App      string   `json:"app"`
+	Current  Counts   `json:"current"`
+	Target   Counts   `json:"target"`
+	Actions  []Action `json:"actions"`
+	Warnings []string `json:"warnings,omitempty"`
+}

@@ -1,0 +1,118 @@
+// Package scale holds the autoscaler's domain: the fleet snapshot of one app,
+// the targets its expressions evaluate to, the pure planner, the applier, the
+// per-run worker pool and the report of a run.
+package scale
+
+import (
+	"context"
+	"time"
+
+	fly "github.com/superfly/fly-go"
+)
+
+// Apps is the part of fly-go's GraphQL client that app discovery needs.
+// *fly.Client satisfies it.
+type Apps interface {
+	GetOrganizationBySlug(ctx context.Context, slug string) (*fly.Organization, error)
+	GetAppsForOrganization(ctx context.Context, orgID string) ([]fly.App, error)
+	GetAppCurrentReleaseMachines(ctx context.Context, appName string) (*fly.Release, error)
+}
+
+// Machines is the part of fly-go's Machines API client (flaps) that the
+// autoscaler uses. One *flaps.Client serves every app.
+type Machines interface {
+	List(ctx context.Context, appName, state string) ([]*fly.Machine, error)
+	Start(ctx context.Context, appName, machineID, nonce string) (*fly.MachineStartResponse, error)
+	Stop(ctx context.Context, appName string, in fly.StopMachineInput, nonce string) error
+	Suspend(ctx context.Context, appName, machineID, nonce string) error
+	Launch(ctx context.Context, appName string, in fly.LaunchMachineInput) (*fly.Machine, error)
+	Destroy(ctx context.Context, appName string, in fly.RemoveMachineInput, nonce string) error
+}
+
+// Metrics supplies the metric values of one app. The query package provides
+// the implementation; scale knows nothing of PromQL.
+type Metrics interface {
+	// Prefetch runs, once per run and before any app is reconciled, the
+	// queries that do not depend on the app. Errors are kept and returned by
+	// Collect for every app that needs the failed query.
+	Prefetch(ctx context.Context, apps []string)
+	// Collect returns the value of every metric for app, keyed by metric name.
+	Collect(ctx context.Context, app string) (map[string]float64, error)
+}
+
+// Counts are the machine counts of one app's process group that targets are
+// expressed in. Created counts every machine of the group that exists
+// (whatever its state); Started counts the started ones.
+type Counts struct {
+	Started int `json:"started"`
+	Created int `json:"created"`
+}
+
+// Status is the outcome of one app in a run.
+type Status string
+
+// Statuses an app can end a run with.
+const (
+	StatusScaled    Status = "scaled"    // changes were made
+	StatusPlanned   Status = "planned"   // dry-run: changes would be made
+	StatusUnchanged Status = "unchanged" // nothing to do
+	StatusSkipped   Status = "skipped"   // deliberately left alone (release in progress, ...)
+	StatusFailed    Status = "failed"    // could not be read, decided or fully changed
+)
+
+// ActionKind is what one action does to a machine.
+type ActionKind string
+
+// Action kinds.
+const (
+	ActionStart   ActionKind = "start"
+	ActionStop    ActionKind = "stop"
+	ActionSuspend ActionKind = "suspend"
+	ActionCreate  ActionKind = "create"
+	ActionDestroy ActionKind = "destroy"
+)
+
+// Outcome is what became of one action.
+type Outcome string
+
+// Action outcomes.
+const (
+	OutcomePlanned Outcome = "planned" // dry-run, or not attempted
+	OutcomeDone    Outcome = "done"
+	OutcomeFailed  Outcome = "failed"
+	OutcomeBusy    Outcome = "busy"    // someone else holds the machine's lease
+	OutcomeAborted Outcome = "aborted" // the run or the app's deadline stopped it
+)
+
+// Report is the result of one run over the fleet.
+type Report struct {
+	Org       string        `json:"org"`
+	DryRun    bool          `json:"dry_run"`
+	StartedAt time.Time     `json:"started_at"`
+	Elapsed   time.Duration `json:"-"`
+	Matched   int           `json:"apps_matched"`
+	Apps      []AppResult   `json:"apps"`
+	// Err is set when the run could not complete (for example the app list
+	// could not be read); Apps then holds what was done before.
+	Err error `json:"-"`
+}
+
+// AppResult is the outcome of one app.
+type AppResult struct {
+	App      string             `json:"app"`
+	Status   Status             `json:"status"`
+	Reason   string             `json:"reason,omitempty"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Current  Counts             `json:"current"`
+	Target   Counts             `json:"target"`
+	Actions  []ActionResult     `json:"actions,omitempty"`
+	Warnings []string           `json:"warnings,omitempty"`
+	Elapsed  time.Duration      `json:"-"`
+}
+
+// ActionResult is one planned action and what became of it.
+type ActionResult struct {
+	Action
+	Outcome Outcome `json:"outcome"`
+	Error   string  `json:"error,omitempty"`
+}
