@@ -1,0 +1,116 @@
+package scale
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Expr is a compiled target expression such as "ceil(queue_depth / 10)".
+type Expr struct {
+	src  string
+	prog *vm.Program
+}
+
+// CompileExpr compiles src with every name of vars (metric names and the
+// fleet variables) as a float variable. An unknown variable or a result that
+// is not a number is a compile error.
+func CompileExpr(src string, vars []string) (*Expr, error) {
+	env := make(map[string]any, len(vars)+len(FleetVars))
+	for _, v := range FleetVars {
+		env[v] = float64(0)
+	}
+	for _, v := range vars {
+		env[v] = float64(0)
+	}
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsFloat64())
+	if err != nil {
+		return nil, err
+	}
+	return &Expr{src: src, prog: prog}, nil
+}
+
+// String returns the expression's source.
+func (e *Expr) String() string { return e.src }
+
+// Eval evaluates the expression and rounds the result to the nearest
+// integer. NaN and infinities are errors; a negative result is zero.
+func (e *Expr) Eval(vars map[string]float64) (int, error) {
+	env := make(map[string]any, len(vars))
+	for k, v := range vars {
+		env[k] = v
+	}
+	out, err := expr.Run(e.prog, env)
+	if err != nil {
+		return 0, err
+	}
+	f, ok := out.(float64)
+	if !ok {
+		return 0, fmt.Errorf("result %v is not a number", out)
+	}
+	switch {
+	case math.IsNaN(f):
+		return 0, errors.New("result is NaN")
+	case math.IsInf(f, 0):
+		return 0, errors.New("result is infinite")
+	case f < 0:
+		return 0, nil
+	case f > math.MaxInt32:
+		return 0, fmt.Errorf("result %g is too large", f)
+	}
+	return int(math.Round(f)), nil
+}
+
+// Range is a target range for one count. A nil bound is not enforced.
+type Range struct {
+	Min, Max *int
+}
+
+// Set reports whether the range enforces anything.
+func (r Range) Set() bool { return r.Min != nil || r.Max != nil }
+
+// Targets are the ranges an app's counts must be brought into.
+type Targets struct {
+	Started Range
+	Created Range
+}
+
+// Expressions are the compiled target expressions of a run. A nil
+// expression is not evaluated.
+type Expressions struct {
+	MinStarted, MaxStarted *Expr
+	MinCreated, MaxCreated *Expr
+}
+
+// Evaluate computes an app's targets from its metric values and its fleet.
+// Metric names may not shadow the fleet variables (the config rejects that).
+func (x Expressions) Evaluate(metrics map[string]float64, f Fleet) (Targets, error) {
+	vars := f.Vars()
+	for k, v := range metrics {
+		vars[k] = v
+	}
+	var t Targets
+	for _, e := range []struct {
+		name string
+		expr *Expr
+		dst  **int
+	}{
+		{"min started", x.MinStarted, &t.Started.Min},
+		{"max started", x.MaxStarted, &t.Started.Max},
+		{"min created", x.MinCreated, &t.Created.Min},
+		{"max created", x.MaxCreated, &t.Created.Max},
+	} {
+		if e.expr == nil {
+			continue
+		}
+		n, err := e.expr.Eval(vars)
+		if err != nil {
+			return Targets{}, fmt.Errorf("%s machine count %q: %w", e.name, e.expr.src, err)
+		}
+		*e.dst = &n
+	}
+	return t, nil
+}

@@ -1,0 +1,317 @@
+package scale
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Policy holds the scaling rules that do not come from expressions.
+type Policy struct {
+	// InitialState is the state new machines are created in when no started
+	// target decides it: "started" (default) or "stopped".
+	InitialState string
+	// Regions new machines are spread over, round-robin; empty means the
+	// clone source's region.
+	Regions []string
+	// ScaleDown is how started machines are taken down: ActionStop
+	// (default) or ActionSuspend.
+	ScaleDown ActionKind
+	// MaxScaleUp and MaxScaleDown cap how far one run moves each count;
+	// 0 means no cap.
+	MaxScaleUp, MaxScaleDown int
+	// MinStartedDuration keeps a machine that started less than this long
+	// ago from being stopped, suspended or destroyed.
+	MinStartedDuration time.Duration
+}
+
+// NewPlan decides the actions that bring fleet f within targets t under policy
+// p at time now. It is a pure function: same input, same plan.
+//
+// The created count is settled first (destroy or create), then the started
+// count (start, stop or suspend), with new machines counting toward the
+// started target so that one run converges.
+func NewPlan(f Fleet, t Targets, p Policy, now time.Time) Plan {
+	pl := planner{f: f, p: p, now: now, plan: Plan{App: f.App, Current: f.Counts()}}
+	return pl.run(t)
+}
+
+type planner struct {
+	f    Fleet
+	p    Policy
+	now  time.Time
+	plan Plan
+	// removed marks machines already chosen for destruction.
+	removed  map[string]bool
+	destroys []Action
+}
+
+func (pl *planner) warn(format string, args ...any) {
+	pl.plan.Warnings = append(pl.plan.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (pl *planner) run(t Targets) Plan {
+	cur := pl.plan.Current
+	createdTarget := pl.target("created", cur.Created, t.Created)
+	if createdTarget < 1 && cur.Created >= 1 {
+		// The last machine is the clone source for any later scale-up.
+		createdTarget = 1
+	}
+	startedTarget := pl.target("started", cur.Started, t.Started)
+
+	// Settle the created count.
+	destroyedStarted := 0
+	if n := cur.Created - createdTarget; n > 0 {
+		destroyedStarted = pl.destroy(n)
+	}
+	creates := 0
+	var source *Machine
+	if n := createdTarget - cur.Created; n > 0 {
+		source = pl.cloneSource()
+		if source == nil {
+			pl.warn("target %d created, no machine of group %q to clone: deploy the app first", createdTarget, pl.f.Group)
+		} else {
+			creates = n
+		}
+	}
+	machines := cur.Created - len(pl.removed) + creates
+	if startedTarget > machines && t.Started.Set() {
+		hint := ""
+		if !t.Created.Set() {
+			hint = ": set a created count"
+		}
+		pl.warn("target %d started, only %d machines%s", startedTarget, machines, hint)
+		startedTarget = machines
+	}
+
+	// Settle the started count; new machines count toward it.
+	started := cur.Started - destroyedStarted
+	var starts []Action
+	newStarted := 0
+	if need := startedTarget - started; need > 0 && t.Started.Set() {
+		starts = pl.starts(need)
+		need -= len(starts)
+		newStarted = min(need, creates)
+		if need -= newStarted; need > 0 {
+			pl.warn("target %d started, %d machines can be started now", startedTarget, startedTarget-need)
+		}
+	}
+	pl.plan.Actions = append(pl.plan.Actions, starts...)
+	for i := 0; i < creates; i++ {
+		launch := i < newStarted
+		if !t.Started.Set() {
+			launch = pl.p.InitialState != "stopped"
+		}
+		pl.plan.Actions = append(pl.plan.Actions, pl.create(source, i, launch))
+	}
+	if excess := started - startedTarget; excess > 0 && t.Started.Set() {
+		pl.plan.Actions = append(pl.plan.Actions, pl.stops(excess)...)
+	}
+	// Destroys go last: capacity is added before it is taken away.
+	pl.plan.Actions = append(pl.plan.Actions, pl.destroys...)
+
+	pl.plan.Target = Counts{Created: cur.Created - len(pl.removed) + creates}
+	pl.plan.Target.Started = started + len(starts) + countStartedCreates(pl.plan.Actions) - countKind(pl.plan.Actions, ActionStop, ActionSuspend)
+	return pl.plan
+}
+
+// target clamps current into r and applies the step limits, noting why.
+func (pl *planner) target(what string, current int, r Range) int {
+	lo, hi := 0, int(^uint(0)>>1)
+	if r.Min != nil {
+		lo = *r.Min
+	}
+	if r.Max != nil {
+		hi = *r.Max
+	}
+	if lo > hi {
+		pl.warn("min %s %d is above max %d: using %d", what, lo, hi, hi)
+		lo = hi
+	}
+	want := min(max(current, lo), hi)
+	if up := pl.p.MaxScaleUp; up > 0 && want > current+up {
+		pl.warn("%s capped %d → %d by --max-scale-up", what, want, current+up)
+		want = current + up
+	}
+	if down := pl.p.MaxScaleDown; down > 0 && want < current-down {
+		pl.warn("%s capped %d → %d by --max-scale-down", what, want, current-down)
+		want = current - down
+	}
+	return want
+}
+
+// tooYoung reports whether m started too recently to be taken down.
+func (pl *planner) tooYoung(m Machine) bool {
+	d := pl.p.MinStartedDuration
+	return d > 0 && m.State == "started" && !m.StartedAt.IsZero() && pl.now.Sub(m.StartedAt) < d
+}
+
+// candidates returns the machines not yet chosen for destruction whose
+// rank(state) is at least 0, ordered by rank, then by less, then by ID.
+func (pl *planner) candidates(rank func(string) int, less func(a, b Machine) bool) []Machine {
+	var out []Machine
+	for _, m := range pl.f.Machines {
+		if rank(m.State) >= 0 && !pl.removed[m.ID] {
+			out = append(out, m)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i].State), rank(out[j].State)
+		if ri != rj {
+			return ri < rj
+		}
+		if less(out[i], out[j]) {
+			return true
+		}
+		if less(out[j], out[i]) {
+			return false
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// olderRelease orders machines of older releases first: they go first.
+func olderRelease(a, b Machine) bool { return a.ReleaseVersion < b.ReleaseVersion }
+
+// newerRelease orders machines of newer releases first: they come up first.
+func newerRelease(a, b Machine) bool { return a.ReleaseVersion > b.ReleaseVersion }
+
+func (pl *planner) destroy(n int) (startedDestroyed int) {
+	if pl.removed == nil {
+		pl.removed = map[string]bool{}
+	}
+	young := 0
+	for _, m := range pl.candidates(destroyRank, olderRelease) {
+		if n == 0 {
+			break
+		}
+		if pl.tooYoung(m) {
+			young++
+			continue
+		}
+		pl.removed[m.ID] = true
+		pl.destroys = append(pl.destroys, Action{Kind: ActionDestroy, MachineID: m.ID, Region: m.Region,
+			Reason: fmt.Sprintf("created above target (%s)", m.State)})
+		if countsAsStarted(m.State) {
+			startedDestroyed++
+		}
+		n--
+	}
+	if n > 0 {
+		pl.warn("%d machines above the created target could not be destroyed now%s", n, youngNote(young, pl.p.MinStartedDuration))
+	}
+	return startedDestroyed
+}
+
+func youngNote(young int, d time.Duration) string {
+	if young == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d started less than %s ago)", young, d)
+}
+
+func (pl *planner) starts(n int) []Action {
+	var out []Action
+	for _, m := range pl.candidates(startRank, newerRelease) {
+		if len(out) == n {
+			break
+		}
+		out = append(out, Action{Kind: ActionStart, MachineID: m.ID, Region: m.Region,
+			Reason: fmt.Sprintf("started below target (%s)", m.State)})
+	}
+	return out
+}
+
+func (pl *planner) stops(n int) []Action {
+	kind := pl.p.ScaleDown
+	if kind == "" {
+		kind = ActionStop
+	}
+	started := func(s string) int {
+		if s == "started" {
+			return 0
+		}
+		return -1
+	}
+	var out []Action
+	young := 0
+	for _, m := range pl.candidates(started, olderRelease) {
+		if len(out) == n {
+			break
+		}
+		if pl.tooYoung(m) {
+			young++
+			continue
+		}
+		out = append(out, Action{Kind: kind, MachineID: m.ID, Region: m.Region, Reason: "started above target"})
+	}
+	if short := n - len(out); short > 0 {
+		pl.warn("%d started machines above the target could not be taken down now%s", short, youngNote(young, pl.p.MinStartedDuration))
+	}
+	return out
+}
+
+// cloneSource picks the machine new ones are cloned from: one on the app's
+// newest release (metadata fly_release_version), else the newest machine.
+func (pl *planner) cloneSource() *Machine {
+	var best *Machine
+	for i := range pl.f.Machines {
+		m := &pl.f.Machines[i]
+		if m.raw != nil && m.raw.Config == nil {
+			continue // only a full config can be cloned
+		}
+		if best == nil || m.ReleaseVersion > best.ReleaseVersion ||
+			(m.ReleaseVersion == best.ReleaseVersion && m.CreatedAt.After(best.CreatedAt)) {
+			best = m
+		}
+	}
+	return best
+}
+
+func (pl *planner) create(src *Machine, i int, started bool) Action {
+	region := src.Region
+	if len(pl.p.Regions) > 0 {
+		region = pl.p.Regions[i%len(pl.p.Regions)]
+	}
+	state := "stopped"
+	if started {
+		state = "started"
+	}
+	return Action{Kind: ActionCreate, Source: src.ID, Region: region, Started: started,
+		Reason: fmt.Sprintf("created below target (clone of %s, %s)", src.ID, state)}
+}
+
+func countKind(actions []Action, kinds ...ActionKind) int {
+	n := 0
+	for _, a := range actions {
+		for _, k := range kinds {
+			if a.Kind == k {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func countStartedCreates(actions []Action) int {
+	n := 0
+	for _, a := range actions {
+		if a.Kind == ActionCreate && a.Started {
+			n++
+		}
+	}
+	return n
+}
+
+// Summary describes the plan's actions briefly, e.g. "start 2, create 1".
+func (p Plan) Summary() string {
+	var parts []string
+	for _, k := range []ActionKind{ActionStart, ActionCreate, ActionStop, ActionSuspend, ActionDestroy} {
+		if n := countKind(p.Actions, k); n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
