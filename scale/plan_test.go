@@ -120,7 +120,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{Started: exact(6)},
 			want: Plan{Current: Counts{1, 2}, Target: Counts{2, 2},
-				Actions: []Action{{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"}},
+				Actions:  []Action{{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"}},
 				Warnings: []string{"target 6 started, only 2 machines: set a created count"}},
 		},
 		{
