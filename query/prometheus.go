@@ -1,0 +1,334 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// DefaultAppLabel is the label that carries the app name in the result of a
+// fleet-wide query.
+const DefaultAppLabel = "app"
+
+// PrometheusConfig configures one Prometheus source.
+type PrometheusConfig struct {
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string
+	// Address is the base URL of the Prometheus HTTP API, for example
+	// https://api.fly.io/prometheus/my-org. Credentials in it
+	// (https://user:pass@host) are sent as basic auth when Token is empty.
+	Address string
+	// Query is the PromQL expression. With $APP_NAME or ${APP_NAME} it runs
+	// once per app; without, once per run for the whole fleet.
+	Query string
+	// Token authenticates the queries: "FlyV1 ..." is sent verbatim in the
+	// Authorization header, anything else as "Bearer <token>".
+	Token string
+	// AppLabel is the label that names the app in the result of a
+	// fleet-wide query; "" means DefaultAppLabel.
+	AppLabel string
+	// OnEmpty says what a missing value (no series, or NaN) means.
+	OnEmpty OnEmpty
+}
+
+// String describes c without its token or the credentials of its address.
+func (c PrometheusConfig) String() string {
+	tok := ""
+	if c.Token != "" {
+		tok = " token=" + redacted
+	}
+	return fmt.Sprintf("prometheus metric %q address=%s query=%q app-label=%q on-empty=%s%s",
+		c.Name, RedactURL(c.Address), c.Query, c.AppLabel, c.OnEmpty, tok)
+}
+
+// GoString keeps the token out of %#v.
+func (c PrometheusConfig) GoString() string { return c.String() }
+
+var (
+	identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate checks c. Its errors name the field by its configuration key
+// (metric-name, address, query, token, app-label, on-empty).
+func (c PrometheusConfig) Validate() error {
+	_, _, err := c.normalize()
+	return err
+}
+
+// normalize validates c and returns it with the token trimmed, the app label
+// defaulted and the credentials taken out of the address.
+func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
+	if c.Name == "" {
+		return c, nil, errors.New("prometheus: metric-name: empty")
+	}
+	fail := func(format string, args ...any) (PrometheusConfig, *url.Userinfo, error) {
+		return c, nil, fmt.Errorf("prometheus metric %q: %s", c.Name, fmt.Sprintf(format, args...))
+	}
+	if !identPattern.MatchString(c.Name) {
+		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+	}
+	if strings.TrimSpace(c.Query) == "" {
+		return fail("query: empty")
+	}
+	c.Token = strings.TrimSpace(c.Token)
+	if strings.ContainsFunc(c.Token, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fail("token: contains a control character")
+	}
+	if c.AppLabel == "" {
+		c.AppLabel = DefaultAppLabel
+	}
+	if !labelPattern.MatchString(c.AppLabel) {
+		return fail("app-label %q: not a valid label name", c.AppLabel)
+	}
+	if c.OnEmpty != OnEmptyError && c.OnEmpty != OnEmptyZero {
+		return fail("on-empty: %s: want error or zero", c.OnEmpty)
+	}
+	if c.Address == "" {
+		return fail("address: empty")
+	}
+	u, err := url.Parse(c.Address)
+	if err != nil {
+		// url.Parse quotes the address in its error: say only what is wrong.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fail("address %s: %v", RedactURL(c.Address), err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fail("address %s: want an http or https URL", RedactURL(c.Address))
+	case u.Host == "":
+		return fail("address %s: no host", RedactURL(c.Address))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fail("address %s: want no query or fragment", RedactURL(c.Address))
+	}
+	user := u.User
+	u.User = nil
+	c.Address = u.String()
+	return c, user, nil
+}
+
+// Option changes how NewPrometheus builds a source.
+type Option func(*options)
+
+type options struct {
+	transport http.RoundTripper
+	now       func() time.Time
+}
+
+// WithTransport sets the HTTP transport under the authentication layer
+// (default api.DefaultRoundTripper).
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) { o.transport = rt }
+}
+
+// WithClock sets the clock that gives the evaluation time of each query
+// (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// Prometheus is a Source backed by the Prometheus HTTP API. It is safe for
+// concurrent use and holds no per-run state.
+type Prometheus struct {
+	cfg     PrometheusConfig // normalized: no credentials in Address
+	api     v1.API
+	perApp  bool
+	secrets []string
+	now     func() time.Time
+}
+
+var _ FleetSource = (*Prometheus)(nil)
+
+// NewPrometheus validates cfg and returns a source that queries it.
+func NewPrometheus(cfg PrometheusConfig, opts ...Option) (*Prometheus, error) {
+	o := options{transport: api.DefaultRoundTripper, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	norm, user, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	sec := secrets(norm.Token, user)
+	client, err := api.NewClient(api.Config{
+		Address:      norm.Address,
+		RoundTripper: &authTransport{header: authorization(norm.Token, user), base: o.transport},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, redactError(err, sec))
+	}
+	return &Prometheus{
+		cfg:     norm,
+		api:     v1.NewAPI(client),
+		perApp:  UsesAppName(norm.Query),
+		secrets: sec,
+		now:     o.now,
+	}, nil
+}
+
+// Name returns the metric name.
+func (p *Prometheus) Name() string { return p.cfg.Name }
+
+// Query returns the configured PromQL expression, unexpanded.
+func (p *Prometheus) Query() string { return p.cfg.Query }
+
+// Address returns the API address without credentials.
+func (p *Prometheus) Address() string { return p.cfg.Address }
+
+// FleetWide reports whether the query has no $APP_NAME, so that one query
+// answers for every app.
+func (p *Prometheus) FleetWide() bool { return !p.perApp }
+
+// String describes the source without its token.
+func (p *Prometheus) String() string {
+	return fmt.Sprintf("prometheus metric %q at %s", p.cfg.Name, p.cfg.Address)
+}
+
+// GoString keeps the token out of %#v.
+func (p *Prometheus) GoString() string { return p.String() }
+
+// Collect returns the value for app. A per-app query is expanded for app and
+// must give a scalar or exactly one sample. A fleet-wide query is run and
+// split (without caching: a Set runs it once per run instead).
+func (p *Prometheus) Collect(ctx context.Context, app string) (float64, error) {
+	if !p.perApp {
+		lookup, err := p.CollectFleet(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return lookup(app)
+	}
+	if err := ValidAppName(app); err != nil {
+		return 0, err
+	}
+	val, err := p.query(ctx, Expand(p.cfg.Query, app))
+	if err != nil {
+		return 0, err
+	}
+	return p.single(val)
+}
+
+// CollectFleet runs the fleet-wide query and returns the lookup that splits
+// its result. A vector whose series carry the app label gives each app its
+// own series (series without the label are ignored); a scalar, or a single
+// series without the label, applies to every app.
+func (p *Prometheus) CollectFleet(ctx context.Context) (Lookup, error) {
+	if p.perApp {
+		return nil, errors.New("query uses $APP_NAME: not fleet-wide")
+	}
+	val, err := p.query(ctx, p.cfg.Query)
+	if err != nil {
+		return nil, err
+	}
+	switch val := val.(type) {
+	case *model.Scalar:
+		v, err := p.value(float64(val.Value), "query returned NaN")
+		return func(string) (float64, error) { return v, err }, nil
+	case model.Vector:
+		return p.split(val)
+	}
+	return nil, unexpectedType(val)
+}
+
+func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
+	label := model.LabelName(p.cfg.AppLabel)
+	byApp := map[string][]*model.Sample{}
+	var unlabeled []*model.Sample
+	for _, s := range vec {
+		if app := s.Metric[label]; app != "" {
+			byApp[string(app)] = append(byApp[string(app)], s)
+		} else {
+			unlabeled = append(unlabeled, s)
+		}
+	}
+	if len(byApp) == 0 {
+		switch len(unlabeled) {
+		case 0:
+			v, err := p.value(math.NaN(), "query returned no series")
+			return func(string) (float64, error) { return v, err }, nil
+		case 1:
+			v, err := p.sample(unlabeled[0])
+			return func(string) (float64, error) { return v, err }, nil
+		}
+		return nil, resultErrorf(ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
+	}
+	return func(app string) (float64, error) {
+		samples := byApp[app]
+		switch len(samples) {
+		case 0:
+			return p.value(math.NaN(), fmt.Sprintf("query returned no series with %s=%q", label, app))
+		case 1:
+			return p.sample(samples[0])
+		}
+		return 0, resultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", len(samples), label, app)
+	}, nil
+}
+
+// query runs q at the current time. Warnings are dropped: a result with
+// warnings is still a result.
+func (p *Prometheus) query(ctx context.Context, q string) (model.Value, error) {
+	val, _, _, err := p.api.Query(ctx, q, p.now())
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", redactError(err, p.secrets))
+	}
+	return val, nil
+}
+
+// single reads the value of a per-app query.
+func (p *Prometheus) single(val model.Value) (float64, error) {
+	switch val := val.(type) {
+	case *model.Scalar:
+		return p.value(float64(val.Value), "query returned NaN")
+	case model.Vector:
+		switch len(val) {
+		case 0:
+			return p.value(math.NaN(), "query returned no series")
+		case 1:
+			return p.sample(val[0])
+		}
+		return 0, resultErrorf(ErrManySeries, "query returned %d series, want 1", len(val))
+	}
+	return 0, unexpectedType(val)
+}
+
+func (p *Prometheus) sample(s *model.Sample) (float64, error) {
+	if s.Histogram != nil {
+		return 0, resultErrorf(ErrResultType, "query returned a native histogram sample, want a float")
+	}
+	return p.value(float64(s.Value), "query returned NaN")
+}
+
+// value applies the on-empty policy to NaN, which stands for no value.
+// Infinity is always an error: no scaling expression can use it.
+func (p *Prometheus) value(v float64, missing string) (float64, error) {
+	switch {
+	case math.IsNaN(v):
+		if p.cfg.OnEmpty == OnEmptyZero {
+			return 0, nil
+		}
+		return 0, resultErrorf(ErrNoData, "%s", missing)
+	case math.IsInf(v, 0):
+		return 0, fmt.Errorf("query returned %v", v)
+	}
+	return v, nil
+}
+
+func unexpectedType(val model.Value) error {
+	if val == nil {
+		return resultErrorf(ErrResultType, "query returned no result")
+	}
+	return resultErrorf(ErrResultType, "query returned a %s, want a scalar or an instant vector", val.Type())
+}

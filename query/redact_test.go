@@ -1,0 +1,134 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+)
+
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		in      string
+		secrets []string
+		want    string
+	}{
+		{`Post "https://user:pass@host/api/v1/query": EOF`, nil, `Post "https://host/api/v1/query": EOF`},
+		{`Post "https://tok@host:9090/x": EOF`, nil, `Post "https://host:9090/x": EOF`},
+		{`a http://u:p@one/ and https://u2:p2@two?x=1#f`, nil, `a http://one/ and https://two?x=1#f`},
+		{`http://host/path@notuserinfo`, nil, `http://host/path@notuserinfo`},
+		{`no url here`, nil, `no url here`},
+		{`header was Bearer s3cr3t`, []string{"s3cr3t", ""}, `header was Bearer REDACTED`},
+		{`FlyV1 fm2_abc,fm2_def`, []string{"fm2_abc", "FlyV1 fm2_abc,fm2_def"}, `REDACTED`},
+		{`user:p%40ss@`, []string{"p@ss", "p%40ss"}, `user:REDACTED@`},
+	}
+	for _, tt := range tests {
+		if got := Redact(tt.in, tt.secrets...); got != tt.want {
+			t.Errorf("Redact(%q, %q) = %q, want %q", tt.in, tt.secrets, got, tt.want)
+		}
+	}
+	if got := RedactURL("https://user:pass@api.fly.io/prometheus/org"); got != "https://api.fly.io/prometheus/org" {
+		t.Errorf("RedactURL = %q", got)
+	}
+}
+
+// assertClean fails if any form of the values of err, or the source and its
+// configuration, shows a secret.
+func assertClean(t *testing.T, err error, secrets []string, printed ...any) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("want an error, got nil")
+	}
+	texts := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		texts = append(texts, e.Error())
+	}
+	var apiErr *v1.Error
+	if errors.As(err, &apiErr) {
+		texts = append(texts, apiErr.Msg, apiErr.Detail)
+	}
+	for _, p := range printed {
+		texts = append(texts, fmt.Sprintf("%v", p), fmt.Sprintf("%+v", p), fmt.Sprintf("%#v", p), fmt.Sprint(p))
+	}
+	for _, text := range texts {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("secret %q leaked in %q", s, text)
+			}
+		}
+	}
+}
+
+func TestTokenNeverLeaks(t *testing.T) {
+	const (
+		token = "fo1_TOKENSECRET123"
+		pass  = "PASSWORDSECRET456"
+		user  = "USERTOKENSECRET789"
+	)
+	secrets := []string{token, pass, user, "TOKENSECRET", "PASSWORDSECRET", "USERTOKENSECRET"}
+
+	// echo answers 401 with the Authorization header in the body, as a
+	// careless proxy might.
+	echo := newLocal(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "unauthorized: %s", r.Header.Get("Authorization"))
+	}))
+	fail := newLocal(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":"bad auth %s"}`, r.Header.Get("Authorization"))
+	}))
+	closed := closedAddr(t)
+	withUser := func(base, userinfo string) string {
+		return strings.Replace(base, "http://", "http://"+userinfo+"@", 1)
+	}
+
+	tests := []struct {
+		name    string
+		address string
+		token   string
+		query   string
+	}{
+		{name: "password in address, 401", address: withUser(echo.URL, "admin:"+pass)},
+		{name: "token as user in address, 401", address: withUser(echo.URL, user)},
+		{name: "token field, 401", address: echo.URL, token: token},
+		{name: "macaroon token field, 401", address: echo.URL, token: "FlyV1 " + token},
+		{name: "token field, api error echoing it", address: fail.URL, token: token},
+		{name: "password in address, connection refused", address: withUser(closed, "admin:"+pass)},
+		{name: "token as user in address, connection refused", address: withUser(closed, user)},
+		{name: "token field, connection refused", address: closed, token: token},
+		{name: "per-app query, connection refused", address: withUser(closed, user), token: token, query: perAppQuery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.query == "" {
+				tt.query = "up"
+			}
+			cfg := PrometheusConfig{Name: "q", Address: tt.address, Query: tt.query, Token: tt.token}
+			p := newProm(t, cfg)
+			_, err := p.Collect(context.Background(), "my-app")
+			assertClean(t, err, secrets, cfg, p)
+
+			set, serr := NewSet(p)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			set.Prefetch(context.Background(), []string{"my-app"})
+			_, err = set.Collect(context.Background(), "my-app")
+			assertClean(t, err, secrets, set)
+		})
+	}
+
+	t.Run("invalid address", func(t *testing.T) {
+		cfg := PrometheusConfig{Name: "q", Address: "http://admin:" + pass + "@host:port/", Query: "up", Token: token}
+		_, err := NewPrometheus(cfg)
+		assertClean(t, err, secrets, cfg)
+		cfg.Address = "ftp://" + user + "@host/"
+		_, err = NewPrometheus(cfg)
+		assertClean(t, err, secrets, cfg)
+	})
+}

@@ -1,0 +1,152 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// DefaultFleetTimeout bounds a fleet-wide query that Collect has to start
+// itself because Prefetch was not called.
+const DefaultFleetTimeout = 30 * time.Second
+
+// Set is the metric sources of one run. It runs every fleet-wide query at
+// most once, however many apps ask, and is safe for concurrent use. Build a
+// new Set for every run: it keeps the fleet-wide results of the run it
+// serves.
+type Set struct {
+	// FleetTimeout bounds a fleet-wide query started by Collect (not by
+	// Prefetch, which the caller's ctx bounds); zero means
+	// DefaultFleetTimeout.
+	FleetTimeout time.Duration
+
+	sources []Source
+	fleet   []*fleetCall // fleet[i] is nil for a per-app source
+}
+
+// fleetCall is the one run of a fleet-wide query.
+type fleetCall struct {
+	src    FleetSource
+	once   sync.Once
+	done   chan struct{}
+	lookup Lookup
+	err    error
+}
+
+// NewSet returns a Set of sources, which must have distinct, non-empty
+// names.
+func NewSet(sources ...Source) (*Set, error) {
+	s := &Set{
+		sources: make([]Source, len(sources)),
+		fleet:   make([]*fleetCall, len(sources)),
+	}
+	seen := make(map[string]bool, len(sources))
+	for i, src := range sources {
+		if src == nil {
+			return nil, fmt.Errorf("source %d: nil", i)
+		}
+		name := src.Name()
+		switch {
+		case name == "":
+			return nil, fmt.Errorf("source %d: empty metric name", i)
+		case seen[name]:
+			return nil, fmt.Errorf("metric %q: defined twice", name)
+		}
+		seen[name] = true
+		s.sources[i] = src
+		if fs, ok := src.(FleetSource); ok && fs.FleetWide() {
+			s.fleet[i] = &fleetCall{src: fs, done: make(chan struct{})}
+		}
+	}
+	return s, nil
+}
+
+// Names returns the metric names in the order the sources were given.
+func (s *Set) Names() []string {
+	names := make([]string, len(s.sources))
+	for i, src := range s.sources {
+		names[i] = src.Name()
+	}
+	return names
+}
+
+// Prefetch runs the fleet-wide queries, concurrently, and waits for them;
+// ctx bounds them. A failed query is kept, and Collect returns its error for
+// every app. With no apps there is nothing to prefetch. Calling Prefetch
+// again, or after Collect started a query, does not query again.
+func (s *Set) Prefetch(ctx context.Context, apps []string) {
+	if len(apps) == 0 {
+		return
+	}
+	for _, c := range s.fleet {
+		if c != nil {
+			c.start(ctx)
+		}
+	}
+	for _, c := range s.fleet {
+		if c != nil {
+			<-c.done
+		}
+	}
+}
+
+// Collect returns every metric's value for app, keyed by metric name, or the
+// first error, which names the metric. Per-app queries run one after the
+// other under ctx. A fleet-wide query that Prefetch did not run is started by
+// the first Collect that needs it, detached from that caller's ctx (bounded
+// by FleetTimeout instead) so one app's deadline cannot fail it for the
+// others; each caller waits for it only as long as its own ctx allows.
+func (s *Set) Collect(ctx context.Context, app string) (map[string]float64, error) {
+	values := make(map[string]float64, len(s.sources))
+	for i, src := range s.sources {
+		v, err := s.collect(ctx, i, src, app)
+		if err != nil {
+			return nil, fmt.Errorf("metric %q: %w", src.Name(), err)
+		}
+		values[src.Name()] = v
+	}
+	return values, nil
+}
+
+func (s *Set) collect(ctx context.Context, i int, src Source, app string) (float64, error) {
+	c := s.fleet[i]
+	if c == nil {
+		return src.Collect(ctx, app)
+	}
+	c.once.Do(func() {
+		timeout := s.FleetTimeout
+		if timeout <= 0 {
+			timeout = DefaultFleetTimeout
+		}
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		go func() {
+			defer cancel()
+			c.run(qctx)
+		}()
+	})
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("wait for fleet-wide query: %w", ctx.Err())
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.lookup(app)
+}
+
+// start runs the query under ctx unless it has been started already.
+func (c *fleetCall) start(ctx context.Context) {
+	c.once.Do(func() { go c.run(ctx) })
+}
+
+func (c *fleetCall) run(ctx context.Context) {
+	defer close(c.done)
+	lookup, err := c.src.CollectFleet(ctx)
+	if err != nil {
+		c.err = fmt.Errorf("fleet-wide query: %w", err)
+		return
+	}
+	c.lookup = lookup
+}
