@@ -1,0 +1,620 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// update rewrites golden files instead of comparing with them:
+//
+//	go test ./cmd -run Render -update
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// assertGolden compares got with testdata/render/<test name>.golden, or
+// rewrites the file under -update.
+func assertGolden(t *testing.T, got []byte) {
+	t.Helper()
+	name := strings.ReplaceAll(t.Name(), "/", "_") + ".golden"
+	path := filepath.Join("..", "testdata", "render", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd -run %s -update)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run with -update to accept)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// fixtureReport holds every kind of result, in no particular order.
+func fixtureReport() *scale.Report {
+	return &scale.Report{
+		Org:       "acme",
+		StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 678_000_000, time.UTC),
+		Elapsed:   2345 * time.Millisecond,
+		Matched:   7,
+		Apps: []scale.AppResult{
+			{
+				App:     "worker",
+				Status:  scale.StatusScaled,
+				Metrics: map[string]float64{"queue_depth": 0},
+				Current: scale.Counts{Started: 3, Created: 4},
+				Target:  scale.Counts{Started: 1, Created: 3},
+				Actions: []scale.ActionResult{
+					{Action: scale.Action{Kind: scale.ActionStop, MachineID: "m-w1", Reason: "started 3 > target 1"}, Outcome: scale.OutcomeDone},
+					{Action: scale.Action{Kind: scale.ActionSuspend, MachineID: "m-w2", Reason: "started 3 > target 1"}, Outcome: scale.OutcomeDone},
+					{Action: scale.Action{Kind: scale.ActionDestroy, MachineID: "m-w4", Reason: "created 4 > target 3"}, Outcome: scale.OutcomeDone},
+				},
+				Elapsed: 310 * time.Millisecond,
+			},
+			{
+				App:     "api",
+				Status:  scale.StatusScaled,
+				Metrics: map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678},
+				Current: scale.Counts{Started: 1, Created: 2},
+				Target:  scale.Counts{Started: 5, Created: 4},
+				Actions: []scale.ActionResult{
+					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-a2", Reason: "started 1 < target 5"}, Outcome: scale.OutcomeDone},
+					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-a3", Reason: "started 1 < target 5"}, Outcome: scale.OutcomeFailed, Error: "412 precondition failed:\nmachine not in a startable state"},
+					{Action: scale.Action{Kind: scale.ActionCreate, MachineID: "m-new1", Source: "m-a1", Region: "ord", Started: true, Reason: "created 2 < target 4"}, Outcome: scale.OutcomeDone},
+					{Action: scale.Action{Kind: scale.ActionCreate, Source: "m-a1", Region: "iad", Started: true, Reason: "created 2 < target 4"}, Outcome: scale.OutcomeBusy, Error: "lease held by deploy"},
+				},
+				Elapsed: 1850 * time.Millisecond,
+			},
+			{
+				App:     "batch",
+				Status:  scale.StatusPlanned,
+				Metrics: map[string]float64{"pending_jobs": 7},
+				Current: scale.Counts{Started: 0, Created: 2},
+				Target:  scale.Counts{Started: 2, Created: 2},
+				Actions: []scale.ActionResult{
+					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-b1", Reason: "started 0 < target 2"}, Outcome: scale.OutcomePlanned},
+					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-b2", Reason: "started 0 < target 2"}, Outcome: scale.OutcomePlanned},
+				},
+				Elapsed: 25 * time.Millisecond,
+			},
+			{
+				App:      "cron",
+				Status:   scale.StatusUnchanged,
+				Metrics:  map[string]float64{"lag_seconds": math.NaN()},
+				Current:  scale.Counts{Started: 2, Created: 2},
+				Target:   scale.Counts{Started: 2, Created: 2},
+				Warnings: []string{"max-started-machine-count 9 capped to created count 2", "metric lag_seconds is NaN; kept the current count"},
+				Elapsed:  12 * time.Millisecond,
+			},
+			{
+				App:     "deploying",
+				Status:  scale.StatusSkipped,
+				Reason:  "release in progress",
+				Current: scale.Counts{Started: 1, Created: 1},
+				Target:  scale.Counts{Started: 1, Created: 1},
+				Elapsed: 8 * time.Millisecond,
+			},
+			{
+				App:     "broken",
+				Status:  scale.StatusFailed,
+				Reason:  "list machines: 429 too many requests\nretry | later",
+				Elapsed: 1200 * time.Millisecond,
+			},
+		},
+	}
+}
+
+func render(t *testing.T, r *scale.Report, o RenderOptions) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Render(&buf, r, o); err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func TestRenderTable(t *testing.T) {
+	got := render(t, fixtureReport(), RenderOptions{Format: FormatTable})
+	assertGolden(t, got)
+	if i := bytes.IndexByte(got, 0x1b); i >= 0 {
+		t.Errorf("plain table has an escape code at byte %d", i)
+	}
+	// Rows are sorted by name.
+	var order []string
+	for _, line := range strings.Split(string(got), "\n")[1:7] {
+		order = append(order, strings.Fields(line)[0])
+	}
+	if want := []string{"api", "batch", "broken", "cron", "deploying", "worker"}; !slices.Equal(order, want) {
+		t.Errorf("row order = %v, want %v", order, want)
+	}
+}
+
+func TestRenderTableDefaultFormat(t *testing.T) {
+	table := render(t, fixtureReport(), RenderOptions{Format: FormatTable})
+	if got := render(t, fixtureReport(), RenderOptions{}); !bytes.Equal(got, table) {
+		t.Errorf("empty format differs from table:\n%s", got)
+	}
+}
+
+func TestRenderTableColor(t *testing.T) {
+	// A buffer is no terminal, so the renderer would pick Ascii: force ANSI.
+	var buf bytes.Buffer
+	re := lipgloss.NewRenderer(&buf)
+	re.SetColorProfile(termenv.ANSI)
+	if err := renderTable(&buf, fixtureReport(), RenderOptions{Color: true}, re); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	assertGolden(t, []byte(got))
+
+	lineOf := func(app string) string {
+		for _, line := range strings.Split(got, "\n") {
+			if f := strings.Fields(stripANSI(line)); len(f) > 0 && f[0] == app {
+				return line
+			}
+		}
+		t.Fatalf("no row for %s", app)
+		return ""
+	}
+	for app, sgr := range map[string]string{
+		"api":       "\x1b[32m", // scale up: green
+		"batch":     "\x1b[32m",
+		"worker":    "\x1b[33m", // scale down: yellow
+		"broken":    "\x1b[31m", // failed: red
+		"deploying": "\x1b[2m",  // skipped: faint
+	} {
+		if line := lineOf(app); !strings.Contains(line, sgr) {
+			t.Errorf("row %s has no %q: %q", app, sgr, line)
+		}
+	}
+	if line := lineOf("cron"); strings.Contains(line, "\x1b[3") {
+		t.Errorf("unchanged row is coloured: %q", line)
+	}
+	// Colour changes nothing but the escape codes.
+	plain := render(t, fixtureReport(), RenderOptions{})
+	if stripped := stripANSI(got); stripped != trimTrailingSpaces(string(plain)) {
+		t.Errorf("coloured table without escapes differs from plain:\n%s\n---\n%s", stripped, plain)
+	}
+}
+
+func TestRenderTableColorNotTerminal(t *testing.T) {
+	// Color asks for colour, but the renderer bound to a non-terminal
+	// writer detects that it has none.
+	got := render(t, fixtureReport(), RenderOptions{Color: true})
+	if bytes.IndexByte(got, 0x1b) >= 0 && os.Getenv("CLICOLOR_FORCE") == "" {
+		t.Errorf("escape codes written to a non-terminal:\n%q", got)
+	}
+}
+
+var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+func stripANSI(s string) string { return trimTrailingSpaces(ansiRE.ReplaceAllString(s, "")) }
+
+func trimTrailingSpaces(s string) string {
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestRenderTableQuiet(t *testing.T) {
+	got := render(t, fixtureReport(), RenderOptions{Quiet: true})
+	assertGolden(t, got)
+	for _, app := range []string{"api", "batch", "cron", "deploying", "worker"} {
+		if bytes.Contains(got, []byte(app)) {
+			t.Errorf("quiet output mentions %s:\n%s", app, got)
+		}
+	}
+	if !bytes.Contains(got, []byte("broken")) {
+		t.Errorf("quiet output lacks the failed app:\n%s", got)
+	}
+}
+
+func TestRenderTableQuietNothingFailed(t *testing.T) {
+	r := fixtureReport()
+	r.Apps = slices.DeleteFunc(r.Apps, func(a scale.AppResult) bool {
+		return a.Status == scale.StatusFailed || len(a.Warnings) > 0 || a.App == "api"
+	})
+	got := string(render(t, r, RenderOptions{Quiet: true}))
+	want := "7 apps: 1 scaled, 1 planned, 0 unchanged, 1 skipped, 0 failed, 4 not processed in 2.3s\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestRenderTableWidth(t *testing.T) {
+	const width = 60
+	got := render(t, fixtureReport(), RenderOptions{Width: width})
+	assertGolden(t, got)
+	for line := range strings.Lines(string(got)) {
+		if strings.HasPrefix(line, "7 apps:") {
+			continue // the summary is never cut
+		}
+		if w := lipgloss.Width(strings.TrimRight(line, "\n")); w > width {
+			t.Errorf("line is %d columns wide, want ≤ %d: %q", w, width, line)
+		}
+	}
+	// A width above the table's own leaves it as it is.
+	if wide, plain := render(t, fixtureReport(), RenderOptions{Width: 1000}), render(t, fixtureReport(), RenderOptions{}); !bytes.Equal(wide, plain) {
+		t.Errorf("a large width changed the table:\n%s", wide)
+	}
+}
+
+func TestRenderMarkdown(t *testing.T) {
+	got := render(t, fixtureReport(), RenderOptions{Format: FormatMarkdown})
+	assertGolden(t, got)
+	// Every table line has exactly 7 unescaped pipes: the cells did not
+	// leak any, and nothing spans lines.
+	unescaped := regexp.MustCompile(`(^|[^\\])\|`)
+	for line := range strings.Lines(string(got)) {
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		if n := len(unescaped.FindAllString(strings.ReplaceAll(line, "||", "| |"), -1)); n != 7 {
+			t.Errorf("table line has %d cell separators, want 7: %q", n, line)
+		}
+	}
+}
+
+func TestRenderMarkdownQuiet(t *testing.T) {
+	got := render(t, fixtureReport(), RenderOptions{Format: FormatMarkdown, Quiet: true})
+	if bytes.Contains(got, []byte("| api |")) || !bytes.Contains(got, []byte("| broken |")) {
+		t.Errorf("quiet markdown should list only the failed app:\n%s", got)
+	}
+}
+
+func TestRenderJSON(t *testing.T) {
+	got := render(t, fixtureReport(), RenderOptions{Format: FormatJSON, Quiet: true, Width: 10})
+	assertGolden(t, got)
+	if !json.Valid(got) {
+		t.Fatalf("invalid JSON:\n%s", got)
+	}
+}
+
+// outputDoc mirrors the contract in docs/output.md, written independently
+// of render.go's structs.
+type outputDoc struct {
+	SchemaVersion  int     `json:"schema_version"`
+	Org            string  `json:"org"`
+	DryRun         bool    `json:"dry_run"`
+	StartedAt      string  `json:"started_at"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Summary        struct {
+		AppsMatched int `json:"apps_matched"`
+		Scaled      int `json:"scaled"`
+		Planned     int `json:"planned"`
+		Unchanged   int `json:"unchanged"`
+		Skipped     int `json:"skipped"`
+		Failed      int `json:"failed"`
+	} `json:"summary"`
+	Error *string `json:"error"`
+	Apps  []struct {
+		App            string              `json:"app"`
+		Status         string              `json:"status"`
+		Reason         string              `json:"reason"`
+		ElapsedSeconds float64             `json:"elapsed_seconds"`
+		Metrics        map[string]*float64 `json:"metrics"`
+		Current        struct {
+			Started int `json:"started"`
+			Created int `json:"created"`
+		} `json:"current"`
+		Target struct {
+			Started int `json:"started"`
+			Created int `json:"created"`
+		} `json:"target"`
+		Warnings []string `json:"warnings"`
+		Actions  []struct {
+			Kind      string  `json:"kind"`
+			MachineID string  `json:"machine_id"`
+			Source    string  `json:"source"`
+			Region    string  `json:"region"`
+			Started   bool    `json:"started"`
+			Reason    string  `json:"reason"`
+			Outcome   string  `json:"outcome"`
+			Error     *string `json:"error"`
+		} `json:"actions"`
+	} `json:"apps"`
+}
+
+func TestRenderJSONRoundTrip(t *testing.T) {
+	r := fixtureReport()
+	r.Err = errors.New("list apps: context deadline exceeded")
+	got := render(t, r, RenderOptions{Format: FormatJSON})
+
+	dec := json.NewDecoder(bytes.NewReader(got))
+	dec.DisallowUnknownFields()
+	var doc outputDoc
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("decode into the documented struct: %v\n%s", err, got)
+	}
+	if doc.SchemaVersion != 1 || doc.Org != "acme" || doc.DryRun {
+		t.Errorf("header = %d %q %v", doc.SchemaVersion, doc.Org, doc.DryRun)
+	}
+	if st, err := time.Parse(time.RFC3339, doc.StartedAt); err != nil || !st.Equal(r.StartedAt) {
+		t.Errorf("started_at = %q (%v), want %v", doc.StartedAt, err, r.StartedAt)
+	}
+	if doc.ElapsedSeconds != 2.345 {
+		t.Errorf("elapsed_seconds = %v", doc.ElapsedSeconds)
+	}
+	s := doc.Summary
+	if s.AppsMatched != 7 || s.Scaled != 2 || s.Planned != 1 || s.Unchanged != 1 || s.Skipped != 1 || s.Failed != 1 {
+		t.Errorf("summary = %+v", s)
+	}
+	if doc.Error == nil || *doc.Error != "list apps: context deadline exceeded" {
+		t.Errorf("error = %v", doc.Error)
+	}
+	var names []string
+	for _, a := range doc.Apps {
+		names = append(names, a.App)
+		if a.Metrics == nil || a.Warnings == nil || a.Actions == nil {
+			t.Errorf("%s: metrics, warnings and actions must be present even when empty", a.App)
+		}
+	}
+	if want := []string{"api", "batch", "broken", "cron", "deploying", "worker"}; !slices.Equal(names, want) {
+		t.Errorf("apps = %v, want %v", names, want)
+	}
+	api := doc.Apps[0]
+	if api.Current.Started != 1 || api.Target.Created != 4 || *api.Metrics["rps"] != 1520 || api.ElapsedSeconds != 1.85 {
+		t.Errorf("api = %+v", api)
+	}
+	if len(api.Actions) != 4 {
+		t.Fatalf("api actions = %+v", api.Actions)
+	}
+	if a := api.Actions[1]; a.Kind != "start" || a.Outcome != "failed" || a.Error == nil || !strings.Contains(*a.Error, "412") {
+		t.Errorf("failed start = %+v", a)
+	}
+	if a := api.Actions[2]; a.Kind != "create" || a.Region != "ord" || a.Source != "m-a1" || !a.Started || a.MachineID != "m-new1" || a.Error != nil {
+		t.Errorf("create = %+v", a)
+	}
+	if v, ok := doc.Apps[3].Metrics["lag_seconds"]; !ok || v != nil {
+		t.Errorf("NaN metric = %v, %v; want null", v, ok)
+	}
+	if doc.Apps[2].Reason != "list machines: 429 too many requests\nretry | later" {
+		t.Errorf("JSON keeps the reason verbatim, got %q", doc.Apps[2].Reason)
+	}
+}
+
+// TestRenderJSONDocumented checks that the keys the JSON output has are
+// exactly the fields docs/output.md documents.
+func TestRenderJSONDocumented(t *testing.T) {
+	r := fixtureReport()
+	r.Err = errors.New("list apps: context deadline exceeded")
+	var v any
+	if err := json.Unmarshal(render(t, r, RenderOptions{Format: FormatJSON}), &v); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if prefix == "apps[].metrics" {
+				got[prefix] = true // keys are metric names
+				return
+			}
+			for k, e := range v {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				got[p] = true
+				walk(p, e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(prefix+"[]", e)
+			}
+		}
+	}
+	walk("", v)
+
+	docText, err := os.ReadFile(filepath.Join("..", "docs", "output.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The field table is the one under "### Fields".
+	fields, ok := strings.CutPrefix(string(docText)[strings.Index(string(docText), "\n### Fields\n")+1:], "### Fields\n")
+	if !ok {
+		t.Fatal(`docs/output.md has no "### Fields" section`)
+	}
+	if end := strings.Index(fields, "\n#"); end >= 0 {
+		fields = fields[:end]
+	}
+	documented := map[string]bool{}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_\\[\\].]+)` \\|")
+	for _, m := range row.FindAllStringSubmatch(fields, -1) {
+		documented[m[1]] = true
+	}
+	if len(documented) == 0 {
+		t.Fatal("found no field rows in docs/output.md")
+	}
+	for _, k := range sortedKeys(got) {
+		if !documented[k] {
+			t.Errorf("JSON field %s is not documented in docs/output.md", k)
+		}
+	}
+	for _, k := range sortedKeys(documented) {
+		if !got[k] {
+			t.Errorf("docs/output.md documents %s, which the output lacks", k)
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func TestRenderRunError(t *testing.T) {
+	r := &scale.Report{
+		Org:       "acme",
+		DryRun:    true,
+		StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+		Elapsed:   420 * time.Millisecond,
+		Matched:   3,
+		Apps: []scale.AppResult{{
+			App: "web", Status: scale.StatusPlanned,
+			Current: scale.Counts{Started: 2, Created: 2}, Target: scale.Counts{Started: 1, Created: 2},
+			Actions: []scale.ActionResult{{Action: scale.Action{Kind: scale.ActionStop, MachineID: "m1"}, Outcome: scale.OutcomePlanned}},
+		}},
+		Err: errors.New("app \"api\": list machines:\n\x1b[31mcontext canceled"),
+	}
+	for _, format := range Formats {
+		t.Run(format, func(t *testing.T) {
+			got := render(t, r, RenderOptions{Format: format})
+			assertGolden(t, got)
+			want := map[string]string{
+				FormatTable:    `run incomplete: app "api": list machines: [31mcontext canceled`,
+				FormatMarkdown: `run incomplete: app "api": list machines: \[31mcontext canceled`,
+				FormatJSON:     `"error": "app \"api\": list machines:\n\u001b[31mcontext canceled"`,
+			}[format]
+			if !bytes.Contains(got, []byte(want)) {
+				t.Errorf("run error missing or not on one line:\n%s", got)
+			}
+			if bytes.IndexByte(got, 0x1b) >= 0 {
+				t.Errorf("an escape code from the error text reached the output: %q", got)
+			}
+		})
+	}
+}
+
+func TestRenderEmpty(t *testing.T) {
+	for _, format := range Formats {
+		for _, r := range []*scale.Report{nil, {}} {
+			var buf bytes.Buffer
+			if err := Render(&buf, r, RenderOptions{Format: format, Quiet: true, Width: 20}); err != nil {
+				t.Errorf("%s: %v", format, err)
+			}
+			if format == FormatTable && buf.String() != "0 apps: 0 scaled, 0 unchanged, 0 skipped, 0 failed in 0ms\n" {
+				t.Errorf("empty table = %q", buf.String())
+			}
+			if format == FormatJSON && !strings.Contains(buf.String(), `"apps": []`) {
+				t.Errorf("empty JSON must have an empty apps array: %s", buf.String())
+			}
+		}
+	}
+}
+
+func TestRenderValidateFormat(t *testing.T) {
+	for _, ok := range []string{"", "table", "json", "markdown"} {
+		if err := ValidateFormat(ok); err != nil {
+			t.Errorf("ValidateFormat(%q) = %v", ok, err)
+		}
+	}
+	err := ValidateFormat("yaml")
+	if err == nil {
+		t.Fatal("ValidateFormat(yaml) = nil")
+	}
+	for _, want := range []string{"--output", `"yaml"`, "table", "json", "markdown"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if err := Render(&bytes.Buffer{}, fixtureReport(), RenderOptions{Format: "yaml"}); err == nil {
+		t.Error("Render accepted an unknown format")
+	}
+}
+
+func TestRenderHelpers(t *testing.T) {
+	t.Run("compactNumber", func(t *testing.T) {
+		for v, want := range map[float64]string{
+			0: "0", 42: "42", 999: "999", 0.756: "0.756", 12.345: "12.3", -3.5: "-3.5",
+			999.96: "1k", 1000: "1k", 1520: "1.52k", 12345678: "12.3M", 2.5e9: "2.5G",
+			0.0001234: "0.000123", math.Inf(1): "+Inf", math.Inf(-1): "-Inf",
+		} {
+			if got := compactNumber(v); got != want {
+				t.Errorf("compactNumber(%v) = %q, want %q", v, got, want)
+			}
+		}
+		if got := compactNumber(math.NaN()); got != "NaN" {
+			t.Errorf("compactNumber(NaN) = %q", got)
+		}
+	})
+	t.Run("formatElapsed", func(t *testing.T) {
+		for d, want := range map[time.Duration]string{
+			0: "0ms", 400 * time.Microsecond: "0ms", 12 * time.Millisecond: "12ms",
+			999400 * time.Microsecond: "999ms", 999600 * time.Microsecond: "1s",
+			2345 * time.Millisecond: "2.3s", 64470 * time.Millisecond: "1m4.5s",
+		} {
+			if got := formatElapsed(d); got != want {
+				t.Errorf("formatElapsed(%v) = %q, want %q", d, got, want)
+			}
+		}
+	})
+	t.Run("countCell", func(t *testing.T) {
+		if got := countCell(2, 2); got != "2" {
+			t.Errorf("equal = %q", got)
+		}
+		if got := countCell(1, 3); got != "1 → 3" {
+			t.Errorf("up = %q", got)
+		}
+	})
+	t.Run("actionsCell", func(t *testing.T) {
+		create := func(region string, oc scale.Outcome) scale.ActionResult {
+			return scale.ActionResult{Action: scale.Action{Kind: scale.ActionCreate, Region: region}, Outcome: oc}
+		}
+		start := func(oc scale.Outcome) scale.ActionResult {
+			return scale.ActionResult{Action: scale.Action{Kind: scale.ActionStart}, Outcome: oc}
+		}
+		for _, tc := range []struct {
+			name    string
+			actions []scale.ActionResult
+			dryRun  bool
+			want    string
+		}{
+			{"none", nil, false, ""},
+			{"dry run", []scale.ActionResult{start(scale.OutcomePlanned), start(scale.OutcomePlanned)}, true, "start 2"},
+			{"not attempted", []scale.ActionResult{start(scale.OutcomeDone), start(scale.OutcomePlanned)}, false, "start 2 (1 not attempted)"},
+			{"outcomes", []scale.ActionResult{start(scale.OutcomeFailed), start(scale.OutcomeBusy), start(scale.OutcomeAborted), start(scale.OutcomeDone)}, false, "start 4 (1 failed, 1 busy, 1 aborted)"},
+			{"regions", []scale.ActionResult{create("ord", scale.OutcomeDone), create("iad", scale.OutcomeDone), create("ord", scale.OutcomeFailed)}, false, "create 3 (ord, iad; 1 failed)"},
+			{"order", []scale.ActionResult{
+				{Action: scale.Action{Kind: scale.ActionDestroy}, Outcome: scale.OutcomeDone},
+				create("", scale.OutcomeDone),
+				{Action: scale.Action{Kind: scale.ActionSuspend}, Outcome: scale.OutcomeDone},
+				{Action: scale.Action{Kind: scale.ActionStop}, Outcome: scale.OutcomeDone},
+				start(scale.OutcomeDone),
+			}, false, "start 1, stop 1, suspend 1, create 1, destroy 1"},
+		} {
+			if got := actionsCell(tc.actions, tc.dryRun); got != tc.want {
+				t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+			}
+		}
+	})
+	t.Run("oneLine", func(t *testing.T) {
+		if got := oneLine("  a\r\nb\tc\x1b[0m  d\n"); got != "a b c [0m d" {
+			t.Errorf("oneLine = %q", got)
+		}
+	})
+	t.Run("summary", func(t *testing.T) {
+		r := &scale.Report{DryRun: true, Matched: 1, Elapsed: 1500 * time.Millisecond,
+			Apps: []scale.AppResult{{App: "a", Status: scale.StatusPlanned}}}
+		if got, want := summary(r), "1 app: 1 planned, 0 unchanged, 0 skipped, 0 failed in 1.5s (dry run)"; got != want {
+			t.Errorf("summary = %q, want %q", got, want)
+		}
+	})
+}
