@@ -1,0 +1,123 @@
+// Package cmd is fly-autoscaler's command line: it reads flags, variables
+// and the config file into one validated configuration, builds the real
+// clients, calls scale.Run, renders the report and maps the outcome to an
+// exit code. It holds no scaling logic.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Build information, set by the Makefile through -ldflags -X.
+var (
+	Version = ""
+	Commit  = ""
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitUsage   = 2
+	ExitChanged = 3
+)
+
+// exitError carries an exit code; an empty message prints nothing.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// ExitCode maps an error returned by Main to the process exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitFailed
+}
+
+// Main runs the command line args (args[0] is the program name) with the
+// given streams. Errors are returned, not printed: main prints them once.
+func Main(ctx context.Context, args []string, s *Streams) error {
+	return newApp(s).RunContext(ctx, args)
+}
+
+// onUsageError turns urfave/cli's flag parsing errors (an unknown flag, a
+// missing value) into usage errors.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &UsageError{Msg: err.Error() + " (see --help)"}
+}
+
+func newApp(s *Streams) *cli.App {
+	return &cli.App{
+		Name:                      "fly-autoscaler",
+		Usage:                     "scale a fleet of Fly.io apps from metrics, one run at a time",
+		Version:                   versionString(),
+		Writer:                    s.Out,
+		ErrWriter:                 s.Err,
+		HideHelpCommand:           true,
+		DisableSliceFlagSeparator: true,
+		Suggest:                   true,
+		// Errors are returned to main, which prints them once and exits.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q: see fly-autoscaler --help", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: []*cli.Command{
+			runCommand(s),
+			versionCommand(s),
+		},
+	}
+}
+
+func versionString() string {
+	v, c, goVersion := Version, Commit, ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, st := range bi.Settings {
+			if st.Key == "vcs.revision" && c == "" {
+				c = st.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("%s (commit %s, %s)", v, c, goVersion)
+}
+
+func versionCommand(s *Streams) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version, commit and Go version",
+		Action: func(*cli.Context) error {
+			_, err := fmt.Fprintf(s.Out, "fly-autoscaler %s\n", versionString())
+			return err
+		},
+	}
+}

@@ -1,0 +1,435 @@
+package cmd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+)
+
+// UsageError is bad input: a flag, variable or config key with a wrong or
+// missing value. It exits with code 2, before any API call.
+type UsageError struct {
+	Msg string
+}
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// fileConfig is the YAML config file: the original fly-autoscaler's keys,
+// plus this tool's own. Unknown keys are rejected.
+type fileConfig struct {
+	AppName                string            `yaml:"app-name"`
+	Exclude                string            `yaml:"exclude"`
+	Org                    string            `yaml:"org"`
+	Regions                []string          `yaml:"regions"`
+	ProcessGroup           string            `yaml:"process-group"`
+	CreatedMachineCount    string            `yaml:"created-machine-count"`
+	MinCreatedMachineCount string            `yaml:"min-created-machine-count"`
+	MaxCreatedMachineCount string            `yaml:"max-created-machine-count"`
+	StartedMachineCount    string            `yaml:"started-machine-count"`
+	MinStartedMachineCount string            `yaml:"min-started-machine-count"`
+	MaxStartedMachineCount string            `yaml:"max-started-machine-count"`
+	InitialMachineState    string            `yaml:"initial-machine-state"`
+	Concurrency            string            `yaml:"concurrency"`
+	Timeout                string            `yaml:"timeout"`
+	APIToken               string            `yaml:"api-token"`
+	MetricCollectors       []collectorConfig `yaml:"metric-collectors"`
+
+	// Options of the original long-running server; a one-shot run has no
+	// use for them.
+	Interval               string `yaml:"interval"`
+	AppListRefreshInterval string `yaml:"app-list-refresh-interval"`
+}
+
+type collectorConfig struct {
+	Type       string `yaml:"type"`
+	MetricName string `yaml:"metric-name"`
+	Address    string `yaml:"address"`
+	Query      string `yaml:"query"`
+	Token      string `yaml:"token"`
+	AppLabel   string `yaml:"app-label"`
+	OnEmpty    string `yaml:"on-empty"`
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+
+// expandEnv replaces $VAR and ${VAR} with the environment's value, except
+// $APP_NAME and ${APP_NAME}, which belong to queries and are kept as written.
+func expandEnv(s string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		name := strings.Trim(m, "${}")
+		if name == "APP_NAME" {
+			return m
+		}
+		return os.Getenv(name)
+	})
+}
+
+// loadFile reads the YAML config file. Environment references are expanded
+// in every value but the queries: a query must not be able to pull a
+// secret such as FAS_API_TOKEN out of the environment.
+func loadFile(path string) (*fileConfig, []string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, usagef("--config: %v", err)
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, usagef("--config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	for _, p := range []*string{&fc.AppName, &fc.Exclude, &fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
+		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
+		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken} {
+		*p = expandEnv(*p)
+	}
+	for i := range fc.Regions {
+		fc.Regions[i] = expandEnv(fc.Regions[i])
+	}
+	for i := range fc.MetricCollectors {
+		c := &fc.MetricCollectors[i]
+		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty} {
+			*p = expandEnv(*p)
+		}
+	}
+	var warnings []string
+	if fc.Interval != "" {
+		warnings = append(warnings, fmt.Sprintf("%s: interval is ignored: each invocation is one run (use --every, cron or a scheduled machine)", path))
+	}
+	if fc.AppListRefreshInterval != "" {
+		warnings = append(warnings, fmt.Sprintf("%s: app-list-refresh-interval is ignored: the app list is read once per run", path))
+	}
+	return &fc, warnings, nil
+}
+
+// runConfig is the validated configuration of the run command.
+type runConfig struct {
+	scale      scale.Config
+	token      string
+	apiBaseURL string
+	collectors []query.PrometheusConfig
+	render     RenderOptions
+	warnings   []string
+}
+
+// settings reads each option from the flag or its variable, falling back
+// to the config file.
+type settings struct {
+	c    *cli.Context
+	file *fileConfig
+	path string
+}
+
+// str returns the flag's value, else the file's.
+func (s settings) str(flag, fileVal string) string {
+	if s.c.IsSet(flag) || s.file == nil {
+		return strings.TrimSpace(s.c.String(flag))
+	}
+	return strings.TrimSpace(fileVal)
+}
+
+// where names an option for an error message: the flag and its variable,
+// or the config file key when the value came from there.
+func (s settings) where(flag string) string {
+	if s.file != nil && !s.c.IsSet(flag) {
+		return fmt.Sprintf("%s in %s", flag, s.path)
+	}
+	for _, f := range s.c.Command.Flags {
+		if slices.Contains(f.Names(), flag) {
+			if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
+				return fmt.Sprintf("--%s (%s)", flag, ev.GetEnvVars()[0])
+			}
+		}
+	}
+	return "--" + flag
+}
+
+// splitList splits comma-separated patterns, keeping the commas inside
+// braces ({a,b} is one glob).
+func splitList(vals ...string) []string {
+	var out []string
+	for _, v := range vals {
+		depth, start := 0, 0
+		for i, r := range v {
+			switch r {
+			case '{':
+				depth++
+			case '}':
+				if depth > 0 {
+					depth--
+				}
+			case ',':
+				if depth == 0 {
+					out = appendTrimmed(out, v[start:i])
+					start = i + 1
+				}
+			}
+		}
+		out = appendTrimmed(out, v[start:])
+	}
+	return out
+}
+
+func appendTrimmed(out []string, s string) []string {
+	if s = strings.TrimSpace(s); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// loadRunConfig builds and validates the run configuration from flags,
+// variables and the config file, in that order of precedence. Every check
+// happens here, before any client is built.
+func loadRunConfig(c *cli.Context) (*runConfig, error) {
+	s := settings{c: c}
+	rc := &runConfig{}
+	if path := c.String("config"); path != "" {
+		fc, warnings, err := loadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		s.file, s.path = fc, path
+		rc.warnings = append(rc.warnings, warnings...)
+	}
+	file := s.file
+	if file == nil {
+		file = &fileConfig{}
+	}
+
+	// Selection.
+	include := c.StringSlice("apps")
+	if !c.IsSet("apps") && file.AppName != "" {
+		include = []string{file.AppName}
+	}
+	include = splitList(include...)
+	exclude := c.StringSlice("exclude")
+	if !c.IsSet("exclude") && file.Exclude != "" {
+		exclude = []string{file.Exclude}
+	}
+	exclude = splitList(exclude...)
+	if len(include) == 0 {
+		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
+	}
+	sel, err := scale.NewSelector(include, exclude)
+	if err != nil {
+		return nil, usagef("%s: malformed glob %v", s.where("apps"), err)
+	}
+	org := s.str("org", file.Org)
+	if _, plain := sel.Names(); !plain && org == "" {
+		return nil, usagef("%s: required when --apps has a wildcard (%s): name the Fly organization, e.g. --org my-org", s.where("org"), strings.Join(include, ","))
+	}
+	for _, name := range include {
+		if !scale.IsGlob(name) {
+			if err := query.ValidAppName(name); err != nil {
+				return nil, usagef("%s: %v", s.where("apps"), err)
+			}
+		}
+	}
+	group := s.str("process-group", file.ProcessGroup)
+
+	// Fly API.
+	rc.token = s.str("api-token", file.APIToken)
+	if rc.token == "" {
+		return nil, usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))
+	}
+	rc.apiBaseURL = strings.TrimRight(os.Getenv("FLY_API_BASE_URL"), "/")
+
+	// Metrics.
+	rc.collectors, err = collectors(s, file)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, col := range rc.collectors {
+		names = append(names, col.Name)
+	}
+
+	// Targets.
+	exprs, err := expressions(s, file, names)
+	if err != nil {
+		return nil, err
+	}
+
+	// Policy and limits.
+	policy := scale.Policy{}
+	switch st := strings.ToLower(s.str("initial-machine-state", file.InitialMachineState)); st {
+	case "", "started", "stopped":
+		policy.InitialState = st
+	default:
+		return nil, usagef("%s: %q is not a machine state: use started or stopped", s.where("initial-machine-state"), st)
+	}
+	regions := c.StringSlice("regions")
+	if !c.IsSet("regions") {
+		regions = file.Regions
+	}
+	policy.Regions = splitList(regions...)
+	conc := scale.DefaultConcurrency
+	if v := s.str("concurrency", file.Concurrency); v != "" {
+		if _, err := fmt.Sscan(v, &conc); err != nil || conc < 1 || fmt.Sprint(conc) != v {
+			return nil, usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)
+		}
+	}
+	timeout, err := duration(s, "timeout", file.Timeout, scale.DefaultTimeout)
+	if err != nil {
+		return nil, err
+	}
+
+	// Output.
+	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
+	if err := ValidateFormat(rc.render.Format); err != nil {
+		return nil, &UsageError{Msg: err.Error()}
+	}
+
+	rc.scale = scale.Config{
+		Org:         org,
+		Selector:    sel,
+		Group:       group,
+		Expressions: exprs,
+		Policy:      policy,
+		Concurrency: conc,
+		Timeout:     timeout,
+		DryRun:      c.Bool("dry-run"),
+	}
+	return rc, nil
+}
+
+func duration(s settings, flag, fileVal string, def time.Duration) (time.Duration, error) {
+	v := s.str(flag, fileVal)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, usagef("%s: %q is not a positive duration: use a number with a unit, e.g. 30s or 2m", s.where(flag), v)
+	}
+	return d, nil
+}
+
+// expressions compiles the target expressions with the metric names as
+// variables.
+func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressions, error) {
+	var x scale.Expressions
+	for _, kind := range []struct {
+		what           string
+		one, lo, hi    string
+		fOne, fLo, fHi string
+		dstLo, dstHi   **scale.Expr
+	}{
+		{"started", "started-machine-count", "min-started-machine-count", "max-started-machine-count",
+			file.StartedMachineCount, file.MinStartedMachineCount, file.MaxStartedMachineCount, &x.MinStarted, &x.MaxStarted},
+		{"created", "created-machine-count", "min-created-machine-count", "max-created-machine-count",
+			file.CreatedMachineCount, file.MinCreatedMachineCount, file.MaxCreatedMachineCount, &x.MinCreated, &x.MaxCreated},
+	} {
+		one, lo, hi := s.str(kind.one, kind.fOne), s.str(kind.lo, kind.fLo), s.str(kind.hi, kind.fHi)
+		if one != "" && (lo != "" || hi != "") {
+			return x, usagef("%s: set either it or %s and %s, not both", s.where(kind.one), s.where(kind.lo), s.where(kind.hi))
+		}
+		if lo != "" && hi == "" {
+			return x, usagef("%s: set together with %s, the upper bound", s.where(kind.lo), s.where(kind.hi))
+		}
+		compile := func(flag, src string) (*scale.Expr, error) {
+			if src == "" {
+				return nil, nil
+			}
+			e, err := scale.CompileExpr(src, metrics)
+			if err != nil {
+				return nil, usagef("%s: expression %q does not compile: %s (variables: %s)", s.where(flag), src,
+					firstLine(err.Error()), strings.Join(append(slices.Clone(scale.FleetVars), metrics...), ", "))
+			}
+			return e, nil
+		}
+		if one != "" {
+			e, err := compile(kind.one, one)
+			if err != nil {
+				return x, err
+			}
+			*kind.dstLo, *kind.dstHi = e, e
+			continue
+		}
+		var err error
+		if *kind.dstLo, err = compile(kind.lo, lo); err != nil {
+			return x, err
+		}
+		if *kind.dstHi, err = compile(kind.hi, hi); err != nil {
+			return x, err
+		}
+	}
+	if x == (scale.Expressions{}) {
+		return x, usagef("no target set: give --started-machine-count (FAS_STARTED_MACHINE_COUNT) or --created-machine-count, or their min/max forms")
+	}
+	return x, nil
+}
+
+// collectors gathers the metric collectors of the config file and the one
+// the --prometheus-* flags (FAS_PROMETHEUS_*) define.
+func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) {
+	var out []query.PrometheusConfig
+	seen := map[string]string{}
+	add := func(where string, pc query.PrometheusConfig) error {
+		if slices.Contains(scale.FleetVars, pc.Name) {
+			return usagef("%s: metric name %q is taken by a fleet variable (%s): choose another name", where, pc.Name, strings.Join(scale.FleetVars, ", "))
+		}
+		if prev, ok := seen[pc.Name]; ok && pc.Name != "" {
+			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, pc.Name, prev)
+		}
+		if err := pc.Validate(); err != nil {
+			return usagef("%s: %v", where, err)
+		}
+		seen[pc.Name] = where
+		out = append(out, pc)
+		return nil
+	}
+	for i, c := range file.MetricCollectors {
+		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
+		if t := strings.ToLower(c.Type); t != "prometheus" {
+			return nil, usagef("%s: type %q is not supported: use prometheus", where, c.Type)
+		}
+		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
+		if err != nil {
+			return nil, usagef("%s: %v", where, err)
+		}
+		if err := add(where, query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
+			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}); err != nil {
+			return nil, err
+		}
+	}
+	c := s.c
+	pc := query.PrometheusConfig{
+		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
+		Address:  strings.TrimSpace(c.String("prometheus-address")),
+		Query:    strings.TrimSpace(c.String("prometheus-query")),
+		Token:    strings.TrimSpace(c.String("prometheus-token")),
+		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
+	}
+	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
+		return out, nil
+	}
+	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
+	if err != nil {
+		return nil, usagef("%s: %v", s.where("prometheus-on-empty"), err)
+	}
+	pc.OnEmpty = onEmpty
+	return out, add("--prometheus-* (FAS_PROMETHEUS_*)", pc)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,178 @@
+package cmd
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// tripwire is an HTTP server that counts every request: a configuration
+// error must be reported before any API is called.
+func tripwire(t *testing.T) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(w, "unexpected call", http.StatusTeapot)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_API_BASE_URL", srv.URL)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	return &n
+}
+
+// clearEnv unsets every FAS_* variable for the test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "FAS_") || k == "FLY_API_TOKEN" || k == "NO_COLOR" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	s, out, errOut := BufferStreams()
+	err := Main(context.Background(), append([]string{"fly-autoscaler"}, args...), s)
+	if err != nil {
+		errOut.WriteString(err.Error() + "\n")
+	}
+	return ExitCode(err), out.String(), errOut.String()
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := []string{"run", "--api-token", "tok", "--org", "my-org"}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // substrings of the error
+	}{
+		{name: "no app", args: base[:3], want: []string{"--apps (FAS_APP_NAME)", "no app selected"}},
+		{name: "wildcard without org", args: []string{"run", "--api-token", "t", "--apps", "my-app-*", "--started-machine-count", "1"},
+			want: []string{"--org (FAS_ORG)", "required when --apps has a wildcard"}},
+		{name: "wildcard without org from env", env: map[string]string{"FAS_APP_NAME": "my-app-*", "FAS_API_TOKEN": "t", "FAS_STARTED_MACHINE_COUNT": "1"},
+			args: []string{"run"}, want: []string{"--org (FAS_ORG)"}},
+		{name: "malformed glob", args: append(base, "--apps", "my-app-[", "--started-machine-count", "1"), want: []string{"--apps", "malformed glob", `"my-app-["`}},
+		{name: "expression does not compile", args: append(base, "--apps", "a-*", "--started-machine-count", "ceil(queue_depth / 10"),
+			want: []string{"--started-machine-count (FAS_STARTED_MACHINE_COUNT)", "does not compile"}},
+		{name: "expression names an unknown metric", args: append(base, "--apps", "a-*", "--started-machine-count", "ceil(queue_depth / 10)"),
+			want: []string{"--started-machine-count", "unknown name queue_depth"}},
+		{name: "min without max", args: append(base, "--apps", "a-*", "--min-created-machine-count", "1"),
+			want: []string{"--min-created-machine-count (FAS_MIN_CREATED_MACHINE_COUNT)", "--max-created-machine-count"}},
+		{name: "single count with min and max", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--max-started-machine-count", "2"),
+			want: []string{"--started-machine-count", "not both"}},
+		{name: "initial state", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--initial-machine-state", "paused"),
+			want: []string{"--initial-machine-state (FAS_INITIAL_MACHINE_STATE)", "started or stopped"}},
+		{name: "bad duration", env: map[string]string{"FAS_TIMEOUT": "thirty"}, args: append(base, "--apps", "a-*", "--started-machine-count", "1"),
+			want: []string{"--timeout (FAS_TIMEOUT)", `"thirty"`}},
+		{name: "concurrency below 1", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--concurrency", "0"),
+			want: []string{"--concurrency (FAS_CONCURRENCY)", "at least 1"}},
+		{name: "missing token", args: []string{"run", "--org", "o", "--apps", "a-*", "--started-machine-count", "1"},
+			want: []string{"--api-token (FAS_API_TOKEN)", "missing"}},
+		{name: "no target", args: append(base, "--apps", "a-*"), want: []string{"no target set"}},
+		{name: "unknown output", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--output", "yaml"), want: []string{"--output"}},
+		{name: "unknown flag", args: append(base, "--bogus"), want: []string{"-bogus"}},
+		{name: "invalid app name", args: append(base, "--apps", "My_App", "--started-machine-count", "1"), want: []string{"--apps", `"My_App"`}},
+		{name: "metric name shadows a fleet variable", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
+			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "started", "--prometheus-query", "up"),
+			want: []string{"--prometheus-*", `"started"`}},
+		{name: "prometheus without query", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
+			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "q"),
+			want: []string{"--prometheus-*", "query"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != ExitUsage {
+				t.Errorf("exit code = %d, want %d; stderr: %s", code, ExitUsage, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("error %q does not mention %q", strings.TrimSpace(stderr), w)
+				}
+			}
+			if n := calls.Load(); n != 0 {
+				t.Errorf("%d API calls made before the configuration was validated", n)
+			}
+		})
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{name: "unknown key", yaml: "app-name: a\nstarted-machine-count: 1\napi-token: t\nbogus-key: 1\n", want: []string{"bogus-key", "not found"}},
+		{name: "min without max", yaml: "app-name: a\napi-token: t\nmin-started-machine-count: 1\n",
+			want: []string{"min-started-machine-count in", "max-started-machine-count in"}},
+		{name: "bad collector type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: nats\n    metric-name: q\n",
+			want: []string{"metric-collectors[0]", `"nats"`}},
+		{name: "duplicate metric", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n" +
+			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:1', query: up}\n" +
+			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:2', query: up}\n",
+			want: []string{"metric-collectors[1]", `"q" is already defined by metric-collectors[0]`}},
+		{name: "collector without address", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up}\n",
+			want: []string{"metric-collectors[0]", "address"}},
+		{name: "bad timeout", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n", want: []string{"timeout in", `"soon"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			path := writeFile(t, "config.yml", tt.yaml)
+			code, _, stderr := runCLI(t, "run", "--config", path)
+			if code != ExitUsage {
+				t.Errorf("exit code = %d, want %d; stderr: %s", code, ExitUsage, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("error %q does not mention %q", strings.TrimSpace(stderr), w)
+				}
+			}
+			if n := calls.Load(); n != 0 {
+				t.Errorf("%d API calls made", n)
+			}
+		})
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	got := splitList("my-app-*, {a,b}-x", "c")
+	want := []string{"my-app-*", "{a,b}-x", "c"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("splitList = %q, want %q", got, want)
+	}
+}
+
+func TestExpandEnvKeepsAppName(t *testing.T) {
+	t.Setenv("FAS_API_TOKEN", "secret-token")
+	t.Setenv("REGION", "ord")
+	got := expandEnv("tok=${FAS_API_TOKEN} r=$REGION app=$APP_NAME app2=${APP_NAME}")
+	if want := "tok=secret-token r=ord app=$APP_NAME app2=${APP_NAME}"; got != want {
+		t.Errorf("expandEnv = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,141 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/urfave/cli/v2"
+)
+
+// Flag categories of the run command's help.
+const (
+	catSelection = "Selection"
+	catTargets   = "Targets"
+	catMetrics   = "Metrics"
+	catSafety    = "Safety"
+	catOutput    = "Output"
+	catFly       = "Fly API"
+)
+
+// runFlags returns the run command's flags, each bound to its FAS_*
+// variable. They are built anew for every App: urfave flags keep state.
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Category: catSelection, EnvVars: []string{"FAS_CONFIG"}, Usage: "YAML config `FILE` (the original fly-autoscaler's keys); flags and variables take precedence"},
+		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: []string{"FAS_ORG"}, Usage: "Fly organization `SLUG` whose apps are listed (required with a wildcard)"},
+		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: []string{"FAS_APP_NAME"}, Usage: "app `NAME` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
+		&cli.StringSliceFlag{Name: "exclude", Category: catSelection, EnvVars: []string{"FAS_EXCLUDE"}, Usage: "glob `PATTERN` of apps to leave alone; repeat or comma-separate"},
+		&cli.StringFlag{Name: "process-group", Category: catSelection, EnvVars: []string{"FAS_PROCESS_GROUP"}, Usage: "process `GROUP` whose machines are scaled (default: app)"},
+
+		&cli.StringFlag{Name: "started-machine-count", Category: catTargets, EnvVars: []string{"FAS_STARTED_MACHINE_COUNT"}, Usage: "`EXPR` for the number of started machines (sets min and max)"},
+		&cli.StringFlag{Name: "min-started-machine-count", Category: catTargets, EnvVars: []string{"FAS_MIN_STARTED_MACHINE_COUNT"}, Usage: "`EXPR` for the least started machines"},
+		&cli.StringFlag{Name: "max-started-machine-count", Category: catTargets, EnvVars: []string{"FAS_MAX_STARTED_MACHINE_COUNT"}, Usage: "`EXPR` for the most started machines"},
+		&cli.StringFlag{Name: "created-machine-count", Category: catTargets, EnvVars: []string{"FAS_CREATED_MACHINE_COUNT"}, Usage: "`EXPR` for the number of machines (sets min and max)"},
+		&cli.StringFlag{Name: "min-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MIN_CREATED_MACHINE_COUNT"}, Usage: "`EXPR` for the least machines"},
+		&cli.StringFlag{Name: "max-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MAX_CREATED_MACHINE_COUNT"}, Usage: "`EXPR` for the most machines"},
+		&cli.StringFlag{Name: "initial-machine-state", Category: catTargets, EnvVars: []string{"FAS_INITIAL_MACHINE_STATE"}, Usage: "`STATE` of new machines when no started target decides: started or stopped (default: started)"},
+		&cli.StringSliceFlag{Name: "regions", Category: catTargets, EnvVars: []string{"FAS_REGIONS"}, Usage: "`REGIONS` new machines are spread over, round-robin (default: the cloned machine's)"},
+
+		&cli.StringFlag{Name: "prometheus-address", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ADDRESS"}, Usage: "Prometheus `URL`, e.g. https://api.fly.io/prometheus/my-org"},
+		&cli.StringFlag{Name: "prometheus-metric-name", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_METRIC_NAME"}, Usage: "`NAME` of the query's value in expressions"},
+		&cli.StringFlag{Name: "prometheus-query", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_QUERY"}, Usage: "PromQL `QUERY`; $APP_NAME is replaced by the app's name"},
+		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_TOKEN"}, Usage: "`TOKEN` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
+		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`LABEL` naming the app in a fleet-wide query's series (default: app)"},
+		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "what no series or NaN means: error (skip the app) or zero"},
+
+		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: []string{"FAS_DRY_RUN"}, Usage: "plan and report, change nothing"},
+		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "apps reconciled at once (default: 16)"},
+		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`DURATION` allowed for everything done for one app (default: 30s)"},
+
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `FORMAT`: table, json or markdown"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, Usage: "print only failed apps and the summary"},
+
+		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `TOKEN` (an org token: fly tokens create org)"},
+	}
+}
+
+func runCommand(s *Streams) *cli.Command {
+	return &cli.Command{
+		Name:         "run",
+		Usage:        "reconcile every selected app once, print the report and exit",
+		UsageText:    "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
+		Flags:        runFlags(),
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			rc, err := loadRunConfig(c)
+			if err != nil {
+				return err
+			}
+			return runOnce(c.Context, s, rc)
+		},
+	}
+}
+
+// runOnce builds the clients, runs one pass and renders the report.
+func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
+	log := slog.New(slog.NewTextHandler(s.Err, nil))
+	for _, w := range rc.warnings {
+		log.Warn(w)
+	}
+	deps, err := buildDeps(ctx, rc)
+	if err != nil {
+		return err
+	}
+	rep := scale.Run(ctx, rc.scale, deps)
+	opts := rc.render
+	opts.Color, opts.Width = s.Color, s.Width
+	if err := Render(s.Out, rep, opts); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	return outcome(rep)
+}
+
+// buildDeps builds the real Fly clients and the metric sources.
+func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
+	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
+		Token:      rc.token,
+		APIBaseURL: rc.apiBaseURL,
+		UserAgent:  "fly-autoscaler/" + Version,
+	})
+	if err != nil {
+		return scale.Deps{}, err
+	}
+	deps := scale.Deps{Apps: apps, Machines: machines}
+	if len(rc.collectors) > 0 {
+		var sources []query.Source
+		for _, pc := range rc.collectors {
+			p, err := query.NewPrometheus(pc)
+			if err != nil {
+				return scale.Deps{}, &UsageError{Msg: err.Error()}
+			}
+			sources = append(sources, p)
+		}
+		set, err := query.NewSet(sources...)
+		if err != nil {
+			return scale.Deps{}, &UsageError{Msg: err.Error()}
+		}
+		deps.Metrics = set
+	}
+	return deps, nil
+}
+
+// outcome maps a report to the command's error: nil when every app was
+// reconciled, unchanged or skipped.
+func outcome(rep *scale.Report) error {
+	if rep.Err != nil {
+		return &exitError{code: ExitFailed, msg: rep.Err.Error()}
+	}
+	failed := 0
+	for _, a := range rep.Apps {
+		if a.Status == scale.StatusFailed {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: ExitFailed, msg: fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps))}
+	}
+	return nil
+}

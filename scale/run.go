@@ -1,0 +1,293 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	fly "github.com/superfly/fly-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// Defaults of a run.
+const (
+	DefaultConcurrency = 16
+	DefaultTimeout     = 30 * time.Second
+)
+
+// Config is everything one run needs besides its clients. cmd builds and
+// validates it.
+type Config struct {
+	Org         string
+	Selector    *Selector
+	Group       string
+	Expressions Expressions
+	Policy      Policy
+	Concurrency int
+	// Timeout bounds everything done for one app.
+	Timeout time.Duration
+	DryRun  bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Progress, when set, is called after each app with the number of apps
+	// done and the total. It must be safe for concurrent use.
+	Progress func(done, total int)
+}
+
+// Deps are the clients a run talks to.
+type Deps struct {
+	Apps     Apps
+	Machines Machines
+	// Metrics may be nil when no expression uses a metric.
+	Metrics Metrics
+}
+
+// app is one app selected for the run.
+type app struct {
+	name string
+	// release is the current release's status from the org listing;
+	// checked is false for apps named directly (not listed), whose status
+	// is read per app.
+	release string
+	checked bool
+}
+
+// Run reconciles every selected app: it lists the org's apps once, then
+// observes, measures, decides and (unless DryRun) acts on each app in a
+// bounded set of workers. One app's failure never stops the others.
+func Run(ctx context.Context, cfg Config, deps Deps) *Report {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	rep := &Report{Org: cfg.Org, DryRun: cfg.DryRun, StartedAt: now()}
+	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
+
+	apps, err := discover(ctx, cfg, deps.Apps)
+	if err != nil {
+		rep.Err = err
+		return rep
+	}
+	rep.Matched = len(apps)
+	if deps.Metrics != nil {
+		names := make([]string, len(apps))
+		for i, a := range apps {
+			names[i] = a.name
+		}
+		deps.Metrics.Prefetch(ctx, names)
+	}
+
+	conc := cfg.Concurrency
+	if conc < 1 {
+		conc = DefaultConcurrency
+	}
+	rep.Apps = make([]AppResult, len(apps))
+	var done atomic.Int64
+	g := new(errgroup.Group)
+	g.SetLimit(conc)
+	for i, a := range apps {
+		g.Go(func() error {
+			rep.Apps[i] = reconcile(ctx, cfg, deps, a, now)
+			if cfg.Progress != nil {
+				cfg.Progress(int(done.Add(1)), len(apps))
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		rep.Err = fmt.Errorf("run interrupted: %w", err)
+	}
+	return rep
+}
+
+// discover lists the org's apps once (every page) and keeps the selected
+// ones, sorted by name. A run naming apps directly lists nothing.
+func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
+	if names, ok := cfg.Selector.Names(); ok {
+		out := make([]app, 0, len(names))
+		seen := map[string]bool{}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, app{name: n})
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+		return out, nil
+	}
+	org, err := c.GetOrganizationBySlug(ctx, cfg.Org)
+	if err != nil {
+		return nil, fmt.Errorf("org %q: %w", cfg.Org, err)
+	}
+	if org == nil {
+		return nil, fmt.Errorf("org %q: not found", cfg.Org)
+	}
+	list, err := c.GetAppsForOrganization(ctx, org.ID)
+	if err != nil {
+		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, err)
+	}
+	var out []app
+	for _, a := range list {
+		if !cfg.Selector.Match(a.Name) {
+			continue
+		}
+		out = append(out, app{name: a.Name, release: releaseStatus(a.CurrentRelease), checked: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func releaseStatus(r *fly.Release) string {
+	if r == nil {
+		return ""
+	}
+	return r.Status
+}
+
+// releaseInProgress reports whether a release with this status is being
+// rolled out: scaling now would fight the deploy.
+func releaseInProgress(status string) bool {
+	switch strings.ToLower(status) {
+	case "running", "pending":
+		return true
+	}
+	return false
+}
+
+// reconcile runs one app through observe, measure, decide and act. It
+// never returns an error: the outcome is the result.
+func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time) (res AppResult) {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := now()
+	res = AppResult{App: a.name}
+	defer func() { res.Elapsed = now().Sub(start) }()
+	fail := func(err error) AppResult {
+		res.Status, res.Reason = StatusFailed, err.Error()
+		return res
+	}
+
+	if !a.checked {
+		rel, err := deps.Apps.GetAppCurrentReleaseMachines(ctx, a.name)
+		if err != nil {
+			return fail(fmt.Errorf("read release: %w", err))
+		}
+		a.release = releaseStatus(rel)
+	}
+	if releaseInProgress(a.release) {
+		res.Status, res.Reason = StatusSkipped, "release in progress"
+		return res
+	}
+
+	// Observe and measure at once: they are independent.
+	var (
+		list    []*fly.Machine
+		metrics map[string]float64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		if list, err = deps.Machines.List(gctx, a.name, ""); err != nil {
+			return fmt.Errorf("list machines: %s", cleanError(err))
+		}
+		return nil
+	})
+	if deps.Metrics != nil {
+		g.Go(func() error {
+			var err error
+			if metrics, err = deps.Metrics.Collect(gctx, a.name); err != nil {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+	res.Metrics = metrics
+
+	fleet := NewFleet(a.name, cfg.Group, list)
+	res.Current = fleet.Counts()
+	res.Target = res.Current
+	targets, err := cfg.Expressions.Evaluate(metrics, fleet)
+	if err != nil {
+		return fail(err)
+	}
+	plan := NewPlan(fleet, targets, cfg.Policy, now())
+	res.Target, res.Warnings = plan.Target, plan.Warnings
+	if fleet.Unreachable > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d machines on unreachable hosts not counted", fleet.Unreachable))
+	}
+
+	if len(plan.Actions) == 0 {
+		res.Status = StatusUnchanged
+		return res
+	}
+	if cfg.DryRun {
+		res.Status = StatusPlanned
+		res.Actions = make([]ActionResult, len(plan.Actions))
+		for i, act := range plan.Actions {
+			res.Actions[i] = ActionResult{Action: act, Outcome: OutcomePlanned}
+		}
+		return res
+	}
+
+	res.Actions = Apply(ctx, deps.Machines, fleet, plan)
+	res.Status = StatusScaled
+	var failed []string
+	busy := 0
+	for _, ar := range res.Actions {
+		switch ar.Outcome {
+		case OutcomeFailed, OutcomeAborted:
+			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
+		case OutcomeBusy:
+			busy++
+		}
+	}
+	if busy > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d machines busy (leased by someone else): the next run catches up", busy))
+	}
+	if len(failed) > 0 {
+		return fail(fmt.Errorf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0]))
+	}
+	return res
+}
+
+func orID(ar ActionResult) string {
+	if ar.MachineID != "" {
+		return ar.MachineID
+	}
+	return "in " + ar.Region
+}
+
+// Failed reports whether any app failed or the run could not complete.
+func (r *Report) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
+	for _, a := range r.Apps {
+		if a.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// Changed reports whether any app was scaled or, in a dry run, has changes
+// planned.
+func (r *Report) Changed() bool {
+	for _, a := range r.Apps {
+		if a.Status == StatusScaled || a.Status == StatusPlanned {
+			return true
+		}
+	}
+	return false
+}

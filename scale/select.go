@@ -1,0 +1,75 @@
+package scale
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gobwas/glob"
+)
+
+// Selector picks the apps a run reconciles: names or glob patterns
+// (gobwas/glob: *, ?, [a-c], {a,b}) to include, and patterns to exclude.
+type Selector struct {
+	include []pattern
+	exclude []pattern
+}
+
+type pattern struct {
+	src string
+	g   glob.Glob
+}
+
+// NewSelector compiles include and exclude patterns. The error names the
+// offending pattern.
+func NewSelector(include, exclude []string) (*Selector, error) {
+	s := &Selector{}
+	for _, list := range []struct {
+		src []string
+		dst *[]pattern
+	}{{include, &s.include}, {exclude, &s.exclude}} {
+		for _, p := range list.src {
+			g, err := glob.Compile(p)
+			if err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", p, err)
+			}
+			*list.dst = append(*list.dst, pattern{src: p, g: g})
+		}
+	}
+	return s, nil
+}
+
+// IsGlob reports whether p has glob syntax (otherwise it is a plain name).
+func IsGlob(p string) bool { return strings.ContainsAny(p, `*?[]{}\`) }
+
+// Names returns the include patterns when every one of them is a plain app
+// name: such a run needs no listing of the org's apps. ok is false otherwise.
+func (s *Selector) Names() (names []string, ok bool) {
+	for _, p := range s.include {
+		if IsGlob(p.src) {
+			return nil, false
+		}
+		if !s.excluded(p.src) {
+			names = append(names, p.src)
+		}
+	}
+	return names, true
+}
+
+// Match reports whether the app name is selected.
+func (s *Selector) Match(name string) bool {
+	for _, p := range s.include {
+		if p.g.Match(name) {
+			return !s.excluded(name)
+		}
+	}
+	return false
+}
+
+func (s *Selector) excluded(name string) bool {
+	for _, p := range s.exclude {
+		if p.g.Match(name) {
+			return true
+		}
+	}
+	return false
+}
