@@ -1,0 +1,40 @@
+# fly-autoscaler: make help lists the targets.
+BIN      ?= bin/fly-autoscaler
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -X github.com/superfly/fly-autoscaler/cmd.Commit=$(COMMIT)
+PKGS     := ./...
+
+.PHONY: help build test test-short lint check-deps bench demo fmt clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the binary into bin/ (version and commit through -ldflags)
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+test: ## run every test with the race detector (needs prometheus and prometheus-pushgateway)
+	go test -race -count=1 $(PKGS)
+
+test-short: ## run the quick tests only
+	go test -short $(PKGS)
+
+lint: check-deps ## gofmt, go vet, and staticcheck when installed
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	go vet $(PKGS)
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed: skipped"; fi
+
+check-deps: ## keep the arrows main -> cmd -> {scale, query}: scale and query never import each other or cmd
+	@go list -deps ./scale | grep -E 'fly-autoscaler/(cmd|query)$$' && { echo "scale must not import cmd or query"; exit 1; } || true
+	@go list -deps ./query | grep -E 'fly-autoscaler/(cmd|scale)' && { echo "query must not import cmd or scale"; exit 1; } || true
+	@go list -deps ./scale/flytest | grep -E 'fly-autoscaler/(cmd|query)$$|^testing$$' && { echo "flytest must not import cmd, query or testing"; exit 1; } || true
+	@echo "dependency arrows ok"
+
+bench: ## run the benchmarks
+	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output
+	rm -rf bin
