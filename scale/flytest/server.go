@@ -1,0 +1,569 @@
+// Package flytest is an in-process fake of the Fly.io GraphQL and Machines
+// APIs, in the spirit of net/http/httptest: an HTTP server on 127.0.0.1
+// backed by an in-memory organization, speaking the JSON that fly-go v0.9.3
+// sends and parses. Point fly.ClientOptions.BaseURL and the environment
+// variable FLY_FLAPS_BASE_URL at Server.URL.
+//
+// Beyond the happy path it offers injectable latency and faults, leases held
+// by someone else, Fly's published Machines API rate limits, an injectable
+// clock and a log of every call. Machine state changes are instantaneous:
+// start leaves a machine "started", never "starting".
+//
+// The package does not import "testing": the demo command uses it too.
+package flytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	fly "github.com/superfly/fly-go"
+	"github.com/superfly/fly-go/tokens"
+	"golang.org/x/time/rate"
+)
+
+// Options configure a Server. The zero value is a server without
+// authentication, latency or rate limits, on the real clock.
+type Options struct {
+	// Token, when set, is required on every request: the Authorization
+	// header must equal what fly-go sends for it (tokens.GraphQLHeader for
+	// GraphQL, tokens.FlapsHeader for the Machines API). Otherwise GraphQL
+	// answers HTTP 401 and the Machines API 401 {"error":"unauthorized"}.
+	Token string
+	// Now is the clock for machine events, timestamps and lease expiry
+	// (default time.Now). Latency and rate limits use the real clock.
+	Now func() time.Time
+	// Latency is added to every request before it is handled. A request
+	// cancelled while waiting is dropped without effect.
+	Latency time.Duration
+	// Seed makes probabilistic faults, lease nonces and instance IDs
+	// reproducible.
+	Seed uint64
+	// RateLimit enforces Fly's published Machines API limits: per action
+	// and identifier 1 request/s with a burst of 3 (list and create count
+	// per app, other actions per machine), and 5/s with a burst of 10 for
+	// get. Over the limit the answer is 429 {"error":"rate limit exceeded"}
+	// with a Retry-After header. GraphQL is not limited.
+	RateLimit bool
+}
+
+// Operation names used in Call.Op and Fault.Op.
+const (
+	OpList           = "list"
+	OpGet            = "get"
+	OpLaunch         = "launch"
+	OpUpdate         = "update"
+	OpStart          = "start"
+	OpStop           = "stop"
+	OpSuspend        = "suspend"
+	OpDestroy        = "destroy"
+	OpLeaseAcquire   = "lease_acquire"
+	OpLeaseRefresh   = "lease_refresh" // POST .../lease with a nonce header
+	OpLeaseGet       = "lease_get"
+	OpLeaseRelease   = "lease_release"
+	OpMetadataGet    = "metadata_get"
+	OpMetadataSet    = "metadata_set"
+	OpMetadataDelete = "metadata_delete"
+	OpGraphQLOrg     = "graphql_org"     // organization(slug)
+	OpGraphQLApps    = "graphql_apps"    // apps(...) page
+	OpGraphQLRelease = "graphql_release" // app(name) { currentRelease... }
+	OpGraphQLApp     = "graphql_app"     // app(name) without release fields
+	OpGraphQL        = "graphql"         // any other GraphQL request
+	OpUnknown        = "unknown"         // no such endpoint
+)
+
+// mutatingOps are the operations that change a machine or the fleet.
+var mutatingOps = map[string]bool{
+	OpLaunch: true, OpUpdate: true, OpStart: true, OpStop: true, OpSuspend: true,
+	OpDestroy: true, OpMetadataSet: true, OpMetadataDelete: true,
+}
+
+// IsMutation reports whether op changes a machine or the fleet: launch,
+// update, start, stop, suspend, destroy, metadata_set and metadata_delete.
+// Leases and reads are not mutations.
+func IsMutation(op string) bool { return mutatingOps[op] }
+
+// Call is one request the server received, recorded when it was answered.
+type Call struct {
+	Op        string
+	Method    string
+	Path      string
+	RawQuery  string
+	App       string // the app named in the path, or GraphQL's app/appName
+	MachineID string
+	// Status is the HTTP status answered; 499 when the client went away
+	// before it was answered.
+	Status int
+	Time   time.Time // arrival, on Options.Now's clock
+}
+
+// Fault is an injected failure or delay. Empty Op and App match anything.
+type Fault struct {
+	Op  string // an Op* constant, or "" for any operation
+	App string // "" for any app
+	// Status is the HTTP status to answer instead of handling the request;
+	// 0 with Latency set only slows matching requests down.
+	Status int
+	// Body defaults to {"error":"<status text>"} (GraphQL: an error list).
+	Body string
+	// RetryAfter sets the Retry-After header (whole seconds, rounded up).
+	RetryAfter time.Duration
+	// Times limits how often the fault fires (0 = unlimited). A matching
+	// request uses one up even if it is then refused for its token.
+	Times int
+	// Probability of firing per matching request; 0 or 1 = always.
+	// Draws come from a generator seeded with Options.Seed.
+	Probability float64
+	// Latency is added to matching requests, before any error.
+	Latency time.Duration
+}
+
+// Server is a fake Fly API. Create it with New and Close it when done.
+type Server struct {
+	// URL is the base URL, "http://127.0.0.1:port", for both APIs.
+	URL string
+
+	srv  *httptest.Server
+	opts Options
+	now  func() time.Time
+
+	graphqlAuth, flapsAuth string
+
+	org   *world
+	apps  map[string]*app // immutable after New; each app has its own lock
+	names []string        // sorted app names
+
+	faultMu  sync.Mutex
+	faults   []*Fault
+	faultRng *rand.Rand
+
+	idMu  sync.Mutex
+	idRng *rand.Rand
+
+	limitMu  sync.Mutex
+	limiters map[string]*rate.Limiter
+
+	callMu sync.Mutex
+	calls  []Call
+}
+
+// app is one app's state, guarded by mu. List and get hold it for reading,
+// so many apps and readers are served concurrently; changes to any of the
+// app's machines hold it for writing.
+type app struct {
+	name  string
+	numID int32
+	image string
+
+	mu       sync.RWMutex
+	release  *release
+	machines map[string]*machine
+	seq      int // machines ever created, for deterministic IDs
+}
+
+type release struct {
+	id        string
+	version   int
+	status    string
+	createdAt time.Time
+	imageRef  string
+}
+
+// machine holds a machine as the API shows it, except that Config is always
+// the full config (views swap it for incomplete_config on bad hosts).
+type machine struct {
+	m     fly.Machine
+	lease *lease
+}
+
+type lease struct {
+	nonce, owner, description string
+	expires                   time.Time
+}
+
+// New starts a Server on 127.0.0.1 serving org. It panics if org is invalid
+// (ParseOrg reports the same problems as errors) or no port can be bound,
+// as httptest.NewServer does.
+func New(org *Org, opts Options) *Server {
+	w, err := org.build()
+	if err != nil {
+		panic("flytest: " + err.Error())
+	}
+	s := &Server{
+		opts:     opts,
+		now:      opts.Now,
+		org:      w,
+		apps:     w.apps,
+		names:    w.names,
+		faultRng: rand.New(rand.NewPCG(opts.Seed, 0x666c79)),
+		idRng:    rand.New(rand.NewPCG(opts.Seed, 0x6964)),
+		limiters: map[string]*rate.Limiter{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.Token != "" {
+		t := tokens.Parse(opts.Token)
+		s.graphqlAuth, s.flapsAuth = t.GraphQLHeader(), t.FlapsHeader()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("flytest: listen: " + err.Error())
+	}
+	s.srv = httptest.NewUnstartedServer(s)
+	s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close shuts the server down, waiting for outstanding requests.
+func (s *Server) Close() { s.srv.Close() }
+
+// route is what a request addresses.
+type route struct {
+	op, app, machineID, key string
+	graphql                 *gqlRequest
+	badMethod               bool // the path exists, the method does not
+}
+
+// ServeHTTP serves both APIs: GraphQL at /graphql, the Machines API under
+// /v1/apps/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := s.now()
+	sw := &statusWriter{ResponseWriter: w}
+	rt := s.route(r)
+	defer func() {
+		st := sw.status
+		if st == 0 {
+			st = 499
+		}
+		s.record(Call{Op: rt.op, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+			App: rt.app, MachineID: rt.machineID, Status: st, Time: arrived})
+	}()
+
+	isGraphQL := r.URL.Path == "/graphql"
+	matched := s.matchFaults(rt)
+	delay := s.opts.Latency
+	for _, f := range matched {
+		delay += f.Latency
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if r.Context().Err() != nil {
+		return
+	}
+
+	if s.opts.Token != "" {
+		want := s.flapsAuth
+		if isGraphQL {
+			want = s.graphqlAuth
+		}
+		if r.Header.Get("Authorization") != want {
+			if isGraphQL {
+				writeGraphQLErrors(sw, http.StatusUnauthorized, gqlError{Message: "You must be authenticated to view this.", Extensions: &gqlExtensions{Code: "UNAUTHORIZED"}})
+			} else {
+				writeError(sw, http.StatusUnauthorized, "unauthorized")
+			}
+			return
+		}
+	}
+
+	for _, f := range matched {
+		if f.Status == 0 {
+			continue
+		}
+		if f.RetryAfter > 0 {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+		}
+		switch {
+		case f.Body != "":
+			sw.Header().Set("Content-Type", "application/json")
+			sw.WriteHeader(f.Status)
+			_, _ = sw.Write([]byte(f.Body))
+		case isGraphQL:
+			writeGraphQLErrors(sw, f.Status, gqlError{Message: http.StatusText(f.Status)})
+		default:
+			writeError(sw, f.Status, http.StatusText(f.Status))
+		}
+		return
+	}
+
+	if !isGraphQL && s.opts.RateLimit && rt.op != OpUnknown {
+		if wait, ok := s.allow(rt); !ok {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(sw, http.StatusTooManyRequests, "rate limit exceeded")
+			return
+		}
+	}
+
+	if isGraphQL {
+		s.serveGraphQL(sw, r, rt)
+		return
+	}
+	s.serveMachines(sw, r, rt)
+}
+
+// matchFaults returns the faults that fire for rt, consuming their Times.
+func (s *Server) matchFaults(rt route) []Fault {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	var out []Fault
+	kept := s.faults[:0]
+	for _, f := range s.faults {
+		fire := (f.Op == "" || f.Op == rt.op) && (f.App == "" || f.App == rt.app)
+		if fire && f.Probability > 0 && f.Probability < 1 {
+			fire = s.faultRng.Float64() < f.Probability
+		}
+		if fire {
+			out = append(out, *f)
+			if f.Times > 0 {
+				f.Times--
+				if f.Times == 0 {
+					continue // used up
+				}
+			}
+		}
+		kept = append(kept, f)
+	}
+	clear(s.faults[len(kept):])
+	s.faults = kept
+	return out
+}
+
+// Inject adds a fault; it applies to requests arriving from now on.
+// Faults are checked in the order they were injected.
+func (s *Server) Inject(f Fault) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every injected fault.
+func (s *Server) ClearFaults() {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = nil
+}
+
+// allow applies the rate limit of rt's action and identifier. When over the
+// limit it reports how long until a request would be allowed.
+func (s *Server) allow(rt route) (time.Duration, bool) {
+	key := rt.op + " " + rt.app
+	if rt.op != OpList && rt.op != OpLaunch {
+		key += "/" + rt.machineID
+	}
+	s.limitMu.Lock()
+	lim := s.limiters[key]
+	if lim == nil {
+		if rt.op == OpGet {
+			lim = rate.NewLimiter(5, 10)
+		} else {
+			lim = rate.NewLimiter(1, 3)
+		}
+		s.limiters[key] = lim
+	}
+	s.limitMu.Unlock()
+
+	now := time.Now()
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+func (s *Server) record(c Call) {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	s.calls = append(s.calls, c)
+}
+
+// Calls returns every call answered so far, in the order they were answered.
+func (s *Server) Calls() []Call {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// ResetCalls forgets the calls recorded so far.
+func (s *Server) ResetCalls() {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	s.calls = nil
+}
+
+// Mutations returns the calls whose operation changes the fleet (see
+// IsMutation), whether or not they succeeded: a request rejected with 409,
+// 412, 429, 401 or an injected fault still counts, so "a dry run made no
+// changing calls" is asserted with len(Mutations()) == 0.
+func (s *Server) Mutations() []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if IsMutation(c.Op) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Apps returns the names of the org's apps, sorted.
+func (s *Server) Apps() []string { return append([]string(nil), s.names...) }
+
+// Machines returns deep copies of app's machines as the API shows them,
+// sorted by ID, destroyed machines excluded. It returns nil for an unknown app.
+func (s *Server) Machines(appName string) []fly.Machine {
+	a := s.apps[appName]
+	if a == nil {
+		return nil
+	}
+	a.mu.RLock()
+	views := make([]fly.Machine, 0, len(a.machines))
+	for _, m := range a.machines {
+		if m.m.State != fly.MachineStateDestroyed {
+			views = append(views, m.view())
+		}
+	}
+	data, err := json.Marshal(views)
+	a.mu.RUnlock()
+	if err != nil {
+		panic("flytest: " + err.Error())
+	}
+	var out []fly.Machine
+	if err := json.Unmarshal(data, &out); err != nil {
+		panic("flytest: " + err.Error())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Count returns how many of app's machines are in state; "" counts every
+// machine that is not destroyed.
+func (s *Server) Count(appName, state string) int {
+	a := s.apps[appName]
+	if a == nil {
+		return 0
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	n := 0
+	for _, m := range a.machines {
+		if m.m.State == state || state == "" && m.m.State != fly.MachineStateDestroyed {
+			n++
+		}
+	}
+	return n
+}
+
+// HoldLease makes owner (someone else, such as a deploy) hold the lease of
+// the machine for ttl on the server's clock, replacing any lease, and
+// returns the lease's nonce. Calls that change the machine are refused with
+// 409 unless they send that nonce. It panics on an unknown app or machine.
+func (s *Server) HoldLease(appName, machineID, owner string, ttl time.Duration) (nonce string) {
+	a := s.mustApp(appName)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := a.machines[machineID]
+	if m == nil {
+		panic(fmt.Sprintf("flytest: HoldLease: app %s has no machine %s", appName, machineID))
+	}
+	m.lease = &lease{nonce: s.nonce(), owner: owner, expires: s.now().Add(ttl)}
+	return m.lease.nonce
+}
+
+// SetReleaseStatus sets the status of app's current release as GraphQL
+// reports it ("running" marks a deploy in progress). "none" or "" removes
+// the release, as for an app that never deployed; setting a status on such
+// an app gives it release version 1. It panics on an unknown app.
+func (s *Server) SetReleaseStatus(appName, status string) {
+	a := s.mustApp(appName)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case status == "" || status == "none":
+		a.release = nil
+	case a.release == nil:
+		a.release = &release{id: "rel" + hashHex("release/"+a.name+"/1", 12), version: 1, status: status, createdAt: s.now(), imageRef: a.image}
+	default:
+		a.release.status = status
+	}
+}
+
+func (s *Server) mustApp(name string) *app {
+	a := s.apps[name]
+	if a == nil {
+		panic(fmt.Sprintf("flytest: unknown app %q", name))
+	}
+	return a
+}
+
+// nonce returns a lease nonce: 12 hex characters, like Fly's.
+func (s *Server) nonce() string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return fmt.Sprintf("%012x", s.idRng.Uint64()&0xffffffffffff)
+}
+
+func (s *Server) newInstanceID() string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return instanceID(strconv.FormatUint(s.idRng.Uint64(), 16))
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "flytest: encode response: "+err.Error())
+		return
+	}
+	writeRaw(w, status, data)
+}
+
+func writeRaw(w http.ResponseWriter, status int, data []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+// writeError answers the Machines API's error shape, {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	data, _ := json.Marshal(map[string]string{"error": msg})
+	writeRaw(w, status, data)
+}
