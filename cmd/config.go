@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +50,12 @@ type fileConfig struct {
 	Timeout                string            `yaml:"timeout"`
 	APIToken               string            `yaml:"api-token"`
 	MetricCollectors       []collectorConfig `yaml:"metric-collectors"`
+	ScaleDown              string            `yaml:"scale-down"`
+	MaxScaleUp             string            `yaml:"max-scale-up"`
+	MaxScaleDown           string            `yaml:"max-scale-down"`
+	MinStartedDuration     string            `yaml:"min-started-duration"`
+	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
+	PushgatewayURL         string            `yaml:"pushgateway"`
 
 	// Options of the original long-running server; a one-shot run has no
 	// use for them.
@@ -95,7 +103,8 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	}
 	for _, p := range []*string{&fc.AppName, &fc.Exclude, &fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
-		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken} {
+		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
+		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
 		*p = expandEnv(*p)
 	}
 	for i := range fc.Regions {
@@ -125,6 +134,15 @@ type runConfig struct {
 	collectors []query.PrometheusConfig
 	render     RenderOptions
 	warnings   []string
+
+	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
+	pushgateway string
+	// every repeats the run at this interval until a signal (0 = once).
+	every time.Duration
+	// detailedExitcode makes a run with changes exit 3.
+	detailedExitcode bool
+	logFormat        string
+	verbose          bool
 }
 
 // settings reads each option from the flag or its variable, falling back
@@ -278,6 +296,29 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 		regions = file.Regions
 	}
 	policy.Regions = splitList(regions...)
+	switch sd := strings.ToLower(s.str("scale-down", file.ScaleDown)); sd {
+	case "", "stop":
+		policy.ScaleDown = scale.ActionStop
+	case "suspend":
+		policy.ScaleDown = scale.ActionSuspend
+	default:
+		return nil, usagef("%s: %q: use stop or suspend", s.where("scale-down"), sd)
+	}
+	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp, 0); err != nil {
+		return nil, err
+	}
+	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown, 0); err != nil {
+		return nil, err
+	}
+	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil {
+		return nil, err
+	}
+	maxFailureRatio := 1.0
+	if v := s.str("max-failure-ratio", file.MaxFailureRatio); v != "" {
+		if _, err := fmt.Sscan(v, &maxFailureRatio); err != nil || maxFailureRatio < 0 || maxFailureRatio > 1 {
+			return nil, usagef("%s: %q is not a ratio: use a number from 0 to 1, e.g. 0.2", s.where("max-failure-ratio"), v)
+		}
+	}
 	conc := scale.DefaultConcurrency
 	if v := s.str("concurrency", file.Concurrency); v != "" {
 		if _, err := fmt.Sscan(v, &conc); err != nil || conc < 1 || fmt.Sprint(conc) != v {
@@ -289,10 +330,24 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 		return nil, err
 	}
 
-	// Output.
+	// Output and schedule.
 	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
 	if err := ValidateFormat(rc.render.Format); err != nil {
 		return nil, &UsageError{Msg: err.Error()}
+	}
+	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose")
+	switch rc.logFormat = strings.ToLower(c.String("log-format")); rc.logFormat {
+	case "text", "json":
+	default:
+		return nil, usagef("%s: %q: use text or json", s.where("log-format"), rc.logFormat)
+	}
+	if rc.every, err = duration(s, "every", "", 0); err != nil {
+		return nil, err
+	}
+	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
+		if u, err := url.Parse(rc.pushgateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), query.RedactURL(rc.pushgateway))
+		}
 	}
 
 	rc.scale = scale.Config{
@@ -304,8 +359,23 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 		Concurrency: conc,
 		Timeout:     timeout,
 		DryRun:      c.Bool("dry-run"),
+
+		MaxFailureRatio: maxFailureRatio,
 	}
 	return rc, nil
+}
+
+// count reads a whole number of machines, at least 0.
+func count(s settings, flag, fileVal string, def int) (int, error) {
+	v := s.str(flag, fileVal)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, usagef("%s: %q is not a number of machines: use a whole number, 0 for no limit", s.where(flag), v)
+	}
+	return n, nil
 }
 
 func duration(s settings, flag, fileVal string, def time.Duration) (time.Duration, error) {

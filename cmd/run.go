@@ -18,6 +18,7 @@ const (
 	catSafety    = "Safety"
 	catOutput    = "Output"
 	catFly       = "Fly API"
+	catSchedule  = "Schedule"
 )
 
 // runFlags returns the run command's flags, each bound to its FAS_*
@@ -46,12 +47,25 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`LABEL` naming the app in a fleet-wide query's series (default: app)"},
 		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "what no series or NaN means: error (skip the app) or zero"},
 
+		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: []string{"FAS_PUSHGATEWAY_URL"}, Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
+
 		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: []string{"FAS_DRY_RUN"}, Usage: "plan and report, change nothing"},
 		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "apps reconciled at once (default: 16)"},
 		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`DURATION` allowed for everything done for one app (default: 30s)"},
 
+		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each (default: no limit)"},
+		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_DOWN"}, Usage: "at most `N` machines fewer per app and run, started and created each (default: no limit)"},
+		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: []string{"FAS_MIN_STARTED_DURATION"}, Usage: "never stop, suspend or destroy a machine that started less than `DURATION` ago"},
+		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `RATIO` (0..1) of the apps failed (default: 1, never)"},
+		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "how started machines are taken down: stop or suspend (default: stop)"},
+
+		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `DURATION` until SIGINT/SIGTERM (default: run once)"},
+
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `FORMAT`: table, json or markdown"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, Usage: "print only failed apps and the summary"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
+		&cli.BoolFlag{Name: "detailed-exitcode", Category: catOutput, EnvVars: []string{"FAS_DETAILED_EXITCODE"}, Usage: "exit 3 when changes were planned (dry run) or made, 0 when nothing needed to change"},
+		&cli.StringFlag{Name: "log-format", Category: catOutput, Value: "text", EnvVars: []string{"FAS_LOG_FORMAT"}, Usage: "`FORMAT` of the logs on stderr: text or json"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `TOKEN` (an org token: fly tokens create org)"},
 	}

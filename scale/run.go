@@ -32,6 +32,9 @@ type Config struct {
 	DryRun  bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxFailureRatio aborts the remaining changes of the run once more
+	// than this share of the apps failed (1 or more: never).
+	MaxFailureRatio float64
 	// Progress, when set, is called after each app with the number of apps
 	// done and the total. It must be safe for concurrent use.
 	Progress func(done, total int)
