@@ -361,6 +361,7 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 		DryRun:      c.Bool("dry-run"),
 
 		MaxFailureRatio: maxFailureRatio,
+		LimitFailures:   maxFailureRatio < 1,
 	}
 	return rc, nil
 }

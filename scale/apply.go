@@ -6,84 +6,254 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
 )
 
+// LeaseTTL is how long the leases taken around creates and destroys last
+// if they are not released (a crash, a lost connection): long enough for
+// the few calls made under them, short enough not to hold up a deploy.
+const LeaseTTL = 30 * time.Second
+
+// releaseTimeout bounds a lease release, which runs even after the app's
+// deadline has passed.
+const releaseTimeout = 5 * time.Second
+
 // Apply executes plan against the Machines API and records each action's
-// outcome. It does not decide: it runs the plan's actions in order, never
-// retries one in a loop, and stops when ctx is done (the remaining actions
-// are reported aborted).
+// outcome. It does not decide what to change: it runs the plan's actions
+// in order; when a machine is busy (leased by someone else) or fails, it
+// moves on to the next spare the planner listed for that kind. It never
+// retries an action in a loop and stops when ctx is done.
+//
+// Non-idempotent actions run under a lease of their own: a destroy holds
+// the victim's lease; creates hold the clone source's lease and, under it,
+// list the app again and create only what the fresh count still needs
+// (CreatesNeeded), so overlapping runs do not double a fleet.
 func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
-	out := make([]ActionResult, len(plan.Actions))
-	for i, a := range plan.Actions {
-		out[i] = ActionResult{Action: a, Outcome: OutcomePlanned}
-		if err := ctx.Err(); err != nil {
-			out[i].Outcome, out[i].Error = OutcomeAborted, err.Error()
+	a := applier{ctx: ctx, m: m, f: f, plan: plan, used: map[string]bool{}}
+	for _, act := range plan.Actions {
+		a.used[act.MachineID] = true
+	}
+	for i := 0; i < len(plan.Actions); i++ {
+		act := plan.Actions[i]
+		if act.Kind != ActionCreate {
+			a.withSpares(act)
 			continue
 		}
-		id, err := do(ctx, m, f, a)
-		if id != "" {
-			out[i].MachineID = id
+		j := i
+		for j < len(plan.Actions) && plan.Actions[j].Kind == ActionCreate {
+			j++
 		}
-		switch {
-		case err == nil:
-			out[i].Outcome = OutcomeDone
-		case isBusy(err):
-			out[i].Outcome, out[i].Error = OutcomeBusy, cleanError(err)
-		case ctx.Err() != nil:
-			out[i].Outcome, out[i].Error = OutcomeAborted, cleanError(err)
-		default:
-			out[i].Outcome, out[i].Error = OutcomeFailed, cleanError(err)
-		}
+		a.creates(plan.Actions[i:j])
+		i = j - 1
 	}
-	return out
+	return a.out
 }
 
-func do(ctx context.Context, m Machines, f Fleet, a Action) (string, error) {
-	switch a.Kind {
-	case ActionStart:
-		_, err := m.Start(ctx, f.App, a.MachineID, "")
-		return "", err
-	case ActionStop:
-		return "", m.Stop(ctx, f.App, fly.StopMachineInput{ID: a.MachineID}, "")
-	case ActionSuspend:
-		return "", m.Suspend(ctx, f.App, a.MachineID, "")
-	case ActionDestroy:
-		return "", m.Destroy(ctx, f.App, fly.RemoveMachineInput{ID: a.MachineID, Kill: true}, "")
-	case ActionCreate:
-		in, err := launchInput(f, a)
-		if err != nil {
-			return "", err
-		}
-		nm, err := m.Launch(ctx, f.App, in)
-		if err != nil {
-			return "", err
-		}
-		return nm.ID, nil
+type applier struct {
+	ctx  context.Context
+	m    Machines
+	f    Fleet
+	plan Plan
+	out  []ActionResult
+	used map[string]bool
+}
+
+func (a *applier) record(act Action, err error) ActionResult {
+	r := ActionResult{Action: act, Outcome: OutcomeDone}
+	switch {
+	case err == nil:
+	case isBusy(err):
+		r.Outcome, r.Error = OutcomeBusy, cleanError(err)
+	case a.ctx.Err() != nil:
+		r.Outcome, r.Error = OutcomeAborted, cleanError(err)
+	default:
+		r.Outcome, r.Error = OutcomeFailed, cleanError(err)
 	}
-	return "", fmt.Errorf("unknown action %q", a.Kind)
+	a.out = append(a.out, r)
+	return r
+}
+
+// withSpares runs act; while its machine is busy or fails, it runs the
+// same action on the plan's next spare for that kind.
+func (a *applier) withSpares(act Action) {
+	for {
+		if err := a.ctx.Err(); err != nil {
+			a.out = append(a.out, ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()})
+			return
+		}
+		r := a.record(act, a.do(act))
+		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
+			return
+		}
+		next := a.nextSpare(act.Kind)
+		if next == nil {
+			return
+		}
+		prev := act.MachineID
+		act.MachineID, act.Region = next.ID, next.Region
+		act.Reason = fmt.Sprintf("in place of %s (%s)", prev, r.Outcome)
+	}
+}
+
+func (a *applier) nextSpare(kind ActionKind) *Machine {
+	for _, id := range a.plan.Spares[kind] {
+		if !a.used[id] {
+			a.used[id] = true
+			return a.f.machine(id)
+		}
+	}
+	return nil
+}
+
+func (a *applier) do(act Action) error {
+	app := a.f.App
+	switch act.Kind {
+	case ActionStart:
+		_, err := a.m.Start(a.ctx, app, act.MachineID, "")
+		return err
+	case ActionStop:
+		return a.m.Stop(a.ctx, app, fly.StopMachineInput{ID: act.MachineID}, "")
+	case ActionSuspend:
+		return a.m.Suspend(a.ctx, app, act.MachineID, "")
+	case ActionDestroy:
+		nonce, release, err := a.lease(act.MachineID)
+		if err != nil {
+			return err
+		}
+		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, nonce)
+		if err != nil {
+			release() // a destroyed machine takes its lease with it
+		}
+		return err
+	}
+	return fmt.Errorf("unknown action %q", act.Kind)
+}
+
+// lease takes a short lease of our own on a machine. The release function
+// runs with a context of its own, so a lease is released even after the
+// app's deadline.
+func (a *applier) lease(id string) (nonce string, release func(), err error) {
+	ttl := int(LeaseTTL / time.Second)
+	l, err := a.m.AcquireLease(a.ctx, a.f.App, id, &ttl)
+	if err != nil {
+		return "", nil, wrapOp("lease "+id, err)
+	}
+	if l == nil || l.Data == nil || l.Data.Nonce == "" {
+		return "", nil, fmt.Errorf("lease %s: answer without a nonce", id)
+	}
+	nonce = l.Data.Nonce
+	return nonce, func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), releaseTimeout)
+		defer cancel()
+		_ = a.m.ReleaseLease(ctx, a.f.App, id, nonce)
+	}, nil
+}
+
+// creates runs a plan's creates under the clone source's lease, after a
+// recount: only the machines the fresh count still needs are created. A
+// create whose outcome is uncertain (a 5xx or a lost answer: the machine
+// may exist) is followed by another recount before the next one.
+func (a *applier) creates(acts []Action) {
+	fail := func(from int, outcome Outcome, err error) {
+		for _, act := range acts[from:] {
+			a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
+		}
+	}
+	if err := a.ctx.Err(); err != nil {
+		fail(0, OutcomeAborted, err)
+		return
+	}
+	src := acts[0].Source
+	_, release, err := a.lease(src)
+	if err != nil {
+		outcome := OutcomeFailed
+		switch {
+		case isBusy(err):
+			outcome = OutcomeBusy
+		case a.ctx.Err() != nil:
+			outcome = OutcomeAborted
+		}
+		fail(0, outcome, errors.New("clone source "+cleanError(err)))
+		return
+	}
+	defer release()
+
+	need, err := a.recount(len(acts))
+	if err != nil {
+		fail(0, OutcomeFailed, err)
+		return
+	}
+	done := 0
+	for i, act := range acts {
+		if done >= need {
+			fail(i, OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d creates needed", src, need, len(acts)))
+			return
+		}
+		in, err := launchInput(a.f, act)
+		if err != nil {
+			a.record(act, err)
+			continue
+		}
+		var nm *fly.Machine
+		nm, err = a.m.Launch(a.ctx, a.f.App, in)
+		if err == nil && nm != nil {
+			act.MachineID = nm.ID
+		}
+		r := a.record(act, err)
+		if r.Outcome == OutcomeDone {
+			done++
+			continue
+		}
+		if r.Outcome == OutcomeAborted {
+			fail(i+1, OutcomeAborted, a.ctx.Err())
+			return
+		}
+		if uncertain(err) {
+			// The machine may exist: count again before going on.
+			left, err := a.recount(len(acts) - i - 1)
+			if err != nil {
+				fail(i+1, OutcomeFailed, err)
+				return
+			}
+			need, done = left, 0
+		}
+	}
+}
+
+// recount lists the app again and returns how many of at most planned
+// creates the fresh count still needs.
+func (a *applier) recount(planned int) (int, error) {
+	list, err := a.m.List(a.ctx, a.f.App, "")
+	if err != nil {
+		return 0, fmt.Errorf("recount: list machines: %s", cleanError(err))
+	}
+	return CreatesNeeded(NewFleet(a.f.App, a.f.Group, list), a.plan, planned), nil
+}
+
+// uncertain reports whether a failed create may nevertheless have created
+// the machine: the request may have reached the API (a 5xx, a timeout, a
+// lost connection). A 4xx answer means it was refused.
+func uncertain(err error) bool {
+	s := statusOf(err)
+	return s == 0 || s >= 500
 }
 
 // launchInput clones the config of the action's source machine, pinned to
 // the source's full image reference.
 func launchInput(f Fleet, a Action) (fly.LaunchMachineInput, error) {
-	var src *fly.Machine
-	for _, m := range f.Machines {
-		if m.ID == a.Source {
-			src = m.raw
-		}
-	}
-	if src == nil || src.Config == nil {
+	src := f.machine(a.Source)
+	if src == nil || src.raw == nil || src.raw.Config == nil {
 		return fly.LaunchMachineInput{}, fmt.Errorf("clone source %s has no config", a.Source)
 	}
-	cfg, err := copyConfig(src.Config)
+	cfg, err := copyConfig(src.raw.Config)
 	if err != nil {
 		return fly.LaunchMachineInput{}, err
 	}
-	if src.ImageRef.Repository != "" {
-		cfg.Image = src.FullImageRef()
+	if src.raw.ImageRef.Repository != "" {
+		cfg.Image = src.raw.FullImageRef()
 	}
 	return fly.LaunchMachineInput{Config: cfg, Region: a.Region, SkipLaunch: !a.Started}, nil
 }
@@ -118,9 +288,27 @@ func statusOf(err error) int {
 // cleanError turns a Machines API error into "<status>: <message>", without
 // fly-go's "failed to ... VM" prefix; other errors are kept as they are.
 func cleanError(err error) string {
+	var w *opError
+	if errors.As(err, &w) {
+		return w.msg
+	}
 	var fe *flaps.FlapsError
 	if errors.As(err, &fe) {
 		return fmt.Sprintf("%d: %s", fe.ResponseStatusCode, fe.Error())
 	}
 	return err.Error()
+}
+
+// opError names the operation in front of a cleaned Machines API error
+// and keeps the original for errors.As.
+type opError struct {
+	msg string
+	err error
+}
+
+func (e *opError) Error() string { return e.msg }
+func (e *opError) Unwrap() error { return e.err }
+
+func wrapOp(op string, err error) error {
+	return &opError{msg: op + ": " + cleanError(err), err: err}
 }

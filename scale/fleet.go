@@ -191,3 +191,13 @@ const (
 
 // FleetVars lists the fleet variable names.
 var FleetVars = []string{VarStarted, VarStopped, VarSuspended, VarCreated}
+
+// machine returns the machine with id, or nil.
+func (f Fleet) machine(id string) *Machine {
+	for i := range f.Machines {
+		if f.Machines[i].ID == id {
+			return &f.Machines[i]
+		}
+	}
+	return nil
+}

@@ -183,12 +183,16 @@ func (pl *planner) destroy(n int) (startedDestroyed int) {
 		pl.removed = map[string]bool{}
 	}
 	young := 0
+	var spares []string
 	for _, m := range pl.candidates(destroyRank, olderRelease) {
-		if n == 0 {
-			break
-		}
 		if pl.tooYoung(m) {
-			young++
+			if n > 0 {
+				young++
+			}
+			continue
+		}
+		if n == 0 {
+			spares = append(spares, m.ID)
 			continue
 		}
 		pl.removed[m.ID] = true
@@ -201,6 +205,14 @@ func (pl *planner) destroy(n int) (startedDestroyed int) {
 	}
 	if n > 0 {
 		pl.warn("%d machines above the created target could not be destroyed now%s", n, youngNote(young, pl.p.MinStartedDuration))
+	}
+	// Only machines that are not started may stand in for a destroy: a
+	// started spare would lower the started count the rest of the plan
+	// relies on.
+	for _, id := range spares {
+		if m := pl.f.machine(id); m != nil && !countsAsStarted(m.State) {
+			pl.spare(ActionDestroy, id)
+		}
 	}
 	return startedDestroyed
 }
@@ -216,12 +228,21 @@ func (pl *planner) starts(n int) []Action {
 	var out []Action
 	for _, m := range pl.candidates(startRank, newerRelease) {
 		if len(out) == n {
-			break
+			pl.spare(ActionStart, m.ID)
+			continue
 		}
 		out = append(out, Action{Kind: ActionStart, MachineID: m.ID, Region: m.Region,
 			Reason: fmt.Sprintf("started below target (%s)", m.State)})
 	}
 	return out
+}
+
+// spare records id as a further candidate for kind.
+func (pl *planner) spare(kind ActionKind, id string) {
+	if pl.plan.Spares == nil {
+		pl.plan.Spares = map[ActionKind][]string{}
+	}
+	pl.plan.Spares[kind] = append(pl.plan.Spares[kind], id)
 }
 
 func (pl *planner) stops(n int) []Action {
@@ -238,11 +259,14 @@ func (pl *planner) stops(n int) []Action {
 	var out []Action
 	young := 0
 	for _, m := range pl.candidates(started, olderRelease) {
-		if len(out) == n {
-			break
-		}
 		if pl.tooYoung(m) {
-			young++
+			if len(out) < n {
+				young++
+			}
+			continue
+		}
+		if len(out) == n {
+			pl.spare(kind, m.ID)
 			continue
 		}
 		out = append(out, Action{Kind: kind, MachineID: m.ID, Region: m.Region, Reason: "started above target"})
@@ -314,4 +338,11 @@ func (p Plan) Summary() string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// CreatesNeeded returns how many of at most planned creates are still
+// needed to bring fresh, a recount of the fleet taken under the clone
+// source's lease, up to the plan's created target.
+func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
+	return max(0, min(planned, p.Target.Created-fresh.Counts().Created))
 }

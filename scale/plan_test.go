@@ -83,7 +83,7 @@ func TestNewPlan(t *testing.T) {
 				mach{id: "a", state: "started"},
 			),
 			targets: Targets{Started: exact(4)},
-			want: Plan{Current: Counts{1, 5}, Target: Counts{4, 5}, Actions: []Action{
+			want: Plan{Spares: map[ActionKind][]string{ActionStart: {"e"}}, Current: Counts{1, 5}, Target: Counts{4, 5}, Actions: []Action{
 				{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (suspended)"},
 				{Kind: ActionStart, MachineID: "c", Region: "ord", Reason: "started below target (stopped)"},
 				{Kind: ActionStart, MachineID: "d", Region: "ord", Reason: "started below target (stopped)"},
@@ -93,7 +93,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "machines of the newest release are started first",
 			fleet:   fleet(mach{id: "a", state: "stopped", release: 1}, mach{id: "b", state: "stopped", release: 2}),
 			targets: Targets{Started: exact(1)},
-			want: Plan{Current: Counts{0, 2}, Target: Counts{1, 2}, Actions: []Action{
+			want: Plan{Spares: map[ActionKind][]string{ActionStart: {"a"}}, Current: Counts{0, 2}, Target: Counts{1, 2}, Actions: []Action{
 				{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"},
 			}},
 		},
@@ -101,7 +101,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "started above max stops machines of the oldest release first",
 			fleet:   fleet(mach{id: "a", state: "started", release: 2}, mach{id: "b", state: "started", release: 1}, mach{id: "c", state: "started", release: 2}),
 			targets: Targets{Started: Range{Max: n(1)}},
-			want: Plan{Current: Counts{3, 3}, Target: Counts{1, 3}, Actions: []Action{
+			want: Plan{Spares: map[ActionKind][]string{ActionStop: {"c"}}, Current: Counts{3, 3}, Target: Counts{1, 3}, Actions: []Action{
 				{Kind: ActionStop, MachineID: "b", Region: "ord", Reason: "started above target"},
 				{Kind: ActionStop, MachineID: "a", Region: "ord", Reason: "started above target"},
 			}},
@@ -111,7 +111,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "started"}),
 			targets: Targets{Started: exact(1)},
 			policy:  Policy{ScaleDown: ActionSuspend},
-			want: Plan{Current: Counts{2, 2}, Target: Counts{1, 2}, Actions: []Action{
+			want: Plan{Spares: map[ActionKind][]string{ActionSuspend: {"b"}}, Current: Counts{2, 2}, Target: Counts{1, 2}, Actions: []Action{
 				{Kind: ActionSuspend, MachineID: "a", Region: "ord", Reason: "started above target"},
 			}},
 		},
@@ -178,7 +178,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "the last machine is never destroyed",
 			fleet:   fleet(mach{id: "a", state: "stopped"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{Created: exact(0), Started: exact(0)},
-			want: Plan{Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
+			want: Plan{Spares: map[ActionKind][]string{ActionDestroy: {"b"}}, Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
 				{Kind: ActionDestroy, MachineID: "a", Region: "ord", Reason: "created above target (stopped)"},
 			}},
 		},
@@ -228,7 +228,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}, mach{id: "c", state: "stopped"}, mach{id: "d", state: "stopped"}),
 			targets: Targets{Started: exact(4)},
 			policy:  Policy{MaxScaleUp: 1},
-			want: Plan{Current: Counts{1, 4}, Target: Counts{2, 4},
+			want: Plan{Spares: map[ActionKind][]string{ActionStart: {"c", "d"}}, Current: Counts{1, 4}, Target: Counts{2, 4},
 				Actions:  []Action{{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"}},
 				Warnings: []string{"started capped 4 → 2 by --max-scale-up"}},
 		},
@@ -237,7 +237,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "started"}, mach{id: "c", state: "started"}),
 			targets: Targets{Started: exact(0)},
 			policy:  Policy{MaxScaleDown: 1},
-			want: Plan{Current: Counts{3, 3}, Target: Counts{2, 3},
+			want: Plan{Spares: map[ActionKind][]string{ActionStop: {"b", "c"}}, Current: Counts{3, 3}, Target: Counts{2, 3},
 				Actions:  []Action{{Kind: ActionStop, MachineID: "a", Region: "ord", Reason: "started above target"}},
 				Warnings: []string{"started capped 0 → 2 by --max-scale-down"}},
 		},
@@ -245,7 +245,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "min above max uses max",
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}, mach{id: "c", state: "stopped"}),
 			targets: Targets{Started: Range{Min: n(5), Max: n(2)}},
-			want: Plan{Current: Counts{1, 3}, Target: Counts{2, 3},
+			want: Plan{Spares: map[ActionKind][]string{ActionStart: {"c"}}, Current: Counts{1, 3}, Target: Counts{2, 3},
 				Actions:  []Action{{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"}},
 				Warnings: []string{"min started 5 is above max 2: using 2"}},
 		},

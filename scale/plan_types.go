@@ -22,4 +22,9 @@ type Plan struct {
 	Target   Counts   `json:"target"`
 	Actions  []Action `json:"actions"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Spares are, per action kind, the further machines the planner would
+	// act on, in order, should a chosen one be busy (leased by someone
+	// else) or fail: the applier moves on to the next spare instead of
+	// giving up on the target.
+	Spares map[ActionKind][]string `json:"spares,omitempty"`
 }

@@ -32,9 +32,11 @@ type Config struct {
 	DryRun  bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// MaxFailureRatio aborts the remaining changes of the run once more
-	// than this share of the apps failed (1 or more: never).
+	// MaxFailureRatio, when LimitFailures is set, aborts the remaining
+	// changes of the run once more than this share of the apps failed: a
+	// broken metrics source must not reshape the fleet.
 	MaxFailureRatio float64
+	LimitFailures   bool
 	// Progress, when set, is called after each app with the number of apps
 	// done and the total. It must be safe for concurrent use.
 	Progress func(done, total int)
@@ -88,12 +90,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 		conc = DefaultConcurrency
 	}
 	rep.Apps = make([]AppResult, len(apps))
+	g0 := &guard{limit: cfg.LimitFailures, ratio: cfg.MaxFailureRatio, total: len(apps)}
 	var done atomic.Int64
 	g := new(errgroup.Group)
 	g.SetLimit(conc)
 	for i, a := range apps {
 		g.Go(func() error {
-			rep.Apps[i] = reconcile(ctx, cfg, deps, a, now)
+			rep.Apps[i] = reconcile(ctx, cfg, deps, a, now, g0)
+			if rep.Apps[i].Status == StatusFailed {
+				g0.failed.Add(1)
+			}
 			if cfg.Progress != nil {
 				cfg.Progress(int(done.Add(1)), len(apps))
 			}
@@ -163,7 +169,7 @@ func releaseInProgress(status string) bool {
 
 // reconcile runs one app through observe, measure, decide and act. It
 // never returns an error: the outcome is the result.
-func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time) (res AppResult) {
+func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time, failures *guard) (res AppResult) {
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -243,6 +249,14 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		return res
 	}
 
+	if reason, tripped := failures.tripped(); tripped {
+		res.Status, res.Reason = StatusSkipped, reason
+		res.Actions = make([]ActionResult, len(plan.Actions))
+		for i, act := range plan.Actions {
+			res.Actions[i] = ActionResult{Action: act, Outcome: OutcomeAborted, Error: reason}
+		}
+		return res
+	}
 	res.Actions = Apply(ctx, deps.Machines, fleet, plan)
 	res.Status = StatusScaled
 	var failed []string
@@ -262,6 +276,25 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		return fail(fmt.Errorf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0]))
 	}
 	return res
+}
+
+// guard trips once more than ratio of the run's apps failed.
+type guard struct {
+	limit  bool
+	ratio  float64
+	total  int
+	failed atomic.Int64
+}
+
+func (g *guard) tripped() (string, bool) {
+	if g == nil || !g.limit {
+		return "", false
+	}
+	n := g.failed.Load()
+	if float64(n) <= g.ratio*float64(g.total) {
+		return "", false
+	}
+	return fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", n, g.total, g.ratio), true
 }
 
 func orID(ar ActionResult) string {

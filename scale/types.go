@@ -27,6 +27,8 @@ type Machines interface {
 	Suspend(ctx context.Context, appName, machineID, nonce string) error
 	Launch(ctx context.Context, appName string, in fly.LaunchMachineInput) (*fly.Machine, error)
 	Destroy(ctx context.Context, appName string, in fly.RemoveMachineInput, nonce string) error
+	AcquireLease(ctx context.Context, appName, machineID string, ttl *int) (*fly.MachineLease, error)
+	ReleaseLease(ctx context.Context, appName, machineID, nonce string) error
 }
 
 // Metrics supplies the metric values of one app. The query package provides
@@ -82,6 +84,9 @@ const (
 	OutcomeFailed  Outcome = "failed"
 	OutcomeBusy    Outcome = "busy"    // someone else holds the machine's lease
 	OutcomeAborted Outcome = "aborted" // the run or the app's deadline stopped it
+	// OutcomeUnneeded is a create dropped after the recount under the clone
+	// source's lease found the machines already there (another run made them).
+	OutcomeUnneeded Outcome = "unneeded"
 )
 
 // Report is the result of one run over the fleet.

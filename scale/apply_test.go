@@ -1,0 +1,224 @@
+package scale_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	fly "github.com/superfly/fly-go"
+
+	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flytest"
+)
+
+const token = "FlyV1 fm2_apply-test"
+
+// world starts flytest with one app "app-a" holding machines and returns
+// the server and real fly-go clients pointed at it.
+func world(t *testing.T, machines ...flytest.MachineSpec) (*flytest.Server, scale.Apps, scale.Machines) {
+	t.Helper()
+	org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "app-a", ReleaseVersion: 2, Machines: machines}}}
+	srv := flytest.New(org, flytest.Options{Token: token})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, apps, m
+}
+
+// snapshot lists app-a's machines and builds its fleet.
+func snapshot(t *testing.T, m scale.Machines) scale.Fleet {
+	t.Helper()
+	list, err := m.List(context.Background(), "app-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scale.NewFleet("app-a", "app", list)
+}
+
+func exactly(n int) scale.Range { return scale.Range{Min: &n, Max: &n} }
+
+func outcomes(rs []scale.ActionResult) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, string(r.Kind)+" "+r.MachineID+" "+string(r.Outcome))
+	}
+	return out
+}
+
+func ops(srv *flytest.Server, op string) []flytest.Call {
+	var out []flytest.Call
+	for _, c := range srv.Calls() {
+		if c.Op == op {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestApplyBusyMachineMovesToTheNextSpare(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "stopped"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" || len(plan.Spares[scale.ActionStart]) != 1 {
+		t.Fatalf("unexpected plan %+v", plan)
+	}
+	srv.HoldLease("app-a", "b2", "deploy", time.Minute) // a deploy holds b2
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	got := outcomes(res)
+	want := []string{"start b2 busy", "start c3 done"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	if srv.Count("app-a", "started") != 2 {
+		t.Errorf("%d started, want 2", srv.Count("app-a", "started"))
+	}
+	if st := srv.Machines("app-a"); st[1].State != "stopped" {
+		t.Errorf("leased machine b2 changed to %s", st[1].State)
+	}
+}
+
+func TestApplyDestroyTakesAndReleasesALease(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "stopped"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	srv.Inject(flytest.Fault{Op: flytest.OpDestroy, App: "app-a", Status: 500, Times: 1})
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	got := outcomes(res)
+	if len(got) != 2 || got[0] != "destroy b2 failed" || got[1] != "destroy c3 done" {
+		t.Fatalf("outcomes %q, want b2 failed then c3 done", got)
+	}
+	acquired, released := ops(srv, flytest.OpLeaseAcquire), ops(srv, flytest.OpLeaseRelease)
+	if len(acquired) != 2 {
+		t.Errorf("%d leases acquired, want one per destroy attempt (2)", len(acquired))
+	}
+	if len(released) != 1 || released[0].MachineID != "b2" {
+		t.Errorf("lease releases %+v, want the failed destroy's lease (b2) released", released)
+	}
+	if n := srv.Count("app-a", ""); n != 2 {
+		t.Errorf("%d machines left, want 2", n)
+	}
+}
+
+func TestApplyCreatesRecountUnderTheCloneSourceLease(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started", Image: "registry.fly.io/app-a:deployment-2"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3), Started: exactly(3)}, scale.Policy{}, time.Now())
+	if n := len(plan.Actions); n != 2 {
+		t.Fatalf("plan has %d actions, want 2 creates", n)
+	}
+	// Another run creates one machine between our plan and our apply.
+	if _, err := m.Launch(context.Background(), "app-a", fly.LaunchMachineInput{Config: f.Machines[0].Raw().Config, Region: "ord"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	got := outcomes(res)
+	if len(got) != 2 || res[0].Outcome != scale.OutcomeDone || res[1].Outcome != scale.OutcomeUnneeded {
+		t.Fatalf("outcomes %q, want one create done and one unneeded", got)
+	}
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3 (no more than the target)", n)
+	}
+	// Lease, recount, launch, release, in that order.
+	var seq []string
+	for _, c := range srv.Calls() {
+		seq = append(seq, c.Op)
+	}
+	want := []string{flytest.OpLeaseAcquire, flytest.OpList, flytest.OpLaunch, flytest.OpLeaseRelease}
+	if len(seq) != len(want) {
+		t.Fatalf("calls %q, want %q", seq, want)
+	}
+	for i := range want {
+		if seq[i] != want[i] {
+			t.Fatalf("calls %q, want %q", seq, want)
+		}
+	}
+	// The new machine is a clone of the source, pinned to its full image
+	// reference (tag and digest).
+	pinned := f.Machines[0].Raw().FullImageRef()
+	if !strings.HasPrefix(pinned, "registry.fly.io/app-a:deployment-2@sha256:") {
+		t.Fatalf("source image ref %q lacks the digest", pinned)
+	}
+	for _, mm := range srv.Machines("app-a") {
+		if mm.ID != res[0].MachineID {
+			continue
+		}
+		if mm.Config.Image != pinned || mm.Config.ProcessGroup() != "app" {
+			t.Errorf("machine %s: image %q group %q", mm.ID, mm.Config.Image, mm.Config.ProcessGroup())
+		}
+	}
+}
+
+func TestApplyCreatesSkipALeasedCloneSource(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	srv.HoldLease("app-a", "a1", "deploy", time.Minute)
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	for _, r := range res {
+		if r.Outcome != scale.OutcomeBusy {
+			t.Errorf("create outcome %s, want busy", r.Outcome)
+		}
+	}
+	if n := len(ops(srv, flytest.OpLaunch)); n != 0 {
+		t.Errorf("%d launches with the clone source leased by someone else", n)
+	}
+}
+
+func TestApplyFailedCreateIsNotRetriedAndRecounts(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	srv.ResetCalls()
+	srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "app-a", Status: 500, Times: 1})
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	if got := outcomes(res); len(got) != 2 || res[0].Outcome != scale.OutcomeFailed || res[1].Outcome != scale.OutcomeDone {
+		t.Fatalf("outcomes %q, want failed then done", got)
+	}
+	if n := len(ops(srv, flytest.OpLaunch)); n != 2 {
+		t.Errorf("%d launches, want 2 (one per planned create, no retry loop)", n)
+	}
+	if n := len(ops(srv, flytest.OpList)); n != 2 {
+		t.Errorf("%d lists, want 2 (the recount, and another after the uncertain create)", n)
+	}
+	if n := srv.Count("app-a", ""); n != 2 {
+		t.Errorf("%d machines, want 2", n)
+	}
+}
+
+func TestApplyStopsWhenTheDeadlinePasses(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "stopped"}, flytest.MachineSpec{ID: "b2", State: "stopped"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
+	srv.Inject(flytest.Fault{Op: flytest.OpStart, Latency: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+
+	start := time.Now()
+	res := scale.Apply(ctx, m, f, plan)
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("Apply took %v past a 200ms deadline", d)
+	}
+	for _, r := range res {
+		if r.Outcome != scale.OutcomeAborted {
+			t.Errorf("%s %s: outcome %s, want aborted", r.Kind, r.MachineID, r.Outcome)
+		}
+	}
+}
