@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
 )
+
+// errUnneeded is a destroy dropped because a recount under the victim's
+// lease found the app already at its created target.
+var errUnneeded = errors.New("recount under the lease: the app is already at its created target")
 
 // LeaseTTL is how long the leases taken around creates and destroys last
 // if they are not released (a crash, a lost connection): long enough for
@@ -65,6 +70,8 @@ func (a *applier) record(act Action, err error) ActionResult {
 	r := ActionResult{Action: act, Outcome: OutcomeDone}
 	switch {
 	case err == nil:
+	case errors.Is(err, errUnneeded):
+		r.Outcome, r.Error = OutcomeUnneeded, err.Error()
 	case isBusy(err):
 		r.Outcome, r.Error = OutcomeBusy, cleanError(err)
 	case a.ctx.Err() != nil:
@@ -85,7 +92,7 @@ func (a *applier) withSpares(act Action) {
 			return
 		}
 		r := a.record(act, a.do(act))
-		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
+		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted || r.Outcome == OutcomeUnneeded {
 			return
 		}
 		next := a.nextSpare(act.Kind)
@@ -109,6 +116,32 @@ func (a *applier) nextSpare(kind ActionKind) *Machine {
 }
 
 func (a *applier) do(act Action) error {
+	err := a.call(act)
+	if alreadyThere(act.Kind, err) {
+		// Another run (or flyd itself) got there first: the state this
+		// action wanted is reached, so overlapping runs do not fail.
+		return nil
+	}
+	return err
+}
+
+// alreadyThere reports whether err is the Machines API refusing a start,
+// stop or suspend because the machine is already in the wanted state.
+func alreadyThere(kind ActionKind, err error) bool {
+	if statusOf(err) != http.StatusPreconditionFailed {
+		return false
+	}
+	msg := err.Error()
+	switch kind {
+	case ActionStart:
+		return strings.Contains(msg, "still active") || strings.Contains(msg, "current state: 'started'")
+	case ActionStop, ActionSuspend:
+		return strings.Contains(msg, "current state: 'stopped'") || strings.Contains(msg, "current state: 'suspended'")
+	}
+	return false
+}
+
+func (a *applier) call(act Action) error {
 	app := a.f.App
 	switch act.Kind {
 	case ActionStart:
@@ -122,6 +155,17 @@ func (a *applier) do(act Action) error {
 		nonce, release, err := a.lease(act.MachineID)
 		if err != nil {
 			return err
+		}
+		// Under the victim's lease, count again: an overlapping run may
+		// have destroyed machines already, and destroying is not undone.
+		list, err := a.m.List(a.ctx, app, "")
+		if err != nil {
+			release()
+			return wrapOp("recount: list machines", err)
+		}
+		if !DestroyNeeded(NewFleet(app, a.f.Group, list), a.plan) {
+			release()
+			return errUnneeded
 		}
 		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, nonce)
 		if err != nil {

@@ -222,3 +222,37 @@ func TestApplyStopsWhenTheDeadlinePasses(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyTwiceFromOneSnapshotDoesNotOvershoot(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "started"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+		flytest.MachineSpec{ID: "d4", State: "stopped"},
+		flytest.MachineSpec{ID: "e5", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	// Two overlapping runs decide from the same snapshot.
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3), Started: exactly(3)}, scale.Policy{}, time.Now())
+	first := scale.Apply(context.Background(), m, f, plan)
+	second := scale.Apply(context.Background(), m, f, plan)
+	for _, r := range append(first, second...) {
+		if r.Outcome == scale.OutcomeFailed {
+			t.Errorf("%s %s failed: %s", r.Kind, r.MachineID, r.Error)
+		}
+	}
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines after two overlapping applies, want 3: %q then %q", n, outcomes(first), outcomes(second))
+	}
+	if n := srv.Count("app-a", "started"); n != 3 {
+		t.Errorf("%d started, want 3", n)
+	}
+	for _, r := range second {
+		if r.Kind == scale.ActionDestroy && r.Outcome != scale.OutcomeUnneeded {
+			t.Errorf("second apply: destroy %s %s, want unneeded", r.MachineID, r.Outcome)
+		}
+		if r.Kind == scale.ActionStart && r.Outcome != scale.OutcomeDone {
+			t.Errorf("second apply: start %s %s, want done (already started)", r.MachineID, r.Outcome)
+		}
+	}
+}

@@ -346,3 +346,9 @@ func (p Plan) Summary() string {
 func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
 	return max(0, min(planned, p.Target.Created-fresh.Counts().Created))
 }
+
+// DestroyNeeded reports whether fresh, a recount taken under a victim's
+// lease, still has more machines than the plan's created target.
+func DestroyNeeded(fresh Fleet, p Plan) bool {
+	return fresh.Counts().Created > p.Target.Created
+}

@@ -258,11 +258,13 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		return res
 	}
 	res.Actions = Apply(ctx, deps.Machines, fleet, plan)
-	res.Status = StatusScaled
+	res.Status = StatusUnchanged
 	var failed []string
 	busy := 0
 	for _, ar := range res.Actions {
 		switch ar.Outcome {
+		case OutcomeDone:
+			res.Status = StatusScaled
 		case OutcomeFailed, OutcomeAborted:
 			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
 		case OutcomeBusy:

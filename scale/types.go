@@ -84,8 +84,8 @@ const (
 	OutcomeFailed  Outcome = "failed"
 	OutcomeBusy    Outcome = "busy"    // someone else holds the machine's lease
 	OutcomeAborted Outcome = "aborted" // the run or the app's deadline stopped it
-	// OutcomeUnneeded is a create dropped after the recount under the clone
-	// source's lease found the machines already there (another run made them).
+	// OutcomeUnneeded is a create or destroy dropped after a recount under
+	// a lease found the app already at its target (another run got there).
 	OutcomeUnneeded Outcome = "unneeded"
 )
 
