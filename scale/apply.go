@@ -13,10 +13,6 @@ import (
 	"github.com/superfly/fly-go/flaps"
 )
 
-// errUnneeded is a destroy dropped because a recount under the victim's
-// lease found the app already at its created target.
-var errUnneeded = errors.New("recount under the lease: the app is already at its created target")
-
 // LeaseTTL is how long the leases taken around creates and destroys last
 // if they are not released (a crash, a lost connection): long enough for
 // the few calls made under them, short enough not to hold up a deploy.
@@ -42,16 +38,20 @@ func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 		a.used[act.MachineID] = true
 	}
 	for i := 0; i < len(plan.Actions); i++ {
-		act := plan.Actions[i]
-		if act.Kind != ActionCreate {
-			a.withSpares(act)
+		kind := plan.Actions[i].Kind
+		if kind != ActionCreate && kind != ActionDestroy {
+			a.withSpares(plan.Actions[i])
 			continue
 		}
 		j := i
-		for j < len(plan.Actions) && plan.Actions[j].Kind == ActionCreate {
+		for j < len(plan.Actions) && plan.Actions[j].Kind == kind {
 			j++
 		}
-		a.creates(plan.Actions[i:j])
+		if kind == ActionCreate {
+			a.creates(plan.Actions[i:j])
+		} else {
+			a.destroys(plan.Actions[i:j])
+		}
 		i = j - 1
 	}
 	return a.out
@@ -70,8 +70,6 @@ func (a *applier) record(act Action, err error) ActionResult {
 	r := ActionResult{Action: act, Outcome: OutcomeDone}
 	switch {
 	case err == nil:
-	case errors.Is(err, errUnneeded):
-		r.Outcome, r.Error = OutcomeUnneeded, err.Error()
 	case isBusy(err):
 		r.Outcome, r.Error = OutcomeBusy, cleanError(err)
 	case a.ctx.Err() != nil:
@@ -92,7 +90,7 @@ func (a *applier) withSpares(act Action) {
 			return
 		}
 		r := a.record(act, a.do(act))
-		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted || r.Outcome == OutcomeUnneeded {
+		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
 			return
 		}
 		next := a.nextSpare(act.Kind)
@@ -152,20 +150,10 @@ func (a *applier) call(act Action) error {
 	case ActionSuspend:
 		return a.m.Suspend(a.ctx, app, act.MachineID, "")
 	case ActionDestroy:
+		// The victim's own lease keeps us off a machine a deploy holds.
 		nonce, release, err := a.lease(act.MachineID)
 		if err != nil {
 			return err
-		}
-		// Under the victim's lease, count again: an overlapping run may
-		// have destroyed machines already, and destroying is not undone.
-		list, err := a.m.List(a.ctx, app, "")
-		if err != nil {
-			release()
-			return wrapOp("recount: list machines", err)
-		}
-		if !DestroyNeeded(NewFleet(app, a.f.Group, list), a.plan) {
-			release()
-			return errUnneeded
 		}
 		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, nonce)
 		if err != nil {
@@ -211,16 +199,9 @@ func (a *applier) creates(acts []Action) {
 		return
 	}
 	src := acts[0].Source
-	_, release, err := a.lease(src)
+	release, err := a.anchor()
 	if err != nil {
-		outcome := OutcomeFailed
-		switch {
-		case isBusy(err):
-			outcome = OutcomeBusy
-		case a.ctx.Err() != nil:
-			outcome = OutcomeAborted
-		}
-		fail(0, outcome, errors.New("clone source "+cleanError(err)))
+		fail(0, a.outcomeOf(err), err)
 		return
 	}
 	defer release()
@@ -264,6 +245,93 @@ func (a *applier) creates(acts []Action) {
 			}
 			need, done = left, 0
 		}
+	}
+}
+
+// anchor takes the lease of the plan's anchor machine, which serialises an
+// app's creates and destroys across overlapping runs.
+func (a *applier) anchor() (release func(), err error) {
+	id := a.plan.Anchor
+	if id == "" {
+		return nil, errors.New("plan has no anchor machine")
+	}
+	_, release, err = a.lease(id)
+	if err != nil {
+		return nil, wrapOp("anchor", err)
+	}
+	return release, nil
+}
+
+func (a *applier) outcomeOf(err error) Outcome {
+	switch {
+	case isBusy(err):
+		return OutcomeBusy
+	case a.ctx.Err() != nil:
+		return OutcomeAborted
+	}
+	return OutcomeFailed
+}
+
+// destroys runs a plan's destroys under the anchor's lease, after a
+// recount: only the machines the fresh count still has above the target
+// are destroyed, each under its own lease too (a machine a deploy holds is
+// passed over for the next spare). Destroying is not undone, so an
+// overlapping run that destroyed first must not make us destroy again.
+func (a *applier) destroys(acts []Action) {
+	fail := func(from int, outcome Outcome, err error) {
+		for _, act := range acts[from:] {
+			a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
+		}
+	}
+	if err := a.ctx.Err(); err != nil {
+		fail(0, OutcomeAborted, err)
+		return
+	}
+	release, err := a.anchor()
+	if err != nil {
+		fail(0, a.outcomeOf(err), err)
+		return
+	}
+	defer release()
+	list, err := a.m.List(a.ctx, a.f.App, "")
+	if err != nil {
+		fail(0, OutcomeFailed, wrapOp("recount: list machines", err))
+		return
+	}
+	fresh := NewFleet(a.f.App, a.f.Group, list)
+	need := min(len(acts), fresh.Counts().Created-a.plan.Target.Created)
+
+	// The planned victims first, then the spares, skipping machines that
+	// no longer exist.
+	queue := append([]Action(nil), acts...)
+	for _, id := range a.plan.Spares[ActionDestroy] {
+		if m := a.f.machine(id); m != nil {
+			queue = append(queue, Action{Kind: ActionDestroy, MachineID: id, Region: m.Region, Reason: "in place of a busy or failed destroy"})
+		}
+	}
+	done := 0
+	attempted := map[string]bool{}
+	for _, act := range queue {
+		if done >= need || a.ctx.Err() != nil {
+			break
+		}
+		if attempted[act.MachineID] || fresh.machine(act.MachineID) == nil {
+			continue
+		}
+		attempted[act.MachineID] = true
+		if a.record(act, a.do(act)).Outcome == OutcomeDone {
+			done++
+		}
+	}
+	for _, act := range acts {
+		if attempted[act.MachineID] {
+			continue
+		}
+		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d destroys needed", a.plan.Anchor, max(need, 0), len(acts))
+		if a.ctx.Err() != nil {
+			outcome, err = OutcomeAborted, a.ctx.Err()
+		}
+		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}
 }
 

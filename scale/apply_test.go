@@ -102,11 +102,12 @@ func TestApplyDestroyTakesAndReleasesALease(t *testing.T) {
 		t.Fatalf("outcomes %q, want b2 failed then c3 done", got)
 	}
 	acquired, released := ops(srv, flytest.OpLeaseAcquire), ops(srv, flytest.OpLeaseRelease)
-	if len(acquired) != 2 {
-		t.Errorf("%d leases acquired, want one per destroy attempt (2)", len(acquired))
+	// The anchor (a1, the clone source, never destroyed) and each victim.
+	if len(acquired) != 3 || acquired[0].MachineID != "a1" {
+		t.Errorf("leases acquired %+v, want the anchor a1 then one per destroy attempt", acquired)
 	}
-	if len(released) != 1 || released[0].MachineID != "b2" {
-		t.Errorf("lease releases %+v, want the failed destroy's lease (b2) released", released)
+	if len(released) != 2 || released[0].MachineID != "b2" || released[1].MachineID != "a1" {
+		t.Errorf("lease releases %+v, want the failed destroy's (b2), then the anchor's (a1)", released)
 	}
 	if n := srv.Count("app-a", ""); n != 2 {
 		t.Errorf("%d machines left, want 2", n)

@@ -110,6 +110,13 @@ func (pl *planner) run(t Targets) Plan {
 	}
 	// Destroys go last: capacity is added before it is taken away.
 	pl.plan.Actions = append(pl.plan.Actions, pl.destroys...)
+	if creates > 0 {
+		pl.plan.Anchor = source.ID
+	} else if len(pl.destroys) > 0 {
+		if m := pl.cloneSource(); m != nil {
+			pl.plan.Anchor = m.ID
+		}
+	}
 
 	pl.plan.Target = Counts{Created: cur.Created - len(pl.removed) + creates}
 	pl.plan.Target.Started = started + len(starts) + countStartedCreates(pl.plan.Actions) - countKind(pl.plan.Actions, ActionStop, ActionSuspend)
@@ -285,6 +292,9 @@ func (pl *planner) cloneSource() *Machine {
 		m := &pl.f.Machines[i]
 		if m.raw != nil && m.raw.Config == nil {
 			continue // only a full config can be cloned
+		}
+		if pl.removed[m.ID] {
+			continue
 		}
 		if best == nil || m.ReleaseVersion > best.ReleaseVersion ||
 			(m.ReleaseVersion == best.ReleaseVersion && m.CreatedAt.After(best.CreatedAt)) {

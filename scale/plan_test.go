@@ -127,7 +127,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "created below min clones the newest release and the new machines count as started",
 			fleet:   fleet(mach{id: "a", state: "started", release: 3, region: "iad"}, mach{id: "b", state: "started", release: 2, created: "2026-11-27T11:00:00Z"}),
 			targets: Targets{Started: exact(4), Created: exact(4)},
-			want: Plan{Current: Counts{2, 2}, Target: Counts{4, 4}, Actions: []Action{
+			want: Plan{Anchor: "a", Current: Counts{2, 2}, Target: Counts{4, 4}, Actions: []Action{
 				{Kind: ActionCreate, Source: "a", Region: "iad", Started: true, Reason: "created below target (clone of a, started)"},
 				{Kind: ActionCreate, Source: "a", Region: "iad", Started: true, Reason: "created below target (clone of a, started)"},
 			}},
@@ -137,7 +137,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{Started: exact(3), Created: exact(4)},
 			policy:  Policy{Regions: []string{"ord", "ams"}},
-			want: Plan{Current: Counts{1, 2}, Target: Counts{3, 4}, Actions: []Action{
+			want: Plan{Anchor: "a", Current: Counts{1, 2}, Target: Counts{3, 4}, Actions: []Action{
 				{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"},
 				{Kind: ActionCreate, Source: "a", Region: "ord", Started: true, Reason: "created below target (clone of a, started)"},
 				{Kind: ActionCreate, Source: "a", Region: "ams", Started: false, Reason: "created below target (clone of a, stopped)"},
@@ -148,7 +148,7 @@ func TestNewPlan(t *testing.T) {
 			fleet:   fleet(mach{id: "a", state: "started"}),
 			targets: Targets{Created: exact(2)},
 			policy:  Policy{InitialState: "stopped"},
-			want: Plan{Current: Counts{1, 1}, Target: Counts{1, 2}, Actions: []Action{
+			want: Plan{Anchor: "a", Current: Counts{1, 1}, Target: Counts{1, 2}, Actions: []Action{
 				{Kind: ActionCreate, Source: "a", Region: "ord", Started: false, Reason: "created below target (clone of a, stopped)"},
 			}},
 		},
@@ -156,7 +156,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "created newest machine is the clone source when no release metadata",
 			fleet:   fleet(mach{id: "a", state: "started", created: "2026-01-01T00:00:00Z"}, mach{id: "b", state: "stopped", region: "ams", created: "2026-06-01T00:00:00Z"}),
 			targets: Targets{Created: exact(3)},
-			want: Plan{Current: Counts{1, 2}, Target: Counts{2, 3}, Actions: []Action{
+			want: Plan{Anchor: "b", Current: Counts{1, 2}, Target: Counts{2, 3}, Actions: []Action{
 				{Kind: ActionCreate, Source: "b", Region: "ams", Started: true, Reason: "created below target (clone of b, started)"},
 			}},
 		},
@@ -167,7 +167,7 @@ func TestNewPlan(t *testing.T) {
 				mach{id: "d", state: "stopped"}, mach{id: "e", state: "started"},
 			),
 			targets: Targets{Created: exact(1)},
-			want: Plan{Current: Counts{2, 5}, Target: Counts{1, 1}, Actions: []Action{
+			want: Plan{Anchor: "e", Current: Counts{2, 5}, Target: Counts{1, 1}, Actions: []Action{
 				{Kind: ActionDestroy, MachineID: "d", Region: "ord", Reason: "created above target (stopped)"},
 				{Kind: ActionDestroy, MachineID: "c", Region: "ord", Reason: "created above target (suspended)"},
 				{Kind: ActionDestroy, MachineID: "b", Region: "ord", Reason: "created above target (created)"},
@@ -178,7 +178,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "the last machine is never destroyed",
 			fleet:   fleet(mach{id: "a", state: "stopped"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{Created: exact(0), Started: exact(0)},
-			want: Plan{Spares: map[ActionKind][]string{ActionDestroy: {"b"}}, Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
+			want: Plan{Anchor: "b", Spares: map[ActionKind][]string{ActionDestroy: {"b"}}, Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
 				{Kind: ActionDestroy, MachineID: "a", Region: "ord", Reason: "created above target (stopped)"},
 			}},
 		},
@@ -186,7 +186,7 @@ func TestNewPlan(t *testing.T) {
 			name:    "destroying started machines lowers the started count, a started target restores it",
 			fleet:   fleet(mach{id: "a", state: "started", release: 1}, mach{id: "b", state: "started", release: 2}, mach{id: "c", state: "started", release: 2}),
 			targets: Targets{Created: exact(2), Started: exact(2)},
-			want: Plan{Current: Counts{3, 3}, Target: Counts{2, 2}, Actions: []Action{
+			want: Plan{Anchor: "b", Current: Counts{3, 3}, Target: Counts{2, 2}, Actions: []Action{
 				{Kind: ActionDestroy, MachineID: "a", Region: "ord", Reason: "created above target (started)"},
 			}},
 		},

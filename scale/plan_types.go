@@ -27,4 +27,9 @@ type Plan struct {
 	// else) or fail: the applier moves on to the next spare instead of
 	// giving up on the target.
 	Spares map[ActionKind][]string `json:"spares,omitempty"`
+	// Anchor is, when the plan creates or destroys machines, the machine
+	// whose lease serialises those changes across overlapping runs: the
+	// clone source, which the plan never destroys. Under its lease the
+	// applier counts the app again before creating or destroying.
+	Anchor string `json:"anchor,omitempty"`
 }
