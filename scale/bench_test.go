@@ -1,0 +1,41 @@
+package scale_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flytest"
+)
+
+// BenchmarkRunFleet measures one dry run over a 1,000-app org served by
+// flytest with 1 ms of latency per request, at several worker counts.
+// concurrency=1 is the baseline: compare the others to it (benchstat, or
+// the ns/op ratio) rather than reading absolute times.
+func BenchmarkRunFleet(b *testing.B) {
+	org := &flytest.Org{Slug: "bench-org", Apps: []flytest.AppSpec{{Name: "bench-%04d", Count: 1000,
+		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped", Count: 2}}}}}
+	srv := flytest.New(org, flytest.Options{Token: token, Latency: time.Millisecond})
+	defer srv.Close()
+	b.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sel, _ := scale.NewSelector([]string{"bench-*"}, nil)
+	two, _ := scale.CompileExpr("2", nil)
+	for _, conc := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			cfg := scale.Config{Org: "bench-org", Selector: sel, DryRun: true, Concurrency: conc,
+				Expressions: scale.Expressions{MinStarted: two, MaxStarted: two}}
+			for b.Loop() {
+				rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: m})
+				if rep.Err != nil || len(rep.Apps) != 1000 || rep.Apps[0].Status != scale.StatusPlanned {
+					b.Fatalf("run: %v, %d apps", rep.Err, len(rep.Apps))
+				}
+			}
+		})
+	}
+}
