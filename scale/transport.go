@@ -1,0 +1,686 @@
+package scale
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/superfly/fly-go/flaps"
+	"golang.org/x/time/rate"
+)
+
+// Headers the transport sets on the responses it changes.
+const (
+	// UncertainHeader ("1") marks a failed answer to a request that may
+	// nevertheless have taken effect. See IsUncertain.
+	UncertainHeader = "Fly-Autoscaler-Uncertain"
+	// OriginalStatusHeader carries the status of a 502 or 503 answer that the
+	// transport passed on as 500.
+	OriginalStatusHeader = "Fly-Autoscaler-Original-Status"
+)
+
+// ErrUncertain is matched (errors.Is) by the transport's network errors for
+// requests that may have reached the API and taken effect: the connection
+// failed or the deadline passed after the request could have been sent.
+var ErrUncertain = errors.New("uncertain: the request may have taken effect")
+
+// Limit is a token bucket: Rate requests per second, bursts of Burst.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// Limits are the client-side Machines API rate limits, applied per action
+// and identifier.
+type Limits struct {
+	// Action limits every Machines API action but get machine: list and
+	// create per app, the others (start, stop, suspend, destroy, update,
+	// lease, metadata, ...) per machine.
+	Action Limit
+	// Get limits get machine, per machine.
+	Get Limit
+}
+
+// DefaultLimits returns limits that keep a client under the Machines API's
+// published rate limits (https://fly.io/docs/machines/api/working-with-machines-api/,
+// "Rate Limits"): per action and identifier 1 request/s with a burst of 3,
+// except get machine at 5/s with a burst of 10; list and create are counted
+// per app, the other actions per machine.
+//
+// The rates are Fly's; the bursts are one second's worth of requests lower
+// (2 and 5). Fly counts requests when they arrive, this transport when it
+// sends them, and with equal rates the spare second of tokens absorbs up to
+// a second of difference in network delay between two requests, where a
+// client with Fly's own bursts would be refused a request that overtook
+// one sent before it.
+func DefaultLimits() Limits {
+	return Limits{Action: Limit{Rate: 1, Burst: 2}, Get: Limit{Rate: 5, Burst: 5}}
+}
+
+// TransportOptions configure NewTransport. The zero value retries with the
+// defaults below and does not rate-limit.
+type TransportOptions struct {
+	// MaxAttempts bounds the attempts at one request, the first included
+	// (default 4; 1 turns retries off).
+	MaxAttempts int
+	// BaseDelay and MaxDelay shape the backoff before a retry without
+	// Retry-After: the n-th retry waits between half and all of
+	// min(MaxDelay, BaseDelay·2^(n-1)) (defaults 250ms and 4s).
+	BaseDelay, MaxDelay time.Duration
+	// MaxRetryAfter is the longest Retry-After honoured (default 30s): an
+	// answer asking for a longer wait is returned at once.
+	MaxRetryAfter time.Duration
+	// RateLimit turns client-side rate limiting on, with Limits or, when
+	// Limits is nil, DefaultLimits. A Limit with Rate <= 0 is no limit.
+	RateLimit bool
+	Limits    *Limits
+	// OnRetry, when set, is called before each wait for a retry with the
+	// request's method and URL path (never its query or headers), the
+	// status that is retried (0 for a network error) and the wait. It is
+	// called from many goroutines at once.
+	OnRetry func(method, path string, status int, wait time.Duration)
+}
+
+// NewTransport returns a RoundTripper for the Fly Machines and GraphQL APIs
+// that sends each request through base (http.DefaultTransport if nil),
+// retrying only where a retry cannot do something twice, and, with
+// o.RateLimit, holding requests back to stay within Fly's rate limits. It is
+// meant as ClientOptions.Transport, under fly-go's own transports.
+//
+// # Retries
+//
+// A 429 means the request was not carried out: it is retried whatever the
+// method, after the wait its Retry-After asks for (seconds or an HTTP date)
+// or else a capped, jittered exponential backoff. A 500, 502, 503 or 504 or a
+// network error is retried the same way only when sending the request twice
+// does no more than sending it once:
+//
+//   - GET and HEAD (list, get, lease and metadata reads), and GraphQL
+//     queries (a POST whose document has no mutation or subscription);
+//   - start, stop and suspend of a machine: each drives the machine to a
+//     state, and a second one finds it there;
+//   - destroy of a machine and release of a lease. A retry of these that
+//     finds the machine or lease gone (404) after an earlier attempt failed
+//     with a 5xx or a lost connection is answered 200 ({"ok":true}): what
+//     was asked for holds, whether that earlier attempt did it or not.
+//
+// Anything else, create (POST /v1/apps/{app}/machines), update, lease
+// acquire and every GraphQL mutation included, is sent once. Attempts are
+// bounded by MaxAttempts, each one waits for the rate limiter, and no wait
+// runs past the request context's deadline: when a wait would end at or
+// after it, the last answer or error is returned at once.
+//
+// # Uncertainty
+//
+// fly-go wraps this transport in rehttp, which resends any request, POST
+// included, after a 502 or 503 or a temporary network error. So that a
+// create is never sent twice (and this transport stays the only one to
+// retry, within its bounds), no 502 or 503 and no temporary error leaves
+// it: a 502 or 503 goes up as a 500 with OriginalStatusHeader set and the
+// original status noted in the body's message, and network errors are
+// wrapped in an error without a Temporary method.
+//
+// A failed request that is not a read and may nevertheless have taken
+// effect is marked uncertain: its final answer is a 5xx, or a network error
+// after the request could have been sent, or any failure that follows such
+// an attempt (a retried start may find the machine started: 412). Such an
+// answer gets UncertainHeader, and its JSON body gets "uncertain": true and
+// "(uncertain: the request may have taken effect)" appended to its "error"
+// and "message"; such a network error matches ErrUncertain. IsUncertain
+// recognises both in the errors fly-go returns; a caller seeing one should
+// list the app again before deciding, since a create may have made a
+// machine.
+//
+// Some retries happen above this transport and are out of its hands:
+// fly-go's flaps client resends a GET up to twice after a connection reset,
+// and its AcquireLease retries every error for up to a minute.
+//
+// # Rate limits
+//
+// With o.RateLimit each Machines API request first takes a token from the
+// limiter of its action and identifier (see DefaultLimits), waiting for one
+// if need be, but never past the request context's deadline: a request that
+// would have to wait beyond it fails at once with an error matching
+// context.DeadlineExceeded, and a retry that would is not made. GraphQL and
+// other paths are not limited (Fly publishes no GraphQL limits). Limiters
+// that have refilled are dropped, which loses nothing since a full limiter
+// is a new one, so memory follows the identifiers used in the last seconds,
+// not the size of the fleet.
+//
+// The transport never reads or logs headers; it sees the Authorization
+// header only to pass it on.
+func NewTransport(base http.RoundTripper, o TransportOptions) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 4
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = 250 * time.Millisecond
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 4 * time.Second
+	}
+	if o.MaxDelay < o.BaseDelay {
+		o.MaxDelay = o.BaseDelay
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = 30 * time.Second
+	}
+	t := &retryTransport{base: base, o: o}
+	if o.RateLimit {
+		l := DefaultLimits()
+		if o.Limits != nil {
+			l = *o.Limits
+		}
+		t.limits = newRTLimiters(l)
+	}
+	return t
+}
+
+// IsUncertain reports whether err, as returned by fly-go's clients over a
+// transport from NewTransport, is a failure of a request that may
+// nevertheless have taken effect (see NewTransport): for a create, the
+// machine may exist.
+func IsUncertain(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUncertain) {
+		return true
+	}
+	var fe *flaps.FlapsError
+	if errors.As(err, &fe) {
+		var body struct {
+			Uncertain bool `json:"uncertain"`
+		}
+		return json.Unmarshal(fe.ResponseBody, &body) == nil && body.Uncertain
+	}
+	return false
+}
+
+type retryTransport struct {
+	base   http.RoundTripper
+	o      TransportOptions
+	limits *rtLimiters // nil: no rate limiting
+}
+
+// maxErrorBody bounds the bytes of an error answer kept in memory.
+const maxErrorBody = 1 << 20
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := rtReadBody(req)
+	if err != nil {
+		return nil, err
+	}
+	ep := rtClassify(req.Method, req.URL.Path, body)
+	ctx := req.Context()
+
+	var (
+		resp      *http.Response
+		rerr      error
+		ambiguous bool // an attempt may have taken effect
+		sent      int
+	)
+	for {
+		if err := t.limits.wait(ctx, ep); err != nil {
+			if sent == 0 {
+				return nil, &rtError{err: err}
+			}
+			break
+		}
+		resp, rerr = t.base.RoundTrip(rtAttempt(req, body))
+		sent++
+		retry, amb := rtJudge(ctx, ep, resp, rerr)
+		ambiguous = ambiguous || amb
+		if !retry || sent >= t.o.MaxAttempts {
+			break
+		}
+		wait, ok := t.delay(ctx, resp, sent)
+		if !ok {
+			break
+		}
+		if t.o.OnRetry != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			t.o.OnRetry(req.Method, req.URL.Path, status, wait)
+		}
+		if resp != nil {
+			rtBufferBody(resp) // kept in case the wait is cut short
+		}
+		if !rtSleep(ctx, wait) {
+			break
+		}
+	}
+	return rtFinish(ep, resp, rerr, ambiguous, sent)
+}
+
+// rtJudge tells whether an attempt's outcome may be retried, and whether the
+// attempt may have taken effect although it failed.
+func rtJudge(ctx context.Context, ep rtEndpoint, resp *http.Response, err error) (retry, ambiguous bool) {
+	if err != nil {
+		return ep.retry && ctx.Err() == nil, !rtNotSent(err)
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		return true, false
+	case s >= 500:
+		retryable := s == 500 || s == 502 || s == 503 || s == 504
+		return ep.retry && retryable, true
+	}
+	return false, false
+}
+
+// delay returns the wait before the next attempt, or false when there is to
+// be none: Retry-After asks for too long, or the wait would reach the
+// context's deadline.
+func (t *retryTransport) delay(ctx context.Context, resp *http.Response, sent int) (time.Duration, bool) {
+	now := time.Now()
+	var wait time.Duration
+	ra, ok := time.Duration(0), false
+	if resp != nil {
+		ra, ok = rtRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	if ok {
+		if ra > t.o.MaxRetryAfter {
+			return 0, false
+		}
+		wait = ra
+	} else {
+		d := t.o.BaseDelay
+		for i := 1; i < sent && d < t.o.MaxDelay; i++ {
+			d *= 2
+		}
+		d = min(d, t.o.MaxDelay)
+		wait = d/2 + rand.N(d/2+1)
+	}
+	if dl, ok := ctx.Deadline(); ok && !now.Add(wait).Before(dl) {
+		return 0, false
+	}
+	return wait, true
+}
+
+// rtFinish turns the last attempt's outcome into the transport's answer.
+func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sent int) (*http.Response, error) {
+	uncertain := ambiguous && !ep.read
+	if err != nil {
+		return nil, &rtError{err: err, attempts: sent, uncertain: uncertain}
+	}
+	s := resp.StatusCode
+	switch {
+	case s < 300:
+		return resp, nil
+	case s == http.StatusNotFound && ambiguous && ep.goneOK:
+		rtReplaceBody(resp, []byte(`{"ok":true}`+"\n"))
+		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+		return resp, nil
+	case uncertain || s == http.StatusBadGateway || s == http.StatusServiceUnavailable:
+		rtAnnotate(resp, uncertain)
+	}
+	return resp, nil
+}
+
+// rtAnnotate passes a 502 or 503 on as a 500, and marks an uncertain answer,
+// in its headers and in its JSON body, where fly-go's FlapsError keeps it.
+func rtAnnotate(resp *http.Response, uncertain bool) {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+	orig := resp.StatusCode
+	var notes []string
+	if orig == http.StatusBadGateway || orig == http.StatusServiceUnavailable {
+		resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
+		resp.Header.Set(OriginalStatusHeader, strconv.Itoa(orig))
+		notes = append(notes, "HTTP "+strconv.Itoa(orig))
+	}
+	if uncertain {
+		resp.Header.Set(UncertainHeader, "1")
+		notes = append(notes, ErrUncertain.Error())
+	}
+	note := " (" + strings.Join(notes, "; ") + ")"
+
+	obj := map[string]json.RawMessage{}
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		msg := strings.TrimSpace(string(data))
+		if msg == "" {
+			msg = http.StatusText(orig)
+		}
+		if len(msg) > 500 {
+			msg = msg[:500] + "..."
+		}
+		obj = map[string]json.RawMessage{"error": rtJSONString(msg)}
+	}
+	annotated := false
+	for _, k := range []string{"error", "message"} {
+		var s string
+		if json.Unmarshal(obj[k], &s) == nil && s != "" {
+			obj[k] = rtJSONString(s + note)
+			annotated = true
+		}
+	}
+	if !annotated {
+		obj["error"] = rtJSONString(http.StatusText(orig) + note)
+	}
+	if uncertain {
+		obj["uncertain"] = json.RawMessage("true")
+	}
+	out, err := json.Marshal(obj)
+	if err != nil { // cannot happen: every value is valid JSON
+		out = data
+	}
+	resp.Header.Set("Content-Type", "application/json")
+	rtReplaceBody(resp, out)
+}
+
+func rtJSONString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// rtReplaceBody closes resp's body and gives it data instead.
+func rtReplaceBody(resp *http.Response, data []byte) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.ContentLength = int64(len(data))
+	resp.Header.Del("Content-Length")
+	resp.Uncompressed = false
+}
+
+// rtBufferBody reads resp's body into memory so that the connection is
+// released while the answer is kept.
+func rtBufferBody(resp *http.Response) {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	rtReplaceBody(resp, data)
+}
+
+// rtNotSent reports whether a network error certainly came before the
+// request was sent: no connection could be made.
+func rtNotSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// rtReadBody reads and closes req's body, to send it with every attempt.
+func rtReadBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	return io.ReadAll(req.Body)
+}
+
+// rtAttempt returns the request for one attempt, with a fresh body.
+func rtAttempt(req *http.Request, body []byte) *http.Request {
+	if body == nil {
+		return req
+	}
+	r := req.WithContext(req.Context()) // a shallow copy: req is not modified
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	return r
+}
+
+func rtSleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// rtRetryAfter parses a Retry-After header: whole seconds or an HTTP date.
+func rtRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, 1<<20)) * time.Second, true
+	}
+	if at, err := http.ParseTime(h); err == nil {
+		return max(at.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// rtError is a network error as the transport returns it: without the
+// Temporary method rehttp retries on, and matching ErrUncertain when the
+// request may have taken effect.
+type rtError struct {
+	err       error
+	attempts  int
+	uncertain bool
+}
+
+func (e *rtError) Error() string {
+	s := e.err.Error()
+	if e.attempts > 1 {
+		s += fmt.Sprintf(" (%d attempts)", e.attempts)
+	}
+	if e.uncertain {
+		s += " (" + ErrUncertain.Error() + ")"
+	}
+	return s
+}
+
+func (e *rtError) Unwrap() []error {
+	if e.uncertain {
+		return []error{e.err, ErrUncertain}
+	}
+	return []error{e.err}
+}
+
+// Timeout keeps net/http's and url.Error's view of timeouts.
+func (e *rtError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(e.err, context.DeadlineExceeded) || errors.As(e.err, &t) && t.Timeout()
+}
+
+// rtEndpoint is what a request addresses, as far as retries and rate limits
+// care.
+type rtEndpoint struct {
+	action       string // "list", "create", "get", "start", ...; "" if not a Machines API machine path
+	app, machine string
+	read         bool // changes nothing
+	retry        bool // safe to send again after a 5xx or a network error
+	goneOK       bool // a 404 after an ambiguous attempt means done
+}
+
+func rtClassify(method, path string, body []byte) rtEndpoint {
+	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+	if strings.HasSuffix(path, "/graphql") {
+		read = read || method == http.MethodPost && !rtGraphQLChanges(body)
+		return rtEndpoint{read: read, retry: read}
+	}
+	ep := rtEndpoint{read: read, retry: read}
+	i := strings.Index(path, "/v1/apps/")
+	if i < 0 {
+		return ep
+	}
+	parts := strings.Split(strings.Trim(path[i+len("/v1/apps/"):], "/"), "/")
+	if len(parts) < 2 || parts[0] == "" || parts[1] != "machines" {
+		return ep
+	}
+	ep.app = parts[0]
+	if len(parts) == 2 {
+		switch method {
+		case http.MethodGet:
+			ep.action = "list"
+		case http.MethodPost:
+			ep.action = "create"
+		default:
+			ep.action = "apps " + method
+		}
+		return ep
+	}
+	ep.machine = parts[2]
+	sub := "machine"
+	if len(parts) > 3 {
+		sub = parts[3]
+	}
+	switch {
+	case sub == "machine" && method == http.MethodGet:
+		ep.action = "get"
+	case sub == "machine" && method == http.MethodPost:
+		ep.action = "update"
+	case sub == "machine" && method == http.MethodDelete:
+		ep.action = "destroy"
+		ep.retry, ep.goneOK = true, true
+	case (sub == "start" || sub == "stop" || sub == "suspend") && method == http.MethodPost:
+		ep.action = sub
+		ep.retry = true
+	case sub == "lease" && method == http.MethodPost:
+		ep.action = "lease" // acquire and refresh share one limit
+	case sub == "lease" && method == http.MethodDelete:
+		ep.action = "lease release"
+		ep.retry, ep.goneOK = true, true
+	default:
+		ep.action = sub + " " + method
+	}
+	return ep
+}
+
+// rtGraphQLWord finds the keywords of GraphQL operations that change
+// something.
+var rtGraphQLWord = regexp.MustCompile(`(^|[^_0-9A-Za-z])(mutation|subscription)([^_0-9A-Za-z]|$)`)
+
+// rtGraphQLChanges reports whether a GraphQL request body may change
+// something: it holds a mutation (or a subscription), or cannot be read.
+// The word anywhere in the document counts, which errs on the side of not
+// retrying.
+func rtGraphQLChanges(body []byte) bool {
+	var b struct {
+		Query string `json:"query"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Query == "" {
+		return true
+	}
+	return rtGraphQLWord.MatchString(b.Query)
+}
+
+// rtLimiters holds one token bucket per action and identifier. A bucket is
+// dropped once it has refilled, since it is then the same as a new one;
+// tokens are taken under the lock, so none is dropped while in use.
+type rtLimiters struct {
+	limits Limits
+	now    func() time.Time
+
+	mu      sync.Mutex
+	m       map[string]*rate.Limiter
+	sweepAt int // sweep when the map reaches this size
+}
+
+const rtMinSweep = 256
+
+func newRTLimiters(l Limits) *rtLimiters {
+	return &rtLimiters{limits: l, now: time.Now, m: map[string]*rate.Limiter{}, sweepAt: rtMinSweep}
+}
+
+// key returns ep's limiter key and limit; false when ep is not limited.
+func (s *rtLimiters) key(ep rtEndpoint) (string, Limit, bool) {
+	if ep.action == "" {
+		return "", Limit{}, false
+	}
+	l := s.limits.Action
+	if ep.action == "get" {
+		l = s.limits.Get
+	}
+	if l.Rate <= 0 {
+		return "", Limit{}, false
+	}
+	if ep.machine == "" {
+		return ep.action + " " + ep.app, l, true
+	}
+	return ep.action + " " + ep.app + "/" + ep.machine, l, true
+}
+
+// wait takes a token for ep, waiting for it unless that would pass ctx's
+// deadline (rate.Limiter.Wait, with the token taken under s.mu).
+func (s *rtLimiters) wait(ctx context.Context, ep rtEndpoint) error {
+	if err := ctx.Err(); err != nil || s == nil {
+		return err
+	}
+	key, l, ok := s.key(ep)
+	if !ok {
+		return nil
+	}
+	now, r := s.reserve(key, l)
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && !now.Add(d).Before(dl) {
+		r.CancelAt(now)
+		return fmt.Errorf("client rate limit of %s: a wait of %v would pass the deadline: %w", key, d.Round(time.Millisecond), context.DeadlineExceeded)
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
+}
+
+func (s *rtLimiters) reserve(key string, l Limit) (time.Time, *rate.Reservation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	lim := s.m[key]
+	if lim == nil {
+		if len(s.m) >= s.sweepAt {
+			s.sweep(now)
+		}
+		lim = rate.NewLimiter(rate.Limit(l.Rate), max(l.Burst, 1))
+		s.m[key] = lim
+	}
+	return now, lim.ReserveN(now, 1)
+}
+
+// sweep drops the limiters that have refilled. Sweeping when the map has
+// doubled since the last sweep keeps the cost per request constant.
+func (s *rtLimiters) sweep(now time.Time) {
+	for k, lim := range s.m {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
+			delete(s.m, k)
+		}
+	}
+	s.sweepAt = max(rtMinSweep, 2*len(s.m))
+}
+
+// size returns the number of limiters held.
+func (s *rtLimiters) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
