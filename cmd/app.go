@@ -84,6 +84,7 @@ func newApp(s *Streams) *cli.App {
 		},
 		Commands: []*cli.Command{
 			runCommand(s),
+			evalCommand(s),
 			versionCommand(s),
 		},
 	}

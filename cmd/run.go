@@ -99,6 +99,7 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 		return err
 	}
 	rep := scale.Run(ctx, rc.scale, deps)
+	pushRun(ctx, log, rc, rep)
 	opts := rc.render
 	opts.Color, opts.Width = s.Color, s.Width
 	if err := Render(s.Out, rep, opts); err != nil {

@@ -1,0 +1,201 @@
+package cmd
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/push"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// pushJob is the Pushgateway job the run's figures are pushed under.
+const pushJob = "fly-autoscaler"
+
+// pushTimeout bounds the pushes at the end of a run.
+const pushTimeout = 10 * time.Second
+
+// Names of the metrics pushed to the Pushgateway (documented in README.md).
+const (
+	metricAppsMatched   = "fly_autoscaler_apps_matched"
+	metricApps          = "fly_autoscaler_apps"
+	metricActions       = "fly_autoscaler_machine_actions"
+	metricStarted       = "fly_autoscaler_app_started_machines"
+	metricTargetStarted = "fly_autoscaler_app_target_started_machines"
+	metricDuration      = "fly_autoscaler_run_duration_seconds"
+	metricLastSuccess   = "fly_autoscaler_last_success_timestamp_seconds"
+)
+
+// successGrouping is the grouping label of the push that carries the time of
+// the last successful run (see pushRun).
+const successGrouping = "run"
+
+// pushRun pushes the figures of a finished run to the Pushgateway, when one
+// is configured. A failed push is logged as a warning and changes nothing
+// else: the run's exit code is the run's.
+//
+// Two groups are pushed, both with PUT (push.Pusher.Push), which replaces
+// everything the group held:
+//   - {job="fly-autoscaler", org=...}: the run's figures, after every run, so
+//     that the per-app series of apps no longer matched (or failed this run)
+//     disappear instead of going stale;
+//   - {job="fly-autoscaler", org=..., run="success"}: only the time of the
+//     last successful run, pushed only when the run succeeded (no app
+//     failed and the run completed). A failed run does not touch this group,
+//     so the gateway keeps the previous success time: alert on
+//     time() - fly_autoscaler_last_success_timestamp_seconds.
+//
+// The org grouping label keeps the figures of autoscalers of different orgs
+// apart on one gateway; it is left out when apps are named without an org.
+func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Report) {
+	if rc.pushgateway == "" || rep == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
+	var errs []string
+	if err := pushGroup(ctx, rc, runRegistry(rep), ""); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if !rep.Failed() {
+		if err := pushGroup(ctx, rc, successRegistry(rep), "success"); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		log.Warn("pushgateway: run metrics not pushed",
+			"url", query.RedactURL(rc.pushgateway),
+			"err", redactPush(strings.Join(errs, "; "), rc))
+	}
+}
+
+// pushGroup pushes reg's metrics with PUT to the group of the run's job, the
+// org, and successGrouping=run unless run is empty. Credentials in the URL
+// are sent as basic auth, never as part of the URL, so errors cannot quote
+// them.
+func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, run string) error {
+	u, err := url.Parse(rc.pushgateway)
+	if err != nil {
+		return err
+	}
+	user := u.User
+	u.User = nil
+	p := push.New(u.String(), pushJob).
+		Gatherer(reg).
+		Client(&http.Client{Timeout: pushTimeout})
+	if user != nil {
+		pw, _ := user.Password()
+		p = p.BasicAuth(user.Username(), pw)
+	}
+	if rc.scale.Org != "" {
+		p = p.Grouping("org", rc.scale.Org)
+	}
+	if run != "" {
+		p = p.Grouping(successGrouping, run)
+	}
+	return p.PushContext(ctx)
+}
+
+// redactPush removes from an error text every credential it could hold: the
+// userinfo of any URL, and the gateway's user and password and the run's
+// tokens wherever they appear (a gateway may echo a request). Strings shorter
+// than minSecret are not replaced: they would mangle the message (a user "u"
+// is in every word), and pushGroup never puts them in a URL.
+func redactPush(msg string, rc *runConfig) string {
+	const minSecret = 4
+	var secrets []string
+	add := func(s string) {
+		if len(s) >= minSecret {
+			secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
+		}
+	}
+	if u, err := url.Parse(rc.pushgateway); err == nil && u.User != nil {
+		add(u.User.Username())
+		pw, _ := u.User.Password()
+		add(pw)
+	}
+	add(rc.token)
+	for _, c := range rc.collectors {
+		add(c.Token)
+	}
+	return query.Redact(msg, secrets...)
+}
+
+// runRegistry holds the figures of one run in a fresh registry.
+func runRegistry(rep *scale.Report) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+
+	matched := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricAppsMatched, Help: "Apps selected by the last run.",
+	})
+	matched.Set(float64(max(rep.Matched, len(rep.Apps))))
+
+	apps := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricApps, Help: "Apps of the last run by result: scaled, planned (dry run), unchanged, skipped or failed.",
+	}, []string{"result"})
+	for _, st := range []scale.Status{scale.StatusScaled, scale.StatusPlanned, scale.StatusUnchanged, scale.StatusSkipped, scale.StatusFailed} {
+		apps.WithLabelValues(string(st))
+	}
+
+	actions := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricActions, Help: "Machine actions of the last run by action (start, stop, suspend, create, destroy) and outcome (done, failed, busy, aborted, planned).",
+	}, []string{"action", "outcome"})
+	for _, k := range actionOrder {
+		for _, o := range []scale.Outcome{scale.OutcomeDone, scale.OutcomeFailed, scale.OutcomeBusy, scale.OutcomeAborted, scale.OutcomePlanned} {
+			actions.WithLabelValues(string(k), string(o))
+		}
+	}
+
+	started := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricStarted, Help: "Started machines of the app's process group when the last run read them.",
+	}, []string{"app"})
+	target := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricTargetStarted, Help: "Started machines the last run aimed at for the app.",
+	}, []string{"app"})
+
+	for _, a := range rep.Apps {
+		if a.Status != "" {
+			apps.WithLabelValues(string(a.Status)).Inc()
+		}
+		for _, ar := range a.Actions {
+			actions.WithLabelValues(string(ar.Kind), string(ar.Outcome)).Inc()
+		}
+		// A failed or skipped app has no counts worth showing: its series
+		// are left out rather than pushed as zeros.
+		if a.Status == scale.StatusFailed || a.Status == scale.StatusSkipped {
+			continue
+		}
+		started.WithLabelValues(a.App).Set(float64(a.Current.Started))
+		target.WithLabelValues(a.App).Set(float64(a.Target.Started))
+	}
+
+	duration := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricDuration, Help: "Duration of the last run in seconds.",
+	})
+	duration.Set(rep.Elapsed.Seconds())
+
+	reg.MustRegister(matched, apps, actions, started, target, duration)
+	return reg
+}
+
+// successRegistry holds the time the run ended, pushed only after a
+// successful run.
+func successRegistry(rep *scale.Report) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	last := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricLastSuccess, Help: "Unix time at which the last successful run (no app failed) ended.",
+	})
+	end := rep.StartedAt.Add(rep.Elapsed)
+	if rep.StartedAt.IsZero() {
+		end = time.Now()
+	}
+	last.Set(float64(end.UnixNano()) / 1e9)
+	reg.MustRegister(last)
+	return reg
+}

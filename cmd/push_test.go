@@ -1,0 +1,85 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// TestPushRunGroups checks the push protocol without a real gateway: the
+// run's group is replaced (PUT) after every run, the success group only
+// after a successful one.
+func TestPushRunGroups(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		reqs []string
+	)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(gw.Close)
+
+	ok := &scale.Report{Org: "my-org", Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+		Apps: []scale.AppResult{{App: "a", Status: scale.StatusUnchanged}}}
+	failed := &scale.Report{Org: "my-org", Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+		Apps: []scale.AppResult{{App: "a", Status: scale.StatusFailed}}}
+	for _, tc := range []struct {
+		name string
+		rep  *scale.Report
+		want []string
+	}{
+		{"success", ok, []string{"PUT /metrics/job/fly-autoscaler/org/my-org", "PUT /metrics/job/fly-autoscaler/org/my-org/run/success"}},
+		{"failure", failed, []string{"PUT /metrics/job/fly-autoscaler/org/my-org"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			reqs = nil
+			mu.Unlock()
+			var logs bytes.Buffer
+			rc := &runConfig{pushgateway: gw.URL}
+			rc.scale.Org = "my-org"
+			pushRun(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), rc, tc.rep)
+			mu.Lock()
+			got := slices.Clone(reqs)
+			mu.Unlock()
+			// Grouping labels come in map order: compare sets of paths
+			// normalised to job, org, run.
+			for i, r := range got {
+				got[i] = strings.Replace(r, "/run/success/org/my-org", "/org/my-org/run/success", 1)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("requests %q, want %q", got, tc.want)
+			}
+			if logs.Len() != 0 {
+				t.Errorf("logged %q, want nothing", logs.String())
+			}
+		})
+	}
+}
+
+func TestRedactPush(t *testing.T) {
+	rc := &runConfig{pushgateway: "https://u:longpassword@gw.example.com", token: "FlyV1 fm2_secret"}
+	msg := `Put "https://u:longpassword@gw.example.com/metrics/job/fly-autoscaler": unauthorized for user u, password longpassword, token FlyV1 fm2_secret`
+	got := redactPush(msg, rc)
+	for _, secret := range []string{"longpassword", "fm2_secret", "u:"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("redacted text still holds %q: %s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "unauthorized for user u,") || !strings.Contains(got, "https://gw.example.com/metrics/job/fly-autoscaler") {
+		t.Errorf("redaction mangled the message: %s", got)
+	}
+}

@@ -1,0 +1,120 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// EvalReport is the result of Eval: every selected app's metric values and
+// the targets its expressions give.
+type EvalReport struct {
+	Org       string
+	StartedAt time.Time
+	Elapsed   time.Duration
+	Matched   int
+	Apps      []EvalResult
+	// Err is set when the apps could not be selected (the org's app list
+	// could not be read) or the run was interrupted.
+	Err error
+}
+
+// EvalResult is one app's metric values and targets. Err is set when a
+// metric could not be read or an expression could not be evaluated.
+type EvalResult struct {
+	App     string
+	Metrics map[string]float64
+	Targets Targets
+	Err     error
+	Elapsed time.Duration
+}
+
+// Failed reports whether any app failed or the evaluation could not
+// complete.
+func (r *EvalReport) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
+	for _, a := range r.Apps {
+		if a.Err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Eval selects the apps as Run does (listing the org once when a pattern
+// needs it), collects their metrics and evaluates the expressions, without
+// reading or changing any machine: deps.Machines is never used and may be
+// nil. The fleet variables (started, stopped, suspended, created) are 0.
+func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	rep := &EvalReport{Org: cfg.Org, StartedAt: now()}
+	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
+
+	apps, err := discover(ctx, cfg, deps.Apps)
+	if err != nil {
+		rep.Err = err
+		return rep
+	}
+	rep.Matched = len(apps)
+	names := make([]string, len(apps))
+	for i, a := range apps {
+		names[i] = a.name
+	}
+	if deps.Metrics != nil {
+		deps.Metrics.Prefetch(ctx, names)
+	}
+
+	conc := cfg.Concurrency
+	if conc < 1 {
+		conc = DefaultConcurrency
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	rep.Apps = make([]EvalResult, len(names))
+	var done atomic.Int64
+	g := new(errgroup.Group)
+	g.SetLimit(conc)
+	for i, name := range names {
+		g.Go(func() error {
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := now()
+			res := EvalResult{App: name}
+			res.Metrics, res.Targets, res.Err = evalApp(actx, cfg.Expressions, deps.Metrics, name)
+			res.Elapsed = now().Sub(start)
+			rep.Apps[i] = res
+			if cfg.Progress != nil {
+				cfg.Progress(int(done.Add(1)), len(names))
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		rep.Err = fmt.Errorf("evaluation interrupted: %w", err)
+	}
+	return rep
+}
+
+// evalApp measures and decides for one app over an empty fleet.
+func evalApp(ctx context.Context, x Expressions, m Metrics, app string) (map[string]float64, Targets, error) {
+	var metrics map[string]float64
+	if m != nil {
+		var err error
+		if metrics, err = m.Collect(ctx, app); err != nil {
+			return nil, Targets{}, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	t, err := x.Evaluate(metrics, Fleet{App: app})
+	return metrics, t, err
+}
