@@ -5,7 +5,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -X github.com/superfly/fly-autoscaler/cmd.Commit=$(COMMIT)
 PKGS     := ./...
 
-.PHONY: help build test test-short lint check-deps bench demo fmt clean
+.PHONY: help build test test-short lint check-deps bench demo image fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ check-deps: ## keep the arrows main -> cmd -> {scale, query}: scale and query ne
 	@go list -deps ./query | grep -E 'fly-autoscaler/(cmd|scale)' && { echo "query must not import cmd or scale"; exit 1; } || true
 	@go list -deps ./scale/flytest | grep -E 'fly-autoscaler/(cmd|query)$$|^testing$$' && { echo "flytest must not import cmd, query or testing"; exit 1; } || true
 	@echo "dependency arrows ok"
+
+demo: ## see it work: a fake Fly org and metrics on loopback, then a dry run, a run and a converged run
+	go run . demo
+
+image: ## build the container image (the Dockerfile runs make build with this VERSION and COMMIT)
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t fly-autoscaler:$(VERSION) .
 
 bench: ## run the benchmarks
 	go test -run '^$$' -bench . -benchmem $(PKGS)

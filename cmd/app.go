@@ -85,6 +85,7 @@ func newApp(s *Streams) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(s),
 			evalCommand(s),
+			demoCommand(s),
 			versionCommand(s),
 		},
 	}

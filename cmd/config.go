@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"regexp"
@@ -143,6 +144,12 @@ type runConfig struct {
 	detailedExitcode bool
 	logFormat        string
 	verbose          bool
+
+	// flapsBaseURL, when set, is where the Machines API requests go
+	// instead of FLY_FLAPS_BASE_URL's (the demo's loopback server).
+	flapsBaseURL string
+	// log is the invocation's logger (newLogger), set by runOrRepeat.
+	log *slog.Logger
 }
 
 // settings reads each option from the flag or its variable, falling back

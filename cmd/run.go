@@ -3,7 +3,8 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"net/http"
+	"os"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale"
@@ -45,19 +46,19 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prometheus-query", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_QUERY"}, Usage: "PromQL `QUERY`; $APP_NAME is replaced by the app's name"},
 		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_TOKEN"}, Usage: "`TOKEN` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
 		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`LABEL` naming the app in a fleet-wide query's series (default: app)"},
-		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "what no series or NaN means: error (skip the app) or zero"},
+		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "`MODE` for a query without series or with NaN: error (skip the app) or zero (default: error)"},
 
 		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: []string{"FAS_PUSHGATEWAY_URL"}, Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
 
 		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: []string{"FAS_DRY_RUN"}, Usage: "plan and report, change nothing"},
-		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "apps reconciled at once (default: 16)"},
+		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "`N` apps reconciled at once (default: 16)"},
 		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`DURATION` allowed for everything done for one app (default: 30s)"},
 
 		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each (default: no limit)"},
 		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_DOWN"}, Usage: "at most `N` machines fewer per app and run, started and created each (default: no limit)"},
 		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: []string{"FAS_MIN_STARTED_DURATION"}, Usage: "never stop, suspend or destroy a machine that started less than `DURATION` ago"},
 		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `RATIO` (0..1) of the apps failed (default: 1, never)"},
-		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "how started machines are taken down: stop or suspend (default: stop)"},
+		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`MODE` of taking started machines down: stop or suspend (default: stop)"},
 
 		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `DURATION` until SIGINT/SIGTERM (default: run once)"},
 
@@ -73,9 +74,14 @@ func runFlags() []cli.Flag {
 
 func runCommand(s *Streams) *cli.Command {
 	return &cli.Command{
-		Name:         "run",
-		Usage:        "reconcile every selected app once, print the report and exit",
-		UsageText:    "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
+		Name:      "run",
+		Usage:     "reconcile every selected app once, print the report and exit",
+		UsageText: "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
+		Description: "Each option is a flag or the variable in brackets, and most are also a key of the YAML\n" +
+			"file given with --config; flags take precedence over variables, variables over the file.\n" +
+			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
+			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
+			"--detailed-exitcode).",
 		Flags:        runFlags(),
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
@@ -83,37 +89,69 @@ func runCommand(s *Streams) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return runOnce(c.Context, s, rc)
+			return runOrRepeat(c.Context, s, rc)
 		},
 	}
 }
 
 // runOnce builds the clients, runs one pass and renders the report.
 func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
-	log := slog.New(slog.NewTextHandler(s.Err, nil))
-	for _, w := range rc.warnings {
-		log.Warn(w)
+	if rc.log == nil {
+		rc.log = newLogger(s.Err, rc.logFormat, rc.verbose)
 	}
+	log := rc.log
 	deps, err := buildDeps(ctx, rc)
 	if err != nil {
 		return err
 	}
-	rep := scale.Run(ctx, rc.scale, deps)
+	cfg := rc.scale
+	var prog *progress
+	if progressEnabled(s, rc) {
+		prog = startProgress(s.Err, progressDelay, progressInterval)
+		cfg.Progress = prog.Update
+	}
+	rep := scale.Run(ctx, cfg, deps)
+	prog.Stop()
+	logReport(log, rep)
 	pushRun(ctx, log, rc, rep)
 	opts := rc.render
 	opts.Color, opts.Width = s.Color, s.Width
 	if err := Render(s.Out, rep, opts); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
-	return outcome(rep)
+	if err := outcome(rep); err != nil || !rc.detailedExitcode || !rep.Changed() {
+		return err
+	}
+	return errChanged
 }
+
+// errChanged is a successful run's result under --detailed-exitcode when
+// changes were planned (dry run) or made: exit 3, nothing printed.
+var errChanged = &exitError{code: ExitChanged}
 
 // buildDeps builds the real Fly clients and the metric sources.
 func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
+	var transport, promTransport http.RoundTripper // nil: the clients' defaults
+	if rc.flapsBaseURL != "" {
+		from := os.Getenv("FLY_FLAPS_BASE_URL") // what fly-go's flaps reads
+		if from == "" {
+			from = scale.DefaultFlapsBaseURL
+		}
+		rt, err := newRedirectTransport(nil, from, rc.flapsBaseURL)
+		if err != nil {
+			return scale.Deps{}, err
+		}
+		transport = rt
+	}
+	if rc.verbose && rc.log != nil {
+		transport = newLogTransport(transport, rc.log)
+		promTransport = newLogTransport(nil, rc.log)
+	}
 	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
 		Token:      rc.token,
 		APIBaseURL: rc.apiBaseURL,
 		UserAgent:  "fly-autoscaler/" + Version,
+		Transport:  transport,
 	})
 	if err != nil {
 		return scale.Deps{}, err
@@ -122,7 +160,11 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 	if len(rc.collectors) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
-			p, err := query.NewPrometheus(pc)
+			var opts []query.Option
+			if promTransport != nil {
+				opts = append(opts, query.WithTransport(promTransport))
+			}
+			p, err := query.NewPrometheus(pc, opts...)
 			if err != nil {
 				return scale.Deps{}, &UsageError{Msg: err.Error()}
 			}

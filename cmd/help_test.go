@@ -1,0 +1,314 @@
+package cmd
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// configRow is one row of README's configuration reference.
+type configRow struct {
+	line    int
+	names   []string // flag names without dashes, as urfave's Names()
+	envVars []string
+	yamlKey string // "" for none
+	def     string // backticks removed
+	meaning string
+}
+
+var backticked = regexp.MustCompile("`([^`]*)`")
+
+// readmeConfigReference parses the table under "### Configuration
+// reference" in README.md.
+func readmeConfigReference(t *testing.T) []configRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []configRow
+	in, header := false, 0
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "### Configuration reference" {
+			in = true
+			continue
+		}
+		if !in {
+			continue
+		}
+		if !strings.HasPrefix(line, "|") {
+			if header > 0 {
+				break // the end of the table
+			}
+			continue
+		}
+		if header++; header <= 2 {
+			if header == 1 && line != "| Flag | Variable | YAML key | Default | Meaning |" {
+				t.Fatalf("README.md:%d: configuration reference header %q", n, line)
+			}
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) != 5 {
+			t.Fatalf("README.md:%d: %d cells, want 5: %q", n, len(cells), line)
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		r := configRow{line: n, meaning: cells[4]}
+		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
+			r.names = append(r.names, strings.TrimLeft(m[1], "-"))
+		}
+		for _, m := range backticked.FindAllStringSubmatch(cells[1], -1) {
+			r.envVars = append(r.envVars, m[1])
+		}
+		if cells[2] != "—" {
+			m := backticked.FindStringSubmatch(cells[2])
+			if m == nil || m[0] != cells[2] {
+				t.Errorf("README.md:%d: YAML key %q: want one `key` or —", n, cells[2])
+			} else {
+				r.yamlKey = m[1]
+			}
+		}
+		r.def = strings.ReplaceAll(cells[3], "`", "")
+		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatal("README.md has no configuration reference table")
+	}
+	return rows
+}
+
+// yamlKeys returns the yaml tags of a struct type's fields.
+func yamlKeys(v any) []string {
+	var keys []string
+	rt := reflect.TypeOf(v)
+	for i := range rt.NumField() {
+		if k, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// flagDefault is the default a flag declares: its Value, "(default: X)" in
+// its usage, "off" for a boolean, or "—".
+func flagDefault(f cli.Flag) string {
+	if _, ok := f.(*cli.BoolFlag); ok {
+		return "off"
+	}
+	if sf, ok := f.(*cli.StringFlag); ok && sf.Value != "" {
+		return sf.Value
+	}
+	if d, ok := f.(cli.DocGenerationFlag); ok {
+		if m := regexp.MustCompile(`\(default: ([^)]*)\)`).FindStringSubmatch(d.GetUsage()); m != nil {
+			return m[1]
+		}
+	}
+	return "—"
+}
+
+func envVarsOf(f cli.Flag) []string {
+	if d, ok := f.(cli.DocGenerationFlag); ok {
+		return d.GetEnvVars()
+	}
+	return nil
+}
+
+// TestConfigReference keeps README's configuration reference and the run
+// command's flags in step, both ways: names, aliases, variables, YAML keys
+// and defaults.
+func TestConfigReference(t *testing.T) {
+	rows := readmeConfigReference(t)
+	flags := map[string]cli.Flag{}
+	for _, f := range runFlags() {
+		flags[f.Names()[0]] = f
+	}
+
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if len(r.names) == 0 {
+			t.Errorf("README.md:%d: no flag", r.line)
+			continue
+		}
+		f, ok := flags[r.names[0]]
+		if !ok {
+			t.Errorf("README.md:%d: --%s is not a flag of run", r.line, r.names[0])
+			continue
+		}
+		if seen[r.names[0]] {
+			t.Errorf("README.md:%d: --%s listed twice", r.line, r.names[0])
+		}
+		seen[r.names[0]] = true
+		if !slices.Equal(r.names, f.Names()) {
+			t.Errorf("README.md:%d: names %q, the flag has %q", r.line, r.names, f.Names())
+		}
+		if !slices.Equal(r.envVars, envVarsOf(f)) {
+			t.Errorf("README.md:%d: --%s: variables %q, the flag has %q", r.line, r.names[0], r.envVars, envVarsOf(f))
+		}
+		if want := flagDefault(f); r.def != want {
+			t.Errorf("README.md:%d: --%s: default %q, the flag declares %q", r.line, r.names[0], r.def, want)
+		}
+		if r.meaning == "" {
+			t.Errorf("README.md:%d: --%s: no meaning", r.line, r.names[0])
+		}
+	}
+	for name := range flags {
+		if !seen[name] {
+			t.Errorf("--%s is missing from README.md's configuration reference", name)
+		}
+	}
+
+	// YAML keys: each one named exists, and each key of the file but the
+	// ones the README's prose covers is in the table.
+	fileKeys, colKeys := yamlKeys(fileConfig{}), yamlKeys(collectorConfig{})
+	inTable := map[string]bool{}
+	for _, r := range rows {
+		if r.yamlKey == "" {
+			continue
+		}
+		inTable[r.yamlKey] = true
+		if sub, ok := strings.CutPrefix(r.yamlKey, "metric-collectors[]."); ok {
+			if !slices.Contains(colKeys, sub) {
+				t.Errorf("README.md:%d: %s is not a key of a metric collector", r.line, r.yamlKey)
+			}
+		} else if !slices.Contains(fileKeys, r.yamlKey) {
+			t.Errorf("README.md:%d: %s is not a key of the config file", r.line, r.yamlKey)
+		}
+	}
+	prose := []string{"metric-collectors", "interval", "app-list-refresh-interval", "metric-collectors[].type"}
+	for _, k := range fileKeys {
+		if !inTable[k] && !slices.Contains(prose, k) {
+			t.Errorf("config file key %s is missing from README.md's configuration reference", k)
+		}
+	}
+	for _, k := range colKeys {
+		if k := "metric-collectors[]." + k; !inTable[k] && !slices.Contains(prose, k) {
+			t.Errorf("config file key %s is missing from README.md's configuration reference", k)
+		}
+	}
+}
+
+// TestRunHelp checks that run --help groups every flag under a category
+// and shows each flag's variables.
+func TestRunHelp(t *testing.T) {
+	clearEnv(t)
+	code, out, stderr := runCLI(t, "run", "--help")
+	if code != ExitOK {
+		t.Fatalf("exit code %d: %s", code, stderr)
+	}
+	for _, cat := range []string{catSelection, catTargets, catMetrics, catSafety, catOutput, catFly, catSchedule} {
+		if !regexp.MustCompile(`(?m)^   ` + regexp.QuoteMeta(cat) + `$`).MatchString(out) {
+			t.Errorf("no %q heading in run --help:\n%s", cat, out)
+		}
+	}
+	lines := strings.Split(out, "\n")
+	for _, f := range runFlags() {
+		d := f.(cli.DocGenerationFlag)
+		if c, ok := f.(cli.CategorizableFlag); !ok || c.GetCategory() == "" {
+			t.Errorf("--%s has no category", f.Names()[0])
+		}
+		var line string
+		for _, l := range lines {
+			if l := strings.TrimSpace(l); strings.HasPrefix(l, "--"+f.Names()[0]+" ") || strings.HasPrefix(l, "--"+f.Names()[0]+",") {
+				line = l
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("--%s is not in run --help", f.Names()[0])
+			continue
+		}
+		if env := d.GetEnvVars(); len(env) > 0 {
+			want := "[$" + strings.Join(env, ", $") + "]"
+			if !strings.Contains(line, want) {
+				t.Errorf("--%s: help line does not show %s: %q", f.Names()[0], want, line)
+			}
+		}
+		// A placeholder in backticks, not urfave's "value".
+		if strings.HasPrefix(strings.TrimSpace(line), "--"+f.Names()[0]+" value") {
+			t.Errorf("--%s: help line has no placeholder: %q", f.Names()[0], line)
+		}
+	}
+	if !strings.Contains(out, "flags take precedence over variables") {
+		t.Errorf("run --help does not explain the precedence:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	clearEnv(t)
+	v, c := Version, Commit
+	t.Cleanup(func() { Version, Commit = v, c })
+
+	Version, Commit = "v1.2.3", "abc1234"
+	code, out, _ := runCLI(t, "version")
+	want := "fly-autoscaler v1.2.3 (commit abc1234, " + runtime.Version() + ")\n"
+	if code != ExitOK || out != want {
+		t.Errorf("version: exit %d, %q; want %q", code, out, want)
+	}
+	if _, out, _ := runCLI(t, "--version"); !strings.Contains(out, "v1.2.3 (commit abc1234, ") {
+		t.Errorf("--version: %q", out)
+	}
+
+	// Unstamped (go run, go test): build info or placeholders.
+	Version, Commit = "", ""
+	_, out, _ = runCLI(t, "version")
+	if !regexp.MustCompile(`^fly-autoscaler \S+ \(commit \S+, go[0-9.]+\S*\)\n$`).MatchString(out) {
+		t.Errorf("unstamped version: %q", out)
+	}
+}
+
+// TestVersionStampedByMakefile checks that make build sets Version and
+// Commit through -ldflags -X with this package's import path, so the
+// stamping cannot go stale when a name moves, and that the Dockerfile
+// builds through the same target. (It reads make's plan rather than
+// building: a cold static build takes minutes.)
+func TestVersionStampedByMakefile(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	plan := exec.Command("make", "-n", "build", "BIN=/tmp/fas", "VERSION=v9.8.7-test", "COMMIT=0123abc")
+	plan.Dir = ".."
+	out, err := plan.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build: %v\n%s", err, out)
+	}
+	pkg := reflect.TypeOf(runConfig{}).PkgPath()
+	cmdline := string(out)
+	for _, want := range []string{
+		"CGO_ENABLED=0 go build",
+		"-X " + pkg + ".Version=v9.8.7-test",
+		"-X " + pkg + ".Commit=0123abc",
+		"-o /tmp/fas",
+	} {
+		if !strings.Contains(cmdline, want) {
+			t.Errorf("make build does not run %q:\n%s", want, cmdline)
+		}
+	}
+	// What -X sets is what version prints (TestVersion): these are the
+	// variables it names.
+	_ = []*string{&Version, &Commit}
+
+	docker, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^RUN make build BIN=\S+ VERSION="\$VERSION" COMMIT="\$COMMIT"$`).Match(docker) {
+		t.Errorf("the Dockerfile does not build through make build with VERSION and COMMIT")
+	}
+}

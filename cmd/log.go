@@ -1,0 +1,68 @@
+package cmd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// Log formats accepted by --log-format.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// newLogger builds the logger of an invocation, the only one: slog to w
+// (stderr), as logfmt-style text or JSON lines, at debug level with
+// --verbose and info level otherwise.
+func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
+	if w == nil {
+		w = io.Discard
+	}
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	if format == LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logReport logs each app's decisions at debug level: what was observed,
+// targeted and done. The report on stdout says the same in short; this is
+// for --verbose.
+func logReport(log *slog.Logger, rep *scale.Report) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	for _, a := range sortedApps(rep) {
+		attrs := []any{
+			"app", a.App, "status", string(a.Status),
+			"started", countCell(a.Current.Started, a.Target.Started),
+			"created", countCell(a.Current.Created, a.Target.Created),
+			"elapsed", a.Elapsed.Round(time.Millisecond),
+		}
+		if a.Reason != "" {
+			attrs = append(attrs, "reason", a.Reason)
+		}
+		if len(a.Metrics) > 0 {
+			attrs = append(attrs, "metrics", metricsCell(a.Metrics))
+		}
+		log.Debug("app", attrs...)
+		for _, w := range a.Warnings {
+			log.Debug("app warning", "app", a.App, "warning", w)
+		}
+		for _, act := range a.Actions {
+			attrs := []any{"app", a.App, "kind", string(act.Kind), "machine", act.MachineID,
+				"region", act.Region, "reason", act.Reason, "outcome", string(act.Outcome)}
+			if act.Error != "" {
+				attrs = append(attrs, "error", act.Error)
+			}
+			log.Debug("action", attrs...)
+		}
+	}
+}

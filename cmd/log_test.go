@@ -1,0 +1,131 @@
+package cmd
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/scale/flytest"
+)
+
+func TestLogFormats(t *testing.T) {
+	cfg := "interval: 15s\n" // a warning: interval is ignored
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, stderr string)
+	}{
+		{name: "text", check: func(t *testing.T, stderr string) {
+			if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "interval is ignored") {
+				t.Errorf("no text warning:\n%s", stderr)
+			}
+			if strings.Contains(stderr, "level=DEBUG") {
+				t.Errorf("debug lines without --verbose:\n%s", stderr)
+			}
+		}},
+		{name: "json", args: []string{"--log-format", "json"}, check: func(t *testing.T, stderr string) {
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			for _, l := range lines {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("not a JSON line: %q: %v", l, err)
+				}
+			}
+			if !strings.Contains(stderr, `"level":"WARN"`) {
+				t.Errorf("no JSON warning:\n%s", stderr)
+			}
+		}},
+		{name: "verbose", args: []string{"--verbose", "--log-format", "json"}, check: func(t *testing.T, stderr string) {
+			var http, app, action int
+			for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("not a JSON line: %q: %v", l, err)
+				}
+				switch rec["msg"] {
+				case "http":
+					http++
+					if rec["level"] != "DEBUG" || rec["method"] == nil || rec["status"] == nil {
+						t.Errorf("http line: %v", rec)
+					}
+				case "app":
+					app++
+				case "action":
+					action++
+				}
+			}
+			// GraphQL org and apps, one list per app, a lease, start and
+			// release per start: many; at least one per app.
+			if http < 4 || app != 2 || action != 1 {
+				t.Errorf("%d http, %d app, %d action lines; want >= 4, 2, 1:\n%s", http, app, action, stderr)
+			}
+			if strings.Contains(stderr, "test-token") {
+				t.Errorf("a token was logged:\n%s", stderr)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exitEnv(t, flytest.Options{})
+			path := writeFile(t, "fas.yml", cfg)
+			args := append([]string{"run", "--config", path, "--org", "exit-org", "--apps", "*", "--started-machine-count", "started + stopped"}, tc.args...)
+			code, _, stderr := runCLI(t, args...)
+			if code != ExitOK {
+				t.Fatalf("exit code %d:\n%s", code, stderr)
+			}
+			tc.check(t, stderr)
+		})
+	}
+}
+
+func TestLogTransportVerboseMetrics(t *testing.T) {
+	prom := httptest.NewServer(demoQueryHandler(map[string]float64{"steady": 1, "grow": 2}))
+	defer prom.Close()
+	exitEnv(t, flytest.Options{})
+	code, _, stderr := runCLI(t, "run", "--apps", "steady", "--verbose",
+		"--prometheus-address", prom.URL, "--prometheus-metric-name", "q", "--prometheus-token", "prom-secret",
+		"--prometheus-query", `q{app="$APP_NAME"}`, "--started-machine-count", "q")
+	if code != ExitOK {
+		t.Fatalf("exit code %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "/api/v1/query") {
+		t.Errorf("the metrics query is not logged:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "prom-secret") {
+		t.Errorf("the Prometheus token was logged:\n%s", stderr)
+	}
+}
+
+func TestRedirectTransport(t *testing.T) {
+	var got string
+	to := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.Path }))
+	defer to.Close()
+	rt, err := newRedirectTransport(nil, "https://api.machines.dev", to.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: rt, Timeout: 5 * time.Second}
+	resp, err := c.Get("https://api.machines.dev/v1/apps/x/machines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got != "/v1/apps/x/machines" {
+		t.Errorf("redirected request path %q", got)
+	}
+	// Other origins pass through.
+	got = ""
+	resp, err = c.Get(to.URL + "/graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got != "/graphql" {
+		t.Errorf("pass-through path %q", got)
+	}
+	if _, err := newRedirectTransport(nil, "https://api.machines.dev", "not a url"); err == nil {
+		t.Errorf("a bad target URL was accepted")
+	}
+}
