@@ -13,6 +13,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal the pass in flight finishes; a second one
+		// gets Go's default handling and ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	err := cmd.Main(ctx, os.Args, cmd.SystemStreams())
 	stop()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale"
@@ -147,6 +148,9 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 		transport = newLogTransport(transport, rc.log)
 		promTransport = newLogTransport(nil, rc.log)
 	}
+	// Retries that cannot duplicate a create, and the Machines API's
+	// published rate limits kept on our side, above everything else.
+	transport = scale.NewTransport(transport, scale.TransportOptions{RateLimit: true, OnRetry: rc.onRetry()})
 	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
 		Token:      rc.token,
 		APIBaseURL: rc.apiBaseURL,
@@ -195,4 +199,15 @@ func outcome(rep *scale.Report) error {
 		return &exitError{code: ExitFailed, msg: fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps))}
 	}
 	return nil
+}
+
+// onRetry logs the transport's retries at debug level (never headers).
+func (rc *runConfig) onRetry() func(method, path string, status int, wait time.Duration) {
+	if rc.log == nil {
+		return nil
+	}
+	log := rc.log
+	return func(method, path string, status int, wait time.Duration) {
+		log.Debug("retrying", "method", method, "path", path, "status", status, "wait", wait)
+	}
 }

@@ -89,6 +89,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	if conc < 1 {
 		conc = DefaultConcurrency
 	}
+	if cfg.Progress != nil {
+		cfg.Progress(0, len(apps))
+	}
 	rep.Apps = make([]AppResult, len(apps))
 	g0 := &guard{limit: cfg.LimitFailures, ratio: cfg.MaxFailureRatio, total: len(apps)}
 	var done atomic.Int64
