@@ -2,7 +2,10 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +114,7 @@ func TestConcurrentRunsEndLikeOneRun(t *testing.T) {
 	want := fleetState(ref)
 
 	srv := safetyServer(t, flytest.Options{Latency: 2 * time.Millisecond})
+	// Two separate processes, as two overlapping cron jobs would be.
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	outs := make([]string, 2)
@@ -118,9 +122,7 @@ func TestConcurrentRunsEndLikeOneRun(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, out, errOut := BufferStreams()
-			err := Main(context.Background(), append([]string{"fly-autoscaler"}, safetyArgs...), s)
-			codes[i], outs[i] = ExitCode(err), out.String()+errOut.String()
+			codes[i], outs[i] = runProcess(t, safetyArgs...)
 		}()
 	}
 	wg.Wait()
@@ -251,4 +253,36 @@ func TestMaxFailureRatioAbortsRemainingChanges(t *testing.T) {
 	if a := byApp(rep)["sb-100"]; !strings.Contains(a.Reason, "changes aborted: 50 of 200 apps failed") {
 		t.Errorf("sb-100: reason %q", a.Reason)
 	}
+}
+
+// runProcess runs the command line in a child process (this test binary,
+// re-entered through TestMainProcess) with the test's environment, and
+// returns its exit code and combined output.
+func runProcess(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
+	cmd.Env = append(os.Environ(), "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Errorf("run process: %v", err)
+	}
+	return 0, string(out)
+}
+
+// TestMainProcess is the child of runProcess; it does nothing in a normal
+// test run.
+func TestMainProcess(t *testing.T) {
+	args := os.Getenv("FAS_TEST_MAIN_ARGS")
+	if args == "" {
+		t.Skip("child process of runProcess only")
+	}
+	err := Main(context.Background(), append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), SystemStreams())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(ExitCode(err))
 }

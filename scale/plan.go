@@ -45,6 +45,28 @@ type planner struct {
 	// removed marks machines already chosen for destruction.
 	removed  map[string]bool
 	destroys []Action
+	// anchor is the machine whose lease serialises creates and destroys;
+	// the plan never destroys it.
+	anchor *Machine
+}
+
+// anchorOf returns the oldest machine (by creation time, then ID) of the
+// group's newest release, nil for an empty group. The machines a run
+// creates are younger clones, a deploy updates machines in place, and the
+// plan never destroys the anchor, so overlapping runs agree on it.
+func anchorOf(ms []Machine) *Machine {
+	var best *Machine
+	for i := range ms {
+		m := &ms[i]
+		switch {
+		case best == nil, m.ReleaseVersion > best.ReleaseVersion:
+			best = m
+		case m.ReleaseVersion < best.ReleaseVersion:
+		case m.CreatedAt.Before(best.CreatedAt), m.CreatedAt.Equal(best.CreatedAt) && m.ID < best.ID:
+			best = m
+		}
+	}
+	return best
 }
 
 func (pl *planner) warn(format string, args ...any) {
@@ -52,6 +74,7 @@ func (pl *planner) warn(format string, args ...any) {
 }
 
 func (pl *planner) run(t Targets) Plan {
+	pl.anchor = anchorOf(pl.f.Machines)
 	cur := pl.plan.Current
 	createdTarget := pl.target("created", cur.Created, t.Created)
 	if createdTarget < 1 && cur.Created >= 1 {
@@ -110,12 +133,8 @@ func (pl *planner) run(t Targets) Plan {
 	}
 	// Destroys go last: capacity is added before it is taken away.
 	pl.plan.Actions = append(pl.plan.Actions, pl.destroys...)
-	if creates > 0 {
-		pl.plan.Anchor = source.ID
-	} else if len(pl.destroys) > 0 {
-		if m := pl.cloneSource(); m != nil {
-			pl.plan.Anchor = m.ID
-		}
+	if creates > 0 || len(pl.destroys) > 0 {
+		pl.plan.Anchor = pl.anchor.ID
 	}
 
 	pl.plan.Target = Counts{Created: cur.Created - len(pl.removed) + creates}
@@ -192,6 +211,9 @@ func (pl *planner) destroy(n int) (startedDestroyed int) {
 	young := 0
 	var spares []string
 	for _, m := range pl.candidates(destroyRank, olderRelease) {
+		if pl.anchor != nil && m.ID == pl.anchor.ID {
+			continue
+		}
 		if pl.tooYoung(m) {
 			if n > 0 {
 				young++
@@ -284,14 +306,19 @@ func (pl *planner) stops(n int) []Action {
 	return out
 }
 
-// cloneSource picks the machine new ones are cloned from: one on the app's
-// newest release (metadata fly_release_version), else the newest machine.
+// cloneSource picks the machine new ones are cloned from: the anchor, the
+// oldest machine of the app's newest release (metadata fly_release_version),
+// or without release metadata the newest machine. Only a machine with a full
+// config can be cloned.
 func (pl *planner) cloneSource() *Machine {
+	if a := pl.anchor; a != nil && a.ReleaseVersion > 0 && a.raw != nil && a.raw.Config != nil {
+		return a
+	}
 	var best *Machine
 	for i := range pl.f.Machines {
 		m := &pl.f.Machines[i]
 		if m.raw != nil && m.raw.Config == nil {
-			continue // only a full config can be cloned
+			continue
 		}
 		if pl.removed[m.ID] {
 			continue

@@ -156,30 +156,30 @@ func TestNewPlan(t *testing.T) {
 			name:    "created newest machine is the clone source when no release metadata",
 			fleet:   fleet(mach{id: "a", state: "started", created: "2026-01-01T00:00:00Z"}, mach{id: "b", state: "stopped", region: "ams", created: "2026-06-01T00:00:00Z"}),
 			targets: Targets{Created: exact(3)},
-			want: Plan{Anchor: "b", Current: Counts{1, 2}, Target: Counts{2, 3}, Actions: []Action{
+			want: Plan{Anchor: "a", Current: Counts{1, 2}, Target: Counts{2, 3}, Actions: []Action{
 				{Kind: ActionCreate, Source: "b", Region: "ams", Started: true, Reason: "created below target (clone of b, started)"},
 			}},
 		},
 		{
-			name: "created above max destroys stopped, then suspended, then never-started, then started",
+			name: "created above max destroys stopped, then suspended, then never-started, then started, never the anchor",
 			fleet: fleet(
 				mach{id: "a", state: "started"}, mach{id: "b", state: "created"}, mach{id: "c", state: "suspended"},
 				mach{id: "d", state: "stopped"}, mach{id: "e", state: "started"},
 			),
 			targets: Targets{Created: exact(1)},
-			want: Plan{Anchor: "e", Current: Counts{2, 5}, Target: Counts{1, 1}, Actions: []Action{
+			want: Plan{Anchor: "a", Current: Counts{2, 5}, Target: Counts{1, 1}, Actions: []Action{
 				{Kind: ActionDestroy, MachineID: "d", Region: "ord", Reason: "created above target (stopped)"},
 				{Kind: ActionDestroy, MachineID: "c", Region: "ord", Reason: "created above target (suspended)"},
 				{Kind: ActionDestroy, MachineID: "b", Region: "ord", Reason: "created above target (created)"},
-				{Kind: ActionDestroy, MachineID: "a", Region: "ord", Reason: "created above target (started)"},
+				{Kind: ActionDestroy, MachineID: "e", Region: "ord", Reason: "created above target (started)"},
 			}},
 		},
 		{
 			name:    "the last machine is never destroyed",
 			fleet:   fleet(mach{id: "a", state: "stopped"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{Created: exact(0), Started: exact(0)},
-			want: Plan{Anchor: "b", Spares: map[ActionKind][]string{ActionDestroy: {"b"}}, Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
-				{Kind: ActionDestroy, MachineID: "a", Region: "ord", Reason: "created above target (stopped)"},
+			want: Plan{Anchor: "a", Current: Counts{0, 2}, Target: Counts{0, 1}, Actions: []Action{
+				{Kind: ActionDestroy, MachineID: "b", Region: "ord", Reason: "created above target (stopped)"},
 			}},
 		},
 		{
@@ -255,6 +255,26 @@ func TestNewPlan(t *testing.T) {
 			targets: Targets{Started: exact(1), Created: exact(1)},
 			want: Plan{Current: Counts{0, 0}, Target: Counts{0, 0},
 				Warnings: []string{`target 1 created, no machine of group "app" to clone: deploy the app first`, "target 1 started, only 0 machines"}},
+		},
+		{
+			name: "the anchor stays the oldest machine of the newest release when younger clones exist",
+			fleet: fleet(
+				mach{id: "0clone", state: "started", release: 2, created: "2026-11-27T11:00:00Z"},
+				mach{id: "b", state: "started", release: 2, created: "2026-01-01T00:00:00Z"},
+				mach{id: "c", state: "stopped", release: 1, created: "2025-01-01T00:00:00Z"},
+			),
+			targets: Targets{Created: exact(4)},
+			want: Plan{Anchor: "b", Current: Counts{2, 3}, Target: Counts{3, 4}, Actions: []Action{
+				{Kind: ActionCreate, Source: "b", Region: "ord", Started: true, Reason: "created below target (clone of b, started)"},
+			}},
+		},
+		{
+			name:    "destroy spares are neither the anchor nor started machines",
+			fleet:   fleet(mach{id: "a", state: "stopped"}, mach{id: "b", state: "stopped"}, mach{id: "c", state: "stopped"}, mach{id: "d", state: "started"}),
+			targets: Targets{Created: exact(3)},
+			want: Plan{Anchor: "a", Spares: map[ActionKind][]string{ActionDestroy: {"c"}}, Current: Counts{1, 4}, Target: Counts{1, 3}, Actions: []Action{
+				{Kind: ActionDestroy, MachineID: "b", Region: "ord", Reason: "created above target (stopped)"},
+			}},
 		},
 		{
 			name:    "no targets means no change",

@@ -29,7 +29,8 @@ type Plan struct {
 	Spares map[ActionKind][]string `json:"spares,omitempty"`
 	// Anchor is, when the plan creates or destroys machines, the machine
 	// whose lease serialises those changes across overlapping runs: the
-	// clone source, which the plan never destroys. Under its lease the
-	// applier counts the app again before creating or destroying.
+	// group's oldest machine, which the plan never destroys (the clone
+	// source would not do: the machines a run creates become the newest).
+	// Under its lease the applier counts the app again before acting.
 	Anchor string `json:"anchor,omitempty"`
 }
