@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/urfave/cli/v2"
@@ -43,9 +41,11 @@ func evalCommand(s *Streams) *cli.Command {
 // evalOnce builds the clients, evaluates every selected app and renders the
 // values and targets.
 func evalOnce(ctx context.Context, s *Streams, rc *runConfig) error {
-	log := slog.New(slog.NewTextHandler(s.Err, nil))
+	if rc.log == nil {
+		rc.log = newLogger(s.Err, rc.logFormat, rc.verbose)
+	}
 	for _, w := range rc.warnings {
-		log.Warn(w)
+		rc.log.Warn(w)
 	}
 	deps, err := buildDeps(ctx, rc)
 	if err != nil {
@@ -143,33 +143,13 @@ func renderEvalTable(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult, 
 		for i, a := range apps {
 			rows[i] = evalRow(a)
 		}
-		header := re.NewStyle().Bold(true)
 		failed := re.NewStyle().Foreground(colorFailed)
-		last := len(evalColumns) - 1
-		out := table.New().
-			Border(lipgloss.HiddenBorder()).
-			BorderTop(false).BorderBottom(false).BorderLeft(false).BorderRight(false).
-			BorderHeader(false).BorderColumn(false).
-			Headers(evalColumns...).
-			Rows(rows...).
-			StyleFunc(func(row, col int) lipgloss.Style {
-				s := re.NewStyle()
-				switch {
-				case row == table.HeaderRow:
-					s = header
-				case apps[row].Err != nil:
-					s = failed
-				}
-				if col != last {
-					s = s.PaddingRight(columnGap)
-				}
-				return s
-			}).
-			String()
-		for line := range strings.Lines(out) {
-			bw.WriteString(trimLineEnd(line))
-			bw.WriteByte('\n')
-		}
+		writeTable(bw, re, evalColumns, rows, func(i int) lipgloss.Style {
+			if apps[i].Err != nil {
+				return failed
+			}
+			return re.NewStyle()
+		})
 		bw.WriteByte('\n')
 	}
 	bw.WriteString(evalSummary(r) + "\n")

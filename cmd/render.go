@@ -401,31 +401,7 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 		if o.Width > 0 {
 			fitWidth(rows, o.Width)
 		}
-		header := re.NewStyle().Bold(true)
-		last := len(columns) - 1
-		out := table.New().
-			Border(lipgloss.HiddenBorder()).
-			BorderTop(false).BorderBottom(false).BorderLeft(false).BorderRight(false).
-			BorderHeader(false).BorderColumn(false).
-			Headers(columns...).
-			Rows(rows...).
-			StyleFunc(func(rowIdx, col int) lipgloss.Style {
-				var s lipgloss.Style
-				if rowIdx == table.HeaderRow {
-					s = header
-				} else {
-					s = styles[rowIdx]
-				}
-				if col != last {
-					s = s.PaddingRight(columnGap)
-				}
-				return s
-			}).
-			String()
-		for line := range strings.Lines(out) {
-			bw.WriteString(trimLineEnd(line))
-			bw.WriteByte('\n')
-		}
+		writeTable(bw, re, columns, rows, func(i int) lipgloss.Style { return styles[i] })
 	}
 
 	warnings, errs := notes(apps)
@@ -453,6 +429,34 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 		bw.WriteString(re.NewStyle().Foreground(colorFailed).Render(e) + "\n")
 	}
 	return bw.Flush()
+}
+
+// writeTable writes an aligned, borderless table: a bold header, then the
+// rows, each in the style rowStyle gives it.
+func writeTable(bw *bufio.Writer, re *lipgloss.Renderer, headers []string, rows [][]string, rowStyle func(i int) lipgloss.Style) {
+	header := re.NewStyle().Bold(true)
+	last := len(headers) - 1
+	out := table.New().
+		Border(lipgloss.HiddenBorder()).
+		BorderTop(false).BorderBottom(false).BorderLeft(false).BorderRight(false).
+		BorderHeader(false).BorderColumn(false).
+		Headers(headers...).
+		Rows(rows...).
+		StyleFunc(func(row, col int) lipgloss.Style {
+			s := header
+			if row != table.HeaderRow {
+				s = rowStyle(row)
+			}
+			if col != last {
+				s = s.PaddingRight(columnGap)
+			}
+			return s
+		}).
+		String()
+	for line := range strings.Lines(out) {
+		bw.WriteString(trimLineEnd(line))
+		bw.WriteByte('\n')
+	}
 }
 
 // trimLineEnd drops the newline and the padding of the last cell. Trailing

@@ -3,10 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // EvalReport is the result of Eval: every selected app's metric values and
@@ -51,55 +48,26 @@ func (r *EvalReport) Failed() bool {
 // reading or changing any machine: deps.Machines is never used and may be
 // nil. The fleet variables (started, stopped, suspended, created) are 0.
 func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := cfg.clock()
 	rep := &EvalReport{Org: cfg.Org, StartedAt: now()}
 	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
 
-	apps, err := discover(ctx, cfg, deps.Apps)
+	apps, err := selectApps(ctx, cfg, deps)
 	if err != nil {
 		rep.Err = err
 		return rep
 	}
 	rep.Matched = len(apps)
-	names := make([]string, len(apps))
-	for i, a := range apps {
-		names[i] = a.name
-	}
-	if deps.Metrics != nil {
-		deps.Metrics.Prefetch(ctx, names)
-	}
-
-	conc := cfg.Concurrency
-	if conc < 1 {
-		conc = DefaultConcurrency
-	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	rep.Apps = make([]EvalResult, len(names))
-	var done atomic.Int64
-	g := new(errgroup.Group)
-	g.SetLimit(conc)
-	for i, name := range names {
-		g.Go(func() error {
-			actx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			start := now()
-			res := EvalResult{App: name}
-			res.Metrics, res.Targets, res.Err = evalApp(actx, cfg.Expressions, deps.Metrics, name)
-			res.Elapsed = now().Sub(start)
-			rep.Apps[i] = res
-			if cfg.Progress != nil {
-				cfg.Progress(int(done.Add(1)), len(names))
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
+	rep.Apps = make([]EvalResult, len(apps))
+	each(cfg, len(apps), func(i int) {
+		actx, cancel := context.WithTimeout(ctx, cfg.timeout())
+		defer cancel()
+		start := now()
+		res := EvalResult{App: apps[i].name}
+		res.Metrics, res.Targets, res.Err = evalApp(actx, cfg.Expressions, deps.Metrics, res.App)
+		res.Elapsed = now().Sub(start)
+		rep.Apps[i] = res
+	})
 	if err := ctx.Err(); err != nil {
 		rep.Err = fmt.Errorf("evaluation interrupted: %w", err)
 	}

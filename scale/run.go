@@ -64,19 +64,51 @@ type app struct {
 // observes, measures, decides and (unless DryRun) acts on each app in a
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := cfg.clock()
 	rep := &Report{Org: cfg.Org, DryRun: cfg.DryRun, StartedAt: now()}
 	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
 
-	apps, err := discover(ctx, cfg, deps.Apps)
+	apps, err := selectApps(ctx, cfg, deps)
 	if err != nil {
 		rep.Err = err
 		return rep
 	}
 	rep.Matched = len(apps)
+	rep.Apps = make([]AppResult, len(apps))
+	failures := &guard{limit: cfg.LimitFailures, ratio: cfg.MaxFailureRatio, total: len(apps)}
+	each(cfg, len(apps), func(i int) {
+		rep.Apps[i] = reconcile(ctx, cfg, deps, apps[i], now, failures)
+		if rep.Apps[i].Status == StatusFailed {
+			failures.failed.Add(1)
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		rep.Err = fmt.Errorf("run interrupted: %w", err)
+	}
+	return rep
+}
+
+func (cfg Config) clock() func() time.Time {
+	if cfg.Now == nil {
+		return time.Now
+	}
+	return cfg.Now
+}
+
+func (cfg Config) timeout() time.Duration {
+	if cfg.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return cfg.Timeout
+}
+
+// selectApps discovers the run's apps and runs the metrics queries that
+// serve the whole fleet once.
+func selectApps(ctx context.Context, cfg Config, deps Deps) ([]app, error) {
+	apps, err := discover(ctx, cfg, deps.Apps)
+	if err != nil {
+		return nil, err
+	}
 	if deps.Metrics != nil {
 		names := make([]string, len(apps))
 		for i, a := range apps {
@@ -84,36 +116,33 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 		}
 		deps.Metrics.Prefetch(ctx, names)
 	}
+	return apps, nil
+}
 
+// each calls fn for 0..n-1 in at most cfg.Concurrency workers, reporting
+// progress. Each fn writes its own result slot: workers never cancel each
+// other.
+func each(cfg Config, n int, fn func(i int)) {
 	conc := cfg.Concurrency
 	if conc < 1 {
 		conc = DefaultConcurrency
 	}
 	if cfg.Progress != nil {
-		cfg.Progress(0, len(apps))
+		cfg.Progress(0, n)
 	}
-	rep.Apps = make([]AppResult, len(apps))
-	g0 := &guard{limit: cfg.LimitFailures, ratio: cfg.MaxFailureRatio, total: len(apps)}
 	var done atomic.Int64
 	g := new(errgroup.Group)
 	g.SetLimit(conc)
-	for i, a := range apps {
+	for i := range n {
 		g.Go(func() error {
-			rep.Apps[i] = reconcile(ctx, cfg, deps, a, now, g0)
-			if rep.Apps[i].Status == StatusFailed {
-				g0.failed.Add(1)
-			}
+			fn(i)
 			if cfg.Progress != nil {
-				cfg.Progress(int(done.Add(1)), len(apps))
+				cfg.Progress(int(done.Add(1)), n)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	if err := ctx.Err(); err != nil {
-		rep.Err = fmt.Errorf("run interrupted: %w", err)
-	}
-	return rep
 }
 
 // discover lists the org's apps once (every page) and keeps the selected
@@ -173,11 +202,7 @@ func releaseInProgress(status string) bool {
 // reconcile runs one app through observe, measure, decide and act. It
 // never returns an error: the outcome is the result.
 func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time, failures *guard) (res AppResult) {
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
 	res = AppResult{App: a.name}
