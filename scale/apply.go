@@ -189,11 +189,7 @@ func (a *applier) lease(id string) (nonce string, release func(), err error) {
 // create whose outcome is uncertain (a 5xx or a lost answer: the machine
 // may exist) is followed by another recount before the next one.
 func (a *applier) creates(acts []Action) {
-	fail := func(from int, outcome Outcome, err error) {
-		for _, act := range acts[from:] {
-			a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
-		}
-	}
+	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
 	if err := a.ctx.Err(); err != nil {
 		fail(0, OutcomeAborted, err)
 		return
@@ -278,11 +274,7 @@ func (a *applier) outcomeOf(err error) Outcome {
 // passed over for the next spare). Destroying is not undone, so an
 // overlapping run that destroyed first must not make us destroy again.
 func (a *applier) destroys(acts []Action) {
-	fail := func(from int, outcome Outcome, err error) {
-		for _, act := range acts[from:] {
-			a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
-		}
-	}
+	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
 	if err := a.ctx.Err(); err != nil {
 		fail(0, OutcomeAborted, err)
 		return
@@ -331,6 +323,13 @@ func (a *applier) destroys(acts []Action) {
 		if a.ctx.Err() != nil {
 			outcome, err = OutcomeAborted, a.ctx.Err()
 		}
+		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
+	}
+}
+
+// settle records acts, none of them attempted, with outcome and err.
+func (a *applier) settle(acts []Action, outcome Outcome, err error) {
+	for _, act := range acts {
 		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}
 }

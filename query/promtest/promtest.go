@@ -335,25 +335,37 @@ scrape_configs:
 		t.Fatalf("promtest: %v", err)
 	}
 
+	attempt := 0
+	s.direct = startProcess(t, "prometheus", s.bin, dir, s.stderr, s.cfg.StartTimeout, func(addr string) []string {
+		attempt++
+		return []string{
+			"--config.file=" + configPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"+strconv.Itoa(attempt)),
+			"--web.listen-address=" + addr,
+			"--log.level=warn",
+		}
+	})
+}
+
+// startProcess starts bin on a free loopback port with the arguments args
+// gives for that address, waits until it answers, and stops it when the
+// test ends. A port taken in the meantime is retried twice with another.
+// It returns the process's base URL.
+func startProcess(t testing.TB, name, bin, dir string, stderr *lockedBuffer, timeout time.Duration, args func(addr string) []string) string {
+	t.Helper()
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	for range 3 {
 		addr, err := freeAddr()
 		if err != nil {
 			t.Fatalf("promtest: %v", err)
 		}
-		dataDir := filepath.Join(dir, "data"+strconv.Itoa(attempt))
-		cmd := exec.Command(s.bin,
-			"--config.file="+configPath,
-			"--storage.tsdb.path="+dataDir,
-			"--web.listen-address="+addr,
-			"--log.level=warn",
-		)
+		cmd := exec.Command(bin, args(addr)...)
 		cmd.Dir = dir
-		cmd.Stdout = s.stderr
-		cmd.Stderr = s.stderr
+		cmd.Stdout = stderr
+		cmd.Stderr = stderr
 		setProcAttr(cmd)
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("promtest: start %s: %v", s.bin, err)
+			t.Fatalf("promtest: start %s: %v", bin, err)
 		}
 		exited := make(chan struct{})
 		var waitErr error
@@ -362,24 +374,24 @@ scrape_configs:
 			close(exited)
 		}()
 		base := "http://" + addr
-		if err := waitReady(base, exited, s.cfg.StartTimeout); err != nil {
+		if err := waitReady(base, exited, timeout); err != nil {
 			stop(cmd, exited) // closes exited, so waitErr is set
 			lastErr = fmt.Errorf("%w (exit: %v)", err, waitErr)
-			if strings.Contains(s.stderr.String(), "address already in use") {
+			if strings.Contains(stderr.String(), "address already in use") {
 				continue
 			}
 			break
 		}
-		s.direct = base
 		t.Cleanup(func() {
 			stop(cmd, exited)
 			if t.Failed() {
-				t.Logf("promtest: prometheus stderr:\n%s", s.stderr.tail(8192))
+				t.Logf("promtest: %s stderr:\n%s", name, stderr.tail(8192))
 			}
 		})
-		return
+		return base
 	}
-	t.Fatalf("promtest: prometheus did not start: %v\nstderr:\n%s", lastErr, s.stderr.tail(4096))
+	t.Fatalf("promtest: %s did not start: %v\nstderr:\n%s", name, lastErr, stderr.tail(4096))
+	return ""
 }
 
 // promDuration formats d as a Prometheus duration ("1s", "500ms").

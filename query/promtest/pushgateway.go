@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,50 +66,10 @@ func StartPushgateway(t testing.TB) *Pushgateway {
 	}
 	gw := &Pushgateway{stderr: &lockedBuffer{}}
 	dir := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freeAddr()
-		if err != nil {
-			t.Fatalf("promtest: %v", err)
-		}
-		cmd := exec.Command(bin,
-			"--web.listen-address="+addr,
-			"--persistence.file=", // in memory only
-			"--log.level=warn",
-		)
-		cmd.Dir = dir
-		cmd.Stdout = gw.stderr
-		cmd.Stderr = gw.stderr
-		setProcAttr(cmd)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("promtest: start %s: %v", bin, err)
-		}
-		exited := make(chan struct{})
-		var waitErr error
-		go func() {
-			waitErr = cmd.Wait()
-			close(exited)
-		}()
-		base := "http://" + addr
-		if err := waitReady(base, exited, DefaultStartTimeout); err != nil {
-			stop(cmd, exited)
-			lastErr = fmt.Errorf("%w (exit: %v)", err, waitErr)
-			if strings.Contains(gw.stderr.String(), "address already in use") {
-				continue
-			}
-			break
-		}
-		gw.url = base
-		t.Cleanup(func() {
-			stop(cmd, exited)
-			if t.Failed() {
-				t.Logf("promtest: pushgateway stderr:\n%s", gw.stderr.tail(8192))
-			}
-		})
-		return gw
-	}
-	t.Fatalf("promtest: pushgateway did not start: %v\nstderr:\n%s", lastErr, gw.stderr.tail(4096))
-	return nil
+	gw.url = startProcess(t, "pushgateway", bin, dir, gw.stderr, DefaultStartTimeout, func(addr string) []string {
+		return []string{"--web.listen-address=" + addr, "--persistence.file=" /* in memory only */, "--log.level=warn"}
+	})
+	return gw
 }
 
 // URL returns the Pushgateway's base URL, to push to.
