@@ -219,3 +219,30 @@ func TestRunOneFailingAppDoesNotStopTheOthers(t *testing.T) {
 		}
 	}
 }
+
+func TestRunPlainAppNamesNeedNoOrgListing(t *testing.T) {
+	srv := fleetEnv(t, "fleet-250.json")
+	code, out, stderr := runCLI(t, "run", "--apps", "my-app-001,my-app-150", "--started-machine-count", "2", "--output", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rep := decodeReport(t, out)
+	if len(rep.Apps) != 2 || rep.Apps[0].App != "my-app-001" || rep.Apps[1].App != "my-app-150" {
+		t.Fatalf("apps %+v", rep.Apps)
+	}
+	ops := map[string]int{}
+	for _, c := range srv.Calls() {
+		ops[c.Op]++
+	}
+	if ops[flytest.OpGraphQLOrg]+ops[flytest.OpGraphQLApps] != 0 {
+		t.Errorf("the org was listed for plain app names: %v", ops)
+	}
+	if ops[flytest.OpGraphQLRelease] != 2 {
+		t.Errorf("%d release look-ups, want one per named app", ops[flytest.OpGraphQLRelease])
+	}
+	for _, name := range []string{"my-app-001", "my-app-150"} {
+		if n := srv.Count(name, "started"); n != 2 {
+			t.Errorf("%s: %d started, want 2", name, n)
+		}
+	}
+}
