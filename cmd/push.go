@@ -147,7 +147,7 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 		Name: metricActions, Help: "Machine actions of the last run by action (start, stop, suspend, create, destroy) and outcome (done, failed, busy, aborted, planned).",
 	}, []string{"action", "outcome"})
 	for _, k := range actionOrder {
-		for _, o := range []scale.Outcome{scale.OutcomeDone, scale.OutcomeFailed, scale.OutcomeBusy, scale.OutcomeAborted, scale.OutcomePlanned} {
+		for _, o := range []scale.Outcome{scale.OutcomeDone, scale.OutcomeFailed, scale.OutcomeBusy, scale.OutcomeAborted, scale.OutcomeUnneeded, scale.OutcomePlanned} {
 			actions.WithLabelValues(string(k), string(o))
 		}
 	}

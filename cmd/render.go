@@ -168,6 +168,7 @@ func actionsCell(actions []scale.ActionResult, dryRun bool) string {
 			{scale.OutcomeFailed, "failed"},
 			{scale.OutcomeBusy, "busy"},
 			{scale.OutcomeAborted, "aborted"},
+			{scale.OutcomeUnneeded, "unneeded"},
 		} {
 			if c := outcomes[oc.outcome]; c > 0 {
 				notes = append(notes, fmt.Sprintf("%d %s", c, oc.label))

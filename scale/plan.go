@@ -104,7 +104,7 @@ func (pl *planner) run(t Targets) Plan {
 		if !t.Created.Set() {
 			hint = ": set a created count"
 		}
-		pl.warn("target %d started, only %d machines%s", startedTarget, machines, hint)
+		pl.warn("target %d started, only %s%s", startedTarget, nMachines(machines), hint)
 		startedTarget = machines
 	}
 
@@ -117,7 +117,7 @@ func (pl *planner) run(t Targets) Plan {
 		need -= len(starts)
 		newStarted = min(need, creates)
 		if need -= newStarted; need > 0 {
-			pl.warn("target %d started, %d machines can be started now", startedTarget, startedTarget-need)
+			pl.warn("target %d started, %s can be started now", startedTarget, nMachines(startedTarget-need))
 		}
 	}
 	pl.plan.Actions = append(pl.plan.Actions, starts...)
@@ -233,7 +233,7 @@ func (pl *planner) destroy(n int) (startedDestroyed int) {
 		n--
 	}
 	if n > 0 {
-		pl.warn("%d machines above the created target could not be destroyed now%s", n, youngNote(young, pl.p.MinStartedDuration))
+		pl.warn("%s above the created target could not be destroyed now%s", nMachines(n), youngNote(young, pl.p.MinStartedDuration))
 	}
 	// Only machines that are not started may stand in for a destroy: a
 	// started spare would lower the started count the rest of the plan
@@ -301,7 +301,7 @@ func (pl *planner) stops(n int) []Action {
 		out = append(out, Action{Kind: kind, MachineID: m.ID, Region: m.Region, Reason: "started above target"})
 	}
 	if short := n - len(out); short > 0 {
-		pl.warn("%d started machines above the target could not be taken down now%s", short, youngNote(young, pl.p.MinStartedDuration))
+		pl.warn("%s above the started target could not be taken down now%s", nMachines(short), youngNote(young, pl.p.MinStartedDuration))
 	}
 	return out
 }
@@ -388,4 +388,12 @@ func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
 // lease, still has more machines than the plan's created target.
 func DestroyNeeded(fresh Fleet, p Plan) bool {
 	return fresh.Counts().Created > p.Target.Created
+}
+
+// nMachines is "1 machine" or "n machines".
+func nMachines(n int) string {
+	if n == 1 {
+		return "1 machine"
+	}
+	return fmt.Sprintf("%d machines", n)
 }

@@ -198,7 +198,7 @@ func TestNewPlan(t *testing.T) {
 			),
 			targets: Targets{Started: exact(2)},
 			want: Plan{Current: Counts{1, 1}, Target: Counts{1, 1},
-				Warnings: []string{"target 2 started, only 1 machines: set a created count"}},
+				Warnings: []string{"target 2 started, only 1 machine: set a created count"}},
 		},
 		{
 			name:    "suspended machines are started",
@@ -221,7 +221,7 @@ func TestNewPlan(t *testing.T) {
 			policy:  Policy{MinStartedDuration: 10 * time.Minute},
 			want: Plan{Current: Counts{2, 2}, Target: Counts{1, 2},
 				Actions:  []Action{{Kind: ActionStop, MachineID: "b", Region: "ord", Reason: "started above target"}},
-				Warnings: []string{"1 started machines above the target could not be taken down now (1 started less than 10m0s ago)"}},
+				Warnings: []string{"1 machine above the started target could not be taken down now (1 started less than 10m0s ago)"}},
 		},
 		{
 			name:    "max scale up caps the started target",

@@ -261,7 +261,7 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	plan := NewPlan(fleet, targets, cfg.Policy, now())
 	res.Target, res.Warnings = plan.Target, plan.Warnings
 	if fleet.Unreachable > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d machines on unreachable hosts not counted", fleet.Unreachable))
+		res.Warnings = append(res.Warnings, nMachines(fleet.Unreachable)+" on unreachable hosts not counted")
 	}
 
 	if len(plan.Actions) == 0 {
@@ -300,7 +300,7 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		}
 	}
 	if busy > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d machines busy (leased by someone else): the next run catches up", busy))
+		res.Warnings = append(res.Warnings, nMachines(busy)+" busy (leased by someone else): the next run catches up")
 	}
 	if len(failed) > 0 {
 		return fail(fmt.Errorf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0]))
