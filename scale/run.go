@@ -286,25 +286,52 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		return res
 	}
 	res.Actions = Apply(ctx, deps.Machines, fleet, plan)
-	res.Status = StatusUnchanged
+	return settle(res, plan)
+}
+
+// settle sets an applied app's status from its actions' outcomes. An app
+// whose failed actions were made up for by spares reached its plan: it
+// is scaled, with a warning. A shortfall left by busy machines is a
+// warning too; one left by failures fails the app.
+func settle(res AppResult, plan Plan) AppResult {
+	planned := map[ActionKind]int{}
+	for _, a := range plan.Actions {
+		planned[a.Kind]++
+	}
+	reached := map[ActionKind]int{}
 	var failed []string
-	busy := 0
+	busy, done := 0, 0
 	for _, ar := range res.Actions {
 		switch ar.Outcome {
 		case OutcomeDone:
-			res.Status = StatusScaled
+			done++
+			reached[ar.Kind]++
+		case OutcomeUnneeded:
+			reached[ar.Kind]++
 		case OutcomeFailed, OutcomeAborted:
 			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
 		case OutcomeBusy:
 			busy++
 		}
 	}
+	res.Status = StatusUnchanged
+	if done > 0 {
+		res.Status = StatusScaled
+	}
 	if busy > 0 {
 		res.Warnings = append(res.Warnings, nMachines(busy)+" busy (leased by someone else): the next run catches up")
 	}
-	if len(failed) > 0 {
-		return fail(fmt.Errorf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0]))
+	if len(failed) == 0 {
+		return res
 	}
+	for kind, n := range planned {
+		if reached[kind] < n {
+			res.Status = StatusFailed
+			res.Reason = fmt.Sprintf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0])
+			return res
+		}
+	}
+	res.Warnings = append(res.Warnings, "spares stood in for failed actions: "+strings.Join(failed, "; "))
 	return res
 }
 
