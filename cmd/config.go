@@ -50,6 +50,7 @@ type fileConfig struct {
 	Concurrency            string            `yaml:"concurrency"`
 	Timeout                string            `yaml:"timeout"`
 	APIToken               string            `yaml:"api-token"`
+	Verbose                bool              `yaml:"verbose"`
 	MetricCollectors       []collectorConfig `yaml:"metric-collectors"`
 	ScaleDown              string            `yaml:"scale-down"`
 	MaxScaleUp             string            `yaml:"max-scale-up"`
@@ -72,6 +73,12 @@ type collectorConfig struct {
 	Token      string `yaml:"token"`
 	AppLabel   string `yaml:"app-label"`
 	OnEmpty    string `yaml:"on-empty"`
+
+	// Keys of the original's Temporal collector, known so that such a
+	// file gets a clear "not supported" rather than an unknown-key error.
+	Namespace string `yaml:"namespace"`
+	CertData  string `yaml:"cert-data"`
+	KeyData   string `yaml:"key-data"`
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
@@ -172,7 +179,11 @@ func (s settings) str(flag, fileVal string) string {
 // or the config file key when the value came from there.
 func (s settings) where(flag string) string {
 	if s.file != nil && !s.c.IsSet(flag) {
-		return fmt.Sprintf("%s in %s", flag, s.path)
+		key := flag
+		if flag == "apps" {
+			key = "app-name" // the original's key
+		}
+		return fmt.Sprintf("%s in %s", key, s.path)
 	}
 	for _, f := range s.c.Command.Flags {
 		if slices.Contains(f.Names(), flag) {
@@ -234,6 +245,11 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	file := s.file
 	if file == nil {
 		file = &fileConfig{}
+	}
+	for _, v := range []string{"FAS_INTERVAL", "FAS_APP_LIST_REFRESH_INTERVAL"} {
+		if os.Getenv(v) != "" {
+			rc.warnings = append(rc.warnings, v+" is ignored: each invocation is one run (use --every, cron or a scheduled machine)")
+		}
 	}
 
 	// Selection.
@@ -342,7 +358,7 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	if err := ValidateFormat(rc.render.Format); err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose")
+	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!c.IsSet("verbose") && file.Verbose)
 	switch rc.logFormat = strings.ToLower(c.String("log-format")); rc.logFormat {
 	case "text", "json":
 	default:
@@ -475,7 +491,7 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 	for i, c := range file.MetricCollectors {
 		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
 		if t := strings.ToLower(c.Type); t != "prometheus" {
-			return nil, usagef("%s: type %q is not supported: use prometheus", where, c.Type)
+			return nil, usagef("%s: type %q is not supported (this version collects from Prometheus only): use prometheus", where, c.Type)
 		}
 		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
 		if err != nil {

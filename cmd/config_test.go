@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"context"
+	"time"
+
+	"github.com/urfave/cli/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -188,5 +191,57 @@ func TestExpandEnvKeepsAppName(t *testing.T) {
 	got := expandEnv("tok=${FAS_API_TOKEN} r=$REGION app=$APP_NAME app2=${APP_NAME}")
 	if want := "tok=secret-token r=ord app=$APP_NAME app2=${APP_NAME}"; got != want {
 		t.Errorf("expandEnv = %q, want %q", got, want)
+	}
+}
+
+func TestOriginalReferenceFileLoads(t *testing.T) {
+	clearEnv(t)
+	path := writeFile(t, "fly-autoscaler.yml", `app-name: "target-app"
+regions: ["iad", "ord", "sjc"]
+process-group: "app"
+created-machine-count: "ceil(queue_depth / 10)"
+started-machine-count: "ceil(queue_depth / 10)"
+interval: "15s"
+app-list-refresh-interval: "1m"
+api-token: "${FAS_TEST_TOKEN}"
+verbose: true
+concurrency: 4
+timeout: 10s
+metric-collectors:
+  - type: "prometheus"
+    metric-name: "queue_depth"
+    address: "https://api.fly.io/prometheus/MY_ORG"
+    query: 'sum(queue_depth{app="$APP_NAME"})'
+    token: "FlyV1 ..."
+`)
+	t.Setenv("FAS_TEST_TOKEN", "FlyV1 fm2_from-env")
+	var rc *runConfig
+	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
+	for _, c := range app.Commands {
+		if c.Name == "run" {
+			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c); return err }
+		}
+	}
+	if err := app.Run([]string{"fly-autoscaler", "run", "--config", path}); err != nil {
+		t.Fatal(err)
+	}
+	if rc.token != "FlyV1 fm2_from-env" || rc.scale.Concurrency != 4 || rc.scale.Timeout != 10*time.Second || !rc.verbose {
+		t.Errorf("token %q concurrency %d timeout %v verbose %v", rc.token, rc.scale.Concurrency, rc.scale.Timeout, rc.verbose)
+	}
+	if got := strings.Join(rc.scale.Policy.Regions, ","); got != "iad,ord,sjc" {
+		t.Errorf("regions %q", got)
+	}
+	if len(rc.collectors) != 1 || rc.collectors[0].Query != `sum(queue_depth{app="$APP_NAME"})` {
+		t.Errorf("collectors %v: the query must keep $APP_NAME", rc.collectors)
+	}
+	if len(rc.warnings) != 2 {
+		t.Errorf("warnings %q, want one each for interval and app-list-refresh-interval", rc.warnings)
+	}
+	// The original's Temporal collector is known, and refused clearly.
+	bad := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
+		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: n, cert-data: c, key-data: k, query: q}\n")
+	code, _, stderr := runCLI(t, "run", "--config", bad)
+	if code != ExitUsage || !strings.Contains(stderr, `type "temporal" is not supported`) {
+		t.Errorf("exit %d: %s", code, stderr)
 	}
 }

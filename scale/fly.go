@@ -140,3 +140,20 @@ func stripURL(err error) error {
 	}
 	return err
 }
+
+// graphQLError drops the query text fly-go puts in front of a GraphQL error
+// ("failed to run query(...) { ... }: <cause>") and the URL of a transport
+// error, keeping the cause.
+func graphQLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return stripURL(ue)
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "failed to run ") {
+		if i := strings.LastIndex(msg, "}: "); i >= 0 {
+			return &opError{msg: msg[i+3:], err: err}
+		}
+	}
+	return err
+}

@@ -162,14 +162,14 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	}
 	org, err := c.GetOrganizationBySlug(ctx, cfg.Org)
 	if err != nil {
-		return nil, fmt.Errorf("org %q: %w", cfg.Org, err)
+		return nil, fmt.Errorf("org %q: %w", cfg.Org, graphQLError(err))
 	}
 	if org == nil {
 		return nil, fmt.Errorf("org %q: not found", cfg.Org)
 	}
 	list, err := c.GetAppsForOrganization(ctx, org.ID)
 	if err != nil {
-		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, err)
+		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, graphQLError(err))
 	}
 	var out []app
 	for _, a := range list {
@@ -215,7 +215,7 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	if !a.checked {
 		rel, err := deps.Apps.GetAppCurrentReleaseMachines(ctx, a.name)
 		if err != nil {
-			return fail(fmt.Errorf("read release: %w", err))
+			return fail(fmt.Errorf("read release: %w", graphQLError(err)))
 		}
 		a.release = releaseStatus(rel)
 	}
