@@ -291,7 +291,7 @@ func (a *applier) destroys(acts []Action) {
 		return
 	}
 	fresh := NewFleet(a.f.App, a.f.Group, list)
-	need := min(len(acts), fresh.Counts().Created-a.plan.Target.Created)
+	need := DestroysNeeded(fresh, a.plan, len(acts))
 
 	// The planned victims first, then the spares, skipping machines that
 	// no longer exist.
@@ -319,7 +319,7 @@ func (a *applier) destroys(acts []Action) {
 		if attempted[act.MachineID] {
 			continue
 		}
-		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d destroys needed", a.plan.Anchor, max(need, 0), len(acts))
+		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d destroys needed", a.plan.Anchor, need, len(acts))
 		if a.ctx.Err() != nil {
 			outcome, err = OutcomeAborted, a.ctx.Err()
 		}

@@ -384,10 +384,11 @@ func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
 	return max(0, min(planned, p.Target.Created-fresh.Counts().Created))
 }
 
-// DestroyNeeded reports whether fresh, a recount taken under a victim's
-// lease, still has more machines than the plan's created target.
-func DestroyNeeded(fresh Fleet, p Plan) bool {
-	return fresh.Counts().Created > p.Target.Created
+// DestroysNeeded returns how many of at most planned destroys are still
+// needed to bring fresh, a recount taken under the anchor's lease, down to
+// the plan's created target.
+func DestroysNeeded(fresh Fleet, p Plan, planned int) int {
+	return max(0, min(planned, fresh.Counts().Created-p.Target.Created))
 }
 
 // nMachines is "1 machine" or "n machines".

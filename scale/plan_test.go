@@ -309,3 +309,29 @@ func TestPlanSummary(t *testing.T) {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }
+
+func TestRecountRules(t *testing.T) {
+	three := fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}, mach{id: "c", state: "stopped"})
+	for _, tt := range []struct {
+		name      string
+		target    int
+		planned   int
+		wantMore  int
+		wantFewer int
+	}{
+		{"still needed", 5, 2, 2, 0},
+		{"another run created one", 4, 2, 1, 0},
+		{"another run created all", 3, 2, 0, 0},
+		{"still above", 1, 2, 0, 2},
+		{"another run destroyed one", 2, 2, 0, 1},
+		{"never more than planned", 0, 1, 0, 1},
+	} {
+		p := Plan{Target: Counts{Created: tt.target}}
+		if got := CreatesNeeded(three, p, tt.planned); got != tt.wantMore {
+			t.Errorf("%s: CreatesNeeded = %d, want %d", tt.name, got, tt.wantMore)
+		}
+		if got := DestroysNeeded(three, p, tt.planned); got != tt.wantFewer {
+			t.Errorf("%s: DestroysNeeded = %d, want %d", tt.name, got, tt.wantFewer)
+		}
+	}
+}
