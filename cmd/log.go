@@ -42,8 +42,8 @@ func logReport(log *slog.Logger, rep *scale.Report) {
 	for _, a := range sortedApps(rep) {
 		attrs := []any{
 			"app", a.App, "status", string(a.Status),
-			"started", countCell(a.Current.Started, a.Target.Started),
-			"created", countCell(a.Current.Created, a.Target.Created),
+			"started", countCell(a, a.Current.Started, a.Target.Started),
+			"created", countCell(a, a.Current.Created, a.Target.Created),
 			"elapsed", a.Elapsed.Round(time.Millisecond),
 		}
 		if a.Reason != "" {

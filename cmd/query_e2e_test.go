@@ -131,7 +131,7 @@ func TestQueryE2E(t *testing.T) {
 				if p.Status != "planned" && p.Status != "unchanged" {
 					t.Errorf("%s: per-app status %s (%s)", name, p.Status, p.Reason)
 				}
-				if p.Target != f.Target || p.Status != f.Status {
+				if p.Target == nil || f.Target == nil || *p.Target != *f.Target || p.Status != f.Status {
 					t.Errorf("%s: per-app target %+v (%s), fleet-wide %+v (%s)", name, p.Target, p.Status, f.Target, f.Status)
 				}
 				if p.Target.Started != wantStarted(i) {

@@ -109,16 +109,20 @@ func visibleApps(r *scale.Report, o RenderOptions) []scale.AppResult {
 func row(r *scale.Report, a scale.AppResult) []string {
 	return []string{
 		oneLine(a.App),
-		countCell(a.Current.Started, a.Target.Started),
-		countCell(a.Current.Created, a.Target.Created),
+		countCell(a, a.Current.Started, a.Target.Started),
+		countCell(a, a.Current.Created, a.Target.Created),
 		actionsCell(a.Actions, r.DryRun),
 		metricsCell(a.Metrics),
 		resultCell(a),
 	}
 }
 
-// countCell renders "current → target", or a single number when they are equal.
-func countCell(current, target int) string {
+// countCell renders "current → target", or a single number when they are
+// equal, or "-" when the app's machines were not read.
+func countCell(a scale.AppResult, current, target int) string {
+	if !a.Observed {
+		return "-"
+	}
 	if current == target {
 		return strconv.Itoa(current)
 	}
@@ -603,8 +607,8 @@ type jsonApp struct {
 	Reason         string              `json:"reason"`
 	ElapsedSeconds float64             `json:"elapsed_seconds"`
 	Metrics        map[string]*float64 `json:"metrics"`
-	Current        jsonCounts          `json:"current"`
-	Target         jsonCounts          `json:"target"`
+	Current        *jsonCounts         `json:"current"`
+	Target         *jsonCounts         `json:"target"`
 	Warnings       []string            `json:"warnings"`
 	Actions        []jsonAction        `json:"actions"`
 }
@@ -664,8 +668,8 @@ func toJSON(r *scale.Report) jsonReport {
 			Reason:         a.Reason,
 			ElapsedSeconds: seconds(a.Elapsed),
 			Metrics:        make(map[string]*float64, len(a.Metrics)),
-			Current:        jsonCounts{Started: a.Current.Started, Created: a.Current.Created},
-			Target:         jsonCounts{Started: a.Target.Started, Created: a.Target.Created},
+			Current:        counts(a, a.Current),
+			Target:         counts(a, a.Target),
 			Warnings:       append([]string{}, a.Warnings...),
 			Actions:        make([]jsonAction, 0, len(a.Actions)),
 		}
@@ -694,6 +698,14 @@ func toJSON(r *scale.Report) jsonReport {
 }
 
 // renderJSON writes the report as one indented JSON document.
+// counts is a JSON count pair, null when the app's machines were not read.
+func counts(a scale.AppResult, c scale.Counts) *jsonCounts {
+	if !a.Observed {
+		return nil
+	}
+	return &jsonCounts{Started: c.Started, Created: c.Created}
+}
+
 func renderJSON(w io.Writer, r *scale.Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -59,11 +59,12 @@ func fixtureReport() *scale.Report {
 		Matched:   7,
 		Apps: []scale.AppResult{
 			{
-				App:     "worker",
-				Status:  scale.StatusScaled,
-				Metrics: map[string]float64{"queue_depth": 0},
-				Current: scale.Counts{Started: 3, Created: 4},
-				Target:  scale.Counts{Started: 1, Created: 3},
+				App:      "worker",
+				Status:   scale.StatusScaled,
+				Metrics:  map[string]float64{"queue_depth": 0},
+				Observed: true,
+				Current:  scale.Counts{Started: 3, Created: 4},
+				Target:   scale.Counts{Started: 1, Created: 3},
 				Actions: []scale.ActionResult{
 					{Action: scale.Action{Kind: scale.ActionStop, MachineID: "m-w1", Reason: "started 3 > target 1"}, Outcome: scale.OutcomeDone},
 					{Action: scale.Action{Kind: scale.ActionSuspend, MachineID: "m-w2", Reason: "started 3 > target 1"}, Outcome: scale.OutcomeDone},
@@ -72,11 +73,12 @@ func fixtureReport() *scale.Report {
 				Elapsed: 310 * time.Millisecond,
 			},
 			{
-				App:     "api",
-				Status:  scale.StatusScaled,
-				Metrics: map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678},
-				Current: scale.Counts{Started: 1, Created: 2},
-				Target:  scale.Counts{Started: 5, Created: 4},
+				App:      "api",
+				Status:   scale.StatusScaled,
+				Metrics:  map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678},
+				Observed: true,
+				Current:  scale.Counts{Started: 1, Created: 2},
+				Target:   scale.Counts{Started: 5, Created: 4},
 				Actions: []scale.ActionResult{
 					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-a2", Reason: "started 1 < target 5"}, Outcome: scale.OutcomeDone},
 					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-a3", Reason: "started 1 < target 5"}, Outcome: scale.OutcomeFailed, Error: "412 precondition failed:\nmachine not in a startable state"},
@@ -86,11 +88,12 @@ func fixtureReport() *scale.Report {
 				Elapsed: 1850 * time.Millisecond,
 			},
 			{
-				App:     "batch",
-				Status:  scale.StatusPlanned,
-				Metrics: map[string]float64{"pending_jobs": 7},
-				Current: scale.Counts{Started: 0, Created: 2},
-				Target:  scale.Counts{Started: 2, Created: 2},
+				App:      "batch",
+				Status:   scale.StatusPlanned,
+				Metrics:  map[string]float64{"pending_jobs": 7},
+				Observed: true,
+				Current:  scale.Counts{Started: 0, Created: 2},
+				Target:   scale.Counts{Started: 2, Created: 2},
 				Actions: []scale.ActionResult{
 					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-b1", Reason: "started 0 < target 2"}, Outcome: scale.OutcomePlanned},
 					{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m-b2", Reason: "started 0 < target 2"}, Outcome: scale.OutcomePlanned},
@@ -101,18 +104,20 @@ func fixtureReport() *scale.Report {
 				App:      "cron",
 				Status:   scale.StatusUnchanged,
 				Metrics:  map[string]float64{"lag_seconds": math.NaN()},
+				Observed: true,
 				Current:  scale.Counts{Started: 2, Created: 2},
 				Target:   scale.Counts{Started: 2, Created: 2},
 				Warnings: []string{"max-started-machine-count 9 capped to created count 2", "metric lag_seconds is NaN; kept the current count"},
 				Elapsed:  12 * time.Millisecond,
 			},
 			{
-				App:     "deploying",
-				Status:  scale.StatusSkipped,
-				Reason:  "release in progress",
-				Current: scale.Counts{Started: 1, Created: 1},
-				Target:  scale.Counts{Started: 1, Created: 1},
-				Elapsed: 8 * time.Millisecond,
+				App:      "deploying",
+				Status:   scale.StatusSkipped,
+				Reason:   "release in progress",
+				Observed: true,
+				Current:  scale.Counts{Started: 1, Created: 1},
+				Target:   scale.Counts{Started: 1, Created: 1},
+				Elapsed:  8 * time.Millisecond,
 			},
 			{
 				App:     "broken",
@@ -479,7 +484,8 @@ func TestRenderRunError(t *testing.T) {
 		Matched:   3,
 		Apps: []scale.AppResult{{
 			App: "web", Status: scale.StatusPlanned,
-			Current: scale.Counts{Started: 2, Created: 2}, Target: scale.Counts{Started: 1, Created: 2},
+			Observed: true,
+			Current:  scale.Counts{Started: 2, Created: 2}, Target: scale.Counts{Started: 1, Created: 2},
 			Actions: []scale.ActionResult{{Action: scale.Action{Kind: scale.ActionStop, MachineID: "m1"}, Outcome: scale.OutcomePlanned}},
 		}},
 		Err: errors.New("app \"api\": list machines:\n\x1b[31mcontext canceled"),
@@ -567,11 +573,15 @@ func TestRenderHelpers(t *testing.T) {
 		}
 	})
 	t.Run("countCell", func(t *testing.T) {
-		if got := countCell(2, 2); got != "2" {
+		seen := scale.AppResult{Observed: true}
+		if got := countCell(seen, 2, 2); got != "2" {
 			t.Errorf("equal = %q", got)
 		}
-		if got := countCell(1, 3); got != "1 → 3" {
+		if got := countCell(seen, 1, 3); got != "1 → 3" {
 			t.Errorf("up = %q", got)
+		}
+		if got := countCell(scale.AppResult{}, 0, 0); got != "-" {
+			t.Errorf("not read = %q", got)
 		}
 	})
 	t.Run("actionsCell", func(t *testing.T) {

@@ -38,12 +38,12 @@ func safetyServer(t *testing.T, opts flytest.Options) *flytest.Server {
 	return srv
 }
 
-type counts struct{ started, created int }
+type fleetCounts struct{ started, created int }
 
-func fleetState(srv *flytest.Server) map[string]counts {
-	out := map[string]counts{}
+func fleetState(srv *flytest.Server) map[string]fleetCounts {
+	out := map[string]fleetCounts{}
 	for _, a := range srv.Apps() {
-		out[a] = counts{srv.Count(a, "started"), srv.Count(a, "")}
+		out[a] = fleetCounts{srv.Count(a, "started"), srv.Count(a, "")}
 	}
 	return out
 }

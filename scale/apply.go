@@ -168,7 +168,7 @@ func (a *applier) call(act Action) error {
 // runs with a context of its own, so a lease is released even after the
 // app's deadline.
 func (a *applier) lease(id string) (nonce string, release func(), err error) {
-	ttl := int(LeaseTTL / time.Second)
+	ttl := int(a.leaseTTL() / time.Second)
 	l, err := a.m.AcquireLease(a.ctx, a.f.App, id, &ttl)
 	if err != nil {
 		return "", nil, wrapOp("lease "+id, err)
@@ -184,17 +184,28 @@ func (a *applier) lease(id string) (nonce string, release func(), err error) {
 	}, nil
 }
 
-// creates runs a plan's creates under the clone source's lease, after a
-// recount: only the machines the fresh count still needs are created. A
-// create whose outcome is uncertain (a 5xx or a lost answer: the machine
-// may exist) is followed by another recount before the next one.
+// leaseTTL is LeaseTTL, or longer when the app's deadline is further away:
+// a lease must not run out while the work under it goes on, or an
+// overlapping run could take it and act on a stale count.
+func (a *applier) leaseTTL() time.Duration {
+	ttl := LeaseTTL
+	if d, ok := a.ctx.Deadline(); ok {
+		ttl = max(ttl, time.Until(d)+releaseTimeout)
+	}
+	return ttl.Round(time.Second)
+}
+
+// creates runs a plan's creates under the anchor's lease, after a recount:
+// only the machines the fresh count still needs are created. A create
+// whose outcome is uncertain (a 5xx or a lost answer: the machine may
+// exist) is followed by another recount before the next one, which also
+// tells whether it created the machine after all.
 func (a *applier) creates(acts []Action) {
 	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
 	if err := a.ctx.Err(); err != nil {
 		fail(0, OutcomeAborted, err)
 		return
 	}
-	src := acts[0].Source
 	release, err := a.anchor()
 	if err != nil {
 		fail(0, a.outcomeOf(err), err)
@@ -202,15 +213,17 @@ func (a *applier) creates(acts []Action) {
 	}
 	defer release()
 
-	need, err := a.recount(len(acts))
+	fresh, err := a.recount()
 	if err != nil {
 		fail(0, OutcomeFailed, err)
 		return
 	}
+	need := CreatesNeeded(fresh, a.plan, len(acts))
+	have := fresh.Counts().Created
 	done := 0
 	for i, act := range acts {
 		if done >= need {
-			fail(i, OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d creates needed", src, need, len(acts)))
+			fail(i, OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d creates needed", a.plan.Anchor, need, len(acts)))
 			return
 		}
 		in, err := launchInput(a.f, act)
@@ -223,25 +236,38 @@ func (a *applier) creates(acts []Action) {
 		if err == nil && nm != nil {
 			act.MachineID = nm.ID
 		}
-		r := a.record(act, err)
-		if r.Outcome == OutcomeDone {
+		switch a.record(act, err).Outcome {
+		case OutcomeDone:
 			done++
+			have++
 			continue
-		}
-		if r.Outcome == OutcomeAborted {
+		case OutcomeAborted:
 			fail(i+1, OutcomeAborted, a.ctx.Err())
 			return
 		}
-		if uncertain(err) {
-			// The machine may exist: count again before going on.
-			left, err := a.recount(len(acts) - i - 1)
-			if err != nil {
-				fail(i+1, OutcomeFailed, err)
-				return
-			}
-			need, done = left, 0
+		if !uncertain(err) {
+			continue
 		}
+		// The machine may exist: count again before going on.
+		fresh, err := a.recount()
+		if err != nil {
+			fail(i+1, OutcomeFailed, err)
+			return
+		}
+		if fresh.Counts().Created > have {
+			a.recovered("the machine exists")
+			done++
+		}
+		have = fresh.Counts().Created
+		need = done + CreatesNeeded(fresh, a.plan, len(acts)-i-1)
 	}
+}
+
+// recovered turns the last recorded action, which failed with an uncertain
+// answer, into a success that a recount proved.
+func (a *applier) recovered(why string) {
+	r := &a.out[len(a.out)-1]
+	r.Outcome, r.Error = OutcomeDone, fmt.Sprintf("the answer was an error (%s), but %s", r.Error, why)
 }
 
 // anchor takes the lease of the plan's anchor machine, which serialises an
@@ -272,7 +298,10 @@ func (a *applier) outcomeOf(err error) Outcome {
 // recount: only the machines the fresh count still has above the target
 // are destroyed, each under its own lease too (a machine a deploy holds is
 // passed over for the next spare). Destroying is not undone, so an
-// overlapping run that destroyed first must not make us destroy again.
+// overlapping run that destroyed first must not make us destroy again, a
+// machine that started since the plan (Fly's proxy wakes stopped machines)
+// is not destroyed in place of a stopped one, and a destroy with an
+// uncertain answer is followed by a recount before the next one.
 func (a *applier) destroys(acts []Action) {
 	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
 	if err := a.ctx.Err(); err != nil {
@@ -285,16 +314,14 @@ func (a *applier) destroys(acts []Action) {
 		return
 	}
 	defer release()
-	list, err := a.m.List(a.ctx, a.f.App, "")
+	fresh, err := a.recount()
 	if err != nil {
-		fail(0, OutcomeFailed, wrapOp("recount: list machines", err))
+		fail(0, OutcomeFailed, err)
 		return
 	}
-	fresh := NewFleet(a.f.App, a.f.Group, list)
 	need := DestroysNeeded(fresh, a.plan, len(acts))
 
-	// The planned victims first, then the spares, skipping machines that
-	// no longer exist.
+	// The planned victims first, then the spares.
 	queue := append([]Action(nil), acts...)
 	for _, id := range a.plan.Spares[ActionDestroy] {
 		if m := a.f.machine(id); m != nil {
@@ -303,25 +330,56 @@ func (a *applier) destroys(acts []Action) {
 	}
 	done := 0
 	attempted := map[string]bool{}
+	skipped := map[string]string{}
+	var recountErr error
 	for _, act := range queue {
-		if done >= need || a.ctx.Err() != nil {
+		if done >= need || a.ctx.Err() != nil || recountErr != nil {
 			break
 		}
-		if attempted[act.MachineID] || fresh.machine(act.MachineID) == nil {
+		now := fresh.machine(act.MachineID)
+		if attempted[act.MachineID] || now == nil {
+			continue
+		}
+		if was := a.f.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
+			skipped[act.MachineID] = "started since the plan was made"
 			continue
 		}
 		attempted[act.MachineID] = true
-		if a.record(act, a.do(act)).Outcome == OutcomeDone {
+		err := a.do(act)
+		switch a.record(act, err).Outcome {
+		case OutcomeDone:
+			done++
+			continue
+		case OutcomeBusy, OutcomeAborted:
+			continue
+		}
+		if !uncertain(err) {
+			continue
+		}
+		f, err := a.recount()
+		if err != nil {
+			recountErr = err
+			break
+		}
+		fresh = f
+		if fresh.machine(act.MachineID) == nil {
+			a.recovered("the machine is gone")
 			done++
 		}
+		need = done + DestroysNeeded(fresh, a.plan, len(acts)-done)
 	}
 	for _, act := range acts {
 		if attempted[act.MachineID] {
 			continue
 		}
 		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d destroys needed", a.plan.Anchor, need, len(acts))
-		if a.ctx.Err() != nil {
+		switch {
+		case a.ctx.Err() != nil:
 			outcome, err = OutcomeAborted, a.ctx.Err()
+		case skipped[act.MachineID] != "":
+			outcome, err = OutcomeBusy, errors.New(skipped[act.MachineID])
+		case recountErr != nil:
+			outcome, err = OutcomeFailed, recountErr
 		}
 		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}
@@ -334,14 +392,14 @@ func (a *applier) settle(acts []Action, outcome Outcome, err error) {
 	}
 }
 
-// recount lists the app again and returns how many of at most planned
-// creates the fresh count still needs.
-func (a *applier) recount(planned int) (int, error) {
+// recount lists the app again: the fresh count decisions under a lease
+// are made from.
+func (a *applier) recount() (Fleet, error) {
 	list, err := a.m.List(a.ctx, a.f.App, "")
 	if err != nil {
-		return 0, fmt.Errorf("recount: list machines: %s", cleanError(err))
+		return Fleet{}, wrapOp("recount: list machines", err)
 	}
-	return CreatesNeeded(NewFleet(a.f.App, a.f.Group, list), a.plan, planned), nil
+	return NewFleet(a.f.App, a.f.Group, list), nil
 }
 
 // uncertain reports whether a failed create may nevertheless have created

@@ -43,8 +43,9 @@ type planner struct {
 	now  time.Time
 	plan Plan
 	// removed marks machines already chosen for destruction.
-	removed  map[string]bool
-	destroys []Action
+	removed       map[string]bool
+	destroys      []Action
+	destroySpares []string
 	// anchor is the machine whose lease serialises creates and destroys;
 	// the plan never destroys it.
 	anchor *Machine
@@ -133,6 +134,20 @@ func (pl *planner) run(t Targets) Plan {
 	}
 	// Destroys go last: capacity is added before it is taken away.
 	pl.plan.Actions = append(pl.plan.Actions, pl.destroys...)
+	// A machine the plan starts, or may start in place of another, must
+	// not stand in for a destroy.
+	starting := map[string]bool{}
+	for _, a := range starts {
+		starting[a.MachineID] = true
+	}
+	for _, id := range pl.plan.Spares[ActionStart] {
+		starting[id] = true
+	}
+	for _, id := range pl.destroySpares {
+		if !starting[id] {
+			pl.spare(ActionDestroy, id)
+		}
+	}
 	if creates > 0 || len(pl.destroys) > 0 {
 		pl.plan.Anchor = pl.anchor.ID
 	}
@@ -237,10 +252,10 @@ func (pl *planner) destroy(n int) (startedDestroyed int) {
 	}
 	// Only machines that are not started may stand in for a destroy: a
 	// started spare would lower the started count the rest of the plan
-	// relies on.
+	// relies on. Those the plan starts are dropped later (destroySpares).
 	for _, id := range spares {
 		if m := pl.f.machine(id); m != nil && !countsAsStarted(m.State) {
-			pl.spare(ActionDestroy, id)
+			pl.destroySpares = append(pl.destroySpares, id)
 		}
 	}
 	return startedDestroyed

@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,10 @@ import (
 	fly "github.com/superfly/fly-go"
 	"golang.org/x/sync/errgroup"
 )
+
+// listTimeout bounds the listing of the org's apps (every page) when the
+// per-app timeout is shorter: a large org takes a few sequential pages.
+const listTimeout = 2 * time.Minute
 
 // Defaults of a run.
 const (
@@ -105,7 +110,9 @@ func (cfg Config) timeout() time.Duration {
 // selectApps discovers the run's apps and runs the metrics queries that
 // serve the whole fleet once.
 func selectApps(ctx context.Context, cfg Config, deps Deps) ([]app, error) {
-	apps, err := discover(ctx, cfg, deps.Apps)
+	lctx, cancel := context.WithTimeout(ctx, max(cfg.timeout(), listTimeout))
+	defer cancel()
+	apps, err := discover(lctx, cfg, deps.Apps)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +121,11 @@ func selectApps(ctx context.Context, cfg Config, deps Deps) ([]app, error) {
 		for i, a := range apps {
 			names[i] = a.name
 		}
-		deps.Metrics.Prefetch(ctx, names)
+		// A fleet-wide query is bounded like one app's work; if it fails,
+		// every app that needs it fails, none is scaled on a guess.
+		pctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+		defer cancel()
+		deps.Metrics.Prefetch(pctx, names)
 	}
 	return apps, nil
 }
@@ -202,6 +213,7 @@ func releaseInProgress(status string) bool {
 // reconcile runs one app through observe, measure, decide and act. It
 // never returns an error: the outcome is the result.
 func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time, failures *guard) (res AppResult) {
+	run := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
@@ -209,6 +221,10 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	defer func() { res.Elapsed = now().Sub(start) }()
 	fail := func(err error) AppResult {
 		res.Status, res.Reason = StatusFailed, err.Error()
+		if run.Err() != nil {
+			// The run was interrupted (a signal), not this app broken.
+			res.Reason = "interrupted before it finished"
+		}
 		return res
 	}
 
@@ -246,14 +262,18 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	fleet := NewFleet(a.name, cfg.Group, list)
+	if list != nil {
+		res.Observed = true
+		res.Current = fleet.Counts()
+		res.Target = res.Current
+	}
+	if err != nil {
 		return fail(err)
 	}
 	res.Metrics = metrics
 
-	fleet := NewFleet(a.name, cfg.Group, list)
-	res.Current = fleet.Counts()
-	res.Target = res.Current
 	targets, err := cfg.Expressions.Evaluate(metrics, fleet)
 	if err != nil {
 		return fail(err)
@@ -261,7 +281,11 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	plan := NewPlan(fleet, targets, cfg.Policy, now())
 	res.Target, res.Warnings = plan.Target, plan.Warnings
 	if fleet.Unreachable > 0 {
-		res.Warnings = append(res.Warnings, nMachines(fleet.Unreachable)+" on unreachable hosts not counted")
+		where := " on unreachable hosts"
+		if fleet.Unreachable == 1 {
+			where = " on an unreachable host"
+		}
+		res.Warnings = append(res.Warnings, nMachines(fleet.Unreachable)+where+" not counted")
 	}
 
 	if len(plan.Actions) == 0 {
@@ -299,8 +323,8 @@ func settle(res AppResult, plan Plan) AppResult {
 		planned[a.Kind]++
 	}
 	reached := map[ActionKind]int{}
-	var failed []string
-	busy, done := 0, 0
+	var failed, busy []string
+	done := 0
 	for _, ar := range res.Actions {
 		switch ar.Outcome {
 		case OutcomeDone:
@@ -311,15 +335,21 @@ func settle(res AppResult, plan Plan) AppResult {
 		case OutcomeFailed, OutcomeAborted:
 			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
 		case OutcomeBusy:
-			busy++
+			id := ar.MachineID
+			if ar.Kind == ActionCreate || strings.HasPrefix(ar.Error, "anchor") {
+				id = plan.Anchor // the anchor's lease held up the batch
+			}
+			if !slices.Contains(busy, id) {
+				busy = append(busy, id)
+			}
 		}
 	}
 	res.Status = StatusUnchanged
 	if done > 0 {
 		res.Status = StatusScaled
 	}
-	if busy > 0 {
-		res.Warnings = append(res.Warnings, nMachines(busy)+" busy (leased by someone else): the next run catches up")
+	if len(busy) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("busy, leased by someone else (the next run catches up): %s", strings.Join(busy, ", ")))
 	}
 	if len(failed) == 0 {
 		return res

@@ -19,8 +19,8 @@ func TestSettle(t *testing.T) {
 		{"all done", []ActionResult{r("a", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, ""},
 		{"a spare made up for a failure", []ActionResult{r("a", OutcomeFailed), r("c", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, "spares stood in for failed actions: start a: 500: boom"},
 		{"a failure without a spare", []ActionResult{r("a", OutcomeFailed), r("b", OutcomeDone)}, StatusFailed, ""},
-		{"busy without a spare is a warning", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeDone)}, StatusScaled, "1 machine busy"},
-		{"nothing done, all busy", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeBusy)}, StatusUnchanged, "2 machines busy"},
+		{"busy without a spare is a warning", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeDone)}, StatusScaled, "busy, leased by someone else (the next run catches up): a"},
+		{"nothing done, all busy", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeBusy)}, StatusUnchanged, "busy, leased by someone else (the next run catches up): a, b"},
 		{"aborted by the deadline", []ActionResult{r("a", OutcomeDone), r("b", OutcomeAborted)}, StatusFailed, ""},
 	}
 	for _, tt := range tests {

@@ -104,15 +104,18 @@ type Report struct {
 
 // AppResult is the outcome of one app.
 type AppResult struct {
-	App      string             `json:"app"`
-	Status   Status             `json:"status"`
-	Reason   string             `json:"reason,omitempty"`
-	Metrics  map[string]float64 `json:"metrics,omitempty"`
-	Current  Counts             `json:"current"`
-	Target   Counts             `json:"target"`
-	Actions  []ActionResult     `json:"actions,omitempty"`
-	Warnings []string           `json:"warnings,omitempty"`
-	Elapsed  time.Duration      `json:"-"`
+	App     string             `json:"app"`
+	Status  Status             `json:"status"`
+	Reason  string             `json:"reason,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Observed is whether the app's machines were read: Current and Target
+	// mean nothing otherwise (skipped before listing, or the list failed).
+	Observed bool           `json:"-"`
+	Current  Counts         `json:"current"`
+	Target   Counts         `json:"target"`
+	Actions  []ActionResult `json:"actions,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+	Elapsed  time.Duration  `json:"-"`
 }
 
 // ActionResult is one planned action and what became of it.
