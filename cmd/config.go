@@ -232,6 +232,12 @@ func appendTrimmed(out []string, s string) []string {
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
 func loadRunConfig(c *cli.Context) (*runConfig, error) {
+	// urfave/cli stops parsing flags at the first bare word, so a flag
+	// after one would be silently dropped ("run idle --dry-run" would
+	// really scale): no positional argument is accepted.
+	if c.Args().Present() {
+		return nil, usagef("unexpected argument %q: name apps with --apps (flags go before or after, but no bare words)", c.Args().First())
+	}
 	s := settings{c: c}
 	rc := &runConfig{}
 	if path := c.String("config"); path != "" {
