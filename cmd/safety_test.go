@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +99,7 @@ func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
 	if exact < 100 {
 		t.Errorf("only %d of 200 apps reached their targets: the retries are not working", exact)
 	}
-	for _, name := range []string{"sa-005", "sb-005"} {
+	for _, name := range []string{"sa-005", "sb-005", "sb-006"} {
 		if after[name] != before[name] {
 			t.Errorf("%s: fully leased by a deploy but changed from %+v to %+v", name, before[name], after[name])
 		}
@@ -158,11 +159,17 @@ func TestRunDuringADeployChangesNothingItMustNot(t *testing.T) {
 	}
 	before := fleetState(srv)
 
-	code, out, stderr := runCLI(t, append(safetyArgs, "--apps", "sa-00[1-3]", "--apps", "sb-002")...)
+	args := slices.Clone(safetyArgs)
+	args[slices.Index(args, "s*")] = "sa-00[1-3],sb-002" // these four apps only
+	code, out, stderr := runCLI(t, args...)
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
 	}
-	apps := byApp(decodeReport(t, out))
+	rep := decodeReport(t, out)
+	if len(rep.Apps) != 4 {
+		t.Fatalf("%d apps reported, want the 4 selected", len(rep.Apps))
+	}
+	apps := byApp(rep)
 	after := fleetState(srv)
 	if a := apps["sa-001"]; a.Status != "skipped" || a.Reason != "release in progress" {
 		t.Errorf("sa-001: %s %q, want skipped: release in progress", a.Status, a.Reason)

@@ -2,11 +2,14 @@ package scale_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	fly "github.com/superfly/fly-go"
+	"github.com/superfly/fly-go/flaps"
 
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -172,6 +175,9 @@ func TestApplyCreatesSkipALeasedCloneSource(t *testing.T) {
 	srv.HoldLease("app-a", "a1", "deploy", time.Minute)
 
 	res := scale.Apply(context.Background(), m, f, plan)
+	if len(res) != 2 {
+		t.Fatalf("%d results, want the 2 planned creates", len(res))
+	}
 	for _, r := range res {
 		if r.Outcome != scale.OutcomeBusy {
 			t.Errorf("create outcome %s, want busy", r.Outcome)
@@ -217,6 +223,9 @@ func TestApplyStopsWhenTheDeadlinePasses(t *testing.T) {
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("Apply took %v past a 200ms deadline", d)
 	}
+	if len(res) != 2 {
+		t.Fatalf("%d results, want both planned starts reported", len(res))
+	}
 	for _, r := range res {
 		if r.Outcome != scale.OutcomeAborted {
 			t.Errorf("%s %s: outcome %s, want aborted", r.Kind, r.MachineID, r.Outcome)
@@ -255,5 +264,105 @@ func TestApplyTwiceFromOneSnapshotDoesNotOvershoot(t *testing.T) {
 		if r.Kind == scale.ActionStart && r.Outcome != scale.OutcomeDone {
 			t.Errorf("second apply: start %s %s, want done (already started)", r.MachineID, r.Outcome)
 		}
+	}
+}
+
+// lying wraps Machines so that the first create or destroy takes effect but
+// answers 500, as when the API's answer is lost after the change.
+type lying struct {
+	scale.Machines
+	lied bool
+}
+
+func (l *lying) lie() error {
+	l.lied = true
+	return &flaps.FlapsError{OriginalError: errors.New("internal error"), ResponseStatusCode: 500}
+}
+
+func (l *lying) Launch(ctx context.Context, app string, in fly.LaunchMachineInput) (*fly.Machine, error) {
+	m, err := l.Machines.Launch(ctx, app, in)
+	if err == nil && !l.lied {
+		return nil, l.lie()
+	}
+	return m, err
+}
+
+func (l *lying) Destroy(ctx context.Context, app string, in fly.RemoveMachineInput, nonce string) error {
+	err := l.Machines.Destroy(ctx, app, in, nonce)
+	if err == nil && !l.lied {
+		return l.lie()
+	}
+	return err
+}
+
+func TestApplyUncertainCreateThatHappenedCounts(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	res := scale.Apply(context.Background(), &lying{Machines: m}, f, plan)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3: an uncertain create that happened must not be made again (%q)", n, outcomes(res))
+	}
+	if len(res) != 2 || res[0].Outcome != scale.OutcomeDone || res[1].Outcome != scale.OutcomeDone {
+		t.Errorf("outcomes %q, want both creates done (the first proven by the recount)", outcomes(res))
+	}
+}
+
+func TestApplyUncertainDestroyThatHappenedCounts(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "stopped"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+		flytest.MachineSpec{ID: "d4", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	res := scale.Apply(context.Background(), &lying{Machines: m}, f, plan)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3: a spare was destroyed after a destroy that happened (%q)", n, outcomes(res))
+	}
+	if len(res) != 1 || res[0].Outcome != scale.OutcomeDone {
+		t.Errorf("outcomes %q, want the one destroy done", outcomes(res))
+	}
+}
+
+func TestApplyDestroySkipsAMachineStartedSinceThePlan(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "stopped"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
+		t.Fatalf("plan %+v, want destroy b2", plan.Actions)
+	}
+	// Fly's proxy wakes b2 for a request before the run acts.
+	if _, err := m.Start(context.Background(), "app-a", "b2", ""); err != nil {
+		t.Fatal(err)
+	}
+	res := scale.Apply(context.Background(), m, f, plan)
+	if st := srv.Machines("app-a"); len(st) != 2 || st[0].ID != "a1" || st[1].ID != "b2" {
+		t.Errorf("machines left %v, want a1 and b2 (c3 destroyed in b2's place)", st)
+	}
+	if srv.Count("app-a", "started") != 2 {
+		t.Errorf("a started machine was destroyed: %q", outcomes(res))
+	}
+}
+
+func TestApplyLeaseLastsUntilTheDeadline(t *testing.T) {
+	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	scale.Apply(ctx, m, f, plan)
+	leases := ops(srv, flytest.OpLeaseAcquire)
+	if len(leases) != 1 {
+		t.Fatalf("%d leases, want 1", len(leases))
+	}
+	var ttl int
+	if _, err := fmt.Sscanf(leases[0].RawQuery, "ttl=%d", &ttl); err != nil || ttl < 120 {
+		t.Errorf("lease %q: want a ttl covering the 2m deadline", leases[0].RawQuery)
 	}
 }

@@ -277,6 +277,16 @@ func TestNewPlan(t *testing.T) {
 			}},
 		},
 		{
+			name: "a machine the plan starts is never a destroy spare",
+			fleet: fleet(mach{id: "a1", state: "started"}, mach{id: "b2", state: "stopped"},
+				mach{id: "c3", state: "stopped"}, mach{id: "d4", state: "stopped"}),
+			targets: Targets{Created: exact(3), Started: exact(2)},
+			want: Plan{Anchor: "a1", Spares: map[ActionKind][]string{ActionStart: {"d4"}}, Current: Counts{1, 4}, Target: Counts{2, 3}, Actions: []Action{
+				{Kind: ActionStart, MachineID: "c3", Region: "ord", Reason: "started below target (stopped)"},
+				{Kind: ActionDestroy, MachineID: "b2", Region: "ord", Reason: "created above target (stopped)"},
+			}},
+		},
+		{
 			name:    "no targets means no change",
 			fleet:   fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}),
 			targets: Targets{},

@@ -1,8 +1,13 @@
 package scale
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	fly "github.com/superfly/fly-go"
 )
 
 func TestSettle(t *testing.T) {
@@ -36,5 +41,39 @@ func TestSettle(t *testing.T) {
 				t.Errorf("reason %q", got.Reason)
 			}
 		})
+	}
+}
+
+// hangingMetrics is a metrics source whose fleet-wide query never answers.
+type hangingMetrics struct{}
+
+func (hangingMetrics) Prefetch(ctx context.Context, _ []string) { <-ctx.Done() }
+
+func (hangingMetrics) Collect(ctx context.Context, app string) (map[string]float64, error) {
+	return nil, errors.New("fleet-wide query: " + context.DeadlineExceeded.Error())
+}
+
+// noApps lists nothing: the run selects apps by name.
+type noApps struct{ Apps }
+
+func (noApps) GetAppCurrentReleaseMachines(context.Context, string) (*fly.Release, error) {
+	return &fly.Release{Status: "complete"}, nil
+}
+
+type noMachines struct{ Machines }
+
+func (noMachines) List(context.Context, string, string) ([]*fly.Machine, error) { return nil, nil }
+
+func TestRunBoundsAHangingFleetWideQuery(t *testing.T) {
+	sel, _ := NewSelector([]string{"app-a"}, nil)
+	one, _ := CompileExpr("1", nil)
+	cfg := Config{Selector: sel, Timeout: 200 * time.Millisecond, Expressions: Expressions{MinStarted: one, MaxStarted: one}}
+	start := time.Now()
+	rep := Run(context.Background(), cfg, Deps{Apps: noApps{}, Machines: noMachines{}, Metrics: hangingMetrics{}})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("run took %v with a 200ms timeout", d)
+	}
+	if len(rep.Apps) != 1 || rep.Apps[0].Status != StatusFailed {
+		t.Errorf("apps %+v, want app-a failed", rep.Apps)
 	}
 }
