@@ -293,3 +293,16 @@ func TestMainProcess(t *testing.T) {
 	}
 	os.Exit(ExitCode(err))
 }
+
+func TestUnauthorizedSaysWhatToCheck(t *testing.T) {
+	clearEnv(t)
+	srv := flytest.New(safetyOrg(), flytest.Options{Token: "FlyV1 fm2_the-right-one"})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_API_BASE_URL", srv.URL)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_a-wrong-one")
+	code, out, stderr := runCLI(t, safetyArgs...)
+	if code != ExitFailed || !strings.Contains(stderr, "401 unauthorized: check the Fly API token (FAS_API_TOKEN") {
+		t.Errorf("exit %d, stderr %q, stdout %q", code, stderr, out)
+	}
+}

@@ -463,6 +463,9 @@ func cleanError(err error) string {
 	}
 	var fe *flaps.FlapsError
 	if errors.As(err, &fe) {
+		if fe.ResponseStatusCode == http.StatusUnauthorized {
+			return unauthorized
+		}
 		return fmt.Sprintf("%d: %s", fe.ResponseStatusCode, fe.Error())
 	}
 	return err.Error()

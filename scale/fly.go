@@ -152,8 +152,17 @@ func graphQLError(err error) error {
 	msg := err.Error()
 	if strings.HasPrefix(msg, "failed to run ") {
 		if i := strings.LastIndex(msg, "}: "); i >= 0 {
-			return &opError{msg: msg[i+3:], err: err}
+			msg = msg[i+3:]
 		}
+	}
+	if strings.HasSuffix(msg, "non-200 status code: 401") {
+		msg = unauthorized
+	}
+	if msg != err.Error() {
+		return &opError{msg: msg, err: err}
 	}
 	return err
 }
+
+// unauthorized explains a 401 from either API.
+const unauthorized = "401 unauthorized: check the Fly API token (FAS_API_TOKEN; create one with fly tokens create org)"
