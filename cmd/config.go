@@ -167,18 +167,61 @@ type settings struct {
 	path string
 }
 
-// str returns the flag's value, else the file's.
+// str returns the flag's value, else the file's. An empty value (a
+// variable set to "", FAS_X=) counts as unset: urfave/cli would report it as
+// set and so hide the file's value.
 func (s settings) str(flag, fileVal string) string {
-	if s.c.IsSet(flag) || s.file == nil {
-		return strings.TrimSpace(s.c.String(flag))
+	if v := strings.TrimSpace(s.c.String(flag)); v != "" || s.file == nil {
+		return v
 	}
 	return strings.TrimSpace(fileVal)
+}
+
+// list returns the patterns or regions of a slice flag, comma-separated
+// values split, else the file's; an empty flag or variable counts as unset.
+func (s settings) list(flag string, fileVals []string) []string {
+	if vals := splitList(s.c.StringSlice(flag)...); len(vals) > 0 || s.file == nil {
+		return vals
+	}
+	return splitList(fileVals...)
+}
+
+// has reports whether the flag or its variable gives the option a value:
+// not an empty string, not an empty list. A boolean is set by the command
+// line or a non-empty variable.
+func (s settings) has(flag string) bool {
+	if !s.c.IsSet(flag) {
+		return false
+	}
+	for _, f := range s.c.Command.Flags {
+		if !slices.Contains(f.Names(), flag) {
+			continue
+		}
+		switch f := f.(type) {
+		case *cli.StringSliceFlag:
+			return len(splitList(s.c.StringSlice(flag)...)) > 0
+		case *cli.BoolFlag:
+			if s.c.Bool(flag) {
+				return true
+			}
+			// false: from a variable that says so, or --flag=false; an
+			// empty variable alone is no value.
+			for _, ev := range f.EnvVars {
+				if os.Getenv(ev) != "" {
+					return true
+				}
+			}
+			return !slices.ContainsFunc(f.EnvVars, func(ev string) bool { _, ok := os.LookupEnv(ev); return ok })
+		}
+		break
+	}
+	return strings.TrimSpace(s.c.String(flag)) != ""
 }
 
 // where names an option for an error message: the flag and its variable,
 // or the config file key when the value came from there.
 func (s settings) where(flag string) string {
-	if s.file != nil && !s.c.IsSet(flag) {
+	if s.file != nil && !s.has(flag) {
 		key := flag
 		if flag == "apps" {
 			key = "app-name" // the original's key
@@ -259,16 +302,8 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	}
 
 	// Selection.
-	include := c.StringSlice("apps")
-	if !c.IsSet("apps") && file.AppName != "" {
-		include = []string{file.AppName}
-	}
-	include = splitList(include...)
-	exclude := c.StringSlice("exclude")
-	if !c.IsSet("exclude") && file.Exclude != "" {
-		exclude = []string{file.Exclude}
-	}
-	exclude = splitList(exclude...)
+	include := s.list("apps", []string{file.AppName})
+	exclude := s.list("exclude", []string{file.Exclude})
 	if len(include) == 0 {
 		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
 	}
@@ -320,11 +355,7 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	default:
 		return nil, usagef("%s: %q is not a machine state: use started or stopped", s.where("initial-machine-state"), st)
 	}
-	regions := c.StringSlice("regions")
-	if !c.IsSet("regions") {
-		regions = file.Regions
-	}
-	policy.Regions = splitList(regions...)
+	policy.Regions = s.list("regions", file.Regions)
 	switch sd := strings.ToLower(s.str("scale-down", file.ScaleDown)); sd {
 	case "", "stop":
 		policy.ScaleDown = scale.ActionStop
@@ -364,9 +395,11 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	if err := ValidateFormat(rc.render.Format); err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!c.IsSet("verbose") && file.Verbose)
-	switch rc.logFormat = strings.ToLower(c.String("log-format")); rc.logFormat {
-	case "text", "json":
+	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!s.has("verbose") && file.Verbose)
+	switch rc.logFormat = strings.ToLower(strings.TrimSpace(c.String("log-format"))); rc.logFormat {
+	case "":
+		rc.logFormat = LogText // FAS_LOG_FORMAT= is unset
+	case LogText, LogJSON:
 	default:
 		return nil, usagef("%s: %q: use text or json", s.where("log-format"), rc.logFormat)
 	}

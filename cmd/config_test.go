@@ -245,3 +245,72 @@ metric-collectors:
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// loadConfig runs "fly-autoscaler run args..." up to loadRunConfig and
+// returns its result: the configuration, or the error main would print.
+func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
+	t.Helper()
+	var rc *runConfig
+	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
+	for _, c := range app.Commands {
+		if c.Name == "run" {
+			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c); return err }
+		}
+	}
+	err := app.Run(append([]string{"fly-autoscaler", "run"}, args...))
+	return rc, err
+}
+
+// TestEmptyVariablesFallBackToFile: urfave/cli counts FAS_X= as set; an
+// empty value must not hide the file's.
+func TestEmptyVariablesFallBackToFile(t *testing.T) {
+	clearEnv(t)
+	path := writeFile(t, "config.yml", `app-name: "*"
+org: my-org
+exclude: b-*
+api-token: FlyV1 fm2_from-file
+started-machine-count: "2"
+regions: [ord, iad]
+timeout: 10s
+concurrency: 4
+scale-down: suspend
+verbose: true
+`)
+	for _, v := range []string{"FAS_APP_NAME", "FAS_ORG", "FAS_EXCLUDE", "FAS_API_TOKEN", "FLY_API_TOKEN", "FAS_STARTED_MACHINE_COUNT",
+		"FAS_REGIONS", "FAS_TIMEOUT", "FAS_CONCURRENCY", "FAS_SCALE_DOWN", "FAS_VERBOSE", "FAS_LOG_FORMAT"} {
+		t.Setenv(v, "")
+	}
+	rc, err := loadConfig(t, "--config", path)
+	if err != nil {
+		t.Fatalf("empty variables hid the file's values: %v", err)
+	}
+	if rc.scale.Org != "my-org" {
+		t.Errorf("org %q, want the file's my-org", rc.scale.Org)
+	}
+	if !rc.scale.Selector.Match("a") || rc.scale.Selector.Match("b-1") {
+		t.Errorf("the file's app-name * and exclude b-* are not applied")
+	}
+	if rc.token != "FlyV1 fm2_from-file" {
+		t.Errorf("token %q, want the file's", rc.token)
+	}
+	if rc.scale.Expressions.MinStarted == nil {
+		t.Errorf("no started target: the file's started-machine-count was hidden")
+	}
+	if got := strings.Join(rc.scale.Policy.Regions, ","); got != "ord,iad" {
+		t.Errorf("regions %q, want ord,iad", got)
+	}
+	if rc.scale.Timeout != 10*time.Second || rc.scale.Concurrency != 4 || !rc.verbose {
+		t.Errorf("timeout %v, concurrency %d, verbose %v; want the file's 10s, 4, true", rc.scale.Timeout, rc.scale.Concurrency, rc.verbose)
+	}
+	if rc.logFormat != LogText {
+		t.Errorf("log format %q, want the default text", rc.logFormat)
+	}
+
+	// An error about a value from the file names the file's key, not the
+	// empty variable.
+	bad := writeFile(t, "bad.yml", "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n")
+	_, err = loadConfig(t, "--config", bad)
+	if err == nil || !strings.Contains(err.Error(), "timeout in "+bad) {
+		t.Errorf("error %v, want it to name timeout in %s", err, bad)
+	}
+}
