@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -375,15 +376,21 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	}
 	maxFailureRatio := 1.0
 	if v := s.str("max-failure-ratio", file.MaxFailureRatio); v != "" {
-		if _, err := fmt.Sscan(v, &maxFailureRatio); err != nil || maxFailureRatio < 0 || maxFailureRatio > 1 {
+		r, err := strconv.ParseFloat(v, 64)
+		// NaN compares false with everything: refuse it (and infinities)
+		// by name, not through the range check.
+		if err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || r > 1 {
 			return nil, usagef("%s: %q is not a ratio: use a number from 0 to 1, e.g. 0.2", s.where("max-failure-ratio"), v)
 		}
+		maxFailureRatio = r
 	}
 	conc := scale.DefaultConcurrency
 	if v := s.str("concurrency", file.Concurrency); v != "" {
-		if _, err := fmt.Sscan(v, &conc); err != nil || conc < 1 || fmt.Sprint(conc) != v {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
 			return nil, usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)
 		}
+		conc = n
 	}
 	timeout, err := duration(s, "timeout", file.Timeout, scale.DefaultTimeout)
 	if err != nil {

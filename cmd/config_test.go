@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -312,5 +313,50 @@ verbose: true
 	_, err = loadConfig(t, "--config", bad)
 	if err == nil || !strings.Contains(err.Error(), "timeout in "+bad) {
 		t.Errorf("error %v, want it to name timeout in %s", err, bad)
+	}
+}
+
+// TestStrictNumbers: --max-failure-ratio and --concurrency read the whole
+// value, nothing but a number.
+func TestStrictNumbers(t *testing.T) {
+	base := []string{"--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
+	for _, tc := range []struct {
+		flag, val string
+		ok        bool
+	}{
+		{"max-failure-ratio", "NaN", false},
+		{"max-failure-ratio", "nan", false},
+		{"max-failure-ratio", "0.2abc", false},
+		{"max-failure-ratio", "Inf", false},
+		{"max-failure-ratio", "+Inf", false},
+		{"max-failure-ratio", "1.5", false},
+		{"max-failure-ratio", "-0.1", false},
+		{"max-failure-ratio", "0.2 0.3", false},
+		{"max-failure-ratio", "0.2", true},
+		{"max-failure-ratio", "0", true},
+		{"max-failure-ratio", "1", true},
+		{"concurrency", "4abc", false},
+		{"concurrency", "4.0", false},
+		{"concurrency", "4 5", false},
+		{"concurrency", "0x10", false},
+		{"concurrency", "0", false},
+		{"concurrency", "8", true},
+	} {
+		t.Run(tc.flag+"="+tc.val, func(t *testing.T) {
+			clearEnv(t)
+			rc, err := loadConfig(t, append(base, "--"+tc.flag, tc.val)...)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if tc.flag == "max-failure-ratio" && fmt.Sprint(rc.scale.MaxFailureRatio) != tc.val {
+					t.Errorf("ratio %v, want %s", rc.scale.MaxFailureRatio, tc.val)
+				}
+				return
+			}
+			if ExitCode(err) != ExitUsage || !strings.Contains(fmt.Sprint(err), "--"+tc.flag) {
+				t.Errorf("accepted or wrong error: %v (rc %+v)", err, rc)
+			}
+		})
 	}
 }
