@@ -308,9 +308,17 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	if len(include) == 0 {
 		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
 	}
+	// Each list is checked on its own, so that the error names the
+	// option that holds the bad pattern.
+	if _, err := scale.NewSelector(include, nil); err != nil {
+		return nil, usagef("%s: malformed glob %v", s.where("apps"), err)
+	}
+	if _, err := scale.NewSelector(nil, exclude); err != nil {
+		return nil, usagef("%s: malformed glob %v", s.where("exclude"), err)
+	}
 	sel, err := scale.NewSelector(include, exclude)
 	if err != nil {
-		return nil, usagef("%s: malformed glob %v", s.where("apps"), err)
+		return nil, usagef("--apps, --exclude: malformed glob %v", err)
 	}
 	org := s.str("org", file.Org)
 	if _, plain := sel.Names(); !plain && org == "" {

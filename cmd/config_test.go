@@ -360,3 +360,33 @@ func TestStrictNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedGlobNamesItsOption: a bad --exclude pattern is blamed on
+// --exclude (or the file's exclude key), not on --apps.
+func TestMalformedGlobNamesItsOption(t *testing.T) {
+	clearEnv(t)
+	base := []string{"--api-token", "tok", "--org", "o", "--started-machine-count", "1"}
+	path := writeFile(t, "config.yml", "org: o\napi-token: tok\nstarted-machine-count: 1\napp-name: a-*\nexclude: b-[\n")
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		want, not string
+	}{
+		{"exclude flag", nil, append(base, "--apps", "a-*", "--exclude", "b-["), "--exclude (FAS_EXCLUDE): malformed glob", "--apps"},
+		{"exclude variable", map[string]string{"FAS_EXCLUDE": "ok-*,b-["}, append(base, "--apps", "a-*"), "--exclude (FAS_EXCLUDE): malformed glob", "--apps"},
+		{"exclude key", nil, []string{"--config", path}, "exclude in " + path + ": malformed glob", "app-name"},
+		{"apps flag", nil, append(base, "--apps", "a-[", "--exclude", "b-*"), "--apps (FAS_APP_NAME): malformed glob", "--exclude"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig(t, tc.args...)
+			msg := fmt.Sprint(err)
+			if ExitCode(err) != ExitUsage || !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
+				t.Errorf("error %q: want %q, without %q", msg, tc.want, tc.not)
+			}
+		})
+	}
+}
