@@ -36,10 +36,10 @@ func usagef(format string, args ...any) error {
 // fileConfig is the YAML config file: the original fly-autoscaler's keys,
 // plus this tool's own. Unknown keys are rejected.
 type fileConfig struct {
-	AppName                string            `yaml:"app-name"`
-	Exclude                string            `yaml:"exclude"`
+	AppName                stringList        `yaml:"app-name"`
+	Exclude                stringList        `yaml:"exclude"`
 	Org                    string            `yaml:"org"`
-	Regions                []string          `yaml:"regions"`
+	Regions                stringList        `yaml:"regions"`
 	ProcessGroup           string            `yaml:"process-group"`
 	CreatedMachineCount    string            `yaml:"created-machine-count"`
 	MinCreatedMachineCount string            `yaml:"min-created-machine-count"`
@@ -108,16 +108,18 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, usagef("--config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, nil, yamlError(path, b, err)
 	}
-	for _, p := range []*string{&fc.AppName, &fc.Exclude, &fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
+	for _, p := range []*string{&fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
 		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
 		*p = expandEnv(*p)
 	}
-	for i := range fc.Regions {
-		fc.Regions[i] = expandEnv(fc.Regions[i])
+	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {
+		for i := range l {
+			l[i] = expandEnv(l[i])
+		}
 	}
 	for i := range fc.MetricCollectors {
 		c := &fc.MetricCollectors[i]
@@ -303,8 +305,8 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 	}
 
 	// Selection.
-	include := s.list("apps", []string{file.AppName})
-	exclude := s.list("exclude", []string{file.Exclude})
+	include := s.list("apps", file.AppName)
+	exclude := s.list("exclude", file.Exclude)
 	if len(include) == 0 {
 		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
 	}
@@ -544,6 +546,9 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 	}
 	for i, c := range file.MetricCollectors {
 		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
+		if strings.TrimSpace(c.Type) == "" {
+			return nil, usagef("%s: type: missing: use prometheus", where)
+		}
 		if t := strings.ToLower(c.Type); t != "prometheus" {
 			return nil, usagef("%s: type %q is not supported (this version collects from Prometheus only): use prometheus", where, c.Type)
 		}

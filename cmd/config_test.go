@@ -144,7 +144,7 @@ func TestConfigFileErrors(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{name: "unknown key", yaml: "app-name: a\nstarted-machine-count: 1\napi-token: t\nbogus-key: 1\n", want: []string{"bogus-key", "not found"}},
+		{name: "unknown key", yaml: "app-name: a\nstarted-machine-count: 1\napi-token: t\nbogus-key: 1\n", want: []string{`config.yml:4: unknown key "bogus-key"`}},
 		{name: "min without max", yaml: "app-name: a\napi-token: t\nmin-started-machine-count: 1\n",
 			want: []string{"min-started-machine-count in", "max-started-machine-count in"}},
 		{name: "bad collector type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: nats\n    metric-name: q\n",
@@ -386,6 +386,83 @@ func TestMalformedGlobNamesItsOption(t *testing.T) {
 			msg := fmt.Sprint(err)
 			if ExitCode(err) != ExitUsage || !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
 				t.Errorf("error %q: want %q, without %q", msg, tc.want, tc.not)
+			}
+		})
+	}
+}
+
+// TestConfigFileYAMLErrors: yaml.v3's errors are translated into
+// "file:line: ..." messages that name keys, suggest the nearest known key
+// and never quote a value.
+func TestConfigFileYAMLErrors(t *testing.T) {
+	head := "org: o\napi-token: t\nstarted-machine-count: 1\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       string
+	}{
+		{"key typo", head + "min-create-machine-count: 1\n",
+			`config.yml:4: unknown key "min-create-machine-count" (did you mean "min-created-machine-count"?)`},
+		{"unknown key, nothing close", head + "bogus-key: 1\n", `config.yml:4: unknown key "bogus-key"` + "\n"},
+		{"collector key typo", head + "metric-collectors:\n  - type: prometheus\n    adress: http://x\n",
+			`config.yml:6: unknown key "adress" of a metric collector (did you mean "address"?)`},
+		{"wrong type", head + "verbose: [a]\n", `config.yml:4: verbose: want true or false, not a list`},
+		{"collectors not a list", head + "metric-collectors: {type: prometheus}\n", `config.yml:4: metric-collectors: want a list of metric collectors, not a mapping`},
+		{"app-name a mapping", head + "app-name: {a: b}\n", `config.yml:4: want a name, a comma-separated string of names or a list of names, not a mapping`},
+		{"syntax", head + "app-name: [a\n", `config.yml:`},
+		{"missing collector type", head + "app-name: a\nmetric-collectors:\n  - {metric-name: q, address: 'http://x', query: up}\n",
+			`metric-collectors[0] in `},
+		{"missing collector type says so", head + "app-name: a\nmetric-collectors:\n  - {metric-name: q, address: 'http://x', query: up}\n",
+			`: type: missing: use prometheus`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			path := writeFile(t, "config.yml", tc.yaml)
+			code, _, stderr := runCLI(t, "run", "--config", path)
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, error %q; want %d and %q", code, stderr, ExitUsage, tc.want)
+			}
+			if strings.Contains(stderr, "cmd.") || strings.Contains(stderr, "unmarshal") {
+				t.Errorf("a raw yaml.v3 error: %q", stderr)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
+	}
+
+	// A value in the wrong place is not quoted: it may be a token.
+	clearEnv(t)
+	path := writeFile(t, "config.yml", head+"verbose: FlyV1 fm2_literal-secret\n")
+	code, _, stderr := runCLI(t, "run", "--config", path)
+	if code != ExitUsage || strings.Contains(stderr, "fm2_literal-secret") || !strings.Contains(stderr, "config.yml:4: verbose: want true or false, not a string") {
+		t.Errorf("exit %d: %q", code, stderr)
+	}
+}
+
+// TestConfigFileLists: app-name, exclude and regions take a YAML list or
+// a comma-separated string.
+func TestConfigFileLists(t *testing.T) {
+	for _, tc := range []struct{ name, yaml string }{
+		{"strings", "app-name: 'a-*, {b,c}-x'\nexclude: 'a-1,a-2'\nregions: 'ord, iad'\n"},
+		{"lists", "app-name: [a-*, '{b,c}-x']\nexclude: [a-1, a-2]\nregions: [ord, iad]\n"},
+		{"block lists", "app-name:\n  - a-*\n  - '{b,c}-x'\nexclude:\n  - a-1\n  - a-2\nregions:\n  - ord\n  - iad\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			path := writeFile(t, "config.yml", "org: o\napi-token: t\nstarted-machine-count: 1\n"+tc.yaml)
+			rc, err := loadConfig(t, "--config", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sel := rc.scale.Selector
+			for app, want := range map[string]bool{"a-0": true, "a-1": false, "a-2": false, "b-x": true, "c-x": true, "d-x": false} {
+				if sel.Match(app) != want {
+					t.Errorf("Match(%s) = %v, want %v", app, !want, want)
+				}
+			}
+			if got := strings.Join(rc.scale.Policy.Regions, ","); got != "ord,iad" {
+				t.Errorf("regions %q", got)
 			}
 		})
 	}
