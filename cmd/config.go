@@ -82,12 +82,16 @@ type collectorConfig struct {
 	KeyData   string `yaml:"key-data"`
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
 
 // expandEnv replaces $VAR and ${VAR} with the environment's value, except
 // $APP_NAME and ${APP_NAME}, which belong to queries and are kept as written.
+// $$ writes a literal $ (so $${VAR} is the text ${VAR}).
 func expandEnv(s string) string {
 	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
 		name := strings.Trim(m, "${}")
 		if name == "APP_NAME" {
 			return m

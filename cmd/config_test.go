@@ -467,3 +467,35 @@ func TestConfigFileLists(t *testing.T) {
 		})
 	}
 }
+
+// TestExpandEnvDollarDollar: $$ writes a literal $ in expanded values;
+// queries are not expanded at all.
+func TestExpandEnvDollarDollar(t *testing.T) {
+	t.Setenv("FAS_API_TOKEN", "secret-token")
+	t.Setenv("HOME", "/home/x")
+	got := expandEnv("pa$$word $${HOME} $$FAS_API_TOKEN $$$HOME $5 $$APP_NAME")
+	if want := "pa$word ${HOME} $FAS_API_TOKEN $/home/x $5 $APP_NAME"; got != want {
+		t.Errorf("expandEnv = %q, want %q", got, want)
+	}
+
+	clearEnv(t)
+	path := writeFile(t, "config.yml", `app-name: a
+api-token: "FlyV1 pa$$word"
+started-machine-count: q
+metric-collectors:
+  - type: prometheus
+    metric-name: q
+    address: http://127.0.0.1:1
+    query: 'sum(q{app="$APP_NAME", x="$$"})'
+`)
+	rc, err := loadConfig(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.token != "FlyV1 pa$word" {
+		t.Errorf("token %q, want FlyV1 pa$word", rc.token)
+	}
+	if q := rc.collectors[0].Query; q != `sum(q{app="$APP_NAME", x="$$"})` {
+		t.Errorf("query %q: a query is not expanded", q)
+	}
+}
