@@ -235,6 +235,12 @@ func (s settings) where(flag string) string {
 		}
 		return fmt.Sprintf("%s in %s", key, s.path)
 	}
+	return s.flagWhere(flag)
+}
+
+// flagWhere names a flag and its variable, "--org (FAS_ORG)", for the
+// options that have no config file key.
+func (s settings) flagWhere(flag string) string {
 	for _, f := range s.c.Command.Flags {
 		if slices.Contains(f.Names(), flag) {
 			if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
@@ -565,6 +571,9 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 			return nil, err
 		}
 	}
+	// The --prometheus-* flags (FAS_PROMETHEUS_*) define one more
+	// collector, beside the file's: its errors name the flag and the
+	// variable of the field, not the YAML key query's Validate knows.
 	c := s.c
 	pc := query.PrometheusConfig{
 		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
@@ -576,12 +585,51 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
 		return out, nil
 	}
+	for _, f := range []struct{ flag, val, what string }{
+		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
+		{"prometheus-address", pc.Address, "the Prometheus HTTP API base URL, e.g. https://api.fly.io/prometheus/my-org"},
+		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
+	} {
+		if f.val == "" {
+			return nil, usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+		}
+	}
 	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
 	if err != nil {
-		return nil, usagef("%s: %v", s.where("prometheus-on-empty"), err)
+		return nil, usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
 	}
 	pc.OnEmpty = onEmpty
-	return out, add("--prometheus-* (FAS_PROMETHEUS_*)", pc)
+	if err := pc.Validate(); err != nil {
+		return nil, usagef("%s", promFlagError(s, pc, err))
+	}
+	return out, add(s.flagWhere("prometheus-metric-name"), pc)
+}
+
+// promFieldFlags maps the fields query's PrometheusConfig.Validate names, by
+// their YAML keys, to the flags of the collector built from flags.
+var promFieldFlags = []struct{ key, flag string }{
+	{"metric-name", "prometheus-metric-name"},
+	{"address", "prometheus-address"},
+	{"query", "prometheus-query"},
+	{"token", "prometheus-token"},
+	{"app-label", "prometheus-app-label"},
+	{"on-empty", "prometheus-on-empty"},
+}
+
+// promFlagError rewrites an error of PrometheusConfig.Validate ("prometheus
+// metric "q": address http://x: want an http or https URL") to name the
+// flag and its variable ("--prometheus-address (FAS_PROMETHEUS_ADDRESS):
+// http://x: want an http or https URL").
+func promFlagError(s settings, pc query.PrometheusConfig, err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("prometheus metric %q: ", pc.Name))
+	msg = strings.TrimPrefix(msg, "prometheus: ")
+	for _, f := range promFieldFlags {
+		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
+			return s.flagWhere(f.flag) + ": " + strings.TrimLeft(rest, ": ")
+		}
+	}
+	return "--prometheus-* (FAS_PROMETHEUS_*): " + msg
 }
 
 func firstLine(s string) string {

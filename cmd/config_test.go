@@ -97,7 +97,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "invalid app name", args: append(base, "--apps", "My_App", "--started-machine-count", "1"), want: []string{"--apps", `"My_App"`}},
 		{name: "metric name shadows a fleet variable", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
 			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "started", "--prometheus-query", "up"),
-			want: []string{"--prometheus-*", `"started"`}},
+			want: []string{"--prometheus-metric-name (FAS_PROMETHEUS_METRIC_NAME)", `"started"`}},
 		{name: "scale-down mode", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--scale-down", "destroy"),
 			want: []string{"--scale-down (FAS_SCALE_DOWN)", "stop or suspend"}},
 		{name: "max scale up", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--max-scale-up", "-1"),
@@ -114,7 +114,7 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{"--pushgateway (FAS_PUSHGATEWAY_URL)", "http(s) URL"}},
 		{name: "prometheus without query", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
 			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "q"),
-			want: []string{"--prometheus-*", "query"}},
+			want: []string{"--prometheus-query (FAS_PROMETHEUS_QUERY): missing"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -497,5 +497,58 @@ metric-collectors:
 	}
 	if q := rc.collectors[0].Query; q != `sum(q{app="$APP_NAME", x="$$"})` {
 		t.Errorf("query %q: a query is not expanded", q)
+	}
+}
+
+// TestPrometheusFlagErrors: errors about the collector of the
+// --prometheus-* flags (FAS_PROMETHEUS_*) name the flag and its variable,
+// never a YAML key, also when a config file is given.
+func TestPrometheusFlagErrors(t *testing.T) {
+	file := "app-name: a\napi-token: tok\nstarted-machine-count: 1\n"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no metric name", map[string]string{"FAS_PROMETHEUS_ADDRESS": "http://127.0.0.1:9", "FAS_PROMETHEUS_QUERY": "up"},
+			"--prometheus-metric-name (FAS_PROMETHEUS_METRIC_NAME): missing: the name the expressions use for the query's value"},
+		{"no address", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "q", "FAS_PROMETHEUS_QUERY": "up"},
+			"--prometheus-address (FAS_PROMETHEUS_ADDRESS): missing: "},
+		{"no query", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "q", "FAS_PROMETHEUS_ADDRESS": "http://127.0.0.1:9"},
+			"--prometheus-query (FAS_PROMETHEUS_QUERY): missing: "},
+		{"bad metric name", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "queue-depth", "FAS_PROMETHEUS_ADDRESS": "http://127.0.0.1:9", "FAS_PROMETHEUS_QUERY": "up"},
+			"--prometheus-metric-name (FAS_PROMETHEUS_METRIC_NAME): want letters, digits and underscores"},
+		{"bad address", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "q", "FAS_PROMETHEUS_ADDRESS": "ftp://127.0.0.1:9", "FAS_PROMETHEUS_QUERY": "up"},
+			"--prometheus-address (FAS_PROMETHEUS_ADDRESS): ftp://127.0.0.1:9: want an http or https URL"},
+		{"bad app label", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "q", "FAS_PROMETHEUS_ADDRESS": "http://127.0.0.1:9", "FAS_PROMETHEUS_QUERY": "up",
+			"FAS_PROMETHEUS_APP_LABEL": "app-name"}, "--prometheus-app-label (FAS_PROMETHEUS_APP_LABEL): "},
+		{"bad on-empty", map[string]string{"FAS_PROMETHEUS_METRIC_NAME": "q", "FAS_PROMETHEUS_ADDRESS": "http://127.0.0.1:9", "FAS_PROMETHEUS_QUERY": "up",
+			"FAS_PROMETHEUS_ON_EMPTY": "skip"}, "--prometheus-on-empty (FAS_PROMETHEUS_ON_EMPTY): "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, withFile := range []bool{false, true} {
+				clearEnv(t)
+				calls := tripwire(t)
+				for k, v := range tc.env {
+					t.Setenv(k, v)
+				}
+				args := []string{"run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
+				if withFile {
+					args = []string{"run", "--config", writeFile(t, "config.yml", file)}
+				}
+				code, _, stderr := runCLI(t, args...)
+				if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+					t.Errorf("file %v: exit %d, error %q; want %q", withFile, code, strings.TrimSpace(stderr), tc.want)
+				}
+				for _, yamlWords := range []string{"metric-name:", "prometheus:", " in "} {
+					if strings.Contains(stderr, yamlWords) {
+						t.Errorf("file %v: error %q speaks of YAML keys (%q)", withFile, strings.TrimSpace(stderr), yamlWords)
+					}
+				}
+				if calls.Load() != 0 {
+					t.Errorf("API called")
+				}
+			}
+		})
 	}
 }
