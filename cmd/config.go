@@ -287,7 +287,77 @@ func appendTrimmed(out []string, s string) []string {
 // loadRunConfig builds and validates the run configuration from flags,
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
+//
+// Its errors never hold a known secret: a token that ${VAR} expansion or a
+// mistake put into another option (an expression, an address) is redacted.
 func loadRunConfig(c *cli.Context) (*runConfig, error) {
+	var file *fileConfig
+	rc, err := buildRunConfig(c, &file)
+	if err != nil {
+		return nil, redactConfigError(err, configSecrets(c, file))
+	}
+	return rc, nil
+}
+
+// minSecretLen is the length below which a secret is not redacted from
+// errors: a short value ("tok" in a test, "app") would blank ordinary words.
+const minSecretLen = 6
+
+// configSecrets lists every secret of the configuration: the token
+// variables, the token flags and the config file's tokens (after
+// expansion). Each comma-separated part of a token is a secret too (a Fly
+// token is a list of macaroons), and so is a token without its "FlyV1 " or
+// "Bearer " scheme.
+func configSecrets(c *cli.Context, file *fileConfig) []string {
+	vals := []string{os.Getenv("FAS_API_TOKEN"), os.Getenv("FLY_API_TOKEN"), os.Getenv("FAS_PROMETHEUS_TOKEN"),
+		c.String("api-token"), c.String("prometheus-token")}
+	if file != nil {
+		vals = append(vals, file.APIToken)
+		for _, col := range file.MetricCollectors {
+			vals = append(vals, col.Token)
+		}
+	}
+	var out []string
+	add := func(v string) {
+		if v = strings.TrimSpace(v); len(v) >= minSecretLen && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	for _, v := range vals {
+		add(v)
+		for _, scheme := range []string{"FlyV1 ", "Bearer "} {
+			if len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
+				v = v[len(scheme):]
+				add(v)
+			}
+		}
+		if strings.Contains(v, ",") {
+			for _, part := range strings.Split(v, ",") {
+				add(part)
+			}
+		}
+	}
+	return out
+}
+
+// redactConfigError returns err with every secret replaced, keeping its
+// exit code.
+func redactConfigError(err error, secrets []string) error {
+	msg := err.Error()
+	clean := query.Redact(msg, secrets...)
+	if clean == msg {
+		return err
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return &UsageError{Msg: clean}
+	}
+	return errors.New(clean)
+}
+
+// buildRunConfig is loadRunConfig without the redaction; *loaded is set to the
+// config file once it is read, for the secrets it holds.
+func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	// urfave/cli stops parsing flags at the first bare word, so a flag
 	// after one would be silently dropped ("run idle --dry-run" would
 	// really scale): no positional argument is accepted.
@@ -301,6 +371,7 @@ func loadRunConfig(c *cli.Context) (*runConfig, error) {
 		if err != nil {
 			return nil, err
 		}
+		*loaded = fc
 		s.file, s.path = fc, path
 		rc.warnings = append(rc.warnings, warnings...)
 	}

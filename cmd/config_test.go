@@ -552,3 +552,75 @@ func TestPrometheusFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsRedactSecrets: a secret that ${VAR} expansion or a
+// mistake put into another option is never echoed by a configuration error.
+func TestConfigErrorsRedactSecrets(t *testing.T) {
+	const (
+		apiToken  = "FlyV1 fm2_api-secret-value,fm2_second-part"
+		promToken = "prom-secret-value"
+		fileToken = "file-token-secret"
+	)
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		yaml    string
+		args    []string
+		want    string
+		secrets []string
+	}{
+		{name: "expression from FAS_API_TOKEN", env: map[string]string{"FAS_API_TOKEN": apiToken},
+			yaml: "app-name: a\nstarted-machine-count: ${FAS_API_TOKEN}\n", want: "does not compile",
+			secrets: []string{apiToken, "fm2_api-secret-value", "fm2_second-part"}},
+		{name: "address from FAS_PROMETHEUS_TOKEN", env: map[string]string{"FAS_API_TOKEN": apiToken, "FAS_PROMETHEUS_TOKEN": promToken},
+			yaml: "app-name: a\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up, address: '${FAS_PROMETHEUS_TOKEN}'}\n",
+			want: "address", secrets: []string{promToken}},
+		{name: "address from a collector token", env: map[string]string{"FAS_API_TOKEN": apiToken, "MY_TOKEN": "collector-secret"},
+			yaml: "app-name: a\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up, token: '${MY_TOKEN}', address: 'x${MY_TOKEN}'}\n",
+			want: "address", secrets: []string{"collector-secret"}},
+		{name: "YAML api-token in an app name", yaml: "api-token: " + fileToken + "\napp-name: a\nstarted-machine-count: 1\norg: " + fileToken + "\nexclude: '" + fileToken + "['\n",
+			want: "malformed glob", secrets: []string{fileToken}},
+		{name: "FLY_API_TOKEN as --apps", env: map[string]string{"FLY_API_TOKEN": "FlyV1 fly-token-secret"},
+			args: []string{"--apps", "FlyV1 fly-token-secret", "--started-machine-count", "1"}, want: "invalid app name", secrets: []string{"fly-token-secret"}},
+		{name: "--prometheus-token flag", env: map[string]string{"FAS_API_TOKEN": apiToken},
+			args: []string{"--apps", "a", "--prometheus-token", "flag-prom-secret", "--prometheus-metric-name", "q", "--prometheus-query", "up",
+				"--prometheus-address", "flag-prom-secret", "--started-machine-count", "q"}, want: "--prometheus-address", secrets: []string{"flag-prom-secret"}},
+		{name: "--api-token flag", args: []string{"--api-token", "flag-api-secret", "--apps", "a", "--started-machine-count", "flag-api-secret +"},
+			want: "does not compile", secrets: []string{"flag-api-secret"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"run"}, tc.args...)
+			if tc.yaml != "" {
+				args = append(args, "--config", writeFile(t, "config.yml", tc.yaml))
+			}
+			code, _, stderr := runCLI(t, args...)
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, error %q; want %d and %q", code, strings.TrimSpace(stderr), ExitUsage, tc.want)
+			}
+			for _, sec := range tc.secrets {
+				if strings.Contains(stderr, sec) {
+					t.Errorf("the error holds the secret %q: %s", sec, stderr)
+				}
+			}
+			if !strings.Contains(stderr, "REDACTED") {
+				t.Errorf("nothing redacted: %s", stderr)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
+	}
+
+	// A short token is not a secret worth blanking every word for.
+	clearEnv(t)
+	tripwire(t)
+	code, _, stderr := runCLI(t, "run", "--api-token", "app", "--org", "o")
+	if code != ExitUsage || !strings.Contains(stderr, "no app selected: name an app or a pattern such as 'my-app-*'") {
+		t.Errorf("exit %d: %q", code, stderr)
+	}
+}
