@@ -113,11 +113,27 @@ func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
 		return fail("address %s: no host", RedactURL(c.Address))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return fail("address %s: want no query or fragment", RedactURL(c.Address))
+	case isAPIPath(u.Path):
+		// The client appends /api/v1/query itself: an address that has it
+		// already would query .../api/v1/query/api/v1/query.
+		return fail("address: give the base URL without /api/v1/query")
 	}
 	user := u.User
 	u.User = nil
 	c.Address = u.String()
 	return c, user, nil
+}
+
+// isAPIPath reports whether an address path ends with the HTTP API's own
+// path (/api/v1, /api/v1/query or /api/v1/query_range).
+func isAPIPath(path string) bool {
+	path = strings.TrimRight(path, "/")
+	for _, suffix := range []string{"/api/v1", "/api/v1/query", "/api/v1/query_range"} {
+		if strings.HasSuffix(path, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // Option changes how NewPrometheus builds a source.

@@ -341,6 +341,11 @@ func TestNewPrometheusValidation(t *testing.T) {
 		{name: "bad label", modify: func(c *PrometheusConfig) { c.AppLabel = "fly-app" }, want: `app-label "fly-app": not a valid label name`},
 		{name: "bad on-empty", modify: func(c *PrometheusConfig) { c.OnEmpty = 7 }, want: "on-empty"},
 		{name: "control char in token", modify: func(c *PrometheusConfig) { c.Token = "a\nb" }, want: "token: contains a control character"},
+		{name: "API path", modify: func(c *PrometheusConfig) { c.Address += "/api/v1/query" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "API path, slash", modify: func(c *PrometheusConfig) { c.Address += "/api/v1/query/" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "API version path", modify: func(c *PrometheusConfig) { c.Address += "/api/v1" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "range API path", modify: func(c *PrometheusConfig) { c.Address = "http://localhost:9090/api/v1/query_range" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "path that only looks alike", modify: func(c *PrometheusConfig) { c.Address = "http://localhost:9090/api/v1-proxy" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
