@@ -36,6 +36,10 @@ const (
 // the last successful run (see pushRun).
 const successGrouping = "run"
 
+// dryRunGrouping is the grouping label (value "true") of a dry run's
+// figures, which must never replace or refresh a real run's.
+const dryRunGrouping = "dry_run"
+
 // pushRun pushes the figures of a finished run to the Pushgateway, when one
 // is configured. A failed push is logged as a warning and changes nothing
 // else: the run's exit code is the run's.
@@ -53,6 +57,11 @@ const successGrouping = "run"
 //
 // The org grouping label keeps the figures of autoscalers of different orgs
 // apart on one gateway; it is left out when apps are named without an org.
+//
+// A dry run pushes its figures to a group of its own,
+// {job="fly-autoscaler", org=..., dry_run="true"}, and never touches the
+// success group: a scheduled dry run must not hide that real runs stopped
+// succeeding, nor replace their figures.
 func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Report) {
 	if rc.pushgateway == "" || rep == nil {
 		return
@@ -60,11 +69,16 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	var errs []string
-	if err := pushGroup(ctx, rc, runRegistry(rep), ""); err != nil {
+	dryRun := rep.DryRun || rc.scale.DryRun
+	var group [][2]string
+	if dryRun {
+		group = append(group, [2]string{dryRunGrouping, "true"})
+	}
+	if err := pushGroup(ctx, rc, runRegistry(rep), group...); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if !rep.Failed() {
-		if err := pushGroup(ctx, rc, successRegistry(rep), "success"); err != nil {
+	if !dryRun && !rep.Failed() {
+		if err := pushGroup(ctx, rc, successRegistry(rep), [2]string{successGrouping, "success"}); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -76,19 +90,19 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 }
 
 // pushGroup pushes reg's metrics with PUT to the group of the run's job, the
-// org, and successGrouping=run unless run is empty. Credentials in the URL
-// are sent as basic auth, never as part of the URL, so errors cannot quote
-// them.
-func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, run string) error {
+// org, and the extra grouping labels. Credentials in the URL are sent as
+// basic auth, never as part of the URL, so errors cannot quote them.
+func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, grouping ...[2]string) error {
 	u, err := url.Parse(rc.pushgateway)
 	if err != nil {
 		return err
 	}
 	user := u.User
 	u.User = nil
+	client := &http.Client{Timeout: pushTimeout}
 	p := push.New(u.String(), pushJob).
 		Gatherer(reg).
-		Client(&http.Client{Timeout: pushTimeout})
+		Client(client)
 	if user != nil {
 		pw, _ := user.Password()
 		p = p.BasicAuth(user.Username(), pw)
@@ -96,8 +110,8 @@ func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, run
 	if rc.scale.Org != "" {
 		p = p.Grouping("org", rc.scale.Org)
 	}
-	if run != "" {
-		p = p.Grouping(successGrouping, run)
+	for _, g := range grouping {
+		p = p.Grouping(g[0], g[1])
 	}
 	return p.PushContext(ctx)
 }

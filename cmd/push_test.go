@@ -35,6 +35,10 @@ func TestPushRunGroups(t *testing.T) {
 		Apps: []scale.AppResult{{App: "a", Status: scale.StatusUnchanged}}}
 	failed := &scale.Report{Org: "my-org", Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
 		Apps: []scale.AppResult{{App: "a", Status: scale.StatusFailed}}}
+	dry := &scale.Report{Org: "my-org", DryRun: true, Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+		Apps: []scale.AppResult{{App: "a", Status: scale.StatusPlanned}}}
+	dryFailed := &scale.Report{Org: "my-org", DryRun: true, Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+		Apps: []scale.AppResult{{App: "a", Status: scale.StatusFailed}}}
 	for _, tc := range []struct {
 		name string
 		rep  *scale.Report
@@ -42,6 +46,10 @@ func TestPushRunGroups(t *testing.T) {
 	}{
 		{"success", ok, []string{"PUT /metrics/job/fly-autoscaler/org/my-org", "PUT /metrics/job/fly-autoscaler/org/my-org/run/success"}},
 		{"failure", failed, []string{"PUT /metrics/job/fly-autoscaler/org/my-org"}},
+		// A dry run has a group of its own and never refreshes the
+		// last success time.
+		{"dry run", dry, []string{"PUT /metrics/job/fly-autoscaler/dry_run/true/org/my-org"}},
+		{"failed dry run", dryFailed, []string{"PUT /metrics/job/fly-autoscaler/dry_run/true/org/my-org"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mu.Lock()
@@ -55,9 +63,9 @@ func TestPushRunGroups(t *testing.T) {
 			got := slices.Clone(reqs)
 			mu.Unlock()
 			// Grouping labels come in map order: compare sets of paths
-			// normalised to job, org, run.
+			// with the labels after the job sorted by name.
 			for i, r := range got {
-				got[i] = strings.Replace(r, "/run/success/org/my-org", "/org/my-org/run/success", 1)
+				got[i] = sortGrouping(r)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, tc.want) {
@@ -82,4 +90,17 @@ func TestRedactPush(t *testing.T) {
 	if !strings.Contains(got, "unauthorized for user u,") || !strings.Contains(got, "https://gw.example.com/metrics/job/fly-autoscaler") {
 		t.Errorf("redaction mangled the message: %s", got)
 	}
+}
+
+// sortGrouping returns "PUT /metrics/job/J/k2/v2/k1/v1" with the grouping
+// labels after the job sorted by name: /metrics/job/J/k1/v1/k2/v2.
+func sortGrouping(req string) string {
+	method, path, _ := strings.Cut(req, " ")
+	parts := strings.Split(strings.TrimPrefix(path, "/metrics/job/"), "/")
+	var pairs []string
+	for i := 1; i+1 < len(parts); i += 2 {
+		pairs = append(pairs, parts[i]+"/"+parts[i+1])
+	}
+	slices.Sort(pairs)
+	return method + " /metrics/job/" + strings.Join(append([]string{parts[0]}, pairs...), "/")
 }

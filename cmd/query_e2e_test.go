@@ -364,6 +364,31 @@ func TestQueryE2E(t *testing.T) {
 		if v, ok := pushed(m, "fly_autoscaler_last_success_timestamp_seconds", job, success); !ok || v != last {
 			t.Errorf("last success time after a failed run: %v (found %v), want it kept at %v", v, ok, last)
 		}
+
+		// A successful dry run pushes under dry_run="true": the real runs'
+		// figures and their last success time stay as they were.
+		code, _, stderr = runCLI(t, args([]string{"run", "--org", "my-org", "--apps", "my-app-*", "--output", "json", "--dry-run", "--pushgateway", gw.URL()},
+			promArgs(prom.URL(), fleetQuery), targetArgs)...)
+		if code != ExitOK {
+			t.Fatalf("dry run: exit code %d; stderr: %s", code, stderr)
+		}
+		m = gw.Metrics(t)
+		real, dry := map[string]string{"dry_run": ""}, map[string]string{"dry_run": "true"}
+		if v, ok := pushed(m, "fly_autoscaler_apps", job, map[string]string{"result": "failed", "dry_run": ""}); !ok || v != 100 {
+			t.Errorf("real run's failed apps after a dry run: %v (found %v), want 100 kept", v, ok)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_apps_matched", job, dry); !ok || v != 100 {
+			t.Errorf("dry run's apps matched: %v (found %v), want 100", v, ok)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_apps", job, map[string]string{"result": "failed", "dry_run": "true"}); !ok || v != 0 {
+			t.Errorf("dry run's failed apps: %v (found %v), want 0", v, ok)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_last_success_timestamp_seconds", job, real); !ok || v != last {
+			t.Errorf("last success time after a dry run: %v (found %v), want it kept at %v", v, ok, last)
+		}
+		if n := len(m["fly_autoscaler_last_success_timestamp_seconds"]); n != 1 {
+			t.Errorf("%d last success series, want 1 (a dry run pushes none)", n)
+		}
 	})
 
 	t.Run("eval", func(t *testing.T) {
