@@ -3,6 +3,8 @@ package cmd
 import (
 	"strings"
 	"testing"
+
+	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
 // TestPositionalArgumentsRejected: a bare word ends urfave's flag parsing,
@@ -36,6 +38,34 @@ func TestPositionalArgumentsRejected(t *testing.T) {
 			}
 			if n := calls.Load(); n != 0 {
 				t.Errorf("%d API calls made", n)
+			}
+		})
+	}
+}
+
+// TestNoAppMatchedWarns: a selection that matches no app is a warning on
+// stderr, not an error: exit 0.
+func TestNoAppMatchedWarns(t *testing.T) {
+	for _, command := range []string{"run", "eval"} {
+		t.Run(command, func(t *testing.T) {
+			exitEnv(t, flytest.Options{})
+			code, out, stderr := runCLI(t, command, "--org", "exit-org", "--apps", "nomatch-*", "--exclude", "x-*", "--started-machine-count", "1")
+			if code != ExitOK {
+				t.Fatalf("exit code %d, want 0; stderr: %s", code, stderr)
+			}
+			for _, want := range []string{"level=WARN", `msg="no app matched --apps"`, "apps=nomatch-*", "exclude=x-*", "org=exit-org"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q does not hold %q", stderr, want)
+				}
+			}
+			if out == "" {
+				t.Errorf("no report")
+			}
+
+			// A selection that matches says nothing of the kind.
+			_, _, stderr = runCLI(t, command, "--org", "exit-org", "--apps", "steady", "--started-machine-count", "1")
+			if strings.Contains(stderr, "no app matched") {
+				t.Errorf("warned with a match: %s", stderr)
 			}
 		})
 	}

@@ -159,6 +159,10 @@ type runConfig struct {
 	logFormat        string
 	verbose          bool
 
+	// include and exclude are the app patterns, for the warning about a
+	// selection that matched no app.
+	include, exclude []string
+
 	// flapsBaseURL, when set, is where the Machines API requests go
 	// instead of FLY_FLAPS_BASE_URL's (the demo's loopback server).
 	flapsBaseURL string
@@ -510,6 +514,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		}
 	}
 
+	rc.include, rc.exclude = include, exclude
 	rc.scale = scale.Config{
 		Org:         org,
 		Selector:    sel,

@@ -54,6 +54,9 @@ func evalOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	// eval never reads machines: without a Machines client it cannot.
 	deps.Machines = nil
 	rep := scale.Eval(ctx, rc.scale, deps)
+	if rep.Err == nil && rep.Matched == 0 {
+		warnNoMatch(rc.log, rc)
+	}
 	if err := renderEval(s.Out, rep, rc.render.Format, s.Color); err != nil {
 		return fmt.Errorf("render evaluation: %w", err)
 	}

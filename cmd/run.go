@@ -3,8 +3,10 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
@@ -113,6 +115,9 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	}
 	rep := scale.Run(ctx, cfg, deps)
 	prog.Stop()
+	if rep.Err == nil && rep.Matched == 0 {
+		warnNoMatch(log, rc)
+	}
 	logReport(log, rep)
 	pushRun(ctx, log, rc, rep)
 	opts := rc.render
@@ -199,6 +204,19 @@ func outcome(rep *scale.Report) error {
 		return &exitError{code: ExitFailed, msg: fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps))}
 	}
 	return nil
+}
+
+// warnNoMatch warns that the selection matched no app. It is not an error
+// (the exit code stays 0): an org may have no matching app yet.
+func warnNoMatch(log *slog.Logger, rc *runConfig) {
+	attrs := []any{"apps", strings.Join(rc.include, ",")}
+	if len(rc.exclude) > 0 {
+		attrs = append(attrs, "exclude", strings.Join(rc.exclude, ","))
+	}
+	if rc.scale.Org != "" {
+		attrs = append(attrs, "org", rc.scale.Org)
+	}
+	log.Warn("no app matched --apps", attrs...)
 }
 
 // onRetry logs the transport's retries at debug level (never headers).
