@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
@@ -54,7 +55,29 @@ func ExitCode(err error) int {
 // Main runs the command line args (args[0] is the program name) with the
 // given streams. Errors are returned, not printed: main prints them once.
 func Main(ctx context.Context, args []string, s *Streams) error {
-	return newApp(s).RunContext(ctx, args)
+	app := newApp(s)
+	err := app.RunContext(ctx, args)
+	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
+	// for 'NAME'") would read as --detailed-exitcode's "changes made".
+	if m := noHelpTopic.FindStringSubmatch(fmt.Sprint(err)); m != nil {
+		return unknownCommand(app, m[1])
+	}
+	return err
+}
+
+var noHelpTopic = regexp.MustCompile(`^No help topic for '(.*)'`)
+
+// unknownCommand is the usage error for a command that does not exist,
+// with the nearest command name when one is close.
+func unknownCommand(app *cli.App, name string) error {
+	var names []string
+	for _, c := range app.VisibleCommands() {
+		names = append(names, c.Names()...)
+	}
+	if s := closest(name, names); s != "" {
+		return usagef("unknown command %q: did you mean %q? (see fly-autoscaler --help)", name, s)
+	}
+	return usagef("unknown command %q: see fly-autoscaler --help", name)
 }
 
 // onUsageError turns urfave/cli's flag parsing errors (an unknown flag, a
@@ -70,7 +93,6 @@ func newApp(s *Streams) *cli.App {
 		Version:                   versionString(),
 		Writer:                    s.Out,
 		ErrWriter:                 s.Err,
-		HideHelpCommand:           true,
 		DisableSliceFlagSeparator: true,
 		Suggest:                   true,
 		// Errors are returned to main, which prints them once and exits.
@@ -78,7 +100,7 @@ func newApp(s *Streams) *cli.App {
 		OnUsageError:   onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q: see fly-autoscaler --help", c.Args().First())
+				return unknownCommand(c.App, c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

@@ -70,3 +70,37 @@ func TestNoAppMatchedWarns(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpCommandAndUnknownCommands: "help run" shows run's help; an
+// unknown command, also after help, is a usage error with a suggestion;
+// -v is the app's --version, not run's --verbose.
+func TestHelpCommandAndUnknownCommands(t *testing.T) {
+	clearEnv(t)
+	tripwire(t)
+	code, out, stderr := runCLI(t, "help", "run")
+	if code != ExitOK || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "fly-autoscaler run --org my-org") {
+		t.Errorf("help run: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if code, out, _ := runCLI(t, "help"); code != ExitOK || !strings.Contains(out, "COMMANDS") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rn"}, `unknown command "rn": did you mean "run"?`},
+		{[]string{"evl", "--apps", "a"}, `unknown command "evl": did you mean "eval"?`},
+		{[]string{"help", "rn"}, `unknown command "rn": did you mean "run"?`},
+		{[]string{"hepl"}, `unknown command "hepl": did you mean "help"?`},
+		{[]string{"help", "nothing-like-it"}, `unknown command "nothing-like-it": see fly-autoscaler --help`},
+		{[]string{"run", "-v", "--apps", "a", "--api-token", "tok", "--started-machine-count", "1"}, "-v"},
+	} {
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, error %q; want %d and %q", tc.args, code, strings.TrimSpace(stderr), ExitUsage, tc.want)
+		}
+	}
+	if code, out, _ := runCLI(t, "-v"); code != ExitOK || !strings.Contains(out, "fly-autoscaler version") {
+		t.Errorf("-v: exit %d, %q", code, out)
+	}
+}

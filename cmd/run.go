@@ -69,7 +69,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
 		&cli.BoolFlag{Name: "detailed-exitcode", Category: catOutput, EnvVars: []string{"FAS_DETAILED_EXITCODE"}, Usage: "exit 3 when changes were planned (dry run) or made, 0 when nothing needed to change"},
 		&cli.StringFlag{Name: "log-format", Category: catOutput, Value: "text", EnvVars: []string{"FAS_LOG_FORMAT"}, Usage: "`FORMAT` of the logs on stderr: text or json"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
+		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `TOKEN` (an org token: fly tokens create org)"},
 	}
