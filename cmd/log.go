@@ -22,7 +22,7 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 	if w == nil {
 		w = io.Discard
 	}
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: durationString}
 	if verbose {
 		opts.Level = slog.LevelDebug
 	}
@@ -30,6 +30,16 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationString writes a time.Duration as Go's duration string ("1.5s"),
+// in both formats: the JSON handler would write nanoseconds, an integer
+// nobody reads as a duration.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // logReport logs each app's decisions at debug level: what was observed,

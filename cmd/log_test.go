@@ -129,3 +129,65 @@ func TestRedirectTransport(t *testing.T) {
 		t.Errorf("a bad target URL was accepted")
 	}
 }
+
+// TestJSONLogDurations: durations are Go duration strings in both log
+// formats, never JSON nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	for _, format := range []string{LogJSON, LogText} {
+		var b strings.Builder
+		newLogger(&b, format, false).Info("x", "elapsed", 10*time.Millisecond, "wait", 1500*time.Millisecond)
+		for _, want := range map[string][]string{
+			LogJSON: {`"elapsed":"10ms"`, `"wait":"1.5s"`},
+			LogText: {"elapsed=10ms", "wait=1.5s"},
+		}[format] {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("%s: %q does not hold %q", format, b.String(), want)
+			}
+		}
+	}
+
+	// A verbose JSON run: every elapsed field of the http and app lines
+	// reads as a duration.
+	exitEnv(t, flytest.Options{})
+	code, _, stderr := runCLI(t, "run", "--org", "exit-org", "--apps", "*", "--started-machine-count", "1", "--verbose", "--log-format", "json")
+	if code != ExitOK {
+		t.Fatalf("exit code %d:\n%s", code, stderr)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if v, ok := rec["elapsed"]; ok {
+			n++
+			if s, ok := v.(string); !ok {
+				t.Errorf("elapsed %v (%T) in %s, want a duration string", v, v, l)
+			} else if _, err := time.ParseDuration(s); err != nil {
+				t.Errorf("elapsed %q: %v", s, err)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("no elapsed field logged:\n%s", stderr)
+	}
+}
+
+// TestVerbosePushIsLogged: with --verbose the Pushgateway's requests are
+// logged like the other HTTP requests, without the URL's credentials.
+func TestVerbosePushIsLogged(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer gw.Close()
+	exitEnv(t, flytest.Options{})
+	pushURL := strings.Replace(gw.URL, "http://", "http://user:push-secret@", 1)
+	code, _, stderr := runCLI(t, "run", "--apps", "steady", "--started-machine-count", "1", "--verbose", "--pushgateway", pushURL)
+	if code != ExitOK {
+		t.Fatalf("exit code %d:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "msg=http method=PUT url="+gw.URL+"/metrics/job/fly-autoscaler") {
+		t.Errorf("the push is not logged:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "push-secret") {
+		t.Errorf("the gateway's password was logged:\n%s", stderr)
+	}
+}

@@ -91,7 +91,8 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 
 // pushGroup pushes reg's metrics with PUT to the group of the run's job, the
 // org, and the extra grouping labels. Credentials in the URL are sent as
-// basic auth, never as part of the URL, so errors cannot quote them.
+// basic auth, never as part of the URL, so errors cannot quote them. With
+// --verbose its requests are logged like the Fly API's and Prometheus's.
 func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, grouping ...[2]string) error {
 	u, err := url.Parse(rc.pushgateway)
 	if err != nil {
@@ -100,6 +101,9 @@ func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, gro
 	user := u.User
 	u.User = nil
 	client := &http.Client{Timeout: pushTimeout}
+	if rc.verbose && rc.log != nil {
+		client.Transport = newLogTransport(nil, rc.log)
+	}
 	p := push.New(u.String(), pushJob).
 		Gatherer(reg).
 		Client(client)
