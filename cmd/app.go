@@ -83,8 +83,12 @@ func unknownCommand(app *cli.App, name string) error {
 // onUsageError turns urfave/cli's flag parsing errors (an unknown flag, a
 // missing value) into usage errors.
 func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &UsageError{Msg: err.Error() + " (see --help)"}
+	// Go's flag package names flags with one dash; ours are written --name.
+	msg := flagDash.ReplaceAllString(err.Error(), ": --$1")
+	return &UsageError{Msg: msg + " (see --help)"}
 }
+
+var flagDash = regexp.MustCompile(`: -([a-z][a-z0-9-]+)`)
 
 func newApp(s *Streams) *cli.App {
 	return &cli.App{

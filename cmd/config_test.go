@@ -93,7 +93,7 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{"--api-token (FAS_API_TOKEN)", "missing"}},
 		{name: "no target", args: append(base, "--apps", "a-*"), want: []string{"no target set"}},
 		{name: "unknown output", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--output", "yaml"), want: []string{"--output"}},
-		{name: "unknown flag", args: append(base, "--bogus"), want: []string{"-bogus"}},
+		{name: "unknown flag", args: append(base, "--bogus"), want: []string{"defined: --bogus"}},
 		{name: "invalid app name", args: append(base, "--apps", "My_App", "--started-machine-count", "1"), want: []string{"--apps", `"My_App"`}},
 		{name: "metric name shadows a fleet variable", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
 			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "started", "--prometheus-query", "up"),
