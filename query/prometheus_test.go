@@ -48,7 +48,7 @@ func TestPrometheusPerApp(t *testing.T) {
 		// client_golang itself refuses to decode a string result.
 		{name: "string", reply: reply{file: "string.json"}, wantErr: `unexpected value type "string"`},
 		{name: "bad data", reply: reply{file: "error_bad_data.json", status: http.StatusBadRequest}, wantErr: "query: bad_data: invalid parameter"},
-		{name: "server error", reply: reply{body: "overloaded", status: http.StatusInternalServerError}, wantErr: "query: server_error: server error: 500"},
+		{name: "server error", reply: reply{body: "overloaded", status: http.StatusInternalServerError}, wantErr: "query: server_error: server error: 500: overloaded"},
 		{name: "not json", reply: reply{body: "<html>", status: http.StatusOK}, wantErr: "query: bad_response"},
 	}
 	for _, tt := range tests {

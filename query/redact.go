@@ -99,6 +99,11 @@ func redactError(err error, secrets []string) error {
 	}
 	msg := err.Error()
 	clean := Redact(msg, secrets...)
+	if apiErr != nil && apiErr.Detail != "" && !strings.Contains(clean, apiErr.Detail) {
+		// The answer's body says what went wrong; client_golang keeps it
+		// out of Error().
+		clean += ": " + truncate(strings.Join(strings.Fields(apiErr.Detail), " "), 200)
+	}
 	if clean == msg {
 		return err
 	}
