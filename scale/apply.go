@@ -201,23 +201,33 @@ func (a *applier) leaseTTL() time.Duration {
 // exist) is followed by another recount before the next one, which also
 // tells whether it created the machine after all.
 func (a *applier) creates(acts []Action) {
-	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
+	a.underAnchor(acts, func(fresh Fleet) { a.createFrom(acts, fresh) })
+}
+
+// underAnchor takes the anchor's lease, counts the app again and runs
+// body with that fresh count; the batch acts is settled as aborted, busy
+// or failed when any of that fails. The lease is released at the end.
+func (a *applier) underAnchor(acts []Action, body func(fresh Fleet)) {
 	if err := a.ctx.Err(); err != nil {
-		fail(0, OutcomeAborted, err)
+		a.settle(acts, OutcomeAborted, err)
 		return
 	}
 	release, err := a.anchor()
 	if err != nil {
-		fail(0, a.outcomeOf(err), err)
+		a.settle(acts, a.outcomeOf(err), err)
 		return
 	}
 	defer release()
-
 	fresh, err := a.recount()
 	if err != nil {
-		fail(0, OutcomeFailed, err)
+		a.settle(acts, OutcomeFailed, err)
 		return
 	}
+	body(fresh)
+}
+
+func (a *applier) createFrom(acts []Action, fresh Fleet) {
+	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
 	need := CreatesNeeded(fresh, a.plan, len(acts))
 	have := fresh.Counts().Created
 	done := 0
@@ -303,22 +313,10 @@ func (a *applier) outcomeOf(err error) Outcome {
 // is not destroyed in place of a stopped one, and a destroy with an
 // uncertain answer is followed by a recount before the next one.
 func (a *applier) destroys(acts []Action) {
-	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
-	if err := a.ctx.Err(); err != nil {
-		fail(0, OutcomeAborted, err)
-		return
-	}
-	release, err := a.anchor()
-	if err != nil {
-		fail(0, a.outcomeOf(err), err)
-		return
-	}
-	defer release()
-	fresh, err := a.recount()
-	if err != nil {
-		fail(0, OutcomeFailed, err)
-		return
-	}
+	a.underAnchor(acts, func(fresh Fleet) { a.destroyFrom(acts, fresh) })
+}
+
+func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 	need := DestroysNeeded(fresh, a.plan, len(acts))
 
 	// The planned victims first, then the spares.
