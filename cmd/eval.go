@@ -28,13 +28,7 @@ func evalCommand(s *Streams) *cli.Command {
 			"--pushgateway, ...) are accepted and ignored.",
 		Flags:        runFlags(),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			rc, err := loadRunConfig(c)
-			if err != nil {
-				return err
-			}
-			return evalOnce(c.Context, s, rc)
-		},
+		Action:       withRunConfig(s, evalOnce),
 	}
 }
 

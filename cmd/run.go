@@ -87,13 +87,19 @@ func runCommand(s *Streams) *cli.Command {
 			"--detailed-exitcode).",
 		Flags:        runFlags(),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			rc, err := loadRunConfig(c)
-			if err != nil {
-				return err
-			}
-			return runOrRepeat(c.Context, s, rc)
-		},
+		Action:       withRunConfig(s, runOrRepeat),
+	}
+}
+
+// withRunConfig is the action of a command that takes the run options:
+// it loads and validates them, then calls fn.
+func withRunConfig(s *Streams, fn func(context.Context, *Streams, *runConfig) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		rc, err := loadRunConfig(c)
+		if err != nil {
+			return err
+		}
+		return fn(c.Context, s, rc)
 	}
 }
 
