@@ -182,7 +182,11 @@ type settings struct {
 // variable set to "", FAS_X=) counts as unset: urfave/cli would report it as
 // set and so hide the file's value.
 func (s settings) str(flag, fileVal string) string {
-	if v := strings.TrimSpace(s.c.String(flag)); v != "" || s.file == nil {
+	v := strings.TrimSpace(s.c.String(flag))
+	if v == "" {
+		v = s.envValue(flag)
+	}
+	if v != "" || s.file == nil {
 		return v
 	}
 	return strings.TrimSpace(fileVal)
@@ -195,6 +199,24 @@ func (s settings) list(flag string, fileVals []string) []string {
 		return vals
 	}
 	return splitList(fileVals...)
+}
+
+// envValue returns the first non-empty variable of flag: urfave takes the
+// first variable that exists, so an empty FAS_API_TOKEN would hide
+// FLY_API_TOKEN.
+func (s settings) envValue(flag string) string {
+	for _, f := range s.c.Command.Flags {
+		if slices.Contains(f.Names(), flag) {
+			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
+				for _, name := range ev.GetEnvVars() {
+					if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+						return v
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // has reports whether the flag or its variable gives the option a value:
@@ -340,9 +362,17 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 				add(part)
 			}
 		}
+		// A parser quoting part of a token (an expression compiler stops
+		// at the first character it cannot read) must not show that part.
+		for _, piece := range tokenPiece.FindAllString(v, -1) {
+			add(piece)
+		}
 	}
 	return out
 }
+
+// tokenPiece is a run of a token long enough to be secret on its own.
+var tokenPiece = regexp.MustCompile(`[A-Za-z0-9_]{12,}`)
 
 // redactConfigError returns err with every secret replaced, keeping its
 // exit code.

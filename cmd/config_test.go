@@ -624,3 +624,32 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 		t.Errorf("exit %d: %q", code, stderr)
 	}
 }
+
+func TestEmptyFirstVariableDoesNotHideTheSecond(t *testing.T) {
+	clearEnv(t)
+	calls := tripwire(t)
+	t.Setenv("FAS_API_TOKEN", "")
+	t.Setenv("FLY_API_TOKEN", "FlyV1 fm2_from-fly-api-token")
+	// The token is found: the run gets past validation to the (tripwire) API.
+	code, _, stderr := runCLI(t, "run", "--apps", "app-a", "--started-machine-count", "1")
+	if strings.Contains(stderr, "missing Fly API token") || calls.Load() == 0 {
+		t.Errorf("exit %d, %d calls: FLY_API_TOKEN was not used: %s", code, calls.Load(), stderr)
+	}
+}
+
+func TestConfigErrorsRedactTokenPieces(t *testing.T) {
+	clearEnv(t)
+	tripwire(t)
+	tok := "FlyV1 fm2_lJPECAAAAAAAAMTIxqfK3ZeBPabcd+xyzPIECEAWEFGHijkl/zz==,fm2_secondPIECEofTHEtoken"
+	t.Setenv("FAS_API_TOKEN", tok)
+	path := writeFile(t, "c.yml", "app-name: a\napi-token: ${FAS_API_TOKEN}\nstarted-machine-count: ${FAS_API_TOKEN}\n")
+	code, out, stderr := runCLI(t, "run", "--config", path)
+	if code != ExitUsage {
+		t.Errorf("exit %d", code)
+	}
+	for _, piece := range []string{"lJPECAAAAAAAAMTIxqfK3ZeBPabcd", "xyzPIECEAWEFGHijkl", "secondPIECEofTHEtoken"} {
+		if strings.Contains(out+stderr, piece) {
+			t.Errorf("a piece of the token (%s) appears: %s", piece, stderr)
+		}
+	}
+}
