@@ -17,7 +17,19 @@ func runOrRepeat(ctx context.Context, s *Streams, rc *runConfig) error {
 	if rc.every > 0 {
 		return repeat(ctx, s, rc)
 	}
-	return runOnce(ctx, s, rc)
+	// As in repeat mode, a signal does not cut the run short: changes
+	// half made are worse than a run that ends within its timeouts. A
+	// second signal ends the process (main stops catching signals).
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			rc.log.Warn("signal received: finishing the run in flight (each app within --timeout); a second signal stops at once")
+		case <-done:
+		}
+	}()
+	return runOnce(context.WithoutCancel(ctx), s, rc)
 }
 
 // repeat makes a pass every rc.every, start to start (a pass longer than the

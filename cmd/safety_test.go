@@ -306,3 +306,26 @@ func TestUnauthorizedSaysWhatToCheck(t *testing.T) {
 		t.Errorf("exit %d, stderr %q, stdout %q", code, stderr, out)
 	}
 }
+
+func TestSignalLetsTheRunInFlightFinish(t *testing.T) {
+	srv := safetyServer(t, flytest.Options{Latency: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(150*time.Millisecond, cancel) // SIGINT while apps are being reconciled
+	s, out, errOut := BufferStreams()
+	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), s)
+	if code := ExitCode(err); code != ExitOK {
+		t.Fatalf("exit %d: %v\n%s", code, err, errOut)
+	}
+	rep := decodeReport(t, out.String())
+	if rep.Summary.Scaled+rep.Summary.Unchanged != 200 {
+		t.Errorf("summary %+v: every app should finish its pass", rep.Summary)
+	}
+	if !strings.Contains(errOut.String(), "finishing the run in flight") {
+		t.Errorf("stderr does not say the run finishes: %s", errOut)
+	}
+	for _, a := range srv.Apps() {
+		if n := srv.Count(a, ""); n != 4 {
+			t.Errorf("%s: %d machines, want 4", a, n)
+		}
+	}
+}
