@@ -126,7 +126,11 @@ func (a *applier) do(act Action) error {
 // alreadyThere reports whether err is the Machines API refusing a start,
 // stop or suspend because the machine is already in the wanted state.
 func alreadyThere(kind ActionKind, err error) bool {
-	if statusOf(err) != http.StatusPreconditionFailed {
+	status := statusOf(err)
+	if status == http.StatusNotFound && (kind == ActionStop || kind == ActionSuspend) {
+		return true // gone: not started, which is what the action wanted
+	}
+	if status != http.StatusPreconditionFailed {
 		return false
 	}
 	msg := err.Error()
@@ -134,7 +138,11 @@ func alreadyThere(kind ActionKind, err error) bool {
 	case ActionStart:
 		return strings.Contains(msg, "still active") || strings.Contains(msg, "current state: 'started'")
 	case ActionStop, ActionSuspend:
-		return strings.Contains(msg, "current state: 'stopped'") || strings.Contains(msg, "current state: 'suspended'")
+		for _, st := range []string{"stopped", "suspended", "stopping", "suspending"} {
+			if strings.Contains(msg, "current state: '"+st+"'") {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -220,22 +228,17 @@ func (a *applier) underAnchor(acts []Action, body func(fresh Fleet)) {
 	defer release()
 	fresh, err := a.recount()
 	if err != nil {
-		a.settle(acts, OutcomeFailed, err)
+		a.settle(acts, a.outcomeOf(err), err)
 		return
 	}
 	body(fresh)
 }
 
 func (a *applier) createFrom(acts []Action, fresh Fleet) {
-	fail := func(from int, outcome Outcome, err error) { a.settle(acts[from:], outcome, err) }
-	need := CreatesNeeded(fresh, a.plan, len(acts))
+	acts = a.keep(acts, CreatesNeeded(fresh, a.plan, len(acts)))
 	have := fresh.Counts().Created
-	done := 0
-	for i, act := range acts {
-		if done >= need {
-			fail(i, OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d creates needed", a.plan.Anchor, need, len(acts)))
-			return
-		}
+	for i := 0; i < len(acts); i++ {
+		act := acts[i]
 		in, err := launchInput(a.f, act)
 		if err != nil {
 			a.record(act, err)
@@ -248,29 +251,38 @@ func (a *applier) createFrom(acts []Action, fresh Fleet) {
 		}
 		switch a.record(act, err).Outcome {
 		case OutcomeDone:
-			done++
 			have++
 			continue
 		case OutcomeAborted:
-			fail(i+1, OutcomeAborted, a.ctx.Err())
+			a.settle(acts[i+1:], OutcomeAborted, a.ctx.Err())
 			return
 		}
 		if !uncertain(err) {
-			continue
+			continue // a refused create is not retried; the next one is tried
 		}
 		// The machine may exist: count again before going on.
 		fresh, err := a.recount()
 		if err != nil {
-			fail(i+1, OutcomeFailed, err)
+			a.settle(acts[i+1:], a.outcomeOf(err), err)
 			return
 		}
 		if fresh.Counts().Created > have {
 			a.recovered("the machine exists")
-			done++
 		}
 		have = fresh.Counts().Created
-		need = done + CreatesNeeded(fresh, a.plan, len(acts)-i-1)
+		acts = append(acts[:i+1], a.keep(acts[i+1:], CreatesNeeded(fresh, a.plan, len(acts)-i-1))...)
 	}
+}
+
+// keep returns the first n of acts and records the rest as unneeded: a
+// recount under the anchor's lease found the app closer to its target
+// (another run got there), so fewer changes are needed than planned.
+func (a *applier) keep(acts []Action, n int) []Action {
+	if n < len(acts) {
+		a.settle(acts[n:], OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor))
+		acts = acts[:n]
+	}
+	return acts
 }
 
 // recovered turns the last recorded action, which failed with an uncertain
@@ -317,7 +329,8 @@ func (a *applier) destroys(acts []Action) {
 }
 
 func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
-	need := DestroysNeeded(fresh, a.plan, len(acts))
+	acts = a.keep(acts, DestroysNeeded(fresh, a.plan, len(acts)))
+	need := len(acts)
 
 	// The planned victims first, then the spares.
 	queue := append([]Action(nil), acts...)
@@ -351,7 +364,10 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 		case OutcomeBusy, OutcomeAborted:
 			continue
 		}
-		if !uncertain(err) {
+		// A destroy that may have happened, or found the machine gone
+		// (someone else destroyed it): count again before taking a spare.
+		gone := statusOf(err) == http.StatusNotFound
+		if !uncertain(err) && !gone {
 			continue
 		}
 		f, err := a.recount()
@@ -361,23 +377,28 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 		}
 		fresh = f
 		if fresh.machine(act.MachineID) == nil {
-			a.recovered("the machine is gone")
-			done++
+			if gone {
+				r := &a.out[len(a.out)-1]
+				r.Outcome, r.Error = OutcomeUnneeded, "already gone: destroyed by someone else"
+			} else {
+				a.recovered("the machine is gone")
+				done++
+			}
 		}
-		need = done + DestroysNeeded(fresh, a.plan, len(acts)-done)
+		need = done + DestroysNeeded(fresh, a.plan, need-done)
 	}
 	for _, act := range acts {
 		if attempted[act.MachineID] {
 			continue
 		}
-		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: %d of %d destroys needed", a.plan.Anchor, need, len(acts))
+		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor)
 		switch {
 		case a.ctx.Err() != nil:
 			outcome, err = OutcomeAborted, a.ctx.Err()
 		case skipped[act.MachineID] != "":
 			outcome, err = OutcomeBusy, errors.New(skipped[act.MachineID])
 		case recountErr != nil:
-			outcome, err = OutcomeFailed, recountErr
+			outcome, err = a.outcomeOf(recountErr), recountErr
 		}
 		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}

@@ -132,8 +132,9 @@ func TestApplyCreatesRecountUnderTheCloneSourceLease(t *testing.T) {
 
 	res := scale.Apply(context.Background(), m, f, plan)
 	got := outcomes(res)
-	if len(got) != 2 || res[0].Outcome != scale.OutcomeDone || res[1].Outcome != scale.OutcomeUnneeded {
-		t.Fatalf("outcomes %q, want one create done and one unneeded", got)
+	// The recount drops one create up front; the other is made.
+	if len(got) != 2 || res[0].Outcome != scale.OutcomeUnneeded || res[1].Outcome != scale.OutcomeDone {
+		t.Fatalf("outcomes %q, want one create unneeded and one done", got)
 	}
 	if n := srv.Count("app-a", ""); n != 3 {
 		t.Errorf("%d machines, want 3 (no more than the target)", n)
@@ -159,7 +160,7 @@ func TestApplyCreatesRecountUnderTheCloneSourceLease(t *testing.T) {
 		t.Fatalf("source image ref %q lacks the digest", pinned)
 	}
 	for _, mm := range srv.Machines("app-a") {
-		if mm.ID != res[0].MachineID {
+		if mm.ID != res[1].MachineID {
 			continue
 		}
 		if mm.Config.Image != pinned || mm.Config.ProcessGroup() != "app" {
@@ -364,5 +365,72 @@ func TestApplyLeaseLastsUntilTheDeadline(t *testing.T) {
 	var ttl int
 	if _, err := fmt.Sscanf(leases[0].RawQuery, "ttl=%d", &ttl); err != nil || ttl < 120 {
 		t.Errorf("lease %q: want a ttl covering the 2m deadline", leases[0].RawQuery)
+	}
+}
+
+// racing wraps Machines: someone else destroys machine gone just before our
+// lease on it, and machine stopping is already on its way down when we stop it.
+type racing struct {
+	scale.Machines
+	gone, stopping string
+}
+
+func (r *racing) AcquireLease(ctx context.Context, app, id string, ttl *int) (*fly.MachineLease, error) {
+	if id == r.gone {
+		r.gone = ""
+		if err := r.Machines.Destroy(ctx, app, fly.RemoveMachineInput{ID: id, Kill: true}, ""); err != nil {
+			return nil, err
+		}
+	}
+	return r.Machines.AcquireLease(ctx, app, id, ttl)
+}
+
+func (r *racing) Stop(ctx context.Context, app string, in fly.StopMachineInput, nonce string) error {
+	if in.ID == r.stopping {
+		return &flaps.FlapsError{OriginalError: errors.New("failed_precondition: unable to stop machine from current state: 'stopping'"), ResponseStatusCode: 412}
+	}
+	return r.Machines.Stop(ctx, app, in, nonce)
+}
+
+func TestApplyVictimDestroyedBySomeoneElseTakesNoSpare(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "stopped"},
+		flytest.MachineSpec{ID: "c3", State: "stopped"},
+		flytest.MachineSpec{ID: "d4", State: "stopped"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
+		t.Fatalf("plan %+v, want destroy b2", plan.Actions)
+	}
+	res := scale.Apply(context.Background(), &racing{Machines: m, gone: "b2"}, f, plan)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3: a spare was destroyed after someone else destroyed the victim (%q)", n, outcomes(res))
+	}
+	if len(res) != 1 || res[0].Outcome != scale.OutcomeUnneeded {
+		t.Errorf("outcomes %q, want the destroy unneeded", outcomes(res))
+	}
+}
+
+func TestApplyStopOfAMachineAlreadyStoppingTakesNoSpare(t *testing.T) {
+	srv, _, m := world(t,
+		flytest.MachineSpec{ID: "a1", State: "started"},
+		flytest.MachineSpec{ID: "b2", State: "started"},
+		flytest.MachineSpec{ID: "c3", State: "started"},
+	)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "a1" {
+		t.Fatalf("plan %+v, want stop a1", plan.Actions)
+	}
+	res := scale.Apply(context.Background(), &racing{Machines: m, stopping: "a1"}, f, plan)
+	if n := srv.Count("app-a", "started"); n != 3 {
+		// a1 is "stopping" in this story; the fake keeps it started, so
+		// any stop that reached the server was a spare's.
+		t.Errorf("%d started in the fake, want 3: a spare was stopped (%q)", n, outcomes(res))
+	}
+	if len(res) != 1 || res[0].Outcome != scale.OutcomeDone {
+		t.Errorf("outcomes %q, want the stop done (already stopping)", outcomes(res))
 	}
 }
