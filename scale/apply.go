@@ -13,6 +13,10 @@ import (
 	"github.com/superfly/fly-go/flaps"
 )
 
+// startedSincePlan is the error of a destroy skipped because its machine
+// started after the plan was made.
+const startedSincePlan = "started since the plan was made"
+
 // LeaseTTL is how long the leases taken around creates and destroys last
 // if they are not released (a crash, a lost connection): long enough for
 // the few calls made under them, short enough not to hold up a deploy.
@@ -352,7 +356,7 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 			continue
 		}
 		if was := a.f.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
-			skipped[act.MachineID] = "started since the plan was made"
+			skipped[act.MachineID] = startedSincePlan
 			continue
 		}
 		attempted[act.MachineID] = true

@@ -323,7 +323,7 @@ func settle(res AppResult, plan Plan) AppResult {
 		planned[a.Kind]++
 	}
 	reached := map[ActionKind]int{}
-	var failed, busy []string
+	var failed, busy, woken []string
 	done := 0
 	for _, ar := range res.Actions {
 		switch ar.Outcome {
@@ -335,6 +335,10 @@ func settle(res AppResult, plan Plan) AppResult {
 		case OutcomeFailed, OutcomeAborted:
 			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
 		case OutcomeBusy:
+			if ar.Error == startedSincePlan {
+				woken = append(woken, ar.MachineID)
+				continue
+			}
 			id := ar.MachineID
 			if ar.Kind == ActionCreate || strings.HasPrefix(ar.Error, "anchor") {
 				id = plan.Anchor // the anchor's lease held up the batch
@@ -347,6 +351,9 @@ func settle(res AppResult, plan Plan) AppResult {
 	res.Status = StatusUnchanged
 	if done > 0 {
 		res.Status = StatusScaled
+	}
+	if len(woken) > 0 {
+		res.Warnings = append(res.Warnings, "not destroyed, started since the plan (the next run decides again): "+strings.Join(woken, ", "))
 	}
 	if len(busy) > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("busy, leased by someone else (the next run catches up): %s", strings.Join(busy, ", ")))

@@ -77,3 +77,15 @@ func TestRunBoundsAHangingFleetWideQuery(t *testing.T) {
 		t.Errorf("apps %+v, want app-a failed", rep.Apps)
 	}
 }
+
+func TestSettleNamesWokenAndBusyMachines(t *testing.T) {
+	plan := Plan{Anchor: "a1", Actions: []Action{{Kind: ActionDestroy, MachineID: "b2"}, {Kind: ActionStart, MachineID: "c3"}}}
+	got := settle(AppResult{Actions: []ActionResult{
+		{Action: Action{Kind: ActionDestroy, MachineID: "b2"}, Outcome: OutcomeBusy, Error: startedSincePlan},
+		{Action: Action{Kind: ActionStart, MachineID: "c3"}, Outcome: OutcomeBusy, Error: "409: lease held"},
+	}}, plan)
+	w := strings.Join(got.Warnings, "|")
+	if !strings.Contains(w, "started since the plan (the next run decides again): b2") || !strings.Contains(w, "leased by someone else (the next run catches up): c3") {
+		t.Errorf("warnings %q", w)
+	}
+}
