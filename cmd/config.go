@@ -114,6 +114,10 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, yamlError(path, b, err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, nil, usagef("--config %s: holds more than one YAML document (---): keep the configuration in one", path)
+	}
 	for _, p := range []*string{&fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,

@@ -155,6 +155,7 @@ func TestConfigFileErrors(t *testing.T) {
 			want: []string{"metric-collectors[1]", `"q" is already defined by metric-collectors[0]`}},
 		{name: "collector without address", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up}\n",
 			want: []string{"metric-collectors[0]", "address"}},
+		{name: "several documents", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\n---\nbogus: 1\n", want: []string{"more than one YAML document"}},
 		{name: "bad timeout", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n", want: []string{"timeout in", `"soon"`}},
 	}
 	for _, tt := range tests {
