@@ -32,6 +32,16 @@ func world(t *testing.T, machines ...flytest.MachineSpec) (*flytest.Server, scal
 	return srv, apps, m
 }
 
+// machines builds fixture machines from "id=state" pairs.
+func machines(pairs ...string) []flytest.MachineSpec {
+	out := make([]flytest.MachineSpec, len(pairs))
+	for i, p := range pairs {
+		id, state, _ := strings.Cut(p, "=")
+		out[i] = flytest.MachineSpec{ID: id, State: state}
+	}
+	return out
+}
+
 // snapshot lists app-a's machines and builds its fleet.
 func snapshot(t *testing.T, m scale.Machines) scale.Fleet {
 	t.Helper()
@@ -63,11 +73,7 @@ func ops(srv *flytest.Server, op string) []flytest.Call {
 }
 
 func TestApplyBusyMachineMovesToTheNextSpare(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "stopped"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
 	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" || len(plan.Spares[scale.ActionStart]) != 1 {
@@ -90,11 +96,7 @@ func TestApplyBusyMachineMovesToTheNextSpare(t *testing.T) {
 }
 
 func TestApplyDestroyTakesAndReleasesALease(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "stopped"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
 	srv.Inject(flytest.Fault{Op: flytest.OpDestroy, App: "app-a", Status: 500, Times: 1})
@@ -170,7 +172,7 @@ func TestApplyCreatesRecountUnderTheCloneSourceLease(t *testing.T) {
 }
 
 func TestApplyCreatesSkipALeasedCloneSource(t *testing.T) {
-	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	srv, _, m := world(t, machines("a1=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
 	srv.HoldLease("app-a", "a1", "deploy", time.Minute)
@@ -190,7 +192,7 @@ func TestApplyCreatesSkipALeasedCloneSource(t *testing.T) {
 }
 
 func TestApplyFailedCreateIsNotRetriedAndRecounts(t *testing.T) {
-	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	srv, _, m := world(t, machines("a1=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
 	srv.ResetCalls()
@@ -212,7 +214,7 @@ func TestApplyFailedCreateIsNotRetriedAndRecounts(t *testing.T) {
 }
 
 func TestApplyStopsWhenTheDeadlinePasses(t *testing.T) {
-	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "stopped"}, flytest.MachineSpec{ID: "b2", State: "stopped"})
+	srv, _, m := world(t, machines("a1=stopped", "b2=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
 	srv.Inject(flytest.Fault{Op: flytest.OpStart, Latency: 2 * time.Second})
@@ -235,13 +237,7 @@ func TestApplyStopsWhenTheDeadlinePasses(t *testing.T) {
 }
 
 func TestApplyTwiceFromOneSnapshotDoesNotOvershoot(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "started"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-		flytest.MachineSpec{ID: "d4", State: "stopped"},
-		flytest.MachineSpec{ID: "e5", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=started", "c3=stopped", "d4=stopped", "e5=stopped")...)
 	f := snapshot(t, m)
 	// Two overlapping runs decide from the same snapshot.
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3), Started: exactly(3)}, scale.Policy{}, time.Now())
@@ -297,7 +293,7 @@ func (l *lying) Destroy(ctx context.Context, app string, in fly.RemoveMachineInp
 }
 
 func TestApplyUncertainCreateThatHappenedCounts(t *testing.T) {
-	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	srv, _, m := world(t, machines("a1=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
 	res := scale.Apply(context.Background(), &lying{Machines: m}, f, plan)
@@ -310,12 +306,7 @@ func TestApplyUncertainCreateThatHappenedCounts(t *testing.T) {
 }
 
 func TestApplyUncertainDestroyThatHappenedCounts(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "stopped"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-		flytest.MachineSpec{ID: "d4", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped", "d4=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
 	res := scale.Apply(context.Background(), &lying{Machines: m}, f, plan)
@@ -328,11 +319,7 @@ func TestApplyUncertainDestroyThatHappenedCounts(t *testing.T) {
 }
 
 func TestApplyDestroySkipsAMachineStartedSinceThePlan(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "stopped"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
 	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
@@ -352,7 +339,7 @@ func TestApplyDestroySkipsAMachineStartedSinceThePlan(t *testing.T) {
 }
 
 func TestApplyLeaseLastsUntilTheDeadline(t *testing.T) {
-	srv, _, m := world(t, flytest.MachineSpec{ID: "a1", State: "started"})
+	srv, _, m := world(t, machines("a1=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -393,12 +380,7 @@ func (r *racing) Stop(ctx context.Context, app string, in fly.StopMachineInput, 
 }
 
 func TestApplyVictimDestroyedBySomeoneElseTakesNoSpare(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "stopped"},
-		flytest.MachineSpec{ID: "c3", State: "stopped"},
-		flytest.MachineSpec{ID: "d4", State: "stopped"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped", "d4=stopped")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
 	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
@@ -414,11 +396,7 @@ func TestApplyVictimDestroyedBySomeoneElseTakesNoSpare(t *testing.T) {
 }
 
 func TestApplyStopOfAMachineAlreadyStoppingTakesNoSpare(t *testing.T) {
-	srv, _, m := world(t,
-		flytest.MachineSpec{ID: "a1", State: "started"},
-		flytest.MachineSpec{ID: "b2", State: "started"},
-		flytest.MachineSpec{ID: "c3", State: "started"},
-	)
+	srv, _, m := world(t, machines("a1=started", "b2=started", "c3=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Started: exactly(2)}, scale.Policy{}, time.Now())
 	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "a1" {
