@@ -123,18 +123,7 @@ func TestConfigErrors(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			code, _, stderr := runCLI(t, tt.args...)
-			if code != ExitUsage {
-				t.Errorf("exit code = %d, want %d; stderr: %s", code, ExitUsage, stderr)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("error %q does not mention %q", strings.TrimSpace(stderr), w)
-				}
-			}
-			if n := calls.Load(); n != 0 {
-				t.Errorf("%d API calls made before the configuration was validated", n)
-			}
+			expectUsageError(t, calls, tt.want, tt.args...)
 		})
 	}
 }
@@ -163,19 +152,26 @@ func TestConfigFileErrors(t *testing.T) {
 			clearEnv(t)
 			calls := tripwire(t)
 			path := writeFile(t, "config.yml", tt.yaml)
-			code, _, stderr := runCLI(t, "run", "--config", path)
-			if code != ExitUsage {
-				t.Errorf("exit code = %d, want %d; stderr: %s", code, ExitUsage, stderr)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("error %q does not mention %q", strings.TrimSpace(stderr), w)
-				}
-			}
-			if n := calls.Load(); n != 0 {
-				t.Errorf("%d API calls made", n)
-			}
+			expectUsageError(t, calls, tt.want, "run", "--config", path)
 		})
+	}
+}
+
+// expectUsageError runs the command line and checks that it exits 2 with an
+// error mentioning every want, before any API call.
+func expectUsageError(t *testing.T, calls *atomic.Int64, want []string, args ...string) {
+	t.Helper()
+	code, _, stderr := runCLI(t, args...)
+	if code != ExitUsage {
+		t.Errorf("exit code = %d, want %d; stderr: %s", code, ExitUsage, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("error %q does not mention %q", strings.TrimSpace(stderr), w)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d API calls made before the configuration was validated", n)
 	}
 }
 
