@@ -8,7 +8,6 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -60,18 +59,6 @@ func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end fleet test: skipped in -short mode")
 	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // assertNoScaling fails the test if flytest saw any call that changes a
@@ -351,7 +338,7 @@ func TestQueryE2E(t *testing.T) {
 
 		// A failed run updates the figures and keeps the last success time.
 		code, _, stderr = runCLI(t, args([]string{"run", "--org", "my-org", "--apps", "my-app-*", "--output", "json", "--pushgateway", gw.URL()},
-			promArgs("http://"+closedAddr(t), fleetQuery), targetArgs)...)
+			promArgs("http://"+promtest.ClosedAddr(t), fleetQuery), targetArgs)...)
 		if code != ExitFailed {
 			t.Fatalf("run with Prometheus down: exit code %d, want %d; stderr: %s", code, ExitFailed, stderr)
 		}
@@ -488,7 +475,7 @@ func TestQueryE2EPrometheusUnavailable(t *testing.T) {
 	t.Cleanup(broken.Close)
 
 	for _, server := range []struct{ name, address string }{
-		{"port closed", "http://" + closedAddr(t)},
+		{"port closed", "http://" + promtest.ClosedAddr(t)},
 		{"answers 500", broken.URL},
 	} {
 		for _, form := range queryForms {
@@ -590,7 +577,7 @@ func TestQueryE2EPushgatewayUnavailable(t *testing.T) {
 
 	const user, password = "pushuser", "s3cret-pw"
 	for _, tc := range []struct{ name, host string }{
-		{"port closed", closedAddr(t)},
+		{"port closed", promtest.ClosedAddr(t)},
 		{"answers 500", strings.TrimPrefix(broken.URL, "http://")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

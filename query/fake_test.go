@@ -1,6 +1,7 @@
 package query
 
 import (
+	"github.com/superfly/fly-autoscaler/query/promtest"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -132,13 +133,4 @@ func (f *fakeProm) Requests() []fakeRequest {
 }
 
 // closedAddr returns an http address on 127.0.0.1 where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
+func closedAddr(t *testing.T) string { return "http://" + promtest.ClosedAddr(t) }

@@ -558,6 +558,17 @@ func newLocalServer(t testing.TB, h http.Handler) *httptest.Server {
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
+// ClosedAddr returns a loopback address ("127.0.0.1:port") nothing listens
+// on, for tests of a server that is down.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
