@@ -38,6 +38,7 @@ func usagef(format string, args ...any) error {
 type fileConfig struct {
 	AppName                stringList        `yaml:"app-name"`
 	Exclude                stringList        `yaml:"exclude"`
+	Shard                  string            `yaml:"shard"`
 	Org                    string            `yaml:"org"`
 	Regions                stringList        `yaml:"regions"`
 	ProcessGroup           string            `yaml:"process-group"`
@@ -118,7 +119,7 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, nil, usagef("--config %s: holds more than one YAML document (---): keep the configuration in one", path)
 	}
-	for _, p := range []*string{&fc.Org, &fc.ProcessGroup, &fc.CreatedMachineCount,
+	for _, p := range []*string{&fc.Org, &fc.Shard, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
 		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
@@ -452,6 +453,12 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 			}
 		}
 	}
+	var shard scale.Shard
+	if v := s.str("shard", file.Shard); v != "" {
+		if shard, err = scale.ParseShard(v); err != nil {
+			return nil, usagef("%s: %q is not a shard (%v): use K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four runners", s.where("shard"), v, err)
+		}
+	}
 	group := s.str("process-group", file.ProcessGroup)
 
 	// Fly API.
@@ -552,6 +559,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	rc.scale = scale.Config{
 		Org:         org,
 		Selector:    sel,
+		Shard:       shard,
 		Group:       group,
 		Expressions: exprs,
 		Policy:      policy,

@@ -112,6 +112,14 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{"--every (FAS_EVERY)", `"often"`}},
 		{name: "pushgateway url", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--pushgateway", "ftp://u:pw@host"),
 			want: []string{"--pushgateway (FAS_PUSHGATEWAY_URL)", "http(s) URL"}},
+		{name: "shard zero", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--shard", "0/4"),
+			want: []string{"--shard (FAS_SHARD)", `"0/4" is not a shard`, "K is 0, shards are numbered 1 to 4", "use K/N"}},
+		{name: "shard past the count", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--shard", "5/4"),
+			want: []string{"--shard (FAS_SHARD)", `"5/4" is not a shard`, "K is 5"}},
+		{name: "no shards", env: map[string]string{"FAS_SHARD": "4/0"}, args: append(base, "--apps", "a-*", "--started-machine-count", "1"),
+			want: []string{"--shard (FAS_SHARD)", `"4/0" is not a shard`, "at least 1"}},
+		{name: "shard not numbers", args: append(base, "--apps", "a-*", "--started-machine-count", "1", "--shard", "a/b"),
+			want: []string{"--shard (FAS_SHARD)", `"a/b" is not a shard`, "whole numbers"}},
 		{name: "prometheus without query", args: append(base, "--apps", "a-*", "--started-machine-count", "1",
 			"--prometheus-address", "http://127.0.0.1:1", "--prometheus-metric-name", "q"),
 			want: []string{"--prometheus-query (FAS_PROMETHEUS_QUERY): missing"}},
@@ -145,6 +153,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{name: "collector without address", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up}\n",
 			want: []string{"metric-collectors[0]", "address"}},
 		{name: "several documents", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\n---\nbogus: 1\n", want: []string{"more than one YAML document"}},
+		{name: "bad shard", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nshard: 5/4\n", want: []string{"shard in", `"5/4" is not a shard`}},
 		{name: "bad timeout", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n", want: []string{"timeout in", `"soon"`}},
 	}
 	for _, tt := range tests {

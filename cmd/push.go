@@ -40,6 +40,10 @@ const successGrouping = "run"
 // figures, which must never replace or refresh a real run's.
 const dryRunGrouping = "dry_run"
 
+// shardGrouping is the grouping label (value "K/N") of a sharded run's
+// figures, so that the runners of one org's shards keep a group each.
+const shardGrouping = "shard"
+
 // pushRun pushes the figures of a finished run to the Pushgateway, when one
 // is configured. A failed push is logged as a warning and changes nothing
 // else: the run's exit code is the run's.
@@ -57,6 +61,7 @@ const dryRunGrouping = "dry_run"
 //
 // The org grouping label keeps the figures of autoscalers of different orgs
 // apart on one gateway; it is left out when apps are named without an org.
+// A sharded run (--shard 2/4) adds shard="2/4" to both groups.
 //
 // A dry run pushes its figures to a group of its own,
 // {job="fly-autoscaler", org=..., dry_run="true"}, and never touches the
@@ -70,7 +75,12 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	defer cancel()
 	var errs []string
 	dryRun := rep.DryRun || rc.scale.DryRun
-	var group [][2]string
+	var group, success [][2]string
+	if rep.Shard != "" {
+		// Each shard's runner replaces its own groups, not its siblings'.
+		group = append(group, [2]string{shardGrouping, rep.Shard})
+		success = append(success, [2]string{shardGrouping, rep.Shard})
+	}
 	if dryRun {
 		group = append(group, [2]string{dryRunGrouping, "true"})
 	}
@@ -78,7 +88,8 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 		errs = append(errs, err.Error())
 	}
 	if !dryRun && !rep.Failed() {
-		if err := pushGroup(ctx, rc, successRegistry(rep), [2]string{successGrouping, "success"}); err != nil {
+		success = append(success, [2]string{successGrouping, "success"})
+		if err := pushGroup(ctx, rc, successRegistry(rep), success...); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}

@@ -39,6 +39,8 @@ func TestPushRunGroups(t *testing.T) {
 		Apps: []scale.AppResult{{App: "a", Status: scale.StatusPlanned}}}
 	dryFailed := &scale.Report{Org: "my-org", DryRun: true, Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
 		Apps: []scale.AppResult{{App: "a", Status: scale.StatusFailed}}}
+	sharded := &scale.Report{Org: "my-org", Shard: "2/4", Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+		Apps: []scale.AppResult{{App: "a", Status: scale.StatusUnchanged}}}
 	for _, tc := range []struct {
 		name string
 		rep  *scale.Report
@@ -49,6 +51,9 @@ func TestPushRunGroups(t *testing.T) {
 		// A dry run has a group of its own and never refreshes the
 		// last success time.
 		{"dry run", dry, []string{"PUT /metrics/job/fly-autoscaler/dry_run/true/org/my-org"}},
+		// Each shard has groups of its own; "2/4" holds a slash, so the
+		// client sends it base64-encoded (Mi80).
+		{"shard", sharded, []string{"PUT /metrics/job/fly-autoscaler/org/my-org/run/success/shard@base64/Mi80", "PUT /metrics/job/fly-autoscaler/org/my-org/shard@base64/Mi80"}},
 		{"failed dry run", dryFailed, []string{"PUT /metrics/job/fly-autoscaler/dry_run/true/org/my-org"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

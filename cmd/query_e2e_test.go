@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -375,6 +376,44 @@ func TestQueryE2E(t *testing.T) {
 		}
 		if n := len(m["fly_autoscaler_last_success_timestamp_seconds"]); n != 1 {
 			t.Errorf("%d last success series, want 1 (a dry run pushes none)", n)
+		}
+
+		// A sharded run covers its shard's apps only and pushes to groups
+		// of its own (shard="2/4"): the whole-fleet groups stay as they were.
+		t.Setenv("FAS_SHARD", "2/4")
+		code, out, stderr = runCLI(t, args([]string{"run", "--org", "my-org", "--apps", "my-app-*", "--output", "json", "--pushgateway", gw.URL()},
+			promArgs(prom.URL(), fleetQuery), targetArgs)...)
+		if code != ExitOK {
+			t.Fatalf("sharded run: exit code %d; stderr: %s", code, stderr)
+		}
+		rep = decodeReport(t, out)
+		inShard := 0
+		for i := 1; i <= 100; i++ {
+			if scale.ShardOf(appName(i), 4) == 2 {
+				inShard++
+			}
+		}
+		if rep.Shard != "2/4" || rep.Summary.AppsMatched != inShard || len(rep.Apps) != inShard || inShard == 0 {
+			t.Errorf("sharded run: shard %q, %d apps matched and %d reported, want 2/4 and %d", rep.Shard, rep.Summary.AppsMatched, len(rep.Apps), inShard)
+		}
+		for _, a := range rep.Apps {
+			if scale.ShardOf(a.App, 4) != 2 {
+				t.Errorf("sharded run reconciled %s of shard %d/4", a.App, scale.ShardOf(a.App, 4))
+			}
+		}
+		m = gw.Metrics(t)
+		shard := map[string]string{"shard": "2/4", "dry_run": ""}
+		if v, ok := pushed(m, "fly_autoscaler_apps_matched", job, shard); !ok || v != float64(inShard) {
+			t.Errorf("shard's apps matched: %v (found %v), want %d", v, ok, inShard)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_apps", job, map[string]string{"result": "failed", "dry_run": "", "shard": ""}); !ok || v != 100 {
+			t.Errorf("whole fleet's failed apps after a sharded run: %v (found %v), want 100 kept", v, ok)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_last_success_timestamp_seconds", job, map[string]string{"run": "success", "shard": "2/4"}); !ok || v < last {
+			t.Errorf("shard's last success time %v (found %v), want at least %v", v, ok, last)
+		}
+		if v, ok := pushed(m, "fly_autoscaler_last_success_timestamp_seconds", job, map[string]string{"run": "success", "shard": ""}); !ok || v != last {
+			t.Errorf("whole fleet's last success time after a sharded run: %v (found %v), want it kept at %v", v, ok, last)
 		}
 	})
 

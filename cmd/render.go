@@ -295,7 +295,8 @@ func notes(apps []scale.AppResult) (warnings, errs []note) {
 }
 
 // summary is "6 apps: 1 scaled, 1 unchanged, 1 skipped, 2 failed in 2.3s",
-// with planned instead of scaled and a "(dry run)" marker in a dry run.
+// with planned instead of scaled and a "(dry run)" marker in a dry run, and
+// "6 apps of shard 2/4: ..." in a sharded run.
 func summary(r *scale.Report) string {
 	count := map[scale.Status]int{}
 	for _, a := range r.Apps {
@@ -318,6 +319,9 @@ func summary(r *scale.Report) string {
 	}
 	if n := matched - len(r.Apps); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d not processed", n))
+	}
+	if r.Shard != "" {
+		noun += " of shard " + r.Shard
 	}
 	s := fmt.Sprintf("%d %s: %s in %s", matched, noun, strings.Join(parts, ", "), formatElapsed(r.Elapsed))
 	if r.DryRun {
@@ -584,6 +588,7 @@ func mdEscape(s string) string {
 type jsonReport struct {
 	SchemaVersion  int         `json:"schema_version"`
 	Org            string      `json:"org"`
+	Shard          string      `json:"shard,omitempty"`
 	DryRun         bool        `json:"dry_run"`
 	StartedAt      string      `json:"started_at"`
 	ElapsedSeconds float64     `json:"elapsed_seconds"`
@@ -640,6 +645,7 @@ func toJSON(r *scale.Report) jsonReport {
 	out := jsonReport{
 		SchemaVersion:  JSONSchemaVersion,
 		Org:            r.Org,
+		Shard:          r.Shard,
 		DryRun:         r.DryRun,
 		StartedAt:      r.StartedAt.UTC().Format(jsonTimeLayout),
 		ElapsedSeconds: seconds(r.Elapsed),

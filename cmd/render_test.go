@@ -405,6 +405,7 @@ func TestRenderJSONRoundTrip(t *testing.T) {
 func TestRenderJSONDocumented(t *testing.T) {
 	r := fixtureReport()
 	r.Err = errors.New("list apps: context deadline exceeded")
+	r.Shard = "2/4"
 	var v any
 	if err := json.Unmarshal(render(t, r, RenderOptions{Format: FormatJSON}), &v); err != nil {
 		t.Fatal(err)
@@ -506,6 +507,25 @@ func TestRenderRunError(t *testing.T) {
 				t.Errorf("an escape code from the error text reached the output: %q", got)
 			}
 		})
+	}
+}
+
+// TestRenderShard: every format says which shard a sharded run covered;
+// an unsharded run's JSON has no shard field.
+func TestRenderShard(t *testing.T) {
+	r := fixtureReport()
+	r.Shard = "2/4"
+	for format, want := range map[string]string{
+		FormatTable:    "7 apps of shard 2/4: ",
+		FormatMarkdown: "**7 apps of shard 2/4: ",
+		FormatJSON:     `"shard": "2/4",`,
+	} {
+		if got := render(t, r, RenderOptions{Format: format}); !bytes.Contains(got, []byte(want)) {
+			t.Errorf("%s: no %q in\n%s", format, want, got)
+		}
+	}
+	if got := render(t, fixtureReport(), RenderOptions{Format: FormatJSON}); bytes.Contains(got, []byte(`"shard"`)) {
+		t.Errorf("unsharded JSON has a shard field:\n%s", got)
 	}
 }
 

@@ -33,6 +33,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: []string{"FAS_ORG"}, Usage: "Fly organization `SLUG` whose apps are listed (required with a wildcard)"},
 		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: []string{"FAS_APP_NAME"}, Usage: "app `NAME` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
 		&cli.StringSliceFlag{Name: "exclude", Category: catSelection, EnvVars: []string{"FAS_EXCLUDE"}, Usage: "glob `PATTERN` of apps to leave alone; repeat or comma-separate"},
+		&cli.StringFlag{Name: "shard", Category: catSelection, EnvVars: []string{"FAS_SHARD"}, Usage: "reconcile only shard `K/N` of the selected apps (by a stable hash of the name), e.g. 2/4: N runners split a fleet"},
 		&cli.StringFlag{Name: "process-group", Category: catSelection, EnvVars: []string{"FAS_PROCESS_GROUP"}, Usage: "process `GROUP` whose machines are scaled (default: app)"},
 
 		&cli.StringFlag{Name: "started-machine-count", Category: catTargets, EnvVars: []string{"FAS_STARTED_MACHINE_COUNT"}, Usage: "`EXPR` for the number of started machines (sets min and max)"},

@@ -26,8 +26,11 @@ const (
 // Config is everything one run needs besides its clients. cmd builds and
 // validates it.
 type Config struct {
-	Org         string
-	Selector    *Selector
+	Org      string
+	Selector *Selector
+	// Shard keeps only the selected apps of one shard; the zero Shard
+	// keeps them all.
+	Shard       Shard
 	Group       string
 	Expressions Expressions
 	Policy      Policy
@@ -70,7 +73,7 @@ type app struct {
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	now := cfg.clock()
-	rep := &Report{Org: cfg.Org, DryRun: cfg.DryRun, StartedAt: now()}
+	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, StartedAt: now()}
 	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
 
 	apps, err := selectApps(ctx, cfg, deps)
@@ -157,13 +160,14 @@ func each(cfg Config, n int, fn func(i int)) {
 }
 
 // discover lists the org's apps once (every page) and keeps the selected
-// ones, sorted by name. A run naming apps directly lists nothing.
+// ones of the run's shard, sorted by name. A run naming apps directly lists
+// nothing.
 func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	if names, ok := cfg.Selector.Names(); ok {
 		out := make([]app, 0, len(names))
 		seen := map[string]bool{}
 		for _, n := range names {
-			if !seen[n] {
+			if !seen[n] && cfg.Shard.Contains(n) {
 				seen[n] = true
 				out = append(out, app{name: n})
 			}
@@ -184,7 +188,7 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	}
 	var out []app
 	for _, a := range list {
-		if !cfg.Selector.Match(a.Name) {
+		if !cfg.Selector.Match(a.Name) || !cfg.Shard.Contains(a.Name) {
 			continue
 		}
 		out = append(out, app{name: a.Name, release: releaseStatus(a.CurrentRelease), checked: true})

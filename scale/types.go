@@ -91,7 +91,9 @@ const (
 
 // Report is the result of one run over the fleet.
 type Report struct {
-	Org       string        `json:"org"`
+	Org string `json:"org"`
+	// Shard is the shard the run covered ("2/4"), "" for the whole fleet.
+	Shard     string        `json:"shard,omitempty"`
 	DryRun    bool          `json:"dry_run"`
 	StartedAt time.Time     `json:"started_at"`
 	Elapsed   time.Duration `json:"-"`
