@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,12 +18,11 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := cmd.Main(ctx, os.Args, cmd.SystemStreams())
+	s := cmd.SystemStreams()
+	err := cmd.Main(ctx, os.Args, s)
 	stop()
+	cmd.PrintError(s, err)
 	if err != nil {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "fly-autoscaler:", msg)
-		}
 		os.Exit(cmd.ExitCode(err))
 	}
 }

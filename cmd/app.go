@@ -54,15 +54,35 @@ func ExitCode(err error) int {
 
 // Main runs the command line args (args[0] is the program name) with the
 // given streams. Errors are returned, not printed: main prints them once.
+//
+// The secrets of the environment are known to the streams from the start,
+// so that even urfave/cli's own messages (a bad FAS_DRY_RUN value, an
+// unknown flag) cannot print one; the returned error is redacted too.
 func Main(ctx context.Context, args []string, s *Streams) error {
+	s.AddSecrets(envSecrets()...)
 	app := newApp(s)
 	err := app.RunContext(ctx, args)
 	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
 	// for 'NAME'") would read as --detailed-exitcode's "changes made".
 	if m := noHelpTopic.FindStringSubmatch(fmt.Sprint(err)); m != nil {
-		return unknownCommand(app, m[1])
+		err = unknownCommand(app, m[1])
+	}
+	if err != nil {
+		err = redactError(err, nil, s)
 	}
 	return err
+}
+
+// PrintError prints the error Main returned, if it has a message, on the
+// streams' stderr, and flushes the streams: the one place an error is
+// printed.
+func PrintError(s *Streams, err error) {
+	if err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(s.Err, "fly-autoscaler:", msg)
+		}
+	}
+	_ = s.Flush()
 }
 
 var noHelpTopic = regexp.MustCompile(`^No help topic for '(.*)'`)

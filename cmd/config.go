@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -319,77 +320,99 @@ func appendTrimmed(out []string, s string) []string {
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
 //
-// Its errors never hold a known secret: a token that ${VAR} expansion or a
-// mistake put into another option (an expression, an address) is redacted.
-func loadRunConfig(c *cli.Context) (*runConfig, error) {
+// Every secret of the configuration is handed to the streams s (nil in
+// some tests), whose writers redact them from everything printed; its
+// errors are redacted here too, at the source.
+func loadRunConfig(c *cli.Context, s *Streams) (*runConfig, error) {
 	var file *fileConfig
 	rc, err := buildRunConfig(c, &file)
+	secrets := configSecrets(c, file)
+	s.AddSecrets(secrets...)
 	if err != nil {
-		return nil, redactConfigError(err, configSecrets(c, file))
+		return nil, redactError(err, secrets, nil)
 	}
 	return rc, nil
 }
 
-// minSecretLen is the length below which a secret is not redacted from
-// errors: a short value ("tok" in a test, "app") would blank ordinary words.
-const minSecretLen = 6
-
-// configSecrets lists every secret of the configuration: the token
-// variables, the token flags and the config file's tokens (after
-// expansion). Each comma-separated part of a token is a secret too (a Fly
-// token is a list of macaroons), and so is a token without its "FlyV1 " or
-// "Bearer " scheme.
+// configSecrets lists every secret value of the configuration: the values
+// of the variables, flags and config file keys whose names say they hold
+// secrets (FAS_API_TOKEN, --prometheus-token, token: ...), and the
+// credentials of every URL among them (user:password@, ?token=). What
+// ${VAR} expansion took from a secret variable is among the variables'.
 func configSecrets(c *cli.Context, file *fileConfig) []string {
-	vals := []string{os.Getenv("FAS_API_TOKEN"), os.Getenv("FLY_API_TOKEN"), os.Getenv("FAS_PROMETHEUS_TOKEN"),
-		c.String("api-token"), c.String("prometheus-token")}
-	if file != nil {
-		vals = append(vals, file.APIToken)
-		for _, col := range file.MetricCollectors {
-			vals = append(vals, col.Token)
-		}
-	}
-	var out []string
-	add := func(v string) {
-		if v = strings.TrimSpace(v); len(v) >= minSecretLen && !slices.Contains(out, v) {
+	out := envSecrets()
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		v := strings.TrimSpace(c.String(name))
+		if IsSecretOption(name) {
 			out = append(out, v)
 		}
+		out = append(out, query.URLSecrets(v)...)
 	}
-	for _, v := range vals {
-		add(v)
-		for _, scheme := range []string{"FlyV1 ", "Bearer "} {
-			if len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
-				v = v[len(scheme):]
-				add(v)
-			}
-		}
-		if strings.Contains(v, ",") {
-			for _, part := range strings.Split(v, ",") {
-				add(part)
-			}
-		}
-		// A parser quoting part of a token (an expression compiler stops
-		// at the first character it cannot read) must not show that part.
-		for _, piece := range tokenPiece.FindAllString(v, -1) {
-			add(piece)
-		}
+	if file != nil {
+		out = append(out, structSecrets(reflect.ValueOf(*file))...)
 	}
 	return out
 }
 
-// tokenPiece is a run of a token long enough to be secret on its own.
-var tokenPiece = regexp.MustCompile(`[A-Za-z0-9_]{12,}`)
+// IsSecretOption reports whether a flag, variable or config key holds a
+// secret.
+func IsSecretOption(name string) bool { return query.IsSecretName(name) }
 
-// redactConfigError returns err with every secret replaced, keeping its
-// exit code.
-func redactConfigError(err error, secrets []string) error {
+// envSecrets returns the values of the environment's secret variables
+// (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
+// the credentials of every URL the environment holds.
+func envSecrets() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if IsSecretOption(k) {
+			out = append(out, v)
+		}
+		out = append(out, query.URLSecrets(v)...)
+	}
+	return out
+}
+
+// structSecrets walks a config file struct: the string fields whose YAML
+// key names a secret, and the credentials of every URL it holds.
+func structSecrets(v reflect.Value) []string {
+	var out []string
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			f := v.Field(i)
+			if f.Kind() == reflect.String && IsSecretOption(key) {
+				out = append(out, f.String())
+			}
+			out = append(out, structSecrets(f)...)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			out = append(out, structSecrets(v.Index(i))...)
+		}
+	case reflect.String:
+		out = append(out, query.URLSecrets(v.String())...)
+	}
+	return out
+}
+
+// redactError returns err with every secret replaced, the given ones and
+// those s knows (s may be nil), keeping its exit code.
+func redactError(err error, secrets []string, s *Streams) error {
 	msg := err.Error()
-	clean := query.Redact(msg, secrets...)
+	clean := s.Redact(query.Redact(msg, secrets...))
 	if clean == msg {
 		return err
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		return &UsageError{Msg: clean}
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, msg: clean}
 	}
 	return errors.New(clean)
 }

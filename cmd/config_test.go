@@ -47,8 +47,9 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	s, out, errOut := BufferStreams()
 	err := Main(context.Background(), append([]string{"fly-autoscaler"}, args...), s)
 	if err != nil {
-		errOut.WriteString(err.Error() + "\n")
+		fmt.Fprintln(s.Err, err.Error())
 	}
+	_ = s.Flush()
 	return ExitCode(err), out.String(), errOut.String()
 }
 
@@ -226,7 +227,7 @@ metric-collectors:
 	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
 	for _, c := range app.Commands {
 		if c.Name == "run" {
-			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c); return err }
+			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
 	if err := app.Run([]string{"fly-autoscaler", "run", "--config", path}); err != nil {
@@ -261,7 +262,7 @@ func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
 	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
 	for _, c := range app.Commands {
 		if c.Name == "run" {
-			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c); return err }
+			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
 	err := app.Run(append([]string{"fly-autoscaler", "run"}, args...))

@@ -153,7 +153,7 @@ func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) err
 			Flags:        flags,
 			OnUsageError: onUsageError,
 			Action: func(c *cli.Context) error {
-				rc, err := loadRunConfig(c)
+				rc, err := loadRunConfig(c, s)
 				if err != nil {
 					return err
 				}

@@ -132,26 +132,16 @@ func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, gro
 }
 
 // redactPush removes from an error text every credential it could hold: the
-// userinfo of any URL, and the gateway's user and password and the run's
-// tokens wherever they appear (a gateway may echo a request). Strings shorter
-// than minSecret are not replaced: they would mangle the message (a user "u"
-// is in every word), and pushGroup never puts them in a URL.
+// credentials of any URL, and the gateway's user and password, the
+// secrets of its URL's query and the run's tokens wherever they appear (a
+// gateway may echo a request), under the one policy of query.Redact.
 func redactPush(msg string, rc *runConfig) string {
-	const minSecret = 4
-	var secrets []string
-	add := func(s string) {
-		if len(s) >= minSecret {
-			secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
-		}
-	}
+	secrets := append(query.URLSecrets(rc.pushgateway), rc.token)
 	if u, err := url.Parse(rc.pushgateway); err == nil && u.User != nil {
-		add(u.User.Username())
-		pw, _ := u.User.Password()
-		add(pw)
+		secrets = append(secrets, u.User.Username())
 	}
-	add(rc.token)
 	for _, c := range rc.collectors {
-		add(c.Token)
+		secrets = append(secrets, c.Token)
 	}
 	return query.Redact(msg, secrets...)
 }

@@ -77,8 +77,9 @@ func Render(w io.Writer, r *scale.Report, o RenderOptions) error {
 
 // newRenderer returns a lipgloss renderer bound to w. Without colour the
 // profile is forced to Ascii so that not a single escape code is written.
+// The terminal is detected on the file under the redacting writer.
 func newRenderer(w io.Writer, color bool) *lipgloss.Renderer {
-	re := lipgloss.NewRenderer(w)
+	re := lipgloss.NewRenderer(underlying(w))
 	if !color {
 		re.SetColorProfile(termenv.Ascii)
 	}

@@ -96,7 +96,7 @@ func runCommand(s *Streams) *cli.Command {
 // it loads and validates them, then calls fn.
 func withRunConfig(s *Streams, fn func(context.Context, *Streams, *runConfig) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		rc, err := loadRunConfig(c)
+		rc, err := loadRunConfig(c, s)
 		if err != nil {
 			return err
 		}

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/charmbracelet/x/term"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // Streams are the output streams of one invocation and what is known about
 // them. Commands write the report to Out and logs to Err; tests swap in
 // buffers (see BufferStreams).
+//
+// Out and Err, as built by SystemStreams and BufferStreams, pass every byte
+// through one redactor that knows every secret of the run (AddSecrets): the
+// last line of defence, behind the redaction each layer does at the source.
 type Streams struct {
 	Out io.Writer
 	Err io.Writer
@@ -26,17 +33,15 @@ type Streams struct {
 	// Width is the number of columns of the terminal on Out, or 0 when Out
 	// is not a terminal (piped output is never truncated).
 	Width int
+
+	secrets *secretSet
 }
 
 // SystemStreams returns the process's stdout and stderr, detecting whether
 // each is a terminal.
 func SystemStreams() *Streams {
-	s := &Streams{
-		Out:           os.Stdout,
-		Err:           os.Stderr,
-		OutIsTerminal: isTerminal(os.Stdout),
-		ErrIsTerminal: isTerminal(os.Stderr),
-	}
+	s := newStreams(os.Stdout, os.Stderr)
+	s.OutIsTerminal, s.ErrIsTerminal = isTerminal(os.Stdout), isTerminal(os.Stderr)
 	// https://no-color.org: a non-empty NO_COLOR disables colour.
 	s.Color = s.OutIsTerminal && os.Getenv("NO_COLOR") == ""
 	if s.OutIsTerminal {
@@ -51,7 +56,101 @@ func SystemStreams() *Streams {
 // terminal, for tests.
 func BufferStreams() (s *Streams, out, errOut *bytes.Buffer) {
 	out, errOut = &bytes.Buffer{}, &bytes.Buffer{}
-	return &Streams{Out: out, Err: errOut}, out, errOut
+	return newStreams(out, errOut), out, errOut
+}
+
+func newStreams(out, errOut io.Writer) *Streams {
+	set := &secretSet{r: query.NewRedactor()}
+	return &Streams{Out: &redactWriter{w: out, set: set}, Err: &redactWriter{w: errOut, set: set}, secrets: set}
+}
+
+// AddSecrets makes the streams redact each value, in each of the forms it
+// may be printed in (query.SecretForms), from now on.
+func (s *Streams) AddSecrets(values ...string) {
+	if s == nil || s.secrets == nil {
+		return
+	}
+	s.secrets.mu.Lock()
+	defer s.secrets.mu.Unlock()
+	for _, v := range values {
+		s.secrets.r.Add(query.SecretForms(v)...)
+	}
+}
+
+// Redact returns text with the secrets known to the streams replaced, for
+// text that leaves by another way than the streams (an error returned to
+// main).
+func (s *Streams) Redact(text string) string {
+	if s == nil || s.secrets == nil {
+		return query.RedactURL(text)
+	}
+	s.secrets.mu.Lock()
+	defer s.secrets.mu.Unlock()
+	return s.secrets.r.Redact(text)
+}
+
+// Flush writes what the streams held back: the end of a write that could
+// have been the start of a secret.
+func (s *Streams) Flush() error {
+	if s == nil {
+		return nil
+	}
+	var first error
+	for _, w := range []io.Writer{s.Out, s.Err} {
+		if rw, ok := w.(*redactWriter); ok {
+			if err := rw.flush(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// secretSet is the redactor shared by the streams of one invocation.
+type secretSet struct {
+	mu sync.Mutex
+	r  *query.Redactor
+}
+
+// redactWriter redacts what it writes. A secret may be split over two
+// writes, so the end of a write that could start one is held back until
+// the next write (or Flush) says whether it does.
+type redactWriter struct {
+	w       io.Writer
+	set     *secretSet
+	pending []byte
+}
+
+func (rw *redactWriter) Write(p []byte) (int, error) {
+	rw.set.mu.Lock()
+	defer rw.set.mu.Unlock()
+	text := rw.set.r.Redact(string(rw.pending) + string(p))
+	hold := rw.set.r.Holdback(text)
+	rw.pending = append(rw.pending[:0], text[len(text)-hold:]...)
+	if _, err := io.WriteString(rw.w, text[:len(text)-hold]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (rw *redactWriter) flush() error {
+	rw.set.mu.Lock()
+	defer rw.set.mu.Unlock()
+	if len(rw.pending) == 0 {
+		return nil
+	}
+	_, err := rw.w.Write(rw.pending)
+	rw.pending = rw.pending[:0]
+	return err
+}
+
+// underlying returns the writer that w redacts for, or w: a terminal is
+// detected on the file itself.
+func underlying(w io.Writer) io.Writer {
+	if rw, ok := w.(*redactWriter); ok {
+		return rw.w
+	}
+	return w
 }
 
 func isTerminal(f *os.File) bool {
