@@ -58,6 +58,7 @@ type fileConfig struct {
 	ScaleDown              string            `yaml:"scale-down"`
 	MaxScaleUp             string            `yaml:"max-scale-up"`
 	MaxScaleDown           string            `yaml:"max-scale-down"`
+	MaxMachines            string            `yaml:"max-machines"`
 	MinStartedDuration     string            `yaml:"min-started-duration"`
 	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
 	PushgatewayURL         string            `yaml:"pushgateway"`
@@ -123,7 +124,7 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	for _, p := range []*string{&fc.Org, &fc.Shard, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
-		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
+		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
 		*p = expandEnv(*p)
 	}
 	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {
@@ -524,11 +525,19 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	default:
 		return nil, usagef("%s: %q: use stop or suspend", s.where("scale-down"), sd)
 	}
-	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp, 0); err != nil {
+	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp); err != nil {
 		return nil, err
 	}
-	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown, 0); err != nil {
+	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown); err != nil {
 		return nil, err
+	}
+	policy.MaxMachines = scale.DefaultMaxMachines
+	if v := s.str("max-machines", file.MaxMachines); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, usagef("%s: %q is not a number of machines: use a whole number of at least 1 (default %d)", s.where("max-machines"), v, scale.DefaultMaxMachines)
+		}
+		policy.MaxMachines = n
 	}
 	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil {
 		return nil, err
@@ -596,17 +605,18 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	return rc, nil
 }
 
-// count reads a whole number of machines, at least 0.
-func count(s settings, flag, fileVal string, def int) (int, error) {
+// count reads a step limit: a whole number of machines, at least 0 (which
+// freezes that direction); nil when unset, which is no limit.
+func count(s settings, flag, fileVal string) (*int, error) {
 	v := s.str(flag, fileVal)
 	if v == "" {
-		return def, nil
+		return nil, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, usagef("%s: %q is not a number of machines: use a whole number, 0 for no limit", s.where(flag), v)
+		return nil, usagef("%s: %q is not a number of machines: use a whole number (0 freezes that direction; leave it unset for no limit)", s.where(flag), v)
 	}
-	return n, nil
+	return &n, nil
 }
 
 func duration(s settings, flag, fileVal string, def time.Duration) (time.Duration, error) {

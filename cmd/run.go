@@ -58,8 +58,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "`N` apps reconciled at once (default: 16)"},
 		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`DURATION` allowed for everything done for one app (default: 30s)"},
 
-		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each (default: no limit)"},
-		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_DOWN"}, Usage: "at most `N` machines fewer per app and run, started and created each (default: no limit)"},
+		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each; 0 freezes (default: no limit)"},
+		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_DOWN"}, Usage: "at most `N` machines fewer per app and run, started and created each; 0 freezes (default: no limit)"},
+		&cli.StringFlag{Name: "max-machines", Category: catSafety, EnvVars: []string{"FAS_MAX_MACHINES"}, Usage: "`N` machines per app and process group above which a created target fails the app as implausible (default: 500)"},
 		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: []string{"FAS_MIN_STARTED_DURATION"}, Usage: "never stop, suspend or destroy a machine that started less than `DURATION` ago"},
 		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `RATIO` (0..1) of the apps failed (default: 1, never)"},
 		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`MODE` of taking started machines down: stop or suspend (default: stop)"},

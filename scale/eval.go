@@ -64,7 +64,7 @@ func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 		defer cancel()
 		start := now()
 		res := EvalResult{App: apps[i].name}
-		res.Metrics, res.Targets, res.Err = evalApp(actx, cfg.Expressions, deps.Metrics, res.App)
+		res.Metrics, res.Targets, res.Err = evalApp(actx, cfg, deps.Metrics, res.App)
 		res.Elapsed = now().Sub(start)
 		rep.Apps[i] = res
 	})
@@ -75,7 +75,7 @@ func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 }
 
 // evalApp measures and decides for one app over an empty fleet.
-func evalApp(ctx context.Context, x Expressions, m Metrics, app string) (map[string]float64, Targets, error) {
+func evalApp(ctx context.Context, cfg Config, m Metrics, app string) (map[string]float64, Targets, error) {
 	var metrics map[string]float64
 	if m != nil {
 		var err error
@@ -83,6 +83,9 @@ func evalApp(ctx context.Context, x Expressions, m Metrics, app string) (map[str
 			return nil, Targets{}, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	t, err := x.Evaluate(metrics, Fleet{App: app})
+	t, err := cfg.Expressions.Evaluate(metrics, Fleet{App: app})
+	if err == nil {
+		err = CheckTargets(Counts{}, t, cfg.Policy)
+	}
 	return metrics, t, err
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -26,12 +27,44 @@ func CompileExpr(src string, vars []string) (*Expr, error) {
 	for _, v := range vars {
 		env[v] = float64(0)
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsFloat64())
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsFloat64(), expr.Patch(floatLiterals{}),
+		fmodFunc, expr.Operator("%", "fmod"), intFunc)
 	if err != nil {
 		return nil, err
 	}
 	return &Expr{src: src, prog: prog}, nil
 }
+
+// floatLiterals makes every integer literal a float, so that arithmetic
+// runs in float64 and cannot wrap: "9223372036854775807 + 1" is 9.2e18,
+// too large a count, not a negative number clamped to 0 (which would stop
+// every machine).
+type floatLiterals struct{}
+
+func (floatLiterals) Visit(node *ast.Node) {
+	if n, ok := (*node).(*ast.IntegerNode); ok {
+		ast.Patch(node, &ast.FloatNode{Value: float64(n.Value)})
+	}
+}
+
+// fmodFunc keeps % working on the float literals: the remainder of a
+// division, as math.Mod computes it.
+var fmodFunc = expr.Function("fmod", func(params ...any) (any, error) {
+	return math.Mod(params[0].(float64), params[1].(float64)), nil
+}, new(func(float64, float64) float64))
+
+// intFunc replaces the builtin int(), whose conversion of a float past the
+// range of int is undefined (int(1e19) is negative), with truncation in
+// float64: a result too large fails the app in Eval.
+var intFunc = expr.Function("int", func(params ...any) (any, error) {
+	switch v := params[0].(type) {
+	case float64:
+		return math.Trunc(v), nil
+	case int:
+		return float64(v), nil
+	}
+	return nil, fmt.Errorf("int(%v): not a number", params[0])
+}, new(func(float64) float64), new(func(int) float64))
 
 // String returns the expression's source.
 func (e *Expr) String() string { return e.src }
@@ -59,7 +92,7 @@ func (e *Expr) Eval(vars map[string]float64) (int, error) {
 	case f < 0:
 		return 0, nil
 	case f > math.MaxInt32:
-		return 0, fmt.Errorf("result %g is too large", f)
+		return 0, fmt.Errorf("%w: result %g is past the range of a machine count", ErrImplausible, f)
 	}
 	return int(math.Round(f)), nil
 }

@@ -1,7 +1,9 @@
 package scale
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -18,12 +20,50 @@ type Policy struct {
 	// ScaleDown is how started machines are taken down: ActionStop
 	// (default) or ActionSuspend.
 	ScaleDown ActionKind
-	// MaxScaleUp and MaxScaleDown cap how far one run moves each count;
-	// 0 means no cap.
-	MaxScaleUp, MaxScaleDown int
+	// MaxScaleUp and MaxScaleDown cap how far one run moves each count:
+	// nil means no cap, 0 freezes that direction.
+	MaxScaleUp, MaxScaleDown *int
+	// MaxMachines is the most machines of the process group a plan may
+	// aim at (0 means DefaultMaxMachines): a created target above it is
+	// implausible (a metric spike, a broken expression) and fails the app
+	// (see CheckTargets); the planner never creates past it either, so a
+	// plan grows with the machines that exist, not with a target.
+	MaxMachines int
 	// MinStartedDuration keeps a machine that started less than this long
 	// ago from being stopped, suspended or destroyed.
 	MinStartedDuration time.Duration
+}
+
+// DefaultMaxMachines is the default of Policy.MaxMachines.
+const DefaultMaxMachines = 500
+
+func (p Policy) maxMachines() int {
+	if p.MaxMachines <= 0 {
+		return DefaultMaxMachines
+	}
+	return p.MaxMachines
+}
+
+// ErrImplausible marks a target that no plan acts on: past the range of a
+// count, or above Policy.MaxMachines.
+var ErrImplausible = errors.New("implausible target")
+
+// CheckTargets returns an error wrapping ErrImplausible when t would take
+// the group of current machines above p.MaxMachines: the app must fail
+// rather than grow blindly. Staying above it, or shrinking, is plausible.
+func CheckTargets(current Counts, t Targets, p Policy) error {
+	lo, hi := 0, math.MaxInt
+	if t.Created.Min != nil {
+		lo = *t.Created.Min
+	}
+	if t.Created.Max != nil {
+		hi = *t.Created.Max
+	}
+	want := min(max(current.Created, lo), max(hi, 0))
+	if limit := p.maxMachines(); want > limit && want > current.Created {
+		return fmt.Errorf("%w: created target %d is above --max-machines %d (raise it if the target is meant)", ErrImplausible, want, limit)
+	}
+	return nil
 }
 
 // NewPlan decides the actions that bring fleet f within targets t under policy
@@ -78,6 +118,10 @@ func (pl *planner) run(t Targets) Plan {
 	pl.anchor = anchorOf(pl.f.Machines)
 	cur := pl.plan.Current
 	createdTarget := pl.target("created", cur.Created, t.Created)
+	if limit := max(pl.p.maxMachines(), cur.Created); createdTarget > limit {
+		pl.warn("created capped %d → %d by --max-machines", createdTarget, limit)
+		createdTarget = limit
+	}
 	if createdTarget < 1 && cur.Created >= 1 {
 		// The last machine is the clone source for any later scale-up.
 		createdTarget = 1
@@ -94,7 +138,8 @@ func (pl *planner) run(t Targets) Plan {
 	if n := createdTarget - cur.Created; n > 0 {
 		source = pl.cloneSource()
 		if source == nil {
-			pl.warn("target %d created, no machine of group %q to clone: deploy the app first", createdTarget, pl.f.Group)
+			pl.plan.Unreachable = fmt.Sprintf("no machine of group %q to clone: deploy the app first", pl.f.Group)
+			pl.warn("target %d created, %s", createdTarget, pl.plan.Unreachable)
 		} else {
 			creates = n
 		}
@@ -171,13 +216,13 @@ func (pl *planner) target(what string, current int, r Range) int {
 		lo = hi
 	}
 	want := min(max(current, lo), hi)
-	if up := pl.p.MaxScaleUp; up > 0 && want > current+up {
-		pl.warn("%s capped %d → %d by --max-scale-up", what, want, current+up)
-		want = current + up
+	if up := pl.p.MaxScaleUp; up != nil && want > current+*up {
+		pl.warn("%s capped %d → %d by --max-scale-up", what, want, current+*up)
+		want = current + *up
 	}
-	if down := pl.p.MaxScaleDown; down > 0 && want < current-down {
-		pl.warn("%s capped %d → %d by --max-scale-down", what, want, current-down)
-		want = current - down
+	if down := pl.p.MaxScaleDown; down != nil && want < current-*down {
+		pl.warn("%s capped %d → %d by --max-scale-down", what, want, current-*down)
+		want = current - *down
 	}
 	return want
 }

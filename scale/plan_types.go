@@ -22,6 +22,10 @@ type Plan struct {
 	Target   Counts   `json:"target"`
 	Actions  []Action `json:"actions"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Unreachable says why the target cannot be reached at all, such as a
+	// created target without a machine to clone: an app whose plan has
+	// no action and this reason is skipped, not reported at its target.
+	Unreachable string `json:"unreachable,omitempty"`
 	// Spares are, per action kind, the further machines the planner would
 	// act on, in order, should a chosen one be busy (leased by someone
 	// else) or fail: the applier moves on to the next spare instead of

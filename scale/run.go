@@ -83,13 +83,32 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	}
 	rep.Matched = len(apps)
 	rep.Apps = make([]AppResult, len(apps))
-	failures := &guard{limit: cfg.LimitFailures, ratio: cfg.MaxFailureRatio, total: len(apps)}
-	each(cfg, len(apps), func(i int) {
-		rep.Apps[i] = reconcile(ctx, cfg, deps, apps[i], now, failures)
-		if rep.Apps[i].Status == StatusFailed {
-			failures.failed.Add(1)
+	if !cfg.LimitFailures {
+		each(cfg, len(apps), func(i int) {
+			w := prepare(ctx, cfg, deps, apps[i], now)
+			rep.Apps[i] = w.act(ctx, cfg, deps, now)
+		})
+	} else {
+		// Every app is observed, measured and planned before the failure
+		// ratio is checked, and only then acted on: the decision does not
+		// depend on which apps happened to finish first.
+		work := make([]*appWork, len(apps))
+		each(cfg, len(apps), func(i int) { work[i] = prepare(ctx, cfg, deps, apps[i], now) })
+		failed := 0
+		for _, w := range work {
+			if w.res.Status == StatusFailed {
+				failed++
+			}
 		}
-	})
+		if float64(failed) > cfg.MaxFailureRatio*float64(len(apps)) {
+			reason := fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", failed, len(apps), cfg.MaxFailureRatio)
+			for i, w := range work {
+				rep.Apps[i] = w.abort(reason)
+			}
+		} else {
+			each(cfg, len(apps), func(i int) { rep.Apps[i] = work[i].act(ctx, cfg, deps, now) })
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		rep.Err = fmt.Errorf("run interrupted: %w", err)
 	}
@@ -214,22 +233,34 @@ func releaseInProgress(status string) bool {
 	return false
 }
 
-// reconcile runs one app through observe, measure, decide and act. It
-// never returns an error: the outcome is the result.
-func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time, failures *guard) (res AppResult) {
+// appWork is one app between its plan and its actions: the result so far
+// and, when the app is to be acted on, its fleet and plan.
+type appWork struct {
+	res   AppResult
+	fleet Fleet
+	plan  Plan
+	// ready is set when the plan has actions to apply.
+	ready bool
+}
+
+// prepare runs one app through observe, measure and decide. It never
+// returns an error: the outcome is the result. An app that needs no action
+// (or cannot take one) is finished here.
+func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.Time) (w *appWork) {
 	run := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
-	res = AppResult{App: a.name}
+	w = &appWork{res: AppResult{App: a.name}}
+	res := &w.res
 	defer func() { res.Elapsed = now().Sub(start) }()
-	fail := func(err error) AppResult {
+	fail := func(err error) *appWork {
 		res.Status, res.Reason = StatusFailed, err.Error()
 		if run.Err() != nil {
 			// The run was interrupted (a signal), not this app broken.
 			res.Reason = "interrupted before it finished"
 		}
-		return res
+		return w
 	}
 
 	if !a.checked {
@@ -241,7 +272,7 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	}
 	if releaseInProgress(a.release) {
 		res.Status, res.Reason = StatusSkipped, "release in progress"
-		return res
+		return w
 	}
 
 	// Observe and measure at once: they are independent.
@@ -279,6 +310,9 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 	res.Metrics = metrics
 
 	targets, err := cfg.Expressions.Evaluate(metrics, fleet)
+	if err == nil {
+		err = CheckTargets(res.Current, targets, cfg.Policy)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -294,7 +328,10 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 
 	if len(plan.Actions) == 0 {
 		res.Status = StatusUnchanged
-		return res
+		if plan.Unreachable != "" {
+			res.Status, res.Reason = StatusSkipped, plan.Unreachable
+		}
+		return w
 	}
 	if cfg.DryRun {
 		res.Status = StatusPlanned
@@ -302,19 +339,40 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, a app, now func() tim
 		for i, act := range plan.Actions {
 			res.Actions[i] = ActionResult{Action: act, Outcome: OutcomePlanned}
 		}
-		return res
+		return w
 	}
+	w.fleet, w.plan, w.ready = fleet, plan, true
+	return w
+}
 
-	if reason, tripped := failures.tripped(); tripped {
-		res.Status, res.Reason = StatusSkipped, reason
-		res.Actions = make([]ActionResult, len(plan.Actions))
-		for i, act := range plan.Actions {
-			res.Actions[i] = ActionResult{Action: act, Outcome: OutcomeAborted, Error: reason}
-		}
+// act applies the app's plan, when it has one, within a timeout of its own.
+func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() time.Time) AppResult {
+	if !w.ready {
+		return w.res
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+	start := now()
+	res := w.res
+	res.Actions = Apply(ctx, deps.Machines, w.fleet, w.plan)
+	res = settle(res, w.plan)
+	res.Elapsed += now().Sub(start)
+	return res
+}
+
+// abort reports the app's planned actions as aborted, for reason, without
+// applying them.
+func (w *appWork) abort(reason string) AppResult {
+	res := w.res
+	if !w.ready {
 		return res
 	}
-	res.Actions = Apply(ctx, deps.Machines, fleet, plan)
-	return settle(res, plan)
+	res.Status, res.Reason = StatusSkipped, reason
+	res.Actions = make([]ActionResult, len(w.plan.Actions))
+	for i, act := range w.plan.Actions {
+		res.Actions[i] = ActionResult{Action: act, Outcome: OutcomeAborted, Error: reason}
+	}
+	return res
 }
 
 // settle sets an applied app's status from its actions' outcomes. An app
@@ -374,25 +432,6 @@ func settle(res AppResult, plan Plan) AppResult {
 	}
 	res.Warnings = append(res.Warnings, "spares stood in for failed actions: "+strings.Join(failed, "; "))
 	return res
-}
-
-// guard trips once more than ratio of the run's apps failed.
-type guard struct {
-	limit  bool
-	ratio  float64
-	total  int
-	failed atomic.Int64
-}
-
-func (g *guard) tripped() (string, bool) {
-	if g == nil || !g.limit {
-		return "", false
-	}
-	n := g.failed.Load()
-	if float64(n) <= g.ratio*float64(g.total) {
-		return "", false
-	}
-	return fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", n, g.total, g.ratio), true
 }
 
 func orID(ar ActionResult) string {
