@@ -175,6 +175,9 @@ type runConfig struct {
 	flapsBaseURL string
 	// log is the invocation's logger (newLogger), set by runOrRepeat.
 	log *slog.Logger
+	// fly holds the Fly clients once built: with --every they serve every
+	// pass, so the rate limiters in their transport keep their state.
+	fly *flyClients
 }
 
 // settings reads each option from the flag or its variable, falling back

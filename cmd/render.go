@@ -313,7 +313,7 @@ func summary(r *scale.Report) string {
 		change = scale.StatusPlanned
 	}
 	var parts []string
-	for _, st := range []scale.Status{scale.StatusScaled, scale.StatusPlanned, scale.StatusUnchanged, scale.StatusSkipped, scale.StatusFailed} {
+	for _, st := range []scale.Status{scale.StatusScaled, scale.StatusPlanned, scale.StatusUnchanged, scale.StatusBlocked, scale.StatusSkipped, scale.StatusFailed} {
 		if st == change || st == scale.StatusUnchanged || st == scale.StatusSkipped || st == scale.StatusFailed || count[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
 		}
@@ -377,6 +377,7 @@ var (
 	colorUp     = lipgloss.Color("2") // green
 	colorDown   = lipgloss.Color("3") // yellow
 	colorFailed = lipgloss.Color("1") // red
+	colorBlock  = lipgloss.Color("5") // magenta
 )
 
 // rowStyle colours a row by what happened to the app.
@@ -387,6 +388,8 @@ func rowStyle(re *lipgloss.Renderer, a scale.AppResult) lipgloss.Style {
 		return s.Foreground(colorFailed)
 	case a.Status == scale.StatusSkipped:
 		return s.Faint(true)
+	case a.Status == scale.StatusBlocked:
+		return s.Foreground(colorBlock)
 	case a.Target.Started > a.Current.Started || a.Target.Created > a.Current.Created:
 		return s.Foreground(colorUp)
 	case a.Target.Started < a.Current.Started || a.Target.Created < a.Current.Created:
@@ -603,6 +606,7 @@ type jsonSummary struct {
 	Scaled      int `json:"scaled"`
 	Planned     int `json:"planned"`
 	Unchanged   int `json:"unchanged"`
+	Blocked     int `json:"blocked"`
 	Skipped     int `json:"skipped"`
 	Failed      int `json:"failed"`
 }
@@ -664,6 +668,8 @@ func toJSON(r *scale.Report) jsonReport {
 			out.Summary.Planned++
 		case scale.StatusUnchanged:
 			out.Summary.Unchanged++
+		case scale.StatusBlocked:
+			out.Summary.Blocked++
 		case scale.StatusSkipped:
 			out.Summary.Skipped++
 		case scale.StatusFailed:

@@ -310,6 +310,7 @@ type outputDoc struct {
 		Scaled      int `json:"scaled"`
 		Planned     int `json:"planned"`
 		Unchanged   int `json:"unchanged"`
+		Blocked     int `json:"blocked"`
 		Skipped     int `json:"skipped"`
 		Failed      int `json:"failed"`
 	} `json:"summary"`

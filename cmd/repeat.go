@@ -35,7 +35,9 @@ func runOrRepeat(ctx context.Context, s *Streams, rc *runConfig) error {
 // repeat makes a pass every rc.every, start to start (a pass longer than the
 // interval is followed by the next one at once), until ctx is cancelled.
 //
-// Each pass is exactly one invocation's work: its own clients and report.
+// Each pass lists the org's apps and reports on its own; the Fly clients
+// are built once and serve every pass, so their client-side rate limiters
+// remember the requests of the pass before.
 // A signal never cuts a pass short: passes run under a context detached
 // from ctx's cancellation, bounded by the per-app timeouts, and the signal
 // only ends the wait for the next tick. The result is the last pass's.

@@ -143,37 +143,29 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 // changes were planned (dry run) or made: exit 3, nothing printed.
 var errChanged = &exitError{code: ExitChanged}
 
-// buildDeps builds the real Fly clients and the metric sources.
+// flyClients are the Fly API clients of an invocation.
+type flyClients struct {
+	apps     scale.Apps
+	machines scale.Machines
+}
+
+// buildDeps returns the real Fly clients, built on the first call and kept
+// in rc for the passes that follow (their transport holds the client-side
+// rate limiters, which must outlive a pass), and new metric sources (a
+// query.Set serves one run).
 func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
-	var transport, promTransport http.RoundTripper // nil: the clients' defaults
-	if rc.flapsBaseURL != "" {
-		from := os.Getenv("FLY_FLAPS_BASE_URL") // what fly-go's flaps reads
-		if from == "" {
-			from = scale.DefaultFlapsBaseURL
-		}
-		rt, err := newRedirectTransport(nil, from, rc.flapsBaseURL)
+	var promTransport http.RoundTripper // nil: the client's default
+	if rc.verbose && rc.log != nil {
+		promTransport = newLogTransport(nil, rc.log)
+	}
+	if rc.fly == nil {
+		fc, err := newFlyClients(ctx, rc)
 		if err != nil {
 			return scale.Deps{}, err
 		}
-		transport = rt
+		rc.fly = fc
 	}
-	if rc.verbose && rc.log != nil {
-		transport = newLogTransport(transport, rc.log)
-		promTransport = newLogTransport(nil, rc.log)
-	}
-	// Retries that cannot duplicate a create, and the Machines API's
-	// published rate limits kept on our side, above everything else.
-	transport = scale.NewTransport(transport, scale.TransportOptions{RateLimit: true, OnRetry: rc.onRetry()})
-	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
-		Token:      rc.token,
-		APIBaseURL: rc.apiBaseURL,
-		UserAgent:  "fly-autoscaler/" + Version,
-		Transport:  transport,
-	})
-	if err != nil {
-		return scale.Deps{}, err
-	}
-	deps := scale.Deps{Apps: apps, Machines: machines}
+	deps := scale.Deps{Apps: rc.fly.apps, Machines: rc.fly.machines}
 	if len(rc.collectors) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
@@ -194,6 +186,38 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 		deps.Metrics = set
 	}
 	return deps, nil
+}
+
+// newFlyClients builds the Fly clients over a transport that retries what
+// cannot duplicate a create and keeps the Machines API's published rate
+// limits on our side.
+func newFlyClients(ctx context.Context, rc *runConfig) (*flyClients, error) {
+	var transport http.RoundTripper // nil: the clients' default
+	if rc.flapsBaseURL != "" {
+		from := os.Getenv("FLY_FLAPS_BASE_URL") // what fly-go's flaps reads
+		if from == "" {
+			from = scale.DefaultFlapsBaseURL
+		}
+		rt, err := newRedirectTransport(nil, from, rc.flapsBaseURL)
+		if err != nil {
+			return nil, err
+		}
+		transport = rt
+	}
+	if rc.verbose && rc.log != nil {
+		transport = newLogTransport(transport, rc.log)
+	}
+	transport = scale.NewTransport(transport, scale.TransportOptions{RateLimit: true, OnRetry: rc.onRetry()})
+	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
+		Token:      rc.token,
+		APIBaseURL: rc.apiBaseURL,
+		UserAgent:  "fly-autoscaler/" + Version,
+		Transport:  transport,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &flyClients{apps: apps, machines: machines}, nil
 }
 
 // outcome maps a report to the command's error: nil when every app was

@@ -89,7 +89,7 @@ func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
 		if a.created > max(b.created, 4) || a.created < min(b.created, 4) {
 			t.Errorf("%s: %d machines (was %d), past the target 4: duplicates or over-destroy (%s %s)", name, a.created, b.created, r.Status, r.Reason)
 		}
-		if r.Status != "failed" && len(r.Warnings) == 0 {
+		if r.Status != "failed" && r.Status != "blocked" && len(r.Warnings) == 0 {
 			if a.started < 2 || a.started > 3 || a.created != 4 {
 				t.Errorf("%s: reported %s without warnings but ends at %d started, %d machines", name, r.Status, a.started, a.created)
 			}
@@ -102,6 +102,9 @@ func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
 	for _, name := range []string{"sa-005", "sb-005", "sb-006"} {
 		if after[name] != before[name] {
 			t.Errorf("%s: fully leased by a deploy but changed from %+v to %+v", name, before[name], after[name])
+		}
+		if r := apps[name]; r.Status != "blocked" && r.Status != "failed" {
+			t.Errorf("%s: fully leased by a deploy but reported %s (%s), want blocked", name, r.Status, r.Reason)
 		}
 	}
 }
@@ -188,8 +191,8 @@ func TestRunDuringADeployChangesNothingItMustNot(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"sa-002", "sb-002"} {
-		if a := apps[name]; a.Status == "failed" || !strings.Contains(strings.Join(a.Warnings, " "), "busy") {
-			t.Errorf("%s: status %s warnings %q, want a busy warning and no failure", name, a.Status, a.Warnings)
+		if a := apps[name]; a.Status != "blocked" || !strings.HasPrefix(a.Reason, "busy, leased by someone else") {
+			t.Errorf("%s: %s %q, want blocked: busy", name, a.Status, a.Reason)
 		}
 	}
 	if a := after["sa-003"]; a.started != 2 || a.created != 4 {

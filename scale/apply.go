@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -18,19 +19,32 @@ import (
 const startedSincePlan = "started since the plan was made"
 
 // LeaseTTL is how long the leases taken around creates and destroys last
-// if they are not released (a crash, a lost connection): long enough for
-// the few calls made under them, short enough not to hold up a deploy.
-const LeaseTTL = 30 * time.Second
+// unless refreshed. While work goes on under a lease it is refreshed with
+// its nonce every LeaseTTL/3, so a lease cannot run out under work in
+// progress, and a run that dies without releasing its leases (SIGKILL, a
+// lost host) holds an app up for at most LeaseTTL.
+const LeaseTTL = 15 * time.Second
+
+// leaseMargin is how long before a lease would run out, counted from the
+// last acquire or refresh sent, it is no longer relied on: the server's
+// clock and ours may differ by a request's travel.
+const leaseMargin = 3 * time.Second
 
 // releaseTimeout bounds a lease release, which runs even after the app's
 // deadline has passed.
 const releaseTimeout = 5 * time.Second
 
+// createRounds bounds the rounds of creates under one anchor lease: after
+// a round with a failed or uncertain create, the app is counted again and
+// what is still needed is created in the next.
+const createRounds = 3
+
 // Apply executes plan against the Machines API and records each action's
 // outcome. It does not decide what to change: it runs the plan's actions
 // in order; when a machine is busy (leased by someone else) or fails, it
-// moves on to the next spare the planner listed for that kind. It never
-// retries an action in a loop and stops when ctx is done.
+// counts the app again and, unless the machine is already where the
+// action wanted it or the app at its target, moves on to the next spare
+// the planner listed for that kind. It stops when ctx is done.
 //
 // Non-idempotent actions run under a lease of their own: a destroy holds
 // the victim's lease; creates hold the clone source's lease and, under it,
@@ -85,8 +99,14 @@ func (a *applier) record(act Action, err error) ActionResult {
 	return r
 }
 
-// withSpares runs act; while its machine is busy or fails, it runs the
-// same action on the plan's next spare for that kind.
+// withSpares runs act; while its machine is busy or fails, it counts the
+// app again and runs the same action on the plan's next spare for that
+// kind, but only while the app still needs it: a spare never stands in for
+// a machine already in the wanted state (an overlapping run got there and
+// holds its lease), and a spare stop or suspend is made only while the
+// fresh count of started machines still exceeds the target (a spare start
+// only while it is below), so overlapping runs cannot take an app below
+// its target.
 func (a *applier) withSpares(act Action) {
 	for {
 		if err := a.ctx.Err(); err != nil {
@@ -97,6 +117,18 @@ func (a *applier) withSpares(act Action) {
 		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
 			return
 		}
+		fresh, err := a.recount()
+		if err != nil {
+			return // no count, no spare: the result stays as it is
+		}
+		if m := fresh.machine(act.MachineID); inWantedState(act.Kind, m) {
+			a.resolve(len(a.out)-1, OutcomeDone, "already "+stateOf(m))
+			return
+		}
+		if !a.spareNeeded(act.Kind, fresh) {
+			a.resolve(len(a.out)-1, OutcomeUnneeded, "a recount found the app at its target")
+			return
+		}
 		next := a.nextSpare(act.Kind)
 		if next == nil {
 			return
@@ -105,6 +137,53 @@ func (a *applier) withSpares(act Action) {
 		act.MachineID, act.Region = next.ID, next.Region
 		act.Reason = fmt.Sprintf("in place of %s (%s)", prev, r.Outcome)
 	}
+}
+
+// inWantedState reports whether m, from a fresh count, is where an action
+// of kind would take it: started for a start; not started, or gone, for a
+// stop or suspend.
+func inWantedState(kind ActionKind, m *Machine) bool {
+	switch kind {
+	case ActionStart:
+		return m != nil && countsAsStarted(m.State)
+	case ActionStop, ActionSuspend:
+		return m == nil || !countsAsStarted(m.State)
+	}
+	return false
+}
+
+func stateOf(m *Machine) string {
+	if m == nil {
+		return "gone"
+	}
+	return m.State
+}
+
+// spareNeeded reports whether the fresh count still calls for another
+// action of kind: started machines, less those the plan is still to
+// destroy, are below the started target (start) or above it (stop,
+// suspend).
+func (a *applier) spareNeeded(kind ActionKind, fresh Fleet) bool {
+	started := fresh.Counts().Started
+	for _, act := range a.plan.Actions {
+		if act.Kind != ActionDestroy {
+			continue
+		}
+		if m := fresh.machine(act.MachineID); m != nil && countsAsStarted(m.State) {
+			started--
+		}
+	}
+	if kind == ActionStart {
+		return started < a.plan.Target.Started
+	}
+	return started > a.plan.Target.Started
+}
+
+// resolve settles the recorded result i, a failure or a busy machine, as
+// outcome once a recount showed what became of it.
+func (a *applier) resolve(i int, outcome Outcome, why string) {
+	r := &a.out[i]
+	r.Outcome, r.Error = outcome, fmt.Sprintf("%s (%s), but %s", r.Outcome, r.Error, why)
 }
 
 func (a *applier) nextSpare(kind ActionKind) *Machine {
@@ -163,118 +242,209 @@ func (a *applier) call(act Action) error {
 		return a.m.Suspend(a.ctx, app, act.MachineID, "")
 	case ActionDestroy:
 		// The victim's own lease keeps us off a machine a deploy holds.
-		nonce, release, err := a.lease(act.MachineID)
+		l, err := a.lease(act.MachineID)
 		if err != nil {
 			return err
 		}
-		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, nonce)
+		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, l.nonce)
 		if err != nil {
-			release() // a destroyed machine takes its lease with it
+			l.release()
+		} else {
+			l.end() // a destroyed machine takes its lease with it
 		}
 		return err
 	}
 	return fmt.Errorf("unknown action %q", act.Kind)
 }
 
-// lease takes a short lease of our own on a machine. The release function
-// runs with a context of its own, so a lease is released even after the
-// app's deadline.
-func (a *applier) lease(id string) (nonce string, release func(), err error) {
-	ttl := int(a.leaseTTL() / time.Second)
-	l, err := a.m.AcquireLease(a.ctx, a.f.App, id, &ttl)
-	if err != nil {
-		return "", nil, wrapOp("lease "+id, err)
-	}
-	if l == nil || l.Data == nil || l.Data.Nonce == "" {
-		return "", nil, fmt.Errorf("lease %s: answer without a nonce", id)
-	}
-	nonce = l.Data.Nonce
-	return nonce, func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), releaseTimeout)
-		defer cancel()
-		_ = a.m.ReleaseLease(ctx, a.f.App, id, nonce)
-	}, nil
+// lease is a lease of our own on a machine, refreshed in the background
+// until it is ended or released.
+type lease struct {
+	a         *applier
+	id, nonce string
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
+
+	mu    sync.Mutex
+	until time.Time // when it runs out at the latest, on our clock
+	lost  error     // set once a refresh was refused
 }
 
-// leaseTTL is LeaseTTL, or longer when the app's deadline is further away:
-// a lease must not run out while the work under it goes on, or an
-// overlapping run could take it and act on a stale count.
-func (a *applier) leaseTTL() time.Duration {
-	ttl := LeaseTTL
-	if d, ok := a.ctx.Deadline(); ok {
-		ttl = max(ttl, time.Until(d)+releaseTimeout)
+// lease takes a lease of LeaseTTL on a machine and refreshes it every
+// LeaseTTL/3 until it is ended or released.
+func (a *applier) lease(id string) (*lease, error) {
+	ttl := int(LeaseTTL / time.Second)
+	sent := time.Now()
+	l, err := a.m.AcquireLease(a.ctx, a.f.App, id, &ttl)
+	if err != nil {
+		return nil, wrapOp("lease "+id, err)
 	}
-	return ttl.Round(time.Second)
+	if l == nil || l.Data == nil || l.Data.Nonce == "" {
+		return nil, fmt.Errorf("lease %s: answer without a nonce", id)
+	}
+	h := &lease{a: a, id: id, nonce: l.Data.Nonce, stop: make(chan struct{}), done: make(chan struct{}), until: sent.Add(LeaseTTL)}
+	go h.refresh()
+	return h, nil
+}
+
+func (h *lease) refresh() {
+	defer close(h.done)
+	tick := time.NewTicker(LeaseTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.a.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ttl := int(LeaseTTL / time.Second)
+		sent := time.Now()
+		_, err := h.a.m.RefreshLease(h.a.ctx, h.a.f.App, h.id, &ttl, h.nonce)
+		h.mu.Lock()
+		switch s := statusOf(err); {
+		case err == nil:
+			h.until = sent.Add(LeaseTTL)
+		case s == http.StatusConflict || s == http.StatusNotFound:
+			// Someone else holds it now, or it is gone: a failed refresh
+			// of another kind is tried again at the next tick.
+			h.lost = wrapOp("refresh lease "+h.id, err)
+		}
+		lost := h.lost != nil
+		h.mu.Unlock()
+		if lost {
+			return
+		}
+	}
+}
+
+// held returns an error when the lease can no longer be relied on: a
+// refresh was refused, or none succeeded for too long.
+func (h *lease) held() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
+	if time.Until(h.until) < leaseMargin {
+		return fmt.Errorf("lease %s: not refreshed in time", h.id)
+	}
+	return nil
+}
+
+// end stops refreshing the lease.
+func (h *lease) end() {
+	h.once.Do(func() { close(h.stop) })
+	<-h.done
+}
+
+// release stops refreshing the lease and gives it back, with a context of
+// its own, so a lease is released even after the app's deadline.
+func (h *lease) release() {
+	h.end()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.a.ctx), releaseTimeout)
+	defer cancel()
+	_ = h.a.m.ReleaseLease(ctx, h.a.f.App, h.id, h.nonce)
 }
 
 // creates runs a plan's creates under the anchor's lease, after a recount:
-// only the machines the fresh count still needs are created. A create
-// whose outcome is uncertain (a 5xx or a lost answer: the machine may
-// exist) is followed by another recount before the next one, which also
-// tells whether it created the machine after all.
+// only the machines the fresh count still needs are created. After a
+// round with a failed or uncertain create (a 5xx or a lost answer: the
+// machine may exist), the app is counted again, which also tells whether
+// an uncertain create made its machine after all, and what is still
+// needed is created, for at most createRounds rounds.
 func (a *applier) creates(acts []Action) {
-	a.underAnchor(acts, func(fresh Fleet) { a.createFrom(acts, fresh) })
+	a.underAnchor(acts, func(fresh Fleet, anchor *lease) { a.createFrom(acts, fresh, anchor) })
 }
 
 // underAnchor takes the anchor's lease, counts the app again and runs
 // body with that fresh count; the batch acts is settled as aborted, busy
 // or failed when any of that fails. The lease is released at the end.
-func (a *applier) underAnchor(acts []Action, body func(fresh Fleet)) {
+func (a *applier) underAnchor(acts []Action, body func(fresh Fleet, anchor *lease)) {
 	if err := a.ctx.Err(); err != nil {
 		a.settle(acts, OutcomeAborted, err)
 		return
 	}
-	release, err := a.anchor()
+	anchor, err := a.anchor()
 	if err != nil {
 		a.settle(acts, a.outcomeOf(err), err)
 		return
 	}
-	defer release()
+	defer anchor.release()
 	fresh, err := a.recount()
 	if err != nil {
 		a.settle(acts, a.outcomeOf(err), err)
 		return
 	}
-	body(fresh)
+	body(fresh, anchor)
 }
 
-func (a *applier) createFrom(acts []Action, fresh Fleet) {
-	acts = a.keep(acts, CreatesNeeded(fresh, a.plan, len(acts)))
-	have := fresh.Counts().Created
-	for i := 0; i < len(acts); i++ {
-		act := acts[i]
-		in, err := launchInput(a.f, act)
-		if err != nil {
-			a.record(act, err)
-			continue
+// failedCreate is a create of a round that did not succeed: the action
+// (to be made again if still needed) and its result's index.
+type failedCreate struct {
+	act       Action
+	at        int
+	uncertain bool
+}
+
+func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
+	pending := acts
+	for round := 1; ; round++ {
+		pending = a.keep(pending, CreatesNeeded(fresh, a.plan, len(pending)))
+		base, made := fresh.Counts().Created, 0
+		var failed []failedCreate
+		unsure := false
+		for i, act := range pending {
+			if err := anchor.held(); err != nil {
+				a.settle(pending[i:], a.outcomeOf(err), err)
+				return
+			}
+			in, err := launchInput(a.f, act)
+			if err == nil {
+				var nm *fly.Machine
+				nm, err = a.m.Launch(a.ctx, a.f.App, in)
+				if err == nil && nm != nil {
+					act.MachineID = nm.ID
+				}
+			}
+			switch a.record(act, err).Outcome {
+			case OutcomeDone:
+				made++
+				continue
+			case OutcomeAborted:
+				a.settle(pending[i+1:], OutcomeAborted, a.ctx.Err())
+				return
+			}
+			u := IsUncertain(err)
+			unsure = unsure || u
+			failed = append(failed, failedCreate{act: act, at: len(a.out) - 1, uncertain: u})
 		}
-		var nm *fly.Machine
-		nm, err = a.m.Launch(a.ctx, a.f.App, in)
-		if err == nil && nm != nil {
-			act.MachineID = nm.ID
-		}
-		switch a.record(act, err).Outcome {
-		case OutcomeDone:
-			have++
-			continue
-		case OutcomeAborted:
-			a.settle(acts[i+1:], OutcomeAborted, a.ctx.Err())
+		if len(failed) == 0 || round == createRounds && !unsure {
 			return
 		}
-		if !uncertain(err) {
-			continue // a refused create is not retried; the next one is tried
-		}
-		// The machine may exist: count again before going on.
-		fresh, err := a.recount()
+		// Count again before anything is created in place of a failure:
+		// an uncertain create may have made its machine.
+		f, err := a.recount()
 		if err != nil {
-			a.settle(acts[i+1:], a.outcomeOf(err), err)
+			return // the failures stay recorded; nothing more is created
+		}
+		fresh = f
+		extra := fresh.Counts().Created - base - made
+		pending = pending[:0:0]
+		for _, fc := range failed {
+			if fc.uncertain && extra > 0 {
+				a.resolve(fc.at, OutcomeDone, "a recount found the machine made")
+				extra--
+				continue
+			}
+			fc.act.MachineID = ""
+			pending = append(pending, fc.act)
+		}
+		if round == createRounds || len(pending) == 0 {
 			return
 		}
-		if fresh.Counts().Created > have {
-			a.recovered("the machine exists")
-		}
-		have = fresh.Counts().Created
-		acts = append(acts[:i+1], a.keep(acts[i+1:], CreatesNeeded(fresh, a.plan, len(acts)-i-1))...)
 	}
 }
 
@@ -289,25 +459,18 @@ func (a *applier) keep(acts []Action, n int) []Action {
 	return acts
 }
 
-// recovered turns the last recorded action, which failed with an uncertain
-// answer, into a success that a recount proved.
-func (a *applier) recovered(why string) {
-	r := &a.out[len(a.out)-1]
-	r.Outcome, r.Error = OutcomeDone, fmt.Sprintf("the answer was an error (%s), but %s", r.Error, why)
-}
-
 // anchor takes the lease of the plan's anchor machine, which serialises an
 // app's creates and destroys across overlapping runs.
-func (a *applier) anchor() (release func(), err error) {
+func (a *applier) anchor() (*lease, error) {
 	id := a.plan.Anchor
 	if id == "" {
 		return nil, errors.New("plan has no anchor machine")
 	}
-	_, release, err = a.lease(id)
+	l, err := a.lease(id)
 	if err != nil {
 		return nil, wrapOp("anchor", err)
 	}
-	return release, nil
+	return l, nil
 }
 
 func (a *applier) outcomeOf(err error) Outcome {
@@ -326,13 +489,15 @@ func (a *applier) outcomeOf(err error) Outcome {
 // passed over for the next spare). Destroying is not undone, so an
 // overlapping run that destroyed first must not make us destroy again, a
 // machine that started since the plan (Fly's proxy wakes stopped machines)
-// is not destroyed in place of a stopped one, and a destroy with an
-// uncertain answer is followed by a recount before the next one.
+// is not destroyed in place of a stopped one, and a destroy whose outcome
+// is uncertain counts toward the target only once a recount under the
+// anchor's lease shows its machine gone (it is then done), and is followed
+// by that recount before any spare is destroyed.
 func (a *applier) destroys(acts []Action) {
-	a.underAnchor(acts, func(fresh Fleet) { a.destroyFrom(acts, fresh) })
+	a.underAnchor(acts, func(fresh Fleet, anchor *lease) { a.destroyFrom(acts, fresh, anchor) })
 }
 
-func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
+func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 	acts = a.keep(acts, DestroysNeeded(fresh, a.plan, len(acts)))
 	need := len(acts)
 
@@ -346,9 +511,9 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 	done := 0
 	attempted := map[string]bool{}
 	skipped := map[string]string{}
-	var recountErr error
+	var stopErr error // a failed recount, or the anchor's lease lost
 	for _, act := range queue {
-		if done >= need || a.ctx.Err() != nil || recountErr != nil {
+		if done >= need || a.ctx.Err() != nil || stopErr != nil {
 			break
 		}
 		now := fresh.machine(act.MachineID)
@@ -358,6 +523,10 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 		if was := a.f.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
 			skipped[act.MachineID] = startedSincePlan
 			continue
+		}
+		if err := anchor.held(); err != nil {
+			stopErr = err
+			break
 		}
 		attempted[act.MachineID] = true
 		err := a.do(act)
@@ -371,12 +540,12 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 		// A destroy that may have happened, or found the machine gone
 		// (someone else destroyed it): count again before taking a spare.
 		gone := statusOf(err) == http.StatusNotFound
-		if !uncertain(err) && !gone {
+		if !IsUncertain(err) && !gone {
 			continue
 		}
 		f, err := a.recount()
 		if err != nil {
-			recountErr = err
+			stopErr = err
 			break
 		}
 		fresh = f
@@ -385,7 +554,7 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 				r := &a.out[len(a.out)-1]
 				r.Outcome, r.Error = OutcomeUnneeded, "already gone: destroyed by someone else"
 			} else {
-				a.recovered("the machine is gone")
+				a.resolve(len(a.out)-1, OutcomeDone, "a recount found the machine gone")
 				done++
 			}
 		}
@@ -401,8 +570,8 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet) {
 			outcome, err = OutcomeAborted, a.ctx.Err()
 		case skipped[act.MachineID] != "":
 			outcome, err = OutcomeBusy, errors.New(skipped[act.MachineID])
-		case recountErr != nil:
-			outcome, err = a.outcomeOf(recountErr), recountErr
+		case stopErr != nil:
+			outcome, err = a.outcomeOf(stopErr), stopErr
 		}
 		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}
@@ -423,14 +592,6 @@ func (a *applier) recount() (Fleet, error) {
 		return Fleet{}, wrapOp("recount: list machines", err)
 	}
 	return NewFleet(a.f.App, a.f.Group, list), nil
-}
-
-// uncertain reports whether a failed create may nevertheless have created
-// the machine: the request may have reached the API (a 5xx, a timeout, a
-// lost connection). A 4xx answer means it was refused.
-func uncertain(err error) bool {
-	s := statusOf(err)
-	return s == 0 || s >= 500
 }
 
 // launchInput clones the config of the action's source machine, pinned to

@@ -3,7 +3,6 @@ package scale_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,7 +190,7 @@ func TestApplyCreatesSkipALeasedCloneSource(t *testing.T) {
 	}
 }
 
-func TestApplyFailedCreateIsNotRetriedAndRecounts(t *testing.T) {
+func TestApplyFailedCreateIsMadeAgainAfterARecount(t *testing.T) {
 	srv, _, m := world(t, machines("a1=started")...)
 	f := snapshot(t, m)
 	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
@@ -199,17 +198,36 @@ func TestApplyFailedCreateIsNotRetriedAndRecounts(t *testing.T) {
 	srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "app-a", Status: 500, Times: 1})
 
 	res := scale.Apply(context.Background(), m, f, plan)
-	if got := outcomes(res); len(got) != 2 || res[0].Outcome != scale.OutcomeFailed || res[1].Outcome != scale.OutcomeDone {
-		t.Fatalf("outcomes %q, want failed then done", got)
+	if got := outcomes(res); len(got) != 3 || res[0].Outcome != scale.OutcomeFailed || res[1].Outcome != scale.OutcomeDone || res[2].Outcome != scale.OutcomeDone {
+		t.Fatalf("outcomes %q, want failed, done, then done in a second round", got)
 	}
-	if n := len(ops(srv, flytest.OpLaunch)); n != 2 {
-		t.Errorf("%d launches, want 2 (one per planned create, no retry loop)", n)
+	if n := len(ops(srv, flytest.OpLaunch)); n != 3 {
+		t.Errorf("%d launches, want 3 (two planned, the failed one once more)", n)
 	}
 	if n := len(ops(srv, flytest.OpList)); n != 2 {
-		t.Errorf("%d lists, want 2 (the recount, and another after the uncertain create)", n)
+		t.Errorf("%d lists, want 2 (the recount, and another before the second round)", n)
 	}
-	if n := srv.Count("app-a", ""); n != 2 {
-		t.Errorf("%d machines, want 2", n)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3", n)
+	}
+}
+
+func TestApplyCreatesStopAfterThreeRounds(t *testing.T) {
+	srv, _, m := world(t, machines("a1=started")...)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	srv.ResetCalls()
+	srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "app-a", Status: 422})
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	if got := outcomes(res); len(got) != 3 {
+		t.Fatalf("outcomes %q, want three failed attempts", got)
+	}
+	if n := len(ops(srv, flytest.OpLaunch)); n != 3 {
+		t.Errorf("%d launches, want 3: one per round, each after a count", n)
+	}
+	if n := len(ops(srv, flytest.OpList)); n != 3 {
+		t.Errorf("%d lists, want 3: one before each round", n)
 	}
 }
 
@@ -335,23 +353,6 @@ func TestApplyDestroySkipsAMachineStartedSinceThePlan(t *testing.T) {
 	}
 	if srv.Count("app-a", "started") != 2 {
 		t.Errorf("a started machine was destroyed: %q", outcomes(res))
-	}
-}
-
-func TestApplyLeaseLastsUntilTheDeadline(t *testing.T) {
-	srv, _, m := world(t, machines("a1=started")...)
-	f := snapshot(t, m)
-	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	scale.Apply(ctx, m, f, plan)
-	leases := ops(srv, flytest.OpLeaseAcquire)
-	if len(leases) != 1 {
-		t.Fatalf("%d leases, want 1", len(leases))
-	}
-	var ttl int
-	if _, err := fmt.Sscanf(leases[0].RawQuery, "ttl=%d", &ttl); err != nil || ttl < 120 {
-		t.Errorf("lease %q: want a ttl covering the 2m deadline", leases[0].RawQuery)
 	}
 }
 

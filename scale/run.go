@@ -58,14 +58,21 @@ type Deps struct {
 	Metrics Metrics
 }
 
+// ReleaseFreshness is the oldest a release status from the org listing
+// may be when its app is observed: an app whose turn comes later in a long
+// run has its release read again, so a deploy started meanwhile is seen
+// before the app is touched.
+const ReleaseFreshness = 30 * time.Second
+
 // app is one app selected for the run.
 type app struct {
 	name string
-	// release is the current release's status from the org listing;
-	// checked is false for apps named directly (not listed), whose status
-	// is read per app.
-	release string
-	checked bool
+	// release is the current release's status from the org listing,
+	// taken at listedAt; checked is false for apps named directly (not
+	// listed), whose status is read per app.
+	release  string
+	checked  bool
+	listedAt time.Time
 }
 
 // Run reconciles every selected app: it lists the org's apps once, then
@@ -194,6 +201,7 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 		return out, nil
 	}
+	listedAt := cfg.clock()()
 	org, err := c.GetOrganizationBySlug(ctx, cfg.Org)
 	if err != nil {
 		return nil, fmt.Errorf("org %q: %w", cfg.Org, graphQLError(err))
@@ -210,7 +218,7 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 		if !cfg.Selector.Match(a.Name) || !cfg.Shard.Contains(a.Name) {
 			continue
 		}
-		out = append(out, app{name: a.Name, release: releaseStatus(a.CurrentRelease), checked: true})
+		out = append(out, app{name: a.Name, release: releaseStatus(a.CurrentRelease), checked: true, listedAt: listedAt})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
@@ -263,7 +271,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		return w
 	}
 
-	if !a.checked {
+	if !a.checked || start.Sub(a.listedAt) > ReleaseFreshness {
 		rel, err := deps.Apps.GetAppCurrentReleaseMachines(ctx, a.name)
 		if err != nil {
 			return fail(fmt.Errorf("read release: %w", graphQLError(err)))
@@ -376,9 +384,9 @@ func (w *appWork) abort(reason string) AppResult {
 }
 
 // settle sets an applied app's status from its actions' outcomes. An app
-// whose failed actions were made up for by spares reached its plan: it
-// is scaled, with a warning. A shortfall left by busy machines is a
-// warning too; one left by failures fails the app.
+// whose failed actions were made up for by spares or retries reached its
+// plan: it is scaled, with a warning. A shortfall left by failures fails
+// the app; one left by busy machines blocks it.
 func settle(res AppResult, plan Plan) AppResult {
 	planned := map[ActionKind]int{}
 	for _, a := range plan.Actions {
@@ -417,20 +425,29 @@ func settle(res AppResult, plan Plan) AppResult {
 	if len(woken) > 0 {
 		res.Warnings = append(res.Warnings, "not destroyed, started since the plan (the next run decides again): "+strings.Join(woken, ", "))
 	}
-	if len(busy) > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("busy, leased by someone else (the next run catches up): %s", strings.Join(busy, ", ")))
+	short := false
+	for kind, n := range planned {
+		short = short || reached[kind] < n
 	}
-	if len(failed) == 0 {
+	if len(failed) > 0 && short {
+		res.Status = StatusFailed
+		res.Reason = fmt.Sprintf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0])
 		return res
 	}
-	for kind, n := range planned {
-		if reached[kind] < n {
-			res.Status = StatusFailed
-			res.Reason = fmt.Sprintf("%d of %d actions failed: %s", len(failed), len(res.Actions), failed[0])
-			return res
-		}
+	if len(failed) > 0 {
+		res.Warnings = append(res.Warnings, "spares or retries stood in for failed actions: "+strings.Join(failed, "; "))
 	}
-	res.Warnings = append(res.Warnings, "spares stood in for failed actions: "+strings.Join(failed, "; "))
+	if len(busy) > 0 && short {
+		// Not at the target, and not for a failure: someone else's lease
+		// (a deploy, an overlapping run, a crashed run's until it runs
+		// out) kept us off machines the plan needed.
+		res.Status = StatusBlocked
+		res.Reason = "busy, leased by someone else (the next run catches up): " + strings.Join(busy, ", ")
+		return res
+	}
+	if len(busy) > 0 {
+		res.Warnings = append(res.Warnings, "busy, leased by someone else, spares stood in: "+strings.Join(busy, ", "))
+	}
 	return res
 }
 
@@ -455,10 +472,13 @@ func (r *Report) Failed() bool {
 }
 
 // Changed reports whether any app was scaled or, in a dry run, has changes
-// planned.
+// planned; a blocked app counts when some of its changes were made.
 func (r *Report) Changed() bool {
 	for _, a := range r.Apps {
 		if a.Status == StatusScaled || a.Status == StatusPlanned {
+			return true
+		}
+		if a.Status == StatusBlocked && slices.ContainsFunc(a.Actions, func(ar ActionResult) bool { return ar.Outcome == OutcomeDone }) {
 			return true
 		}
 	}

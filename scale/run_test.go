@@ -22,10 +22,12 @@ func TestSettle(t *testing.T) {
 		warning string
 	}{
 		{"all done", []ActionResult{r("a", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, ""},
-		{"a spare made up for a failure", []ActionResult{r("a", OutcomeFailed), r("c", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, "spares stood in for failed actions: start a: 500: boom"},
+		{"a spare made up for a failure", []ActionResult{r("a", OutcomeFailed), r("c", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, "spares or retries stood in for failed actions: start a: 500: boom"},
 		{"a failure without a spare", []ActionResult{r("a", OutcomeFailed), r("b", OutcomeDone)}, StatusFailed, ""},
-		{"busy without a spare is a warning", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeDone)}, StatusScaled, "busy, leased by someone else (the next run catches up): a"},
-		{"nothing done, all busy", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeBusy)}, StatusUnchanged, "busy, leased by someone else (the next run catches up): a, b"},
+		{"busy without a spare blocks", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeDone)}, StatusBlocked, ""},
+		{"nothing done, all busy", []ActionResult{r("a", OutcomeBusy), r("b", OutcomeBusy)}, StatusBlocked, ""},
+		{"a spare made up for a busy machine", []ActionResult{r("a", OutcomeBusy), r("c", OutcomeDone), r("b", OutcomeDone)}, StatusScaled, "busy, leased by someone else, spares stood in: a"},
+		{"busy, but a recount found the app at its target", []ActionResult{r("a", OutcomeUnneeded), r("b", OutcomeDone)}, StatusScaled, ""},
 		{"aborted by the deadline", []ActionResult{r("a", OutcomeDone), r("b", OutcomeAborted)}, StatusFailed, ""},
 	}
 	for _, tt := range tests {
@@ -39,6 +41,9 @@ func TestSettle(t *testing.T) {
 			}
 			if tt.status == StatusFailed && !strings.Contains(got.Reason, "actions failed") {
 				t.Errorf("reason %q", got.Reason)
+			}
+			if tt.status == StatusBlocked && !strings.HasPrefix(got.Reason, "busy, leased by someone else (the next run catches up): a") {
+				t.Errorf("reason %q, want the busy machines named", got.Reason)
 			}
 		})
 	}
@@ -85,7 +90,21 @@ func TestSettleNamesWokenAndBusyMachines(t *testing.T) {
 		{Action: Action{Kind: ActionStart, MachineID: "c3"}, Outcome: OutcomeBusy, Error: "409: lease held"},
 	}}, plan)
 	w := strings.Join(got.Warnings, "|")
-	if !strings.Contains(w, "started since the plan (the next run decides again): b2") || !strings.Contains(w, "leased by someone else (the next run catches up): c3") {
+	if !strings.Contains(w, "started since the plan (the next run decides again): b2") {
 		t.Errorf("warnings %q", w)
+	}
+	if got.Status != StatusBlocked || got.Reason != "busy, leased by someone else (the next run catches up): c3" {
+		t.Errorf("status %s (%s), want blocked by c3", got.Status, got.Reason)
+	}
+}
+
+func TestChangedCountsABlockedAppThatChangedSomething(t *testing.T) {
+	start := ActionResult{Action: Action{Kind: ActionStart, MachineID: "a"}, Outcome: OutcomeDone}
+	busy := ActionResult{Action: Action{Kind: ActionStart, MachineID: "b"}, Outcome: OutcomeBusy}
+	if (&Report{Apps: []AppResult{{Status: StatusBlocked, Actions: []ActionResult{busy}}}}).Changed() {
+		t.Error("a blocked app that changed nothing counts as changed")
+	}
+	if !(&Report{Apps: []AppResult{{Status: StatusBlocked, Actions: []ActionResult{start, busy}}}}).Changed() {
+		t.Error("a blocked app that started a machine does not count as changed")
 	}
 }

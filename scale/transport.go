@@ -116,10 +116,12 @@ type TransportOptions struct {
 //     was asked for holds, whether that earlier attempt did it or not.
 //
 // Anything else, create (POST /v1/apps/{app}/machines), update, lease
-// acquire and every GraphQL mutation included, is sent once. Attempts are
-// bounded by MaxAttempts, each one waits for the rate limiter, and no wait
-// runs past the request context's deadline: when a wait would end at or
-// after it, the last answer or error is returned at once.
+// acquire and every GraphQL mutation included, is sent once, unless it
+// certainly never left: a request that could not connect is retried
+// whatever it is. Attempts are bounded by MaxAttempts, each one waits for
+// the rate limiter, and no wait runs past the request context's deadline:
+// when a wait would end at or after it, the last answer or error is
+// returned at once.
 //
 // # Uncertainty
 //
@@ -137,7 +139,9 @@ type TransportOptions struct {
 // an attempt (a retried start may find the machine started: 412). Such an
 // answer gets UncertainHeader, and its JSON body gets "uncertain": true and
 // "(uncertain: the request may have taken effect)" appended to its "error"
-// and "message"; such a network error matches ErrUncertain. IsUncertain
+// and "message"; such a network error matches ErrUncertain. Any other 5xx
+// answer gets "uncertain": false, so that every 5xx carries the verdict
+// (a 5xx from a client without this transport has none). IsUncertain
 // recognises both in the errors fly-go returns; a caller seeing one should
 // list the app again before deciding, since a create may have made a
 // machine.
@@ -190,10 +194,16 @@ func NewTransport(base http.RoundTripper, o TransportOptions) http.RoundTripper 
 	return t
 }
 
-// IsUncertain reports whether err, as returned by fly-go's clients over a
-// transport from NewTransport, is a failure of a request that may
-// nevertheless have taken effect (see NewTransport): for a create, the
-// machine may exist.
+// IsUncertain reports whether err, the failure of a request that changes
+// something (a create, a destroy, ...), may nevertheless have taken effect:
+// for a create, the machine may exist; for a destroy, it may be gone. It is
+// the one definition of "uncertain" (see NewTransport) the applier acts on.
+//
+// Over a transport from NewTransport the transport has judged: every 5xx
+// answer it passes on, and any answer it marks uncertain, carries its
+// verdict, and its network errors match ErrUncertain or not. Errors that
+// did not pass through it are judged by the same rule: a 5xx answer, or a
+// network error after the request could have been sent.
 func IsUncertain(err error) bool {
 	if err == nil {
 		return false
@@ -204,11 +214,18 @@ func IsUncertain(err error) bool {
 	var fe *flaps.FlapsError
 	if errors.As(err, &fe) {
 		var body struct {
-			Uncertain bool `json:"uncertain"`
+			Uncertain *bool `json:"uncertain"`
 		}
-		return json.Unmarshal(fe.ResponseBody, &body) == nil && body.Uncertain
+		if json.Unmarshal(fe.ResponseBody, &body) == nil && body.Uncertain != nil {
+			return *body.Uncertain // the transport's verdict
+		}
+		return fe.ResponseStatusCode >= 500
 	}
-	return false
+	var rt *rtError
+	if errors.As(err, &rt) {
+		return false // judged by the transport: not sent, or not changing anything
+	}
+	return !rtNotSent(err)
 }
 
 type retryTransport struct {
@@ -273,7 +290,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // attempt may have taken effect although it failed.
 func rtJudge(ctx context.Context, ep rtEndpoint, resp *http.Response, err error) (retry, ambiguous bool) {
 	if err != nil {
-		return ep.retry && ctx.Err() == nil, !rtNotSent(err)
+		// A request that certainly never left (no connection could be
+		// made) did nothing, so any request may be sent again.
+		notSent := rtNotSent(err)
+		return (ep.retry || notSent) && ctx.Err() == nil, !notSent
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
@@ -328,14 +348,16 @@ func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sen
 		rtReplaceBody(resp, []byte(`{"ok":true}`+"\n"))
 		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
 		return resp, nil
-	case uncertain || s == http.StatusBadGateway || s == http.StatusServiceUnavailable:
+	case uncertain || s >= 500:
 		rtAnnotate(resp, uncertain)
 	}
 	return resp, nil
 }
 
-// rtAnnotate passes a 502 or 503 on as a 500, and marks an uncertain answer,
-// in its headers and in its JSON body, where fly-go's FlapsError keeps it.
+// rtAnnotate passes a 502 or 503 on as a 500, and gives a 5xx or uncertain
+// answer the transport's verdict, "uncertain": true or false in its JSON
+// body (where fly-go's FlapsError keeps it), noting an uncertain one in its
+// headers and message too.
 func rtAnnotate(resp *http.Response, uncertain bool) {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
@@ -350,7 +372,10 @@ func rtAnnotate(resp *http.Response, uncertain bool) {
 		resp.Header.Set(UncertainHeader, "1")
 		notes = append(notes, ErrUncertain.Error())
 	}
-	note := " (" + strings.Join(notes, "; ") + ")"
+	note := ""
+	if len(notes) > 0 {
+		note = " (" + strings.Join(notes, "; ") + ")"
+	}
 
 	obj := map[string]json.RawMessage{}
 	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
@@ -374,9 +399,7 @@ func rtAnnotate(resp *http.Response, uncertain bool) {
 	if !annotated {
 		obj["error"] = rtJSONString(http.StatusText(orig) + note)
 	}
-	if uncertain {
-		obj["uncertain"] = json.RawMessage("true")
-	}
+	obj["uncertain"] = json.RawMessage(strconv.FormatBool(uncertain))
 	out, err := json.Marshal(obj)
 	if err != nil { // cannot happen: every value is valid JSON
 		out = data

@@ -28,6 +28,7 @@ type Machines interface {
 	Launch(ctx context.Context, appName string, in fly.LaunchMachineInput) (*fly.Machine, error)
 	Destroy(ctx context.Context, appName string, in fly.RemoveMachineInput, nonce string) error
 	AcquireLease(ctx context.Context, appName, machineID string, ttl *int) (*fly.MachineLease, error)
+	RefreshLease(ctx context.Context, appName, machineID string, ttl *int, nonce string) (*fly.MachineLease, error)
 	ReleaseLease(ctx context.Context, appName, machineID, nonce string) error
 }
 
@@ -58,8 +59,13 @@ const (
 	StatusScaled    Status = "scaled"    // changes were made
 	StatusPlanned   Status = "planned"   // dry-run: changes would be made
 	StatusUnchanged Status = "unchanged" // nothing to do
-	StatusSkipped   Status = "skipped"   // deliberately left alone (release in progress, ...)
-	StatusFailed    Status = "failed"    // could not be read, decided or fully changed
+	// StatusBlocked is an app left short of its plan because machines it
+	// needed were busy under someone else's lease (a deploy, another run,
+	// a crashed run's lease until it runs out): a success for the exit
+	// code, but not at its target.
+	StatusBlocked Status = "blocked"
+	StatusSkipped Status = "skipped" // deliberately left alone (release in progress, ...)
+	StatusFailed  Status = "failed"  // could not be read, decided or fully changed
 )
 
 // ActionKind is what one action does to a machine.
@@ -84,8 +90,9 @@ const (
 	OutcomeFailed  Outcome = "failed"
 	OutcomeBusy    Outcome = "busy"    // someone else holds the machine's lease
 	OutcomeAborted Outcome = "aborted" // the run or the app's deadline stopped it
-	// OutcomeUnneeded is a create or destroy dropped after a recount under
-	// a lease found the app already at its target (another run got there).
+	// OutcomeUnneeded is an action dropped after a recount found the app
+	// already at its target for that action's count (another run got
+	// there).
 	OutcomeUnneeded Outcome = "unneeded"
 )
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -918,5 +919,68 @@ func TestConcurrency(t *testing.T) {
 	wg.Wait()
 	if won != 1 {
 		t.Errorf("%d concurrent starts succeeded, want 1", won)
+	}
+}
+
+func TestFaultAfterTheEffect(t *testing.T) {
+	e := newEnv(t, "small.json", flytest.Options{})
+	launch := map[string]any{"config": map[string]any{"image": "registry.fly.io/idle:deployment-02"}}
+	// Raw requests: fly-go itself would resend after a 503 or a drop.
+	raw := func(method, path string, body any) (int, error) {
+		data, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(data))
+		req.Header.Set("Authorization", tokens.Parse(testToken).FlapsHeader())
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	// A create answered 503 after the machine was made.
+	e.srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "idle", Status: http.StatusServiceUnavailable, After: true, Times: 1})
+	if st, err := raw(http.MethodPost, "/v1/apps/idle/machines", launch); st != http.StatusServiceUnavailable {
+		t.Errorf("create: %d %v, want 503", st, err)
+	}
+	if n := e.srv.Count("idle", ""); n != 4 {
+		t.Errorf("%d machines after a create whose answer was lost, want 4: it took effect", n)
+	}
+
+	// A create whose connection drops after the machine was made.
+	e.srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "idle", Drop: true, After: true, Times: 1})
+	if st, err := raw(http.MethodPost, "/v1/apps/idle/machines", launch); err == nil {
+		t.Errorf("create answered %d, want the connection dropped", st)
+	}
+	if n := e.srv.Count("idle", ""); n != 5 {
+		t.Errorf("%d machines after a dropped create, want 5: it took effect", n)
+	}
+
+	// A destroy answered 500 after the machine is gone.
+	e.srv.Inject(flytest.Fault{Op: flytest.OpDestroy, App: "web", Status: http.StatusInternalServerError, After: true, Times: 1})
+	if st, err := raw(http.MethodDelete, "/v1/apps/web/machines/e1000000000003?kill=true", nil); st != http.StatusInternalServerError {
+		t.Errorf("destroy: %d %v, want 500", st, err)
+	}
+	for _, m := range e.srv.Machines("web") {
+		if m.ID == "e1000000000003" {
+			t.Errorf("machine %s is %s, want it destroyed: the destroy took effect", m.ID, m.State)
+		}
+	}
+
+	// A drop before the effect changes nothing.
+	e.srv.Inject(flytest.Fault{Op: flytest.OpLaunch, App: "idle", Drop: true, Times: 1})
+	if st, err := raw(http.MethodPost, "/v1/apps/idle/machines", launch); err == nil {
+		t.Errorf("create answered %d, want the connection dropped", st)
+	}
+	if n := e.srv.Count("idle", ""); n != 5 {
+		t.Errorf("%d machines after a create dropped before it was handled, want 5", n)
+	}
+
+	var statuses []int
+	for _, c := range e.srv.Calls() {
+		statuses = append(statuses, c.Status)
+	}
+	if !slices.Equal(statuses, []int{503, 0, 500, 0}) {
+		t.Errorf("logged statuses %v, want [503 0 500 0]: a drop is logged as 0", statuses)
 	}
 }

@@ -100,7 +100,7 @@ type Call struct {
 	App       string // the app named in the path, or GraphQL's app/appName
 	MachineID string
 	// Status is the HTTP status answered; 499 when the client went away
-	// before it was answered.
+	// before it was answered, 0 when a Fault dropped the connection.
 	Status int
 	Time   time.Time // arrival, on Options.Now's clock
 }
@@ -117,13 +117,25 @@ type Fault struct {
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up).
 	RetryAfter time.Duration
 	// Times limits how often the fault fires (0 = unlimited). A matching
-	// request uses one up even if it is then refused for its token.
+	// request uses one up even if it is then refused for its token. Of the
+	// faults that answer (Status or Drop), only the first that fires for
+	// a request fires: the others neither use up Times nor draw their
+	// Probability, so faults injected in a row strike requests in a row.
 	Times int
 	// Probability of firing per matching request; 0 or 1 = always.
 	// Draws come from a generator seeded with Options.Seed.
 	Probability float64
 	// Latency is added to matching requests, before any error.
 	Latency time.Duration
+	// After makes the fault strike once the request has taken effect: the
+	// request is handled (a create makes its machine, a destroy removes
+	// it) and then its answer is lost, replaced by Status, or by a dropped
+	// connection with Drop. This is the ambiguous failure a client cannot
+	// tell from one that changed nothing.
+	After bool
+	// Drop closes the connection without an answer instead of answering
+	// Status (which may then be 0).
+	Drop bool
 }
 
 // Server is a fake Fly API. Create it with New and Close it when done.
@@ -244,7 +256,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.route(r)
 	defer func() {
 		st := sw.status
-		if st == 0 {
+		switch {
+		case sw.dropped:
+			st = 0
+		case st == 0:
 			st = 499
 		}
 		s.record(Call{Op: rt.op, Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
@@ -285,23 +300,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	var lost *Fault // answer lost after the request took effect
 	for _, f := range matched {
-		if f.Status == 0 {
+		if f.Status == 0 && !f.Drop {
 			continue
 		}
-		if f.RetryAfter > 0 {
-			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+		if f.After {
+			lost = &f
+			break
 		}
-		switch {
-		case f.Body != "":
-			sw.Header().Set("Content-Type", "application/json")
-			sw.WriteHeader(f.Status)
-			_, _ = sw.Write([]byte(f.Body))
-		case isGraphQL:
-			writeGraphQLErrors(sw, f.Status, gqlError{Message: http.StatusText(f.Status)})
-		default:
-			writeError(sw, f.Status, http.StatusText(f.Status))
-		}
+		writeFault(sw, f, isGraphQL)
 		return
 	}
 
@@ -313,11 +321,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	var out http.ResponseWriter = sw
+	if lost != nil {
+		out = httptest.NewRecorder() // the real answer, never sent
+	}
 	if isGraphQL {
-		s.serveGraphQL(sw, r, rt)
+		s.serveGraphQL(out, r, rt)
+	} else {
+		s.serveMachines(out, r, rt)
+	}
+	if lost != nil {
+		writeFault(sw, *lost, isGraphQL)
+	}
+}
+
+// writeFault answers with f's status and body, or drops the connection.
+func writeFault(sw *statusWriter, f Fault, isGraphQL bool) {
+	if f.Drop {
+		sw.dropped = true
+		if conn, _, err := http.NewResponseController(sw.ResponseWriter).Hijack(); err == nil {
+			_ = conn.Close()
+		} else {
+			panic(http.ErrAbortHandler) // net/http closes the connection
+		}
 		return
 	}
-	s.serveMachines(sw, r, rt)
+	if f.RetryAfter > 0 {
+		sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+	}
+	switch {
+	case f.Body != "":
+		sw.Header().Set("Content-Type", "application/json")
+		sw.WriteHeader(f.Status)
+		_, _ = sw.Write([]byte(f.Body))
+	case isGraphQL:
+		writeGraphQLErrors(sw, f.Status, gqlError{Message: http.StatusText(f.Status)})
+	default:
+		writeError(sw, f.Status, http.StatusText(f.Status))
+	}
 }
 
 // matchFaults returns the faults that fire for rt, consuming their Times.
@@ -325,13 +366,16 @@ func (s *Server) matchFaults(rt route) []Fault {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	var out []Fault
+	answered := false // a fault that answers (or drops) fired: later ones that would answer stand by
 	kept := s.faults[:0]
 	for _, f := range s.faults {
-		fire := (f.Op == "" || f.Op == rt.op) && (f.App == "" || f.App == rt.app)
+		answers := f.Status != 0 || f.Drop
+		fire := (f.Op == "" || f.Op == rt.op) && (f.App == "" || f.App == rt.app) && !(answers && answered)
 		if fire && f.Probability > 0 && f.Probability < 1 {
 			fire = s.faultRng.Float64() < f.Probability
 		}
 		if fire {
+			answered = answered || answers
 			out = append(out, *f)
 			if f.Times > 0 {
 				f.Times--
@@ -530,7 +574,8 @@ func (s *Server) newInstanceID() string {
 // statusWriter remembers the status written.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	dropped bool // the connection was closed without an answer
 }
 
 func (w *statusWriter) WriteHeader(code int) {
