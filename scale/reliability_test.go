@@ -232,3 +232,157 @@ func (s *slowLaunch) Launch(ctx context.Context, app string, in fly.LaunchMachin
 	}
 	return s.Machines.Launch(ctx, app, in)
 }
+
+// fixedTargets are expressions for exactly started and created machines.
+func fixedTargets(t *testing.T, started, created int) scale.Expressions {
+	t.Helper()
+	s, err := scale.CompileExpr(fmt.Sprint(started), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := scale.CompileExpr(fmt.Sprint(created), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scale.Expressions{MinStarted: s, MaxStarted: s, MinCreated: c, MaxCreated: c}
+}
+
+// convergeOrg has 300 apps for targets of 2 started and 4 machines:
+// up-* need two machines created and one started, down-* two destroyed
+// and one stopped.
+func convergeOrg() *flytest.Org {
+	return &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{
+		{Name: "up-%03d", Count: 150, Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}},
+		{Name: "down-%03d", Count: 150, Machines: []flytest.MachineSpec{{State: "started", Count: 3}, {State: "stopped", Count: 3}}},
+	}}
+}
+
+func TestOneRunConvergesUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 apps under injected faults")
+	}
+	srv := flytest.New(convergeOrg(), flytest.Options{Token: token, Seed: 8})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	// 10% of every Machines API call answered 500 and 10% 429.
+	for _, op := range []string{flytest.OpList, flytest.OpLaunch, flytest.OpStart, flytest.OpStop, flytest.OpDestroy,
+		flytest.OpLeaseAcquire, flytest.OpLeaseRefresh, flytest.OpLeaseRelease} {
+		srv.Inject(flytest.Fault{Op: op, Status: http.StatusInternalServerError, Probability: 0.1})
+		srv.Inject(flytest.Fault{Op: op, Status: http.StatusTooManyRequests, Probability: 0.1 / 0.9})
+	}
+	type counts struct{ started, created int }
+	before := map[string]counts{}
+	for _, a := range srv.Apps() {
+		before[a] = counts{srv.Count(a, "started"), srv.Count(a, "")}
+	}
+
+	rt := scale.NewTransport(nil, scale.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
+	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL, Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := scale.NewSelector([]string{"*"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 2, 4), Concurrency: 16}
+	rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: m})
+	if rep.Err != nil || len(rep.Apps) != 300 {
+		t.Fatalf("run: %v, %d apps", rep.Err, len(rep.Apps))
+	}
+
+	atTarget, status := 0, map[scale.Status]int{}
+	for _, r := range rep.Apps {
+		status[r.Status]++
+		b, a := before[r.App], counts{srv.Count(r.App, "started"), srv.Count(r.App, "")}
+		// A fault may leave an app short, never past its target or moved
+		// the wrong way.
+		if a.created < min(b.created, 4) || a.created > max(b.created, 4) || a.started < min(b.started, 2) || a.started > max(b.started, 2) {
+			t.Errorf("%s: %+v -> %+v, past the target (2 started, 4 machines): %s %s", r.App, b, a, r.Status, r.Reason)
+		}
+		if a == (counts{2, 4}) {
+			atTarget++
+		} else if r.Status != scale.StatusFailed {
+			t.Errorf("%s: reported %s but ends at %+v", r.App, r.Status, a)
+		}
+	}
+	for _, r := range rep.Apps {
+		if r.Status == scale.StatusFailed && testing.Verbose() {
+			t.Logf("%s: %s", r.App, r.Reason)
+		}
+	}
+	pct := float64(atTarget) * 100 / 300
+	t.Logf("one run under 10%% 500s and 10%% 429s: %d of 300 apps (%.1f%%) at target; statuses %v", atTarget, pct, status)
+	if pct < 80 {
+		t.Errorf("%.1f%% of apps at target after one run, want at least 80%%", pct)
+	}
+}
+
+func TestDeployStartedMidRunIsSeenBeforeTheAppIsTouched(t *testing.T) {
+	org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "rel-%d", Count: 3,
+		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}
+	srv := flytest.New(org, flytest.Options{Token: token})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := scale.NewSelector([]string{"rel-*"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now atomic.Int64
+	now.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg := scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 2, 2), Concurrency: 1,
+		Now: func() time.Time { return time.Unix(0, now.Load()) }}
+
+	t.Run("steady state", func(t *testing.T) {
+		srv.ResetCalls()
+		rep := scale.Run(context.Background(), scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 1, 2), Concurrency: 1, Now: cfg.Now},
+			scale.Deps{Apps: apps, Machines: m})
+		for _, r := range rep.Apps {
+			if r.Status != scale.StatusUnchanged {
+				t.Errorf("%s: %s (%s), want unchanged", r.App, r.Status, r.Reason)
+			}
+		}
+		perApp := map[string]int{}
+		for _, c := range srv.Calls() {
+			perApp[c.Op]++
+		}
+		if perApp[flytest.OpList] != 3 || perApp[flytest.OpGraphQLRelease] != 0 {
+			t.Errorf("calls by operation %v, want one list per app and no release read in a short run", perApp)
+		}
+	})
+
+	t.Run("deploy mid-run", func(t *testing.T) {
+		srv.ResetCalls()
+		cfg.Progress = func(done, _ int) {
+			if done == 1 {
+				// rel-1 took 40 s; meanwhile a deploy of rel-2 started,
+				// after the listing and before rel-2's turn.
+				now.Add(int64(40 * time.Second))
+				srv.SetReleaseStatus("rel-2", "running")
+			}
+		}
+		rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: m})
+		got := map[string]scale.AppResult{}
+		for _, r := range rep.Apps {
+			got[r.App] = r
+		}
+		if r := got["rel-2"]; r.Status != scale.StatusSkipped || r.Reason != "release in progress" {
+			t.Errorf("rel-2: %s (%s), want skipped: release in progress", r.Status, r.Reason)
+		}
+		if r := got["rel-3"]; r.Status != scale.StatusScaled {
+			t.Errorf("rel-3: %s (%s), want scaled: its release was read again and is complete", r.Status, r.Reason)
+		}
+		for _, c := range srv.Calls() {
+			if c.App == "rel-2" && c.Op != flytest.OpGraphQLRelease {
+				t.Errorf("rel-2 is being deployed but was called: %s %s", c.Method, c.Path)
+			}
+		}
+		if n := srv.Count("rel-2", "started"); n != 1 {
+			t.Errorf("rel-2 has %d started machines, want 1 (untouched)", n)
+		}
+	})
+}

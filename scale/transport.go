@@ -110,13 +110,16 @@ type TransportOptions struct {
 //     queries (a POST whose document has no mutation or subscription);
 //   - start, stop and suspend of a machine: each drives the machine to a
 //     state, and a second one finds it there;
+//   - acquire and refresh of a lease: a lease is exclusive, so a second
+//     acquire after one that took effect is refused (409, busy), and a
+//     refresh only extends the lease its nonce names;
 //   - destroy of a machine and release of a lease. A retry of these that
 //     finds the machine or lease gone (404) after an earlier attempt failed
 //     with a 5xx or a lost connection is answered 200 ({"ok":true}): what
 //     was asked for holds, whether that earlier attempt did it or not.
 //
-// Anything else, create (POST /v1/apps/{app}/machines), update, lease
-// acquire and every GraphQL mutation included, is sent once, unless it
+// Anything else, create (POST /v1/apps/{app}/machines), update and every
+// GraphQL mutation included, is sent once, unless it
 // certainly never left: a request that could not connect is retried
 // whatever it is. Attempts are bounded by MaxAttempts, each one waits for
 // the rate limiter, and no wait runs past the request context's deadline:
@@ -582,6 +585,9 @@ func rtClassify(method, path string, body []byte) rtEndpoint {
 		ep.retry = true
 	case sub == "lease" && method == http.MethodPost:
 		ep.action = "lease" // acquire and refresh share one limit
+		// A lease is exclusive: a second acquire after one that took
+		// effect is refused (409), it cannot do anything twice.
+		ep.retry = true
 	case sub == "lease" && method == http.MethodDelete:
 		ep.action = "lease release"
 		ep.retry, ep.goneOK = true, true
