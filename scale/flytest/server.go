@@ -13,8 +13,10 @@
 package flytest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -267,6 +269,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	isGraphQL := r.URL.Path == "/graphql"
+	if !isGraphQL && r.Body != nil {
+		// Read the body at once: only then does net/http watch the
+		// connection, so that a client that goes away (a killed process)
+		// cancels the request while it waits out its latency.
+		data, err := io.ReadAll(io.LimitReader(r.Body, 10<<20))
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+	}
 	matched := s.matchFaults(rt)
 	delay := s.opts.Latency
 	for _, f := range matched {
