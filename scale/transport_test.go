@@ -304,19 +304,47 @@ func TestTransportCreateLostConnection(t *testing.T) {
 }
 
 func TestTransportCreateNotSentIsCertain(t *testing.T) {
+	var attempts atomic.Int32
 	base := trRoundTripper(func(r *http.Request) (*http.Response, error) {
 		if r.Method == http.MethodPost {
+			attempts.Add(1)
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})
-	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{})
+	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{BaseDelay: time.Millisecond})
 	_, err := m.Launch(context.Background(), "tr-001", trLaunchInput())
 	if err == nil || IsUncertain(err) {
 		t.Fatalf("launch: %v, want a certain failure: nothing was sent", err)
 	}
 	if n := len(trCalls(srv, flytest.OpLaunch)); n != 0 {
 		t.Errorf("%d launch calls, want 0", n)
+	}
+	if n := attempts.Load(); n != 4 {
+		t.Errorf("%d attempts, want 4: a request that never left may be sent again, whatever it is", n)
+	}
+}
+
+func TestTransportLeaseRequestRetried(t *testing.T) {
+	var refused atomic.Bool
+	base := trRoundTripper(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/lease") && refused.CompareAndSwap(false, true) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{BaseDelay: time.Millisecond})
+	id := trMachineID(t, srv, "tr-001", "started")
+	srv.Inject(flytest.Fault{Op: flytest.OpLeaseAcquire, Status: http.StatusTooManyRequests, Times: 1})
+	srv.Inject(flytest.Fault{Op: flytest.OpLeaseAcquire, Status: http.StatusInternalServerError, Times: 1})
+
+	ttl := 15
+	l, err := m.AcquireLease(context.Background(), "tr-001", id, &ttl)
+	if err != nil || l.Data == nil || l.Data.Nonce == "" {
+		t.Fatalf("lease: %v, want it granted after a refused connection, a 429 and a 500", err)
+	}
+	if got := fmt.Sprint(trStatuses(trCalls(srv, flytest.OpLeaseAcquire))); got != "[429 500 200]" {
+		t.Errorf("lease statuses %s, want [429 500 200]", got)
 	}
 }
 
@@ -474,7 +502,7 @@ func TestRTClassify(t *testing.T) {
 		{"POST", "/v1/apps/a/machines/m1/start", "", "start a/m1", false, true, false},
 		{"POST", "/v1/apps/a/machines/m1/stop", "{}", "stop a/m1", false, true, false},
 		{"POST", "/v1/apps/a/machines/m1/suspend", "", "suspend a/m1", false, true, false},
-		{"POST", "/v1/apps/a/machines/m1/lease", "", "lease a/m1", false, false, false},
+		{"POST", "/v1/apps/a/machines/m1/lease", "", "lease a/m1", false, true, false},
 		{"DELETE", "/v1/apps/a/machines/m1/lease", "", "lease release a/m1", false, true, true},
 		{"GET", "/v1/apps/a/machines/m1/lease", "", "lease GET a/m1", true, true, false},
 		{"POST", "/v1/apps/a/machines/m1/metadata/k", "{}", "metadata POST a/m1", false, false, false},
