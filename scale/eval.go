@@ -13,7 +13,9 @@ type EvalReport struct {
 	StartedAt time.Time
 	Elapsed   time.Duration
 	Matched   int
-	Apps      []EvalResult
+	// HasPolicies is set when policies are configured.
+	HasPolicies bool
+	Apps        []EvalResult
 	// Err is set when the apps could not be selected (the org's app list
 	// could not be read) or the run was interrupted.
 	Err error
@@ -22,7 +24,9 @@ type EvalReport struct {
 // EvalResult is one app's metric values and targets. Err is set when a
 // metric could not be read or an expression could not be evaluated.
 type EvalResult struct {
-	App     string
+	App string
+	// Policy names the policy the app takes.
+	Policy  string
 	Metrics map[string]float64
 	Targets Targets
 	Err     error
@@ -49,10 +53,10 @@ func (r *EvalReport) Failed() bool {
 // nil. The fleet variables (started, stopped, suspended, created) are 0.
 func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 	now := cfg.clock()
-	rep := &EvalReport{Org: cfg.Org, StartedAt: now()}
+	rep := &EvalReport{Org: cfg.Org, StartedAt: now(), HasPolicies: len(cfg.Policies) > 0}
 	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
 
-	apps, err := selectApps(ctx, cfg, deps)
+	apps, err := selectApps(ctx, cfg, deps, rep.StartedAt)
 	if err != nil {
 		rep.Err = err
 		return rep
@@ -63,8 +67,8 @@ func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 		actx, cancel := context.WithTimeout(ctx, cfg.timeout())
 		defer cancel()
 		start := now()
-		res := EvalResult{App: apps[i].name}
-		res.Metrics, res.Targets, res.Err = evalApp(actx, cfg, deps.Metrics, res.App)
+		res := EvalResult{App: apps[i].name, Policy: apps[i].policy.Name}
+		res.Metrics, res.Targets, res.Err = evalApp(actx, apps[i], deps.Metrics)
 		res.Elapsed = now().Sub(start)
 		rep.Apps[i] = res
 	})
@@ -75,17 +79,17 @@ func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 }
 
 // evalApp measures and decides for one app over an empty fleet.
-func evalApp(ctx context.Context, cfg Config, m Metrics, app string) (map[string]float64, Targets, error) {
+func evalApp(ctx context.Context, a app, m Metrics) (map[string]float64, Targets, error) {
 	var metrics map[string]float64
 	if m != nil {
 		var err error
-		if metrics, err = m.Collect(ctx, app); err != nil {
+		if metrics, err = m.Collect(ctx, a.name); err != nil {
 			return nil, Targets{}, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	t, err := cfg.Expressions.Evaluate(metrics, Fleet{App: app})
+	t, err := a.policy.Expressions.Evaluate(metrics, Fleet{App: a.name}, a.at)
 	if err == nil {
-		err = CheckTargets(Counts{}, t, cfg.Policy)
+		err = CheckTargets(Counts{}, t, a.policy.Policy)
 	}
 	return metrics, t, err
 }

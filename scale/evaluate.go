@@ -16,15 +16,12 @@ type Expr struct {
 	prog *vm.Program
 }
 
-// CompileExpr compiles src with every name of vars (metric names and the
-// fleet variables) as a float variable. An unknown variable or a result that
-// is not a number is a compile error.
+// CompileExpr compiles src with every name of vars (the metric names), the
+// fleet variables and the time variables as float variables. An unknown
+// variable or a result that is not a number is a compile error.
 func CompileExpr(src string, vars []string) (*Expr, error) {
-	env := make(map[string]any, len(vars)+len(FleetVars))
-	for _, v := range FleetVars {
-		env[v] = float64(0)
-	}
-	for _, v := range vars {
+	env := make(map[string]any, len(vars)+len(FleetVars)+len(TimeVars))
+	for _, v := range append(ReservedVars(), vars...) {
 		env[v] = float64(0)
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsFloat64(), expr.Patch(floatLiterals{}),
@@ -118,10 +115,12 @@ type Expressions struct {
 	MinCreated, MaxCreated *Expr
 }
 
-// Evaluate computes an app's targets from its metric values and its fleet.
-// Metric names may not shadow the fleet variables (the config rejects that).
-func (x Expressions) Evaluate(metrics map[string]float64, f Fleet) (Targets, error) {
+// Evaluate computes an app's targets from its metric values, its fleet and
+// the run's moment. Metric names may not shadow the fleet or time variables
+// (the config rejects that).
+func (x Expressions) Evaluate(metrics map[string]float64, f Fleet, at Moment) (Targets, error) {
 	vars := f.Vars()
+	at.addVars(vars)
 	for k, v := range metrics {
 		vars[k] = v
 	}

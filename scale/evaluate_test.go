@@ -59,7 +59,7 @@ func TestEvaluateUsesFleetCounts(t *testing.T) {
 	minE, _ := CompileExpr("started + stopped + suspended", nil)
 	maxE, _ := CompileExpr("created * load", []string{"load"})
 	x := Expressions{MinStarted: minE, MaxStarted: maxE}
-	tg, err := x.Evaluate(map[string]float64{"load": 2}, f)
+	tg, err := x.Evaluate(map[string]float64{"load": 2}, f, Moment{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestEvaluateUsesFleetCounts(t *testing.T) {
 		t.Errorf("targets = %d..%d created set %v; want 4..8, unset", *tg.Started.Min, *tg.Started.Max, tg.Created.Set())
 	}
 	bad, _ := CompileExpr("load / 0", []string{"load"})
-	if _, err := (Expressions{MinCreated: bad, MaxCreated: bad}).Evaluate(map[string]float64{"load": 1}, f); err == nil || !strings.Contains(err.Error(), "min created") {
+	if _, err := (Expressions{MinCreated: bad, MaxCreated: bad}).Evaluate(map[string]float64{"load": 1}, f, Moment{}); err == nil || !strings.Contains(err.Error(), "min created") {
 		t.Errorf("err = %v, want the failing expression named", err)
 	}
 }

@@ -30,10 +30,17 @@ type Config struct {
 	Selector *Selector
 	// Shard keeps only the selected apps of one shard; the zero Shard
 	// keeps them all.
-	Shard       Shard
+	Shard Shard
+	// Group, Expressions and Policy are the default policy's settings:
+	// the apps that match none of Policies take them.
 	Group       string
 	Expressions Expressions
 	Policy      Policy
+	// Policies are the named policies, in order: an app takes the first
+	// whose apps match its name (see PolicyFor).
+	Policies []AppPolicy
+	// Location is the time zone of the time variables; nil means UTC.
+	Location    *time.Location
 	Concurrency int
 	// Timeout bounds everything done for one app.
 	Timeout time.Duration
@@ -73,6 +80,10 @@ type app struct {
 	release  string
 	checked  bool
 	listedAt time.Time
+	// policy is the policy the app takes.
+	policy AppPolicy
+	// at is the run's moment, the same for every app.
+	at Moment
 }
 
 // Run reconciles every selected app: it lists the org's apps once, then
@@ -80,10 +91,10 @@ type app struct {
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	now := cfg.clock()
-	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, StartedAt: now()}
+	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, StartedAt: now(), HasPolicies: len(cfg.Policies) > 0}
 	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
 
-	apps, err := selectApps(ctx, cfg, deps)
+	apps, err := selectApps(ctx, cfg, deps, rep.StartedAt)
 	if err != nil {
 		rep.Err = err
 		return rep
@@ -136,14 +147,19 @@ func (cfg Config) timeout() time.Duration {
 	return cfg.Timeout
 }
 
-// selectApps discovers the run's apps and runs the metrics queries that
-// serve the whole fleet once.
-func selectApps(ctx context.Context, cfg Config, deps Deps) ([]app, error) {
+// selectApps discovers the run's apps, gives each its policy and the
+// moment the run started, and runs the metrics queries that serve the
+// whole fleet once.
+func selectApps(ctx context.Context, cfg Config, deps Deps, start time.Time) ([]app, error) {
 	lctx, cancel := context.WithTimeout(ctx, max(cfg.timeout(), listTimeout))
 	defer cancel()
 	apps, err := discover(lctx, cfg, deps.Apps)
 	if err != nil {
 		return nil, err
+	}
+	at := MomentOf(start, cfg.Location)
+	for i := range apps {
+		apps[i].policy, apps[i].at = cfg.PolicyFor(apps[i].name), at
 	}
 	if deps.Metrics != nil {
 		names := make([]string, len(apps))
@@ -259,7 +275,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
-	w = &appWork{res: AppResult{App: a.name}}
+	w = &appWork{res: AppResult{App: a.name, Policy: a.policy.Name}}
 	res := &w.res
 	defer func() { res.Elapsed = now().Sub(start) }()
 	fail := func(err error) *appWork {
@@ -306,7 +322,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		})
 	}
 	err := g.Wait()
-	fleet := NewFleet(a.name, cfg.Group, list)
+	fleet := NewFleet(a.name, a.policy.Group, list)
 	if list != nil {
 		res.Observed = true
 		res.Current = fleet.Counts()
@@ -317,14 +333,14 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	}
 	res.Metrics = metrics
 
-	targets, err := cfg.Expressions.Evaluate(metrics, fleet)
+	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, a.at)
 	if err == nil {
-		err = CheckTargets(res.Current, targets, cfg.Policy)
+		err = CheckTargets(res.Current, targets, a.policy.Policy)
 	}
 	if err != nil {
 		return fail(err)
 	}
-	plan := NewPlan(fleet, targets, cfg.Policy, now())
+	plan := NewPlan(fleet, targets, a.policy.Policy, now())
 	res.Target, res.Warnings = plan.Target, plan.Warnings
 	if fleet.Unreachable > 0 {
 		where := " on unreachable hosts"

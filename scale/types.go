@@ -105,7 +105,10 @@ type Report struct {
 	StartedAt time.Time     `json:"started_at"`
 	Elapsed   time.Duration `json:"-"`
 	Matched   int           `json:"apps_matched"`
-	Apps      []AppResult   `json:"apps"`
+	// HasPolicies is set when policies are configured: the report then
+	// names each app's policy.
+	HasPolicies bool        `json:"-"`
+	Apps        []AppResult `json:"apps"`
 	// Err is set when the run could not complete (for example the app list
 	// could not be read); Apps then holds what was done before.
 	Err error `json:"-"`
@@ -113,7 +116,10 @@ type Report struct {
 
 // AppResult is the outcome of one app.
 type AppResult struct {
-	App     string             `json:"app"`
+	App string `json:"app"`
+	// Policy names the policy the app took (DefaultPolicyName when it
+	// matched none).
+	Policy  string             `json:"policy"`
 	Status  Status             `json:"status"`
 	Reason  string             `json:"reason,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`

@@ -1,0 +1,184 @@
+package scale
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultPolicyName names the default policy: the run's own settings, which
+// the apps that match no policy take.
+const DefaultPolicyName = "default"
+
+// AppPolicy is a named set of per-app settings and the apps it applies to.
+// A run has a list of them, in order, and a default: every app takes the
+// first policy whose Apps match its name, else the default.
+type AppPolicy struct {
+	Name string
+	// Apps picks the policy's apps; nil for the default, which takes any.
+	Apps        *Selector
+	Group       string
+	Expressions Expressions
+	Policy      Policy
+}
+
+// Overrides are the settings a policy sets for its apps. A nil field is
+// left out: the policy takes the default's.
+type Overrides struct {
+	Group *string
+	// Expressions are inherited by kind, see NewAppPolicy.
+	Expressions  Expressions
+	InitialState *string
+	// Regions, when nil (or empty), are the default's.
+	Regions            []string
+	ScaleDown *ActionKind
+	// MaxScaleUp and MaxScaleDown, when set, cap the policy's steps (0
+	// freezes); a policy cannot lift a cap of the default's.
+	MaxScaleUp         *int
+	MaxScaleDown       *int
+	MaxMachines        *int
+	MinStartedDuration *time.Duration
+}
+
+// NewAppPolicy returns the policy called name that applies o to apps, every
+// setting o leaves out taken from def.
+//
+// Target expressions are inherited by kind, not one by one: a policy that
+// sets any started-count expression (min or max) takes none of def's
+// started-count expressions, and the same holds for the created counts.
+// Otherwise a default started-machine-count (which sets both bounds) and a
+// policy's min- and max- forms would be combined into a range that nobody
+// wrote.
+func NewAppPolicy(name string, apps *Selector, o Overrides, def AppPolicy) AppPolicy {
+	p := def
+	p.Name, p.Apps = name, apps
+	if o.Group != nil {
+		p.Group = *o.Group
+	}
+	x := o.Expressions
+	if x.MinStarted != nil || x.MaxStarted != nil {
+		p.Expressions.MinStarted, p.Expressions.MaxStarted = x.MinStarted, x.MaxStarted
+	}
+	if x.MinCreated != nil || x.MaxCreated != nil {
+		p.Expressions.MinCreated, p.Expressions.MaxCreated = x.MinCreated, x.MaxCreated
+	}
+	if o.InitialState != nil {
+		p.Policy.InitialState = *o.InitialState
+	}
+	if len(o.Regions) > 0 {
+		p.Policy.Regions = o.Regions
+	}
+	if o.ScaleDown != nil {
+		p.Policy.ScaleDown = *o.ScaleDown
+	}
+	if o.MaxScaleUp != nil {
+		p.Policy.MaxScaleUp = o.MaxScaleUp
+	}
+	if o.MaxScaleDown != nil {
+		p.Policy.MaxScaleDown = o.MaxScaleDown
+	}
+	if o.MaxMachines != nil {
+		p.Policy.MaxMachines = *o.MaxMachines
+	}
+	if o.MinStartedDuration != nil {
+		p.Policy.MinStartedDuration = *o.MinStartedDuration
+	}
+	return p
+}
+
+// defaultPolicy is the run's own settings as a policy.
+func (cfg Config) defaultPolicy() AppPolicy {
+	return AppPolicy{Name: DefaultPolicyName, Group: cfg.Group, Expressions: cfg.Expressions, Policy: cfg.Policy}
+}
+
+// PolicyFor returns the policy app takes: the first of cfg.Policies whose
+// apps match its name, else the default.
+func (cfg Config) PolicyFor(app string) AppPolicy {
+	for _, p := range cfg.Policies {
+		if p.Apps != nil && p.Apps.Match(app) {
+			return p
+		}
+	}
+	return cfg.defaultPolicy()
+}
+
+// UnreachableError is a policy that no app can take: every app name its
+// apps match is matched by an earlier policy, or it matches none.
+type UnreachableError struct {
+	// Index is the policy's position in the list.
+	Index int
+	Name  string
+	// Covering names the earlier policies that take the names it matches;
+	// empty when it matches no app name at all.
+	Covering []string
+}
+
+func (e *UnreachableError) Error() string {
+	if len(e.Covering) == 0 {
+		return fmt.Sprintf("policy %q can never apply: its apps match no possible app name (lowercase letters, digits and dashes), or its exclude removes them all", e.Name)
+	}
+	noun := "policy"
+	if len(e.Covering) > 1 {
+		noun = "policies"
+	}
+	return fmt.Sprintf("policy %q can never apply: every app it matches takes the earlier %s %s first",
+		e.Name, noun, quoteList(e.Covering))
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// CheckReachable returns an *UnreachableError for the first policy of ps
+// that no app can take (see cover.go for how that is decided, and how
+// sure the answer is), nil when each can apply to some app name.
+func CheckReachable(ps []AppPolicy) error {
+	sels := make([]selection, len(ps))
+	for i, p := range ps {
+		s, err := newSelection(p.Apps)
+		if err != nil {
+			return fmt.Errorf("policy %q: %w", p.Name, err)
+		}
+		sels[i] = s
+	}
+	for i := range ps {
+		if _, ok := findName(sels[i:i+1], sels[:i]); ok {
+			continue
+		}
+		e := &UnreachableError{Index: i, Name: ps[i].Name}
+		for j := range i {
+			if _, ok := findName([]selection{sels[i], sels[j]}, nil); ok {
+				e.Covering = append(e.Covering, ps[j].Name)
+			}
+		}
+		return e
+	}
+	return nil
+}
+
+// Selects reports whether some app that sel selects can match p's apps. It
+// may say true wrongly, never false (see cover.go): a false is certain.
+func (p AppPolicy) Selects(sel *Selector) (bool, error) {
+	if names, plain := sel.Names(); plain {
+		for _, n := range names {
+			if p.Apps.Match(n) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	a, err := newSelection(sel)
+	if err != nil {
+		return false, err
+	}
+	b, err := newSelection(p.Apps)
+	if err != nil {
+		return false, err
+	}
+	_, ok := findName([]selection{a, b}, nil)
+	return ok, nil
+}
