@@ -62,6 +62,8 @@ type fileConfig struct {
 	MinStartedDuration     string            `yaml:"min-started-duration"`
 	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
 	PushgatewayURL         string            `yaml:"pushgateway"`
+	Timezone               string            `yaml:"timezone"`
+	Policies               []policyConfig    `yaml:"policies"`
 
 	// Options of the original long-running server; a one-shot run has no
 	// use for them.
@@ -124,7 +126,7 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	for _, p := range []*string{&fc.Org, &fc.Shard, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
-		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL} {
+		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL, &fc.Timezone} {
 		*p = expandEnv(*p)
 	}
 	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {
@@ -513,20 +515,12 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 
 	// Policy and limits.
 	policy := scale.Policy{}
-	switch st := strings.ToLower(s.str("initial-machine-state", file.InitialMachineState)); st {
-	case "", "started", "stopped":
-		policy.InitialState = st
-	default:
-		return nil, usagef("%s: %q is not a machine state: use started or stopped", s.where("initial-machine-state"), st)
+	if policy.InitialState, err = parseInitialState(s.str("initial-machine-state", file.InitialMachineState)); err != nil {
+		return nil, usagef("%s: %v", s.where("initial-machine-state"), err)
 	}
 	policy.Regions = s.list("regions", file.Regions)
-	switch sd := strings.ToLower(s.str("scale-down", file.ScaleDown)); sd {
-	case "", "stop":
-		policy.ScaleDown = scale.ActionStop
-	case "suspend":
-		policy.ScaleDown = scale.ActionSuspend
-	default:
-		return nil, usagef("%s: %q: use stop or suspend", s.where("scale-down"), sd)
+	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil {
+		return nil, usagef("%s: %v", s.where("scale-down"), err)
 	}
 	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp); err != nil {
 		return nil, err
@@ -536,11 +530,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	}
 	policy.MaxMachines = scale.DefaultMaxMachines
 	if v := s.str("max-machines", file.MaxMachines); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, usagef("%s: %q is not a number of machines: use a whole number of at least 1 (default %d)", s.where("max-machines"), v, scale.DefaultMaxMachines)
+		if policy.MaxMachines, err = parseMaxMachines(v); err != nil {
+			return nil, usagef("%s: %v", s.where("max-machines"), err)
 		}
-		policy.MaxMachines = n
 	}
 	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil {
 		return nil, err
@@ -567,6 +559,19 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	// Policies and time: every policy is complete and checked before
+	// any client is built.
+	loc, err := parseTimezone(s.str("timezone", file.Timezone))
+	if err != nil {
+		return nil, usagef("%s: %v", s.where("timezone"), err)
+	}
+	def := scale.AppPolicy{Name: scale.DefaultPolicyName, Group: group, Expressions: exprs, Policy: policy}
+	policies, warnings, err := buildPolicies(s.path, file, def, names, sel)
+	if err != nil {
+		return nil, err
+	}
+	rc.warnings = append(rc.warnings, warnings...)
 
 	// Output and schedule.
 	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
@@ -598,6 +603,8 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		Group:       group,
 		Expressions: exprs,
 		Policy:      policy,
+		Policies:    policies,
+		Location:    loc,
 		Concurrency: conc,
 		Timeout:     timeout,
 		DryRun:      c.Bool("dry-run"),
@@ -615,9 +622,9 @@ func count(s settings, flag, fileVal string) (*int, error) {
 	if v == "" {
 		return nil, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return nil, usagef("%s: %q is not a number of machines: use a whole number (0 freezes that direction; leave it unset for no limit)", s.where(flag), v)
+	n, err := parseCount(v)
+	if err != nil {
+		return nil, usagef("%s: %v", s.where(flag), err)
 	}
 	return &n, nil
 }
@@ -627,9 +634,9 @@ func duration(s settings, flag, fileVal string, def time.Duration) (time.Duratio
 	if v == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, usagef("%s: %q is not a positive duration: use a number with a unit, e.g. 30s or 2m", s.where(flag), v)
+	d, err := parseDuration(v)
+	if err != nil {
+		return 0, usagef("%s: %v", s.where(flag), err)
 	}
 	return d, nil
 }
@@ -660,10 +667,9 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 			if src == "" {
 				return nil, nil
 			}
-			e, err := scale.CompileExpr(src, metrics)
+			e, err := compileTarget(src, metrics)
 			if err != nil {
-				return nil, usagef("%s: expression %q does not compile: %s (variables: %s)", s.where(flag), src,
-					firstLine(err.Error()), strings.Join(append(slices.Clone(scale.FleetVars), metrics...), ", "))
+				return nil, usagef("%s: %v", s.where(flag), err)
 			}
 			return e, nil
 		}
@@ -695,8 +701,8 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 	var out []query.PrometheusConfig
 	seen := map[string]string{}
 	add := func(where string, pc query.PrometheusConfig) error {
-		if slices.Contains(scale.FleetVars, pc.Name) {
-			return usagef("%s: metric name %q is taken by a fleet variable (%s): choose another name", where, pc.Name, strings.Join(scale.FleetVars, ", "))
+		if slices.Contains(scale.ReservedVars(), pc.Name) {
+			return usagef("%s: metric name %q is taken by a fleet or time variable (%s): choose another name", where, pc.Name, strings.Join(scale.ReservedVars(), ", "))
 		}
 		if prev, ok := seen[pc.Name]; ok && pc.Name != "" {
 			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, pc.Name, prev)

@@ -86,18 +86,18 @@ func renderEval(w io.Writer, r *scale.EvalReport, format string, color bool) err
 	}
 }
 
-func evalRow(a scale.EvalResult) []string {
+func evalRow(r *scale.EvalReport, a scale.EvalResult) []string {
 	result := "ok"
 	if a.Err != nil {
 		result = "failed: " + a.Err.Error()
 	}
-	return []string{
+	return withPolicy(r.HasPolicies, []string{
 		oneLine(a.App),
 		metricsCell(a.Metrics),
 		rangeCell(a.Targets.Started),
 		rangeCell(a.Targets.Created),
 		oneLine(result),
-	}
+	}, oneLine(a.Policy))
 }
 
 // rangeCell renders a target range: "3" when min and max agree, "1..8",
@@ -138,10 +138,10 @@ func renderEvalTable(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult, 
 	if len(apps) > 0 {
 		rows := make([][]string, len(apps))
 		for i, a := range apps {
-			rows[i] = evalRow(a)
+			rows[i] = evalRow(r, a)
 		}
 		failed := re.NewStyle().Foreground(colorFailed)
-		writeTable(bw, re, evalColumns, rows, func(i int) lipgloss.Style {
+		writeTable(bw, re, withPolicy(r.HasPolicies, evalColumns, policyColumn), rows, func(i int) lipgloss.Style {
 			if apps[i].Err != nil {
 				return failed
 			}
@@ -163,13 +163,14 @@ func renderEvalMarkdown(w io.Writer, r *scale.EvalReport, apps []scale.EvalResul
 		fmt.Fprintf(bw, "\n**%s**\n", mdEscape("evaluation incomplete: "+r.Err.Error()))
 	}
 	if len(apps) > 0 {
-		bw.WriteString("\n| " + strings.Join(evalColumns, " | ") + " |\n|")
-		for range evalColumns {
+		headers := withPolicy(r.HasPolicies, evalColumns, policyColumn)
+		bw.WriteString("\n| " + strings.Join(headers, " | ") + " |\n|")
+		for range headers {
 			bw.WriteString(" --- |")
 		}
 		bw.WriteByte('\n')
 		for _, a := range apps {
-			cells := evalRow(a)
+			cells := evalRow(r, a)
 			for i, c := range cells {
 				cells[i] = mdEscape(c)
 			}
@@ -194,6 +195,7 @@ type jsonEval struct {
 
 type jsonEvalApp struct {
 	App     string              `json:"app"`
+	Policy  string              `json:"policy"`
 	Metrics map[string]*float64 `json:"metrics"`
 	Targets jsonTargets         `json:"targets"`
 	Error   string              `json:"error,omitempty"`
@@ -220,6 +222,7 @@ func renderEvalJSON(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult) e
 	for _, a := range apps {
 		ja := jsonEvalApp{
 			App:     a.App,
+			Policy:  policyName(a.Policy),
 			Metrics: make(map[string]*float64, len(a.Metrics)),
 			Targets: jsonTargets{
 				MinStarted: a.Targets.Started.Min, MaxStarted: a.Targets.Started.Max,

@@ -171,12 +171,14 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 		}
 	}
 
+	// The policy label names the policy the app took, "default" when
+	// it matched none (or none is configured).
 	started := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricStarted, Help: "Started machines of the app's process group when the last run read them.",
-	}, []string{"app"})
+	}, []string{"app", "policy"})
 	target := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricTargetStarted, Help: "Started machines the last run aimed at for the app.",
-	}, []string{"app"})
+	}, []string{"app", "policy"})
 
 	for _, a := range rep.Apps {
 		if a.Status != "" {
@@ -190,8 +192,8 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 		if a.Status == scale.StatusFailed || a.Status == scale.StatusSkipped {
 			continue
 		}
-		started.WithLabelValues(a.App).Set(float64(a.Current.Started))
-		target.WithLabelValues(a.App).Set(float64(a.Target.Started))
+		started.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Current.Started))
+		target.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Target.Started))
 	}
 
 	duration := prometheus.NewGauge(prometheus.GaugeOpts{

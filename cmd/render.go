@@ -91,6 +91,19 @@ func newRenderer(w io.Writer, color bool) *lipgloss.Renderer {
 
 var columns = []string{"APP", "STARTED", "CREATED", "ACTIONS", "METRICS", "RESULT"}
 
+// policyColumn is the column, after APP, that names each app's policy when
+// policies are configured.
+const policyColumn = "POLICY"
+
+// withPolicy inserts the POLICY column, or its cell, after the first (the
+// app) when the report names policies.
+func withPolicy(has bool, cells []string, policy string) []string {
+	if !has {
+		return cells
+	}
+	return slices.Insert(slices.Clone(cells), 1, policy)
+}
+
 // sortedApps returns the apps sorted by name, leaving the report untouched.
 func sortedApps(r *scale.Report) []scale.AppResult {
 	apps := slices.Clone(r.Apps)
@@ -108,14 +121,14 @@ func visibleApps(r *scale.Report, o RenderOptions) []scale.AppResult {
 }
 
 func row(r *scale.Report, a scale.AppResult) []string {
-	return []string{
+	return withPolicy(r.HasPolicies, []string{
 		oneLine(a.App),
 		countCell(a, a.Current.Started, a.Target.Started),
 		countCell(a, a.Current.Created, a.Target.Created),
 		actionsCell(a.Actions, r.DryRun),
 		metricsCell(a.Metrics),
 		resultCell(a),
-	}
+	}, oneLine(a.Policy))
 }
 
 // countCell renders "current → target", or a single number when they are
@@ -411,10 +424,11 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 			styles[i] = rowStyle(re, a)
 			rows[i] = row(r, a)
 		}
+		headers := withPolicy(r.HasPolicies, columns, policyColumn)
 		if o.Width > 0 {
-			fitWidth(rows, o.Width)
+			fitWidth(headers, rows, o.Width)
 		}
-		writeTable(bw, re, columns, rows, func(i int) lipgloss.Style { return styles[i] })
+		writeTable(bw, re, headers, rows, func(i int) lipgloss.Style { return styles[i] })
 	}
 
 	warnings, errs := notes(apps)
@@ -483,10 +497,11 @@ func trimLineEnd(line string) string {
 const columnGap = 2
 
 // fitWidth truncates the cells of rows so that the table fits in width
-// columns. Only the free-text columns (ACTIONS, METRICS, RESULT, then APP)
-// shrink, the widest first, never below their header; the counts never do.
-// When even that is not enough the table stays wider than width.
-func fitWidth(rows [][]string, width int) {
+// columns. Only the free-text columns (ACTIONS, METRICS, RESULT, then APP
+// and POLICY) shrink, the widest first, never below their header; the
+// counts never do. When even that is not enough the table stays wider
+// than width.
+func fitWidth(columns []string, rows [][]string, width int) {
 	widths := make([]int, len(columns))
 	for c, h := range columns {
 		widths[c] = lipgloss.Width(h)
@@ -498,7 +513,13 @@ func fitWidth(rows [][]string, width int) {
 	for _, w := range widths {
 		total += w
 	}
-	shrinkable := func(cols ...int) {
+	shrinkable := func(names ...string) {
+		var cols []int
+		for _, n := range names {
+			if c := slices.Index(columns, n); c >= 0 {
+				cols = append(cols, c)
+			}
+		}
 		for total > width {
 			widest := -1
 			for _, c := range cols {
@@ -513,8 +534,8 @@ func fitWidth(rows [][]string, width int) {
 			total--
 		}
 	}
-	shrinkable(3, 4, 5) // ACTIONS, METRICS, RESULT
-	shrinkable(0)       // APP
+	shrinkable("ACTIONS", "METRICS", "RESULT")
+	shrinkable("APP", policyColumn)
 	for _, r := range rows {
 		for c := range r {
 			r[c] = truncate(r[c], widths[c])
@@ -541,8 +562,9 @@ func renderMarkdown(w io.Writer, r *scale.Report, o RenderOptions) error {
 
 	apps := visibleApps(r, o)
 	if len(apps) > 0 {
-		bw.WriteString("\n| " + strings.Join(columns, " | ") + " |\n|")
-		for range columns {
+		headers := withPolicy(r.HasPolicies, columns, policyColumn)
+		bw.WriteString("\n| " + strings.Join(headers, " | ") + " |\n|")
+		for range headers {
 			bw.WriteString(" --- |")
 		}
 		bw.WriteByte('\n')
@@ -613,6 +635,7 @@ type jsonSummary struct {
 
 type jsonApp struct {
 	App            string              `json:"app"`
+	Policy         string              `json:"policy"`
 	Status         string              `json:"status"`
 	Reason         string              `json:"reason"`
 	ElapsedSeconds float64             `json:"elapsed_seconds"`
@@ -677,6 +700,7 @@ func toJSON(r *scale.Report) jsonReport {
 		}
 		ja := jsonApp{
 			App:            a.App,
+			Policy:         policyName(a.Policy),
 			Status:         string(a.Status),
 			Reason:         a.Reason,
 			ElapsedSeconds: seconds(a.Elapsed),
@@ -708,6 +732,15 @@ func toJSON(r *scale.Report) jsonReport {
 		out.Apps = append(out.Apps, ja)
 	}
 	return out
+}
+
+// policyName is the name of an app's policy, the default's when the app
+// took none (a report made without policies).
+func policyName(name string) string {
+	if name == "" {
+		return scale.DefaultPolicyName
+	}
+	return name
 }
 
 // renderJSON writes the report as one indented JSON document.

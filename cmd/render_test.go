@@ -317,6 +317,7 @@ type outputDoc struct {
 	Error *string `json:"error"`
 	Apps  []struct {
 		App            string              `json:"app"`
+		Policy         string              `json:"policy"`
 		Status         string              `json:"status"`
 		Reason         string              `json:"reason"`
 		ElapsedSeconds float64             `json:"elapsed_seconds"`

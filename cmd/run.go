@@ -43,6 +43,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "min-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MIN_CREATED_MACHINE_COUNT"}, Usage: "`EXPR` for the least machines"},
 		&cli.StringFlag{Name: "max-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MAX_CREATED_MACHINE_COUNT"}, Usage: "`EXPR` for the most machines"},
 		&cli.StringFlag{Name: "initial-machine-state", Category: catTargets, EnvVars: []string{"FAS_INITIAL_MACHINE_STATE"}, Usage: "`STATE` of new machines when no started target decides: started or stopped (default: started)"},
+		&cli.StringFlag{Name: "timezone", Category: catTargets, EnvVars: []string{"FAS_TIMEZONE"}, Usage: "IANA time `ZONE` the time variables (hour, minute, weekday, day, month) are read in, e.g. Europe/Berlin (default: UTC)"},
 		&cli.StringSliceFlag{Name: "regions", Category: catTargets, EnvVars: []string{"FAS_REGIONS"}, Usage: "`REGIONS` new machines are spread over, round-robin (default: the cloned machine's)"},
 
 		&cli.StringFlag{Name: "prometheus-address", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ADDRESS"}, Usage: "Prometheus `URL`, e.g. https://api.fly.io/prometheus/my-org"},

@@ -95,6 +95,9 @@ func yamlMessage(path string, lines []string, msg string) string {
 		case "collectorConfig":
 			known = yamlTags(reflect.TypeOf(collectorConfig{}))
 			what = " of a metric collector"
+		case "policyConfig":
+			known = yamlTags(policyType)
+			what = " of a policy"
 		}
 		out := fmt.Sprintf("%s: unknown key %q%s", where, key, what)
 		if s := closest(key, known); s != "" {
@@ -125,7 +128,9 @@ func yamlTypeName(goType string) string {
 		return "true or false"
 	case "[]cmd.collectorConfig":
 		return "a list of metric collectors"
-	case "cmd.collectorConfig", "cmd.fileConfig":
+	case "[]cmd.policyConfig":
+		return "a list of policies"
+	case "cmd.collectorConfig", "cmd.fileConfig", "cmd.policyConfig":
 		return "a mapping of keys to values"
 	}
 	return goType

@@ -30,7 +30,7 @@ type Overrides struct {
 	Expressions  Expressions
 	InitialState *string
 	// Regions, when nil (or empty), are the default's.
-	Regions            []string
+	Regions   []string
 	ScaleDown *ActionKind
 	// MaxScaleUp and MaxScaleDown, when set, cap the policy's steps (0
 	// freezes); a policy cannot lift a cap of the default's.

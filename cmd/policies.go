@@ -1,0 +1,370 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	// The container image has no zone database: --timezone must work
+	// without one.
+	_ "time/tzdata"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// policyConfig is one entry of the config file's policies: the apps it
+// applies to and the per-app settings it sets. A key left out is the
+// top level's (see scale.NewAppPolicy for the target expressions).
+type policyConfig struct {
+	Name                   string     `yaml:"name"`
+	Apps                   stringList `yaml:"apps"`
+	Exclude                stringList `yaml:"exclude"`
+	ProcessGroup           string     `yaml:"process-group"`
+	Regions                stringList `yaml:"regions"`
+	StartedMachineCount    string     `yaml:"started-machine-count"`
+	MinStartedMachineCount string     `yaml:"min-started-machine-count"`
+	MaxStartedMachineCount string     `yaml:"max-started-machine-count"`
+	CreatedMachineCount    string     `yaml:"created-machine-count"`
+	MinCreatedMachineCount string     `yaml:"min-created-machine-count"`
+	MaxCreatedMachineCount string     `yaml:"max-created-machine-count"`
+	InitialMachineState    string     `yaml:"initial-machine-state"`
+	ScaleDown              string     `yaml:"scale-down"`
+	MaxScaleUp             string     `yaml:"max-scale-up"`
+	MaxScaleDown           string     `yaml:"max-scale-down"`
+	MaxMachines            string     `yaml:"max-machines"`
+	MinStartedDuration     string     `yaml:"min-started-duration"`
+
+	// line is the line of the entry, lines the line of each of its keys:
+	// every error about a policy names one.
+	line  int
+	lines map[string]int
+}
+
+var policyType = reflect.TypeOf(policyConfig{})
+
+// UnmarshalYAML decodes a policy and records its lines. Unknown keys are
+// checked here: the decoder's KnownFields does not reach into a type that
+// decodes itself.
+func (p *policyConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		kind := nodeKind(n)
+		if n.Kind == yaml.ScalarNode {
+			kind = yamlKindName(strings.TrimPrefix(n.Tag, "!!"))
+		}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a policy (a mapping of keys to values), not %s", n.Line, kind)}}
+	}
+	known := yamlTags(policyType)
+	var unknown []string
+	lines := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(known, k.Value) {
+			unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type cmd.policyConfig", k.Line, k.Value))
+		}
+		lines[k.Value] = k.Line
+	}
+	if len(unknown) > 0 {
+		return &yaml.TypeError{Errors: unknown}
+	}
+	type plain policyConfig // without this method
+	if err := n.Decode((*plain)(p)); err != nil {
+		return err
+	}
+	p.line, p.lines = n.Line, lines
+	return nil
+}
+
+// expand replaces environment references in every value, as loadFile does
+// for the top level's.
+func (p *policyConfig) expand() {
+	for _, v := range []*string{&p.Name, &p.ProcessGroup, &p.StartedMachineCount, &p.MinStartedMachineCount,
+		&p.MaxStartedMachineCount, &p.CreatedMachineCount, &p.MinCreatedMachineCount, &p.MaxCreatedMachineCount,
+		&p.InitialMachineState, &p.ScaleDown, &p.MaxScaleUp, &p.MaxScaleDown, &p.MaxMachines, &p.MinStartedDuration} {
+		*v = strings.TrimSpace(expandEnv(*v))
+	}
+	for _, l := range []stringList{p.Apps, p.Exclude, p.Regions} {
+		for i := range l {
+			l[i] = expandEnv(l[i])
+		}
+	}
+}
+
+// at names a key of the policy for an error: "config.yml:14: policy
+// "trial": min-started-machine-count".
+func (p *policyConfig) at(path, key string) string {
+	line := p.line
+	if l, ok := p.lines[key]; ok {
+		line = l
+	}
+	who := fmt.Sprintf("policy %q", p.Name)
+	if p.Name == "" {
+		who = "policy"
+	}
+	if key == "" {
+		return fmt.Sprintf("%s:%d: %s", path, line, who)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", path, line, who, key)
+}
+
+// buildPolicies validates the config file's policies and completes each
+// from def, the top level's settings. metrics are the names of every
+// collector's metrics. The error names the policy and its line; the
+// warnings are about policies that no app of the selection can take.
+func buildPolicies(path string, file *fileConfig, def scale.AppPolicy, metrics []string, sel *scale.Selector) ([]scale.AppPolicy, []string, error) {
+	var (
+		out      []scale.AppPolicy
+		warnings []string
+		names    = map[string]int{}
+	)
+	for i := range file.Policies {
+		pc := &file.Policies[i]
+		pc.expand()
+		switch prev, dup := names[pc.Name]; {
+		case pc.Name == "":
+			return nil, nil, usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
+		case pc.Name == scale.DefaultPolicyName:
+			return nil, nil, usagef("%s: %q names the top level's settings, which the apps that match no policy take: choose another name", pc.at(path, "name"), pc.Name)
+		case strings.ContainsFunc(pc.Name, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			return nil, nil, usagef("%s:%d: policies[%d]: name: holds a control character: use a name of one line", path, pc.line, i)
+		case dup:
+			return nil, nil, usagef("%s: the name is already used by the policy at line %d: give each policy its own name", pc.at(path, "name"), prev)
+		}
+		names[pc.Name] = pc.line
+
+		p, err := buildPolicy(path, pc, def, metrics)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, p)
+	}
+	if err := scale.CheckReachable(out); err != nil {
+		var ue *scale.UnreachableError
+		if !errors.As(err, &ue) {
+			return nil, nil, usagef("policies in %s: %v", path, err)
+		}
+		pc := &file.Policies[ue.Index]
+		if len(ue.Covering) == 0 {
+			return nil, nil, usagef("%s: can never apply: its apps match no possible app name (lowercase letters, digits and dashes), or its exclude removes them all: fix its apps", pc.at(path, "apps"))
+		}
+		var earlier []string
+		for _, name := range ue.Covering {
+			earlier = append(earlier, fmt.Sprintf("%q (line %d)", name, names[name]))
+		}
+		return nil, nil, usagef("%s: can never apply: every app its apps match takes an earlier policy first, %s; an app takes the first policy that matches it: move this policy up, or narrow the earlier one", pc.at(path, ""), strings.Join(earlier, ", "))
+	}
+	// A policy that no app of the selection can take is dead in this
+	// run, not wrong: the same file may serve runs that select other
+	// apps. Plain names are such a narrowed run; they are not warned of.
+	if _, plain := sel.Names(); !plain {
+		for i, p := range out {
+			if ok, err := p.Selects(sel); err == nil && !ok {
+				warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[i].at(path, "apps")))
+			}
+		}
+	}
+	return out, warnings, nil
+}
+
+// buildPolicy validates one policy and completes it from def.
+func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []string) (scale.AppPolicy, error) {
+	at := func(key string) string { return pc.at(path, key) }
+	include, exclude := splitList(pc.Apps...), splitList(pc.Exclude...)
+	if len(include) == 0 {
+		return scale.AppPolicy{}, usagef("%s: missing: list the app names or globs the policy applies to, e.g. apps: ['trial-*']", at("apps"))
+	}
+	if _, err := scale.NewSelector(include, nil); err != nil {
+		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("apps"), err)
+	}
+	if _, err := scale.NewSelector(nil, exclude); err != nil {
+		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("exclude"), err)
+	}
+	for _, name := range include {
+		if !scale.IsGlob(name) {
+			if err := query.ValidAppName(name); err != nil {
+				return scale.AppPolicy{}, usagef("%s: %v", at("apps"), err)
+			}
+		}
+	}
+	apps, err := scale.NewSelector(include, exclude)
+	if err != nil {
+		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("apps"), err)
+	}
+
+	var o scale.Overrides
+	if pc.ProcessGroup != "" {
+		o.Group = &pc.ProcessGroup
+	}
+	o.Regions = splitList(pc.Regions...)
+	if o.Expressions, err = policyExpressions(pc, at, metrics); err != nil {
+		return scale.AppPolicy{}, err
+	}
+	if v := pc.InitialMachineState; v != "" {
+		st, err := parseInitialState(v)
+		if err != nil {
+			return scale.AppPolicy{}, usagef("%s: %v", at("initial-machine-state"), err)
+		}
+		o.InitialState = &st
+	}
+	if v := pc.ScaleDown; v != "" {
+		sd, err := parseScaleDown(v)
+		if err != nil {
+			return scale.AppPolicy{}, usagef("%s: %v", at("scale-down"), err)
+		}
+		o.ScaleDown = &sd
+	}
+	for _, f := range []struct {
+		key, val string
+		dst      **int
+	}{{"max-scale-up", pc.MaxScaleUp, &o.MaxScaleUp}, {"max-scale-down", pc.MaxScaleDown, &o.MaxScaleDown}} {
+		if f.val == "" {
+			continue
+		}
+		n, err := parseCount(f.val)
+		if err != nil {
+			return scale.AppPolicy{}, usagef("%s: %v", at(f.key), err)
+		}
+		*f.dst = &n
+	}
+	if v := pc.MaxMachines; v != "" {
+		n, err := parseMaxMachines(v)
+		if err != nil {
+			return scale.AppPolicy{}, usagef("%s: %v", at("max-machines"), err)
+		}
+		o.MaxMachines = &n
+	}
+	if v := pc.MinStartedDuration; v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return scale.AppPolicy{}, usagef("%s: %v", at("min-started-duration"), err)
+		}
+		o.MinStartedDuration = &d
+	}
+	return scale.NewAppPolicy(pc.Name, apps, o, def), nil
+}
+
+// policyExpressions compiles the target expressions a policy sets.
+func policyExpressions(pc *policyConfig, at func(key string) string, metrics []string) (scale.Expressions, error) {
+	var x scale.Expressions
+	for _, kind := range []struct {
+		one, lo, hi    string
+		vOne, vLo, vHi string
+		dstLo, dstHi   **scale.Expr
+	}{
+		{"started-machine-count", "min-started-machine-count", "max-started-machine-count",
+			pc.StartedMachineCount, pc.MinStartedMachineCount, pc.MaxStartedMachineCount, &x.MinStarted, &x.MaxStarted},
+		{"created-machine-count", "min-created-machine-count", "max-created-machine-count",
+			pc.CreatedMachineCount, pc.MinCreatedMachineCount, pc.MaxCreatedMachineCount, &x.MinCreated, &x.MaxCreated},
+	} {
+		if kind.vOne != "" && (kind.vLo != "" || kind.vHi != "") {
+			return x, usagef("%s: set either it or %s and %s, not both", at(kind.one), kind.lo, kind.hi)
+		}
+		if kind.vLo != "" && kind.vHi == "" {
+			return x, usagef("%s: set together with %s, the upper bound", at(kind.lo), kind.hi)
+		}
+		compile := func(key, src string) (*scale.Expr, error) {
+			if src == "" {
+				return nil, nil
+			}
+			e, err := compileTarget(src, metrics)
+			if err != nil {
+				return nil, usagef("%s: %v", at(key), err)
+			}
+			return e, nil
+		}
+		var err error
+		if kind.vOne != "" {
+			if *kind.dstLo, err = compile(kind.one, kind.vOne); err != nil {
+				return x, err
+			}
+			*kind.dstHi = *kind.dstLo
+			continue
+		}
+		if *kind.dstLo, err = compile(kind.lo, kind.vLo); err != nil {
+			return x, err
+		}
+		if *kind.dstHi, err = compile(kind.hi, kind.vHi); err != nil {
+			return x, err
+		}
+	}
+	return x, nil
+}
+
+// compileTarget compiles a target expression; the error lists the
+// variables it may use.
+func compileTarget(src string, metrics []string) (*scale.Expr, error) {
+	e, err := scale.CompileExpr(src, metrics)
+	if err != nil {
+		return nil, fmt.Errorf("expression %q does not compile: %s (variables: %s)", src,
+			firstLine(err.Error()), strings.Join(append(scale.ReservedVars(), metrics...), ", "))
+	}
+	return e, nil
+}
+
+// parseInitialState reads initial-machine-state: started or stopped.
+func parseInitialState(v string) (string, error) {
+	switch st := strings.ToLower(v); st {
+	case "", "started", "stopped":
+		return st, nil
+	default:
+		return "", fmt.Errorf("%q is not a machine state: use started or stopped", st)
+	}
+}
+
+// parseScaleDown reads scale-down: stop (the default) or suspend.
+func parseScaleDown(v string) (scale.ActionKind, error) {
+	switch sd := strings.ToLower(v); sd {
+	case "", "stop":
+		return scale.ActionStop, nil
+	case "suspend":
+		return scale.ActionSuspend, nil
+	default:
+		return "", fmt.Errorf("%q: use stop or suspend", sd)
+	}
+}
+
+// parseCount reads a step limit: a whole number of machines, at least 0.
+func parseCount(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a number of machines: use a whole number (0 freezes that direction; leave it unset for no limit)", v)
+	}
+	return n, nil
+}
+
+// parseMaxMachines reads max-machines: a whole number, at least 1.
+func parseMaxMachines(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a number of machines: use a whole number of at least 1 (default %d)", v, scale.DefaultMaxMachines)
+	}
+	return n, nil
+}
+
+// parseDuration reads a positive duration.
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration: use a number with a unit, e.g. 30s or 2m", v)
+	}
+	return d, nil
+}
+
+// parseTimezone reads --timezone: an IANA zone name, UTC when empty.
+// "Local" is refused: it would depend on the machine the run is on.
+func parseTimezone(v string) (*time.Location, error) {
+	if v == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil || v == "Local" {
+		return nil, fmt.Errorf("%q is not a time zone: use an IANA name such as Europe/Berlin or America/New_York", v)
+	}
+	return loc, nil
+}
