@@ -4,6 +4,10 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -X github.com/superfly/fly-autoscaler/cmd.Commit=$(COMMIT)
 PKGS     := ./...
+# The fleet table of make bench: fleet sizes, --concurrency values, latency per Fly call.
+BENCH_APPS        ?= 1000,10000
+BENCH_CONCURRENCY ?= 8,16,64
+BENCH_LATENCY     ?= 20ms
 
 .PHONY: help build test test-short lint check-deps bench demo image fmt clean
 
@@ -37,8 +41,10 @@ demo: ## see it work: a fake Fly org and metrics on loopback, then a dry run, a 
 image: ## build the container image (the Dockerfile runs make build with this VERSION and COMMIT)
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t fly-autoscaler:$(VERSION) .
 
-bench: ## run the benchmarks
+bench: ## benchmarks: planner and whole run (CPU per app), then the fleet table against flytest with latency (BENCH_APPS=1000 for a short one)
 	go test -run '^$$' -bench . -benchmem $(PKGS)
+	go test -count=1 -timeout 60m -run '^TestFleetTable$$' -v ./bench -fleet \
+		-apps $(BENCH_APPS) -concurrency $(BENCH_CONCURRENCY) -latency $(BENCH_LATENCY)
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

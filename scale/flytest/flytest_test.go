@@ -868,6 +868,35 @@ func TestLatencyHonoursCancellation(t *testing.T) {
 	}
 }
 
+// TestPeakInFlight: the server records, per app, the most Machines API
+// requests outstanding at once, latency included.
+func TestPeakInFlight(t *testing.T) {
+	e := newEnv(t, "small.json", flytest.Options{Latency: time.Second})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if _, err := e.flaps.List(ctx, "web", ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := e.flaps.List(ctx, "web", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.srv.PeakInFlight("web"); got != 5 {
+		t.Errorf("peak in flight for web = %d, want 5 (five lists sent at once, one after)", got)
+	}
+	if got := e.srv.PeakInFlight("other"); got != 0 {
+		t.Errorf("peak in flight for an app never called = %d", got)
+	}
+	e.srv.ResetCalls()
+	if got := e.srv.PeakInFlight("web"); got != 0 {
+		t.Errorf("peak after ResetCalls = %d, want 0", got)
+	}
+}
+
 func TestConcurrency(t *testing.T) {
 	e := newEnv(t, "fleet-250.json", flytest.Options{})
 	ctx := context.Background()

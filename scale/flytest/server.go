@@ -167,6 +167,12 @@ type Server struct {
 
 	callMu sync.Mutex
 	calls  []Call
+
+	// flightMu guards the Machines API requests of each app in flight
+	// now and their peak since the last ResetCalls.
+	flightMu sync.Mutex
+	inFlight map[string]int
+	peak     map[string]int
 }
 
 // app is one app's state, guarded by mu. List and get hold it for reading,
@@ -220,6 +226,8 @@ func New(org *Org, opts Options) *Server {
 		faultRng: rand.New(rand.NewPCG(opts.Seed, 0x666c79)),
 		idRng:    rand.New(rand.NewPCG(opts.Seed, 0x6964)),
 		limiters: map[string]*rate.Limiter{},
+		inFlight: map[string]int{},
+		peak:     map[string]int{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -269,6 +277,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	isGraphQL := r.URL.Path == "/graphql"
+	if !isGraphQL && rt.app != "" {
+		// In flight from arrival, latency included, to the answer: what
+		// the client sees as outstanding.
+		s.takeOff(rt.app)
+		defer s.land(rt.app)
+	}
 	if !isGraphQL && r.Body != nil {
 		// Read the body at once: only then does net/http watch the
 		// connection, so that a client that goes away (a killed process)
@@ -459,11 +473,38 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
-// ResetCalls forgets the calls recorded so far.
+// ResetCalls forgets the calls recorded so far and the peaks of
+// PeakInFlight.
 func (s *Server) ResetCalls() {
 	s.callMu.Lock()
-	defer s.callMu.Unlock()
 	s.calls = nil
+	s.callMu.Unlock()
+	s.flightMu.Lock()
+	clear(s.peak)
+	s.flightMu.Unlock()
+}
+
+func (s *Server) takeOff(app string) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	s.inFlight[app]++
+	s.peak[app] = max(s.peak[app], s.inFlight[app])
+}
+
+func (s *Server) land(app string) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	s.inFlight[app]--
+}
+
+// PeakInFlight returns the most Machines API requests for app that were in
+// flight at once (arrived, latency included, and not yet answered) since
+// the server started or ResetCalls: how much of one app's work a client
+// runs concurrently.
+func (s *Server) PeakInFlight(app string) int {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	return s.peak[app]
 }
 
 // Mutations returns the calls whose operation changes the fleet (see
