@@ -155,9 +155,9 @@ type flyClients struct {
 // rate limiters, which must outlive a pass), and new metric sources (a
 // query.Set serves one run).
 func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
-	var promTransport http.RoundTripper // nil: the client's default
+	var promTransport http.RoundTripper = pooledTransport(rc.scale.Concurrency)
 	if rc.verbose && rc.log != nil {
-		promTransport = newLogTransport(nil, rc.log)
+		promTransport = newLogTransport(promTransport, rc.log)
 	}
 	if rc.fly == nil {
 		fc, err := newFlyClients(ctx, rc)
@@ -170,11 +170,7 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 	if len(rc.collectors) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
-			var opts []query.Option
-			if promTransport != nil {
-				opts = append(opts, query.WithTransport(promTransport))
-			}
-			p, err := query.NewPrometheus(pc, opts...)
+			p, err := query.NewPrometheus(pc, query.WithTransport(promTransport))
 			if err != nil {
 				return scale.Deps{}, &UsageError{Msg: err.Error()}
 			}
@@ -193,13 +189,13 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 // cannot duplicate a create and keeps the Machines API's published rate
 // limits on our side.
 func newFlyClients(ctx context.Context, rc *runConfig) (*flyClients, error) {
-	var transport http.RoundTripper // nil: the clients' default
+	var transport http.RoundTripper = pooledTransport(rc.scale.Concurrency)
 	if rc.flapsBaseURL != "" {
 		from := os.Getenv("FLY_FLAPS_BASE_URL") // what fly-go's flaps reads
 		if from == "" {
 			from = scale.DefaultFlapsBaseURL
 		}
-		rt, err := newRedirectTransport(nil, from, rc.flapsBaseURL)
+		rt, err := newRedirectTransport(transport, from, rc.flapsBaseURL)
 		if err != nil {
 			return nil, err
 		}

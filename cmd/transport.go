@@ -71,3 +71,20 @@ func (t *redirectTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	r.URL.Scheme, r.URL.Host, r.Host = t.to.Scheme, t.to.Host, ""
 	return t.base.RoundTrip(r)
 }
+
+// connsPerWorker is the connections to one host a worker may hold: its
+// app's list or query, or that app's actions in flight at once.
+const connsPerWorker = 8
+
+// pooledTransport is http.DefaultTransport with room in its pool for the
+// connections of conc workers to one host. The default keeps two idle
+// connections per host: at --concurrency 16 most requests of a run would
+// open a new connection, with a TLS handshake, round trips the run then
+// waits for.
+func pooledTransport(conc int) *http.Transport {
+	conc = max(conc, 1)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0 // no limit over all hosts
+	t.MaxIdleConnsPerHost = conc * connsPerWorker
+	return t
+}
