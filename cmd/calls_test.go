@@ -69,6 +69,7 @@ func TestRunCallCounts(t *testing.T) {
 	}
 
 	t.Run("steady state", func(t *testing.T) {
+		conns := srv.Connections()
 		rep := run("ceil(queue_depth / 10)")
 		if rep.Summary.Unchanged != apps {
 			t.Fatalf("summary %+v, want %d apps unchanged", rep.Summary, apps)
@@ -87,6 +88,11 @@ func TestRunCallCounts(t *testing.T) {
 		}
 		if n := prom.Queries(); n != 1 {
 			t.Errorf("%d Prometheus queries, want 1", n)
+		}
+		// 16 workers (the default) keep their connections: a new one per
+		// request would cost a TLS handshake against the real API.
+		if n := srv.Connections() - conns; n > 2*16 {
+			t.Errorf("%d connections opened for %d requests, want at most 32: connections are not reused", n, len(srv.Calls()))
 		}
 	})
 

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -173,6 +174,8 @@ type Server struct {
 	flightMu sync.Mutex
 	inFlight map[string]int
 	peak     map[string]int
+
+	conns atomic.Int64 // connections accepted
 }
 
 // app is one app's state, guarded by mu. List and get hold it for reading,
@@ -241,6 +244,11 @@ func New(org *Org, opts Options) *Server {
 		panic("flytest: listen: " + err.Error())
 	}
 	s.srv = httptest.NewUnstartedServer(s)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
 	s.srv.Listener.Close()
 	s.srv.Listener = l
 	s.srv.Start()
@@ -496,6 +504,10 @@ func (s *Server) land(app string) {
 	defer s.flightMu.Unlock()
 	s.inFlight[app]--
 }
+
+// Connections returns the number of connections the server accepted: how
+// well a client reuses its connections.
+func (s *Server) Connections() int { return int(s.conns.Load()) }
 
 // PeakInFlight returns the most Machines API requests for app that were in
 // flight at once (arrived, latency included, and not yet answered) since
