@@ -155,6 +155,10 @@ func buildPolicies(path string, file *fileConfig, def scale.AppPolicy, metrics [
 		}
 		var earlier []string
 		for _, name := range ue.Covering {
+			if len(earlier) == maxNamed {
+				earlier = append(earlier, fmt.Sprintf("and %d more", len(ue.Covering)-maxNamed))
+				break
+			}
 			earlier = append(earlier, fmt.Sprintf("%q (line %d)", name, names[name]))
 		}
 		return nil, nil, usagef("%s: can never apply: every app its apps match takes an earlier policy first, %s; an app takes the first policy that matches it: move this policy up, or narrow the earlier one", pc.at(path, ""), strings.Join(earlier, ", "))
@@ -171,6 +175,9 @@ func buildPolicies(path string, file *fileConfig, def scale.AppPolicy, metrics [
 	}
 	return out, warnings, nil
 }
+
+// maxNamed is how many covering policies an error names.
+const maxNamed = 5
 
 // buildPolicy validates one policy and completes it from def.
 func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []string) (scale.AppPolicy, error) {

@@ -1,8 +1,8 @@
 package scale
 
 import (
+	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gobwas/glob/syntax"
@@ -12,10 +12,13 @@ import (
 // This file decides questions about the sets of app names that globs
 // match: "does some app name match this policy before any earlier one?".
 // Each glob is compiled, from gobwas/glob's own syntax tree so that it means
-// what Selector.Match means, into a small nondeterministic automaton; the
-// automata of a question run side by side over every string of app-name
-// characters, breadth first, until a string answers the question or every
-// combination of their states has been seen.
+// what Selector.Match means, into a small nondeterministic automaton, made
+// deterministic as it is explored; the automata of a question run side by
+// side over every string of app-name characters, breadth first, until a
+// string answers the question or every combination of their states has
+// been seen. A combination from which no string can answer (a glob that
+// must match can no longer, or one that must not already matches every
+// extension) is not explored further.
 //
 // The answer is exact over strings of lowercase letters, digits and dashes,
 // the characters of a Fly app name. It ignores the other rules of a name
@@ -41,6 +44,7 @@ type automaton struct {
 	eps    [][]int
 	start  int
 	accept int
+	d      *dfa // the deterministic form, see det
 }
 
 // compileAutomaton builds the automaton of a glob; src must compile with
@@ -215,48 +219,79 @@ func findName(in, out []selection) (witness string, ok bool) {
 	}
 	inSpans, outSpans := spans(in), spans(out)
 
-	type node struct {
-		sets [][]int // per automaton, its states after name
-		name string
-	}
-	accepts := func(sets [][]int, k int) bool { return slices.Contains(sets[k], auts[k].accept) }
-	anyOf := func(sets [][]int, r [2]int) bool {
+	// A state of the search is, per automaton, the index of its set of
+	// states in the automaton's lazily built deterministic form.
+	anyOf := func(ids []int32, r [2]int) bool {
 		for k := r[0]; k < r[1]; k++ {
-			if accepts(sets, k) {
+			if auts[k].det().accepts(ids[k]) {
 				return true
 			}
 		}
 		return false
 	}
-	member := func(sets [][]int, x span) bool { return anyOf(sets, x.inc) && !anyOf(sets, x.exc) }
-	wanted := func(sets [][]int) bool {
+	member := func(ids []int32, x span) bool { return anyOf(ids, x.inc) && !anyOf(ids, x.exc) }
+	wanted := func(ids []int32) bool {
 		for _, x := range inSpans {
-			if !member(sets, x) {
+			if !member(ids, x) {
 				return false
 			}
 		}
 		for _, x := range outSpans {
-			if member(sets, x) {
+			if member(ids, x) {
 				return false
 			}
 		}
 		return true
 	}
-	key := func(sets [][]int) string {
-		var b strings.Builder
-		for _, set := range sets {
-			for _, s := range set {
-				b.WriteString(strconv.Itoa(s))
-				b.WriteByte(',')
+	// hopeless is a state no extension can bring to a wanted one: an in
+	// selection can no longer match, or an out selection matches every
+	// extension. Pruning it keeps the search small: without it, every
+	// combination of the out selections that already matched would be a
+	// state of its own.
+	allDead := func(ids []int32, r [2]int) bool {
+		for k := r[0]; k < r[1]; k++ {
+			if !auts[k].det().dead(ids[k]) {
+				return false
 			}
-			b.WriteByte('|')
 		}
-		return b.String()
+		return true
+	}
+	anyUniversal := func(ids []int32, r [2]int) bool {
+		for k := r[0]; k < r[1]; k++ {
+			if auts[k].det().universal(ids[k]) {
+				return true
+			}
+		}
+		return false
+	}
+	hopeless := func(ids []int32) bool {
+		for _, x := range inSpans {
+			if allDead(ids, x.inc) || anyUniversal(ids, x.exc) {
+				return true
+			}
+		}
+		for _, x := range outSpans {
+			if anyUniversal(ids, x.inc) && allDead(ids, x.exc) {
+				return true
+			}
+		}
+		return false
+	}
+	key := func(ids []int32) string {
+		b := make([]byte, 0, 4*len(ids))
+		for _, id := range ids {
+			b = append(b, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+		}
+		return string(b)
 	}
 
-	start := node{sets: make([][]int, len(auts))}
+	type node struct {
+		ids  []int32
+		name string
+	}
+	start := node{ids: make([]int32, len(auts))}
 	for k, a := range auts {
-		start.sets[k] = a.closure([]int{a.start})
+		start.ids[k] = a.det().start
 	}
 	// The start is expanded without being marked: the empty string is no
 	// app name, but a longer one may lead back to the same states.
@@ -265,25 +300,111 @@ func findName(in, out []selection) (witness string, ok bool) {
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		for i := range len(appNameChars) {
-			c := appNameChars[i]
-			next := node{sets: make([][]int, len(auts)), name: cur.name + string(c)}
+		for c := range len(appNameChars) {
+			next := node{ids: make([]int32, len(auts)), name: cur.name + appNameChars[c:c+1]}
 			for k, a := range auts {
-				next.sets[k] = a.move(cur.sets[k], c)
+				next.ids[k] = a.det().step(cur.ids[k], c)
 			}
-			k := key(next.sets)
+			k := key(next.ids)
 			if seen[k] {
 				continue
 			}
 			seen[k] = true
-			if wanted(next.sets) {
+			if wanted(next.ids) {
 				return next.name, true
 			}
 			if len(seen) > maxCoverStates {
 				return "", true
 			}
-			queue = append(queue, next)
+			if !hopeless(next.ids) {
+				queue = append(queue, next)
+			}
 		}
 	}
 	return "", false
+}
+
+// det returns the automaton's deterministic form, built as it is explored.
+func (a *automaton) det() *dfa {
+	if a.d == nil {
+		a.d = &dfa{a: a, ids: map[string]int32{}}
+		a.d.start = a.d.id(a.closure([]int{a.start}))
+	}
+	return a.d
+}
+
+// dfa is the subset construction of an automaton over appNameChars, made
+// lazily: a state is a set of the automaton's states, numbered as found.
+type dfa struct {
+	a      *automaton
+	start  int32
+	ids    map[string]int32
+	sets   [][]int
+	accept []bool
+	next   [][len(appNameChars)]int32 // -1: not computed yet
+}
+
+func (d *dfa) id(set []int) int32 {
+	k := fmt.Sprint(set)
+	if id, ok := d.ids[k]; ok {
+		return id
+	}
+	id := int32(len(d.sets))
+	d.ids[k] = id
+	d.sets = append(d.sets, set)
+	d.accept = append(d.accept, slices.Contains(set, d.a.accept))
+	var row [len(appNameChars)]int32
+	for i := range row {
+		row[i] = -1
+	}
+	d.next = append(d.next, row)
+	return id
+}
+
+func (d *dfa) accepts(id int32) bool { return d.accept[id] }
+
+// dead reports whether no string leads from state id to an accepting one.
+func (d *dfa) dead(id int32) bool {
+	return !d.reaches(id, func(n int32) bool { return d.accept[n] })
+}
+
+// universal reports whether every string leads from state id to an
+// accepting one.
+func (d *dfa) universal(id int32) bool {
+	return !d.reaches(id, func(n int32) bool { return !d.accept[n] })
+}
+
+// maxDFAStates bounds the exploration of dead and universal: past it the
+// answer is "reaches", which prunes nothing.
+const maxDFAStates = 10_000
+
+// reaches reports whether a state for which hit holds is reachable from
+// id (id included).
+func (d *dfa) reaches(id int32, hit func(int32) bool) bool {
+	seen := map[int32]bool{id: true}
+	stack := []int32{id}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if hit(n) || len(seen) > maxDFAStates {
+			return true
+		}
+		for c := range len(appNameChars) {
+			if m := d.step(n, c); !seen[m] {
+				seen[m] = true
+				stack = append(stack, m)
+			}
+		}
+	}
+	return false
+}
+
+// step returns the state after reading appNameChars[c] in state id.
+func (d *dfa) step(id int32, c int) int32 {
+	if n := d.next[id][c]; n >= 0 {
+		return n
+	}
+	n := d.id(d.a.move(d.sets[id], appNameChars[c]))
+	d.next[id][c] = n
+	return n
 }

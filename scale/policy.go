@@ -125,10 +125,15 @@ func (e *UnreachableError) Error() string {
 		e.Name, noun, quoteList(e.Covering))
 }
 
+// quoteList quotes the first five names, and counts the others.
 func quoteList(names []string) string {
-	q := make([]string, len(names))
+	var q []string
 	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
+		if i == 5 {
+			q = append(q, fmt.Sprintf("and %d more", len(names)-i))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", n))
 	}
 	return strings.Join(q, ", ")
 }

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -311,6 +312,44 @@ func TestPolicySelects(t *testing.T) {
 		got, err := paying.Selects(sel)
 		if err != nil || got != tt.want {
 			t.Errorf("selection %q !%q: Selects = %v, %v; want %v", tt.include, tt.exclude, got, err, tt.want)
+		}
+	}
+}
+
+// manyPolicies is 30 policies of one glob shape, then "last", a policy
+// each of them overlaps and policy 5 covers.
+func manyPolicies(tb testing.TB) []AppPolicy {
+	var ps []AppPolicy
+	for i := range 30 {
+		sel, err := NewSelector([]string{fmt.Sprintf("*-mid%02d-*", i)}, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ps = append(ps, AppPolicy{Name: fmt.Sprint(i), Apps: sel})
+	}
+	last, _ := NewSelector([]string{"x*-mid05-*"}, nil)
+	return append(ps, AppPolicy{Name: "last", Apps: last})
+}
+
+// TestCheckReachableManyPolicies: policies whose globs overlap in every
+// combination are decided, not given up on (which would let "last"
+// through).
+func TestCheckReachableManyPolicies(t *testing.T) {
+	var ue *UnreachableError
+	if err := CheckReachable(manyPolicies(t)); !errors.As(err, &ue) || ue.Name != "last" {
+		t.Fatalf("CheckReachable: %v, want last unreachable", err)
+	}
+	if err := CheckReachable(manyPolicies(t)[:30]); err != nil {
+		t.Fatalf("CheckReachable without last: %v", err)
+	}
+}
+
+// BenchmarkCheckReachable measures the check of 31 policies whose globs
+// all overlap, the last one covered: the worst shape for the search.
+func BenchmarkCheckReachable(b *testing.B) {
+	for b.Loop() {
+		if err := CheckReachable(manyPolicies(b)); err == nil {
+			b.Fatal("last found reachable")
 		}
 	}
 }
