@@ -59,6 +59,9 @@ func logReport(log *slog.Logger, rep *scale.Report) {
 		if a.Reason != "" {
 			attrs = append(attrs, "reason", a.Reason)
 		}
+		if rep.HasPolicies {
+			attrs = append(attrs, "policy", a.Policy)
+		}
 		if len(a.Metrics) > 0 {
 			attrs = append(attrs, "metrics", metricsCell(a.Metrics))
 		}

@@ -745,3 +745,16 @@ func TestReadmePolicyExample(t *testing.T) {
 		t.Errorf("trial scale-down %s", sd)
 	}
 }
+
+func TestVerboseLogNamesThePolicy(t *testing.T) {
+	var buf strings.Builder
+	logReport(newLogger(&buf, LogText, true), policyReport())
+	if !strings.Contains(buf.String(), "app=api status=scaled") || !strings.Contains(buf.String(), "policy=paying") {
+		t.Errorf("debug log without the policy:\n%s", buf.String())
+	}
+	buf.Reset()
+	logReport(newLogger(&buf, LogText, true), fixtureReport())
+	if strings.Contains(buf.String(), "policy=") {
+		t.Errorf("a policy logged without policies:\n%s", buf.String())
+	}
+}
