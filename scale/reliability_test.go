@@ -386,3 +386,68 @@ func TestDeployStartedMidRunIsSeenBeforeTheAppIsTouched(t *testing.T) {
 		}
 	})
 }
+
+// slowList makes each app's list take 5 s on the bubble's clock, and
+// starts a deploy of deploy when the list of flipAt is read.
+type slowList struct {
+	scale.Machines
+	srv            *flytest.Server
+	flipAt, deploy string
+}
+
+func (s *slowList) List(ctx context.Context, app, state string) ([]*fly.Machine, error) {
+	if app == s.flipAt {
+		s.srv.SetReleaseStatus(s.deploy, "running")
+	}
+	time.Sleep(5 * time.Second)
+	return s.Machines.List(ctx, app, state)
+}
+
+func TestLongRunRefreshesTheListingForReleases(t *testing.T) {
+	org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "bg-%02d", Count: 12,
+		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}
+	srv := flytest.New(org, flytest.Options{Token: token})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+
+	synctest.Test(t, func(t *testing.T) {
+		// No idle connections: their reads would keep the bubble's clock
+		// from moving.
+		apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL,
+			Transport: &http.Transport{DisableKeepAlives: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel, err := scale.NewSelector([]string{"bg-*"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 12 apps one after the other, 5 s each: a 60 s run. A deploy of
+		// bg-10 starts at 25 s, after the listing and before its turn.
+		cfg := scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 2, 2), Concurrency: 1}
+		rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: &slowList{Machines: m, srv: srv, flipAt: "bg-06", deploy: "bg-10"}})
+
+		for _, r := range rep.Apps {
+			want := scale.StatusScaled
+			if r.App == "bg-10" {
+				want = scale.StatusSkipped
+			}
+			if r.Status != want {
+				t.Errorf("%s: %s (%s), want %s", r.App, r.Status, r.Reason, want)
+			}
+		}
+		listings, reads := 0, 0
+		for _, c := range srv.Calls() {
+			switch c.Op {
+			case flytest.OpGraphQLApps:
+				listings++
+			case flytest.OpGraphQLRelease:
+				reads++
+			}
+		}
+		// The listing at the start, then one every 20 s of the 60 s run.
+		if listings < 3 || listings > 4 || reads != 0 {
+			t.Errorf("%d listings and %d per-app release reads in a 60 s run, want 3 or 4 listings and no per-app read", listings, reads)
+		}
+	})
+}

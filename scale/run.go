@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,20 +67,23 @@ type Deps struct {
 }
 
 // ReleaseFreshness is the oldest a release status from the org listing
-// may be when its app is observed: an app whose turn comes later in a long
-// run has its release read again, so a deploy started meanwhile is seen
-// before the app is touched.
+// may be when its app is observed, so that a deploy started during a long
+// run is seen before the app is touched. The listing is read again every
+// releaseRefresh while the run lasts (one call per 200 apps); an app whose
+// status is older all the same (a refresh failed or is slow) has its
+// release read on its own.
 const ReleaseFreshness = 30 * time.Second
+
+// releaseRefresh leaves a refresh of the listing 10 s to complete.
+const releaseRefresh = 20 * time.Second
 
 // app is one app selected for the run.
 type app struct {
 	name string
-	// release is the current release's status from the org listing,
-	// taken at listedAt; checked is false for apps named directly (not
-	// listed), whose status is read per app.
-	release  string
-	checked  bool
-	listedAt time.Time
+	// releases holds the release status of an app found in the org
+	// listing; nil for an app named directly, whose status is read on its
+	// own.
+	releases *releaseBook
 	// policy is the policy the app takes.
 	policy AppPolicy
 	// at is the run's moment, the same for every app.
@@ -101,6 +105,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	}
 	rep.Matched = len(apps)
 	rep.Apps = make([]AppResult, len(apps))
+	if len(apps) > 0 && apps[0].releases != nil {
+		defer apps[0].releases.refresh(ctx, deps.Apps)()
+	}
 	if !cfg.LimitFailures {
 		each(cfg, len(apps), func(i int) {
 			w := prepare(ctx, cfg, deps, apps[i], now)
@@ -217,7 +224,8 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 		return out, nil
 	}
-	listedAt := cfg.clock()()
+	now := cfg.clock()
+	listedAt := now()
 	org, err := c.GetOrganizationBySlug(ctx, cfg.Org)
 	if err != nil {
 		return nil, fmt.Errorf("org %q: %w", cfg.Org, graphQLError(err))
@@ -229,15 +237,78 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, graphQLError(err))
 	}
+	book := &releaseBook{orgID: org.ID, now: now}
+	book.update(list, listedAt)
 	var out []app
 	for _, a := range list {
 		if !cfg.Selector.Match(a.Name) || !cfg.Shard.Contains(a.Name) {
 			continue
 		}
-		out = append(out, app{name: a.Name, release: releaseStatus(a.CurrentRelease), checked: true, listedAt: listedAt})
+		out = append(out, app{name: a.Name, releases: book})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
+}
+
+// releaseBook is the release status of the org's apps, from the listing
+// that selected them and then from a refresh every releaseRefresh.
+type releaseBook struct {
+	orgID string
+	now   func() time.Time
+
+	mu     sync.Mutex
+	status map[string]string
+	at     time.Time // when the listing behind status started
+}
+
+func (b *releaseBook) update(list []fly.App, at time.Time) {
+	status := make(map[string]string, len(list))
+	for _, a := range list {
+		status[a.Name] = releaseStatus(a.CurrentRelease)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.status, b.at = status, at
+}
+
+// lookup returns app's release status and whether it is fresh enough to
+// act on (the app is in a listing at most ReleaseFreshness old).
+func (b *releaseBook) lookup(app string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.status[app]
+	return st, ok && b.now().Sub(b.at) <= ReleaseFreshness
+}
+
+// refresh reads the org listing again every releaseRefresh until the
+// returned stop is called. A failed refresh leaves the book as it was:
+// apps observed once it is too old read their release on their own.
+func (b *releaseBook) refresh(ctx context.Context, c Apps) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(releaseRefresh)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			at := b.now()
+			lctx, lcancel := context.WithTimeout(ctx, listTimeout)
+			list, err := c.GetAppsForOrganization(lctx, b.orgID)
+			lcancel()
+			if err == nil {
+				b.update(list, at)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func releaseStatus(r *fly.Release) string {
@@ -287,14 +358,19 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		return w
 	}
 
-	if !a.checked || start.Sub(a.listedAt) > ReleaseFreshness {
+	var release string
+	fresh := false
+	if a.releases != nil {
+		release, fresh = a.releases.lookup(a.name)
+	}
+	if !fresh {
 		rel, err := deps.Apps.GetAppCurrentReleaseMachines(ctx, a.name)
 		if err != nil {
 			return fail(fmt.Errorf("read release: %w", graphQLError(err)))
 		}
-		a.release = releaseStatus(rel)
+		release = releaseStatus(rel)
 	}
-	if releaseInProgress(a.release) {
+	if releaseInProgress(release) {
 		res.Status, res.Reason = StatusSkipped, "release in progress"
 		return w
 	}
