@@ -28,12 +28,22 @@ lint: check-deps ## gofmt, go vet, and staticcheck when installed
 	go vet $(PKGS)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed: skipped"; fi
 
-check-deps: ## keep the arrows main -> cmd -> {scale, query}: scale and query never import each other or cmd
-	@go list -deps ./scale | grep -E 'fly-autoscaler/(cmd|query)$$' && { echo "scale must not import cmd or query"; exit 1; } || true
-	@go list -deps ./query | grep -E 'fly-autoscaler/(cmd|scale)' && { echo "query must not import cmd or scale"; exit 1; } || true
-	@go list -deps ./scale/flytest | grep -E 'fly-autoscaler/(cmd|query)$$' && { echo "flytest must not import cmd or query"; exit 1; } || true
-	@go list -f '{{join .Imports "\n"}}' ./scale/flytest | grep -x -E 'testing|github.com/superfly/fly-autoscaler/scale' && { echo "flytest must not import testing or scale: demo ships it"; exit 1; } || true
-	@echo "dependency arrows ok"
+check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi -> scale; scale's domain knows no HTTP, flaps, environment
+	@M=github.com/superfly/fly-autoscaler; fail=0; \
+	deps() { go list -deps $$1 | grep -x -E "$$2" | grep -v -x "$$M/$${1#./}"; }; \
+	imps() { go list -f '{{join .Imports "\n"}}' $$1 | grep -x -E "$$2"; }; \
+	check() { if out=$$($$1 $$2 "$$3"); then echo "$$2 must not import: $$(echo $$out)  ($$4)"; fail=1; fi; }; \
+	check imps . "$$M/(scale|query).*" "main only calls cmd"; \
+	check deps ./scale "$$M/(cmd|query|scale/flyapi|scale/flytest)(/.*)?" "the domain is below cmd and above the Fly API"; \
+	check imps ./scale "net/http|os|github.com/superfly/fly-go/flaps" "scale's domain knows no HTTP, environment or flaps"; \
+	check deps ./scale/flyapi "$$M/(cmd|query|scale/flytest)(/.*)?" "flyapi implements scale's interfaces, nothing more"; \
+	check deps ./query "$$M/(cmd|scale)(/.*)?" "query knows nothing of Fly machines"; \
+	check deps ./scale/flytest "$$M/(cmd|query)(/.*)?" "flytest is a fake of Fly's APIs"; \
+	check imps ./scale/flytest "testing|$$M/scale" "demo ships flytest"; \
+	for p in $$(go list ./... | grep -v -x "$$M/scale/flyapi"); do \
+		check imps $$p "github.com/superfly/fly-go/flaps" "only scale/flyapi knows flaps"; \
+	done; \
+	[ $$fail = 0 ] && echo "dependency arrows ok"
 
 demo: ## see it work: a fake Fly org and metrics on loopback, then a dry run, a run and a converged run
 	go run . demo

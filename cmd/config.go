@@ -152,12 +152,15 @@ func loadFile(path string) (*fileConfig, []string, error) {
 
 // runConfig is the validated configuration of the run command.
 type runConfig struct {
-	scale      scale.Config
-	token      string
-	apiBaseURL string
-	collectors []query.PrometheusConfig
-	render     RenderOptions
-	warnings   []string
+	scale scale.Config
+	token string
+	// apiBaseURL and machinesBaseURL are the Fly APIs' base URLs
+	// (FLY_API_BASE_URL, FLY_FLAPS_BASE_URL; "" for the defaults); the demo
+	// sets both to its loopback server.
+	apiBaseURL, machinesBaseURL string
+	collectors                  []query.PrometheusConfig
+	render                      RenderOptions
+	warnings                    []string
 
 	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
 	pushgateway string
@@ -171,10 +174,6 @@ type runConfig struct {
 	// include and exclude are the app patterns, for the warning about a
 	// selection that matched no app.
 	include, exclude []string
-
-	// flapsBaseURL, when set, is where the Machines API requests go
-	// instead of FLY_FLAPS_BASE_URL's (the demo's loopback server).
-	flapsBaseURL string
 	// log is the invocation's logger (newLogger), set by runOrRepeat.
 	log *slog.Logger
 	// fly holds the Fly clients once built: with --every they serve every
@@ -496,6 +495,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		return nil, usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))
 	}
 	rc.apiBaseURL = strings.TrimRight(os.Getenv("FLY_API_BASE_URL"), "/")
+	rc.machinesBaseURL = os.Getenv("FLY_FLAPS_BASE_URL")
 
 	// Metrics.
 	rc.collectors, err = collectors(s, file)

@@ -157,7 +157,7 @@ func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) err
 				if err != nil {
 					return err
 				}
-				rc.apiBaseURL, rc.flapsBaseURL = flyURL, flyURL
+				rc.apiBaseURL, rc.machinesBaseURL = flyURL, flyURL
 				return runOrRepeat(c.Context, s, rc)
 			},
 		}},

@@ -98,38 +98,6 @@ func TestLogTransportVerboseMetrics(t *testing.T) {
 	}
 }
 
-func TestRedirectTransport(t *testing.T) {
-	var got string
-	to := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.Path }))
-	defer to.Close()
-	rt, err := newRedirectTransport(nil, "https://api.machines.dev", to.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: rt, Timeout: 5 * time.Second}
-	resp, err := c.Get("https://api.machines.dev/v1/apps/x/machines")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got != "/v1/apps/x/machines" {
-		t.Errorf("redirected request path %q", got)
-	}
-	// Other origins pass through.
-	got = ""
-	resp, err = c.Get(to.URL + "/graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got != "/graphql" {
-		t.Errorf("pass-through path %q", got)
-	}
-	if _, err := newRedirectTransport(nil, "https://api.machines.dev", "not a url"); err == nil {
-		t.Errorf("a bad target URL was accepted")
-	}
-}
-
 // TestJSONLogDurations: durations are Go duration strings in both log
 // formats, never JSON nanoseconds.
 func TestJSONLogDurations(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	fly "github.com/superfly/fly-go"
 
-	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -38,7 +38,7 @@ func TestRepeatKeepsItsRateLimitsAcrossPasses(t *testing.T) {
 	srv := flyEnv(t, &flytest.Org{Slug: "ev-org", Apps: []flytest.AppSpec{{Name: "ev-%02d", Count: 60,
 		Machines: []flytest.MachineSpec{{State: "started", Count: 2}}}}}, flytest.Options{RateLimit: true})
 	// Changes made behind the command's back, as someone else would.
-	_, other, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: testToken, APIBaseURL: srv.URL})
+	_, other, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: testToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/urfave/cli/v2"
 )
 
@@ -190,32 +190,27 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 // limits on our side.
 func newFlyClients(ctx context.Context, rc *runConfig) (*flyClients, error) {
 	var transport http.RoundTripper = pooledTransport(rc.scale.Concurrency)
-	if rc.flapsBaseURL != "" {
-		from := os.Getenv("FLY_FLAPS_BASE_URL") // what fly-go's flaps reads
-		if from == "" {
-			from = scale.DefaultFlapsBaseURL
-		}
-		rt, err := newRedirectTransport(transport, from, rc.flapsBaseURL)
-		if err != nil {
-			return nil, err
-		}
-		transport = rt
-	}
 	if rc.verbose && rc.log != nil {
 		transport = newLogTransport(transport, rc.log)
 	}
-	transport = scale.NewTransport(transport, scale.TransportOptions{RateLimit: true, OnRetry: rc.onRetry()})
-	apps, machines, err := scale.NewFlyClients(ctx, scale.ClientOptions{
-		Token:      rc.token,
-		APIBaseURL: rc.apiBaseURL,
-		UserAgent:  "fly-autoscaler/" + Version,
-		Transport:  transport,
+	transport = flyapi.NewTransport(transport, flyapi.TransportOptions{RateLimit: true, OnRetry: rc.onRetry()})
+	apps, machines, err := flyapi.NewClients(ctx, flyapi.Options{
+		Token:           rc.token,
+		APIBaseURL:      rc.apiBaseURL,
+		MachinesBaseURL: rc.machinesBaseURL,
+		UserAgent:       "fly-autoscaler/" + Version,
+		Transport:       transport,
+		Unauthorized:    unauthorizedAdvice,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &flyClients{apps: apps, machines: machines}, nil
 }
+
+// unauthorizedAdvice follows "401 unauthorized: " when either Fly API
+// refuses the token.
+const unauthorizedAdvice = "check the Fly API token (FAS_API_TOKEN; create one with fly tokens create org)"
 
 // outcome maps a report to the command's error: nil when every app was
 // reconciled, unchanged or skipped.

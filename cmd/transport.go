@@ -1,11 +1,8 @@
 package cmd
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
@@ -37,39 +34,6 @@ func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.log.Debug("http", append(attrs, "status", resp.StatusCode)...)
 	return resp, nil
-}
-
-// redirectTransport sends the requests addressed to one origin (scheme and
-// host) to another. fly-go's Machines API client reads its base URL from
-// FLY_FLAPS_BASE_URL and has no option for it; this transport lets the demo
-// point it at a loopback server without touching the process environment.
-type redirectTransport struct {
-	base     http.RoundTripper
-	from, to *url.URL
-}
-
-func newRedirectTransport(base http.RoundTripper, from, to string) (http.RoundTripper, error) {
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	f, err := url.Parse(from)
-	if err != nil || f.Host == "" {
-		return nil, fmt.Errorf("redirect from %q: not an absolute URL", from)
-	}
-	t, err := url.Parse(to)
-	if err != nil || t.Host == "" {
-		return nil, fmt.Errorf("redirect to %q: not an absolute URL", to)
-	}
-	return &redirectTransport{base: base, from: f, to: t}, nil
-}
-
-func (t *redirectTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.EqualFold(req.URL.Scheme, t.from.Scheme) || !strings.EqualFold(req.URL.Host, t.from.Host) {
-		return t.base.RoundTrip(req)
-	}
-	r := req.Clone(req.Context())
-	r.URL.Scheme, r.URL.Host, r.Host = t.to.Scheme, t.to.Host, ""
-	return t.base.RoundTrip(r)
 }
 
 // connsPerWorker is the connections to one host a worker may hold: its

@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	fly "github.com/superfly/fly-go"
-	"github.com/superfly/fly-go/flaps"
 )
 
 // startedSincePlan is the error of a destroy skipped because its machine
@@ -209,23 +206,12 @@ func (a *applier) do(act Action) error {
 // alreadyThere reports whether err is the Machines API refusing a start,
 // stop or suspend because the machine is already in the wanted state.
 func alreadyThere(kind ActionKind, err error) bool {
-	status := statusOf(err)
-	if status == http.StatusNotFound && (kind == ActionStop || kind == ActionSuspend) {
-		return true // gone: not started, which is what the action wanted
-	}
-	if status != http.StatusPreconditionFailed {
-		return false
-	}
-	msg := err.Error()
 	switch kind {
 	case ActionStart:
-		return strings.Contains(msg, "still active") || strings.Contains(msg, "current state: 'started'")
+		return errors.Is(err, ErrAlreadyStarted)
 	case ActionStop, ActionSuspend:
-		for _, st := range []string{"stopped", "suspended", "stopping", "suspending"} {
-			if strings.Contains(msg, "current state: '"+st+"'") {
-				return true
-			}
-		}
+		// Gone is not started, which is what the action wanted.
+		return errors.Is(err, ErrAlreadyStopped) || errors.Is(err, ErrNotFound)
 	}
 	return false
 }
@@ -304,10 +290,10 @@ func (h *lease) refresh() {
 		sent := time.Now()
 		_, err := h.a.m.RefreshLease(h.a.ctx, h.a.f.App, h.id, &ttl, h.nonce)
 		h.mu.Lock()
-		switch s := statusOf(err); {
+		switch {
 		case err == nil:
 			h.until = sent.Add(LeaseTTL)
-		case s == http.StatusConflict || s == http.StatusNotFound:
+		case errors.Is(err, ErrBusy) || errors.Is(err, ErrNotFound):
 			// Someone else holds it now, or it is gone: a failed refresh
 			// of another kind is tried again at the next tick.
 			h.lost = wrapOp("refresh lease "+h.id, err)
@@ -417,7 +403,7 @@ func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
 				a.settle(pending[i+1:], OutcomeAborted, a.ctx.Err())
 				return
 			}
-			u := IsUncertain(err)
+			u := uncertain(err)
 			unsure = unsure || u
 			failed = append(failed, failedCreate{act: act, at: len(a.out) - 1, uncertain: u})
 		}
@@ -539,8 +525,8 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 		}
 		// A destroy that may have happened, or found the machine gone
 		// (someone else destroyed it): count again before taking a spare.
-		gone := statusOf(err) == http.StatusNotFound
-		if !IsUncertain(err) && !gone {
+		gone := errors.Is(err, ErrNotFound)
+		if !uncertain(err) && !gone {
 			continue
 		}
 		f, err := a.recount()
@@ -626,31 +612,19 @@ func copyConfig(c *fly.MachineConfig) (*fly.MachineConfig, error) {
 // isBusy reports whether err is the Machines API refusing a change because
 // someone else holds the machine's lease.
 func isBusy(err error) bool {
-	return statusOf(err) == http.StatusConflict
+	return errors.Is(err, ErrBusy)
 }
 
-// statusOf returns the HTTP status of a Machines API error, 0 if none.
-func statusOf(err error) int {
-	var fe *flaps.FlapsError
-	if errors.As(err, &fe) {
-		return fe.ResponseStatusCode
-	}
-	return 0
-}
-
-// cleanError turns a Machines API error into "<status>: <message>", without
-// fly-go's "failed to ... VM" prefix; other errors are kept as they are.
+// cleanError returns the text of an error as recorded in a result: an
+// operation's (opError) or an API error's own, without what wraps it.
 func cleanError(err error) string {
 	var w *opError
 	if errors.As(err, &w) {
 		return w.msg
 	}
-	var fe *flaps.FlapsError
-	if errors.As(err, &fe) {
-		if fe.ResponseStatusCode == http.StatusUnauthorized {
-			return unauthorized
-		}
-		return fmt.Sprintf("%d: %s", fe.ResponseStatusCode, fe.Error())
+	var e APIError
+	if errors.As(err, &e) {
+		return e.Error()
 	}
 	return err.Error()
 }

@@ -3,6 +3,7 @@ package scale_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/superfly/fly-go/flaps"
 
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -23,8 +25,7 @@ func world(t *testing.T, machines ...flytest.MachineSpec) (*flytest.Server, scal
 	org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "app-a", ReleaseVersion: 2, Machines: machines}}}
 	srv := flytest.New(org, flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func (r *racing) AcquireLease(ctx context.Context, app, id string, ttl *int) (*f
 
 func (r *racing) Stop(ctx context.Context, app string, in fly.StopMachineInput, nonce string) error {
 	if in.ID == r.stopping {
-		return &flaps.FlapsError{OriginalError: errors.New("failed_precondition: unable to stop machine from current state: 'stopping'"), ResponseStatusCode: 412}
+		return fmt.Errorf("412: failed_precondition: unable to stop machine from current state: 'stopping': %w", scale.ErrAlreadyStopped)
 	}
 	return r.Machines.Stop(ctx, app, in, nonce)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -19,8 +20,7 @@ func BenchmarkRunFleet(b *testing.B) {
 		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped", Count: 2}}}}}
 	srv := flytest.New(org, flytest.Options{Token: token, Latency: time.Millisecond})
 	defer srv.Close()
-	b.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,8 +47,7 @@ func BenchmarkPlan(b *testing.B) {
 		Machines: []flytest.MachineSpec{{State: "started", Count: 2}, {State: "stopped", Count: 3}}}}}
 	srv := flytest.New(org, flytest.Options{Token: token})
 	defer srv.Close()
-	b.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	_, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	_, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,8 +74,7 @@ func BenchmarkRunPerApp(b *testing.B) {
 		Machines: []flytest.MachineSpec{{State: "started", Count: 2}, {State: "stopped", Count: 3}}}}}
 	srv := flytest.New(org, flytest.Options{Token: token})
 	defer srv.Close()
-	b.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	ac, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	ac, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -19,8 +20,7 @@ func fleetWorld(t *testing.T, apps ...flytest.AppSpec) (*flytest.Server, scale.D
 	t.Helper()
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: apps}, flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	a, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	a, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +85,7 @@ func BenchmarkPlanHugeTarget(b *testing.B) {
 	org := flytest.AppSpec{Name: "app-a", ReleaseVersion: 2, Machines: machines("a1=started", "b2=stopped")}
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{org}}, flytest.Options{})
 	defer srv.Close()
-	b.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	_, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: "x", APIBaseURL: srv.URL})
+	_, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: "x", APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	fly "github.com/superfly/fly-go"
 
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flyapi"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -21,8 +22,8 @@ import (
 func overTransport(t *testing.T, ms ...flytest.MachineSpec) (*flytest.Server, scale.Machines) {
 	t.Helper()
 	srv, _, _ := world(t, ms...)
-	rt := scale.NewTransport(nil, scale.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})
-	_, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL, Transport: rt})
+	rt := flyapi.NewTransport(nil, flyapi.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})
+	_, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +179,12 @@ func TestApplyRefreshesItsLeaseWhileWorkGoesOn(t *testing.T) {
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "app-a", Machines: machines("a1=started")}}},
 		flytest.Options{Token: token, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
 
 	synctest.Test(t, func(t *testing.T) {
 		clock.Store(time.Now().UnixNano())
 		// No idle connections: their reads would keep the bubble's clock
 		// from moving.
-		_, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL,
+		_, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL,
 			Transport: &http.Transport{DisableKeepAlives: true}})
 		if err != nil {
 			t.Fatal(err)
@@ -263,7 +263,6 @@ func TestOneRunConvergesUnderFaults(t *testing.T) {
 	}
 	srv := flytest.New(convergeOrg(), flytest.Options{Token: token, Seed: 8})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
 	// 10% of every Machines API call answered 500 and 10% 429.
 	for _, op := range []string{flytest.OpList, flytest.OpLaunch, flytest.OpStart, flytest.OpStop, flytest.OpDestroy,
 		flytest.OpLeaseAcquire, flytest.OpLeaseRefresh, flytest.OpLeaseRelease} {
@@ -276,8 +275,8 @@ func TestOneRunConvergesUnderFaults(t *testing.T) {
 		before[a] = counts{srv.Count(a, "started"), srv.Count(a, "")}
 	}
 
-	rt := scale.NewTransport(nil, scale.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
-	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL, Transport: rt})
+	rt := flyapi.NewTransport(nil, flyapi.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
+	apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,8 +322,7 @@ func TestDeployStartedMidRunIsSeenBeforeTheAppIsTouched(t *testing.T) {
 		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}
 	srv := flytest.New(org, flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL})
+	apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,12 +406,11 @@ func TestLongRunRefreshesTheListingForReleases(t *testing.T) {
 		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}
 	srv := flytest.New(org, flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
 
 	synctest.Test(t, func(t *testing.T) {
 		// No idle connections: their reads would keep the bubble's clock
 		// from moving.
-		apps, m, err := scale.NewFlyClients(context.Background(), scale.ClientOptions{Token: token, APIBaseURL: srv.URL,
+		apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL,
 			Transport: &http.Transport{DisableKeepAlives: true}})
 		if err != nil {
 			t.Fatal(err)

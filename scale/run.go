@@ -228,14 +228,14 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	listedAt := now()
 	org, err := c.GetOrganizationBySlug(ctx, cfg.Org)
 	if err != nil {
-		return nil, fmt.Errorf("org %q: %w", cfg.Org, graphQLError(err))
+		return nil, fmt.Errorf("org %q: %w", cfg.Org, err)
 	}
 	if org == nil {
 		return nil, fmt.Errorf("org %q: not found", cfg.Org)
 	}
 	list, err := c.GetAppsForOrganization(ctx, org.ID)
 	if err != nil {
-		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, graphQLError(err))
+		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, err)
 	}
 	book := &releaseBook{orgID: org.ID, now: now}
 	book.update(list, listedAt)
@@ -366,7 +366,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	if !fresh {
 		rel, err := deps.Apps.GetAppCurrentReleaseMachines(ctx, a.name)
 		if err != nil {
-			return fail(fmt.Errorf("read release: %w", graphQLError(err)))
+			return fail(fmt.Errorf("read release: %w", err))
 		}
 		release = releaseStatus(rel)
 	}

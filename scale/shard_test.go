@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	fly "github.com/superfly/fly-go"
+	"github.com/superfly/fly-go/tokens"
+
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -134,10 +137,7 @@ func TestShardListsTheOrgOnce(t *testing.T) {
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "tenant-%04d", Count: 1_000}}},
 		flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	apps, _, err := NewFlyClients(context.Background(), ClientOptions{Token: token, APIBaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	apps := fly.NewClientFromOptions(fly.ClientOptions{Tokens: tokens.Parse(token), BaseURL: srv.URL})
 	sel, err := NewSelector([]string{"tenant-*"}, nil)
 	if err != nil {
 		t.Fatal(err)

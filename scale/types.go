@@ -11,7 +11,7 @@ import (
 )
 
 // Apps is the part of fly-go's GraphQL client that app discovery needs.
-// *fly.Client satisfies it.
+// *fly.Client satisfies it; scale/flyapi's clean its errors.
 type Apps interface {
 	GetOrganizationBySlug(ctx context.Context, slug string) (*fly.Organization, error)
 	GetAppsForOrganization(ctx context.Context, orgID string) ([]fly.App, error)
@@ -19,7 +19,8 @@ type Apps interface {
 }
 
 // Machines is the part of fly-go's Machines API client (flaps) that the
-// autoscaler uses. One *flaps.Client serves every app.
+// autoscaler uses; scale/flyapi implements it over fly-go. One client
+// serves every app.
 type Machines interface {
 	List(ctx context.Context, appName, state string) ([]*fly.Machine, error)
 	Start(ctx context.Context, appName, machineID, nonce string) (*fly.MachineStartResponse, error)

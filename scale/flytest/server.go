@@ -1,8 +1,8 @@
 // Package flytest is an in-process fake of the Fly.io GraphQL and Machines
 // APIs, in the spirit of net/http/httptest: an HTTP server on 127.0.0.1
 // backed by an in-memory organization, speaking the JSON that fly-go v0.9.3
-// sends and parses. Point fly.ClientOptions.BaseURL and the environment
-// variable FLY_FLAPS_BASE_URL at Server.URL.
+// sends and parses. Point flyapi.Options' APIBaseURL and MachinesBaseURL
+// (or fly.ClientOptions.BaseURL and FLY_FLAPS_BASE_URL) at Server.URL.
 //
 // Beyond the happy path it offers injectable latency and faults, leases held
 // by someone else, Fly's published Machines API rate limits, an injectable

@@ -1,4 +1,4 @@
-package scale
+package flyapi
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"time"
 
 	fly "github.com/superfly/fly-go"
+	"github.com/superfly/fly-go/flaps"
 
+	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -24,7 +26,7 @@ const trToken = "FlyV1 fm2_transport-test"
 // started and one stopped machine, and returns the server and the real
 // fly-go clients sending through a NewTransport over base.
 // With to nil the clients use fly-go's transports alone.
-func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, to *TransportOptions) (*flytest.Server, Apps, Machines) {
+func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, to *TransportOptions) (*flytest.Server, scale.Apps, scale.Machines) {
 	t.Helper()
 	org := &flytest.Org{Slug: "tr-org", Apps: []flytest.AppSpec{{
 		Name: "tr-%03d", Count: apps,
@@ -33,12 +35,11 @@ func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, t
 	so.Token = trToken
 	srv := flytest.New(org, so)
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
 	var rt http.RoundTripper
 	if to != nil {
 		rt = NewTransport(base, *to)
 	}
-	a, m, err := NewFlyClients(context.Background(), ClientOptions{Token: trToken, APIBaseURL: srv.URL, Transport: rt})
+	a, m, err := NewClients(context.Background(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestTransport429AttemptsBounded(t *testing.T) {
 	if statusOf(err) != http.StatusTooManyRequests {
 		t.Fatalf("list: %v, want a 429", err)
 	}
-	if IsUncertain(err) {
+	if isUncertain(err) {
 		t.Errorf("a list is never uncertain: %v", err)
 	}
 	if n := len(trCalls(srv, flytest.OpList)); n != 3 {
@@ -248,8 +249,8 @@ func TestTransportCreateSentOnce(t *testing.T) {
 			if n := len(trCalls(srv, flytest.OpLaunch)); n != 1 {
 				t.Errorf("%d launch calls reached the server, want exactly 1", n)
 			}
-			if !IsUncertain(err) {
-				t.Errorf("IsUncertain(%v) = false", err)
+			if !isUncertain(err) {
+				t.Errorf("isUncertain(%v) = false", err)
 			}
 			want := status
 			if status == 502 || status == 503 {
@@ -292,7 +293,7 @@ func TestTransportCreateLostConnection(t *testing.T) {
 	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{})
 
 	_, err := m.Launch(context.Background(), "tr-001", trLaunchInput())
-	if !IsUncertain(err) || !errors.Is(err, ErrUncertain) {
+	if !isUncertain(err) || !errors.Is(err, errUncertain) {
 		t.Fatalf("launch: %v, want an uncertain error", err)
 	}
 	if n := len(trCalls(srv, flytest.OpLaunch)); n != 1 {
@@ -314,7 +315,7 @@ func TestTransportCreateNotSentIsCertain(t *testing.T) {
 	})
 	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{BaseDelay: time.Millisecond})
 	_, err := m.Launch(context.Background(), "tr-001", trLaunchInput())
-	if err == nil || IsUncertain(err) {
+	if err == nil || isUncertain(err) {
 		t.Fatalf("launch: %v, want a certain failure: nothing was sent", err)
 	}
 	if n := len(trCalls(srv, flytest.OpLaunch)); n != 0 {
@@ -368,19 +369,19 @@ func TestTransportDestroyRetryFindsItGone(t *testing.T) {
 func TestTransportDestroy404IsNotFound(t *testing.T) {
 	_, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{})
 	err := m.Destroy(context.Background(), "tr-001", fly.RemoveMachineInput{ID: "nosuchmachine", Kill: true}, "")
-	if statusOf(err) != http.StatusNotFound || IsUncertain(err) {
+	if statusOf(err) != http.StatusNotFound || isUncertain(err) {
 		t.Errorf("destroy of an unknown machine: %v, want a plain 404", err)
 	}
 }
 
-func TestTransportStartRetryAfterLostAnswerIsUncertain(t *testing.T) {
+func TestTransportStartRetryAfterLostAnswerisUncertain(t *testing.T) {
 	isStart := func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/start") }
 	base := trLoseAnswer(isStart, trAnswer(http.StatusServiceUnavailable, `{"error":"service unavailable"}`))
 	srv, _, m := trEnv(t, 1, flytest.Options{}, base, &TransportOptions{BaseDelay: 5 * time.Millisecond})
 	id := trMachineID(t, srv, "tr-001", "stopped")
 
 	_, err := m.Start(context.Background(), "tr-001", id, "")
-	if statusOf(err) != http.StatusPreconditionFailed || !IsUncertain(err) {
+	if statusOf(err) != http.StatusPreconditionFailed || !isUncertain(err) {
 		t.Fatalf("start: %v, want the retry's 412, marked uncertain", err)
 	}
 	if n := srv.Count("tr-001", "started"); n != 2 {
@@ -395,7 +396,7 @@ func TestTransportListPersistent503(t *testing.T) {
 	if statusOf(err) != http.StatusInternalServerError || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("list: %v, want a 500 noting HTTP 503", err)
 	}
-	if IsUncertain(err) {
+	if isUncertain(err) {
 		t.Errorf("a list is never uncertain: %v", err)
 	}
 	// Four attempts by the transport and none more by rehttp.
@@ -595,4 +596,13 @@ func BenchmarkTransport(b *testing.B) {
 		}
 		_ = resp.Body.Close()
 	}
+}
+
+// statusOf returns the HTTP status of a Machines API error, 0 if none.
+func statusOf(err error) int {
+	var fe *flaps.FlapsError
+	if errors.As(err, &fe) {
+		return fe.ResponseStatusCode
+	}
+	return 0
 }

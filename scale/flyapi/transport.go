@@ -1,4 +1,4 @@
-package scale
+package flyapi
 
 import (
 	"bytes"
@@ -16,24 +16,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/superfly/fly-go/flaps"
 	"golang.org/x/time/rate"
 )
 
 // Headers the transport sets on the responses it changes.
 const (
 	// UncertainHeader ("1") marks a failed answer to a request that may
-	// nevertheless have taken effect. See IsUncertain.
+	// nevertheless have taken effect (see the package documentation).
 	UncertainHeader = "Fly-Autoscaler-Uncertain"
 	// OriginalStatusHeader carries the status of a 502 or 503 answer that the
 	// transport passed on as 500.
 	OriginalStatusHeader = "Fly-Autoscaler-Original-Status"
 )
 
-// ErrUncertain is matched (errors.Is) by the transport's network errors for
+// errUncertain is matched (errors.Is) by the transport's network errors for
 // requests that may have reached the API and taken effect: the connection
 // failed or the deadline passed after the request could have been sent.
-var ErrUncertain = errors.New("uncertain: the request may have taken effect")
+var errUncertain = errors.New("uncertain: the request may have taken effect")
 
 // Limit is a token bucket: Rate requests per second, bursts of Burst.
 type Limit struct {
@@ -96,77 +95,8 @@ type TransportOptions struct {
 // that sends each request through base (http.DefaultTransport if nil),
 // retrying only where a retry cannot do something twice, and, with
 // o.RateLimit, holding requests back to stay within Fly's rate limits. It is
-// meant as ClientOptions.Transport, under fly-go's own transports.
-//
-// # Retries
-//
-// A 429 means the request was not carried out: it is retried whatever the
-// method, after the wait its Retry-After asks for (seconds or an HTTP date)
-// or else a capped, jittered exponential backoff. A 500, 502, 503 or 504 or a
-// network error is retried the same way only when sending the request twice
-// does no more than sending it once:
-//
-//   - GET and HEAD (list, get, lease and metadata reads), and GraphQL
-//     queries (a POST whose document has no mutation or subscription);
-//   - start, stop and suspend of a machine: each drives the machine to a
-//     state, and a second one finds it there;
-//   - acquire and refresh of a lease: a lease is exclusive, so a second
-//     acquire after one that took effect is refused (409, busy), and a
-//     refresh only extends the lease its nonce names;
-//   - destroy of a machine and release of a lease. A retry of these that
-//     finds the machine or lease gone (404) after an earlier attempt failed
-//     with a 5xx or a lost connection is answered 200 ({"ok":true}): what
-//     was asked for holds, whether that earlier attempt did it or not.
-//
-// Anything else, create (POST /v1/apps/{app}/machines), update and every
-// GraphQL mutation included, is sent once, unless it
-// certainly never left: a request that could not connect is retried
-// whatever it is. Attempts are bounded by MaxAttempts, each one waits for
-// the rate limiter, and no wait runs past the request context's deadline:
-// when a wait would end at or after it, the last answer or error is
-// returned at once.
-//
-// # Uncertainty
-//
-// fly-go wraps this transport in rehttp, which resends any request, POST
-// included, after a 502 or 503 or a temporary network error. So that a
-// create is never sent twice (and this transport stays the only one to
-// retry, within its bounds), no 502 or 503 and no temporary error leaves
-// it: a 502 or 503 goes up as a 500 with OriginalStatusHeader set and the
-// original status noted in the body's message, and network errors are
-// wrapped in an error without a Temporary method.
-//
-// A failed request that is not a read and may nevertheless have taken
-// effect is marked uncertain: its final answer is a 5xx, or a network error
-// after the request could have been sent, or any failure that follows such
-// an attempt (a retried start may find the machine started: 412). Such an
-// answer gets UncertainHeader, and its JSON body gets "uncertain": true and
-// "(uncertain: the request may have taken effect)" appended to its "error"
-// and "message"; such a network error matches ErrUncertain. Any other 5xx
-// answer gets "uncertain": false, so that every 5xx carries the verdict
-// (a 5xx from a client without this transport has none). IsUncertain
-// recognises both in the errors fly-go returns; a caller seeing one should
-// list the app again before deciding, since a create may have made a
-// machine.
-//
-// Some retries happen above this transport and are out of its hands:
-// fly-go's flaps client resends a GET up to twice after a connection reset,
-// and its AcquireLease retries every error for up to a minute.
-//
-// # Rate limits
-//
-// With o.RateLimit each Machines API request first takes a token from the
-// limiter of its action and identifier (see DefaultLimits), waiting for one
-// if need be, but never past the request context's deadline: a request that
-// would have to wait beyond it fails at once with an error matching
-// context.DeadlineExceeded, and a retry that would is not made. GraphQL and
-// other paths are not limited (Fly publishes no GraphQL limits). Limiters
-// that have refilled are dropped, which loses nothing since a full limiter
-// is a new one, so memory follows the identifiers used in the last seconds,
-// not the size of the fleet.
-//
-// The transport never reads or logs headers; it sees the Authorization
-// header only to pass it on.
+// meant as Options.Transport, under fly-go's own transports. The package
+// documentation tells how it retries, judges uncertainty and limits rates.
 func NewTransport(base http.RoundTripper, o TransportOptions) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -195,40 +125,6 @@ func NewTransport(base http.RoundTripper, o TransportOptions) http.RoundTripper 
 		t.limits = newRTLimiters(l)
 	}
 	return t
-}
-
-// IsUncertain reports whether err, the failure of a request that changes
-// something (a create, a destroy, ...), may nevertheless have taken effect:
-// for a create, the machine may exist; for a destroy, it may be gone. It is
-// the one definition of "uncertain" (see NewTransport) the applier acts on.
-//
-// Over a transport from NewTransport the transport has judged: every 5xx
-// answer it passes on, and any answer it marks uncertain, carries its
-// verdict, and its network errors match ErrUncertain or not. Errors that
-// did not pass through it are judged by the same rule: a 5xx answer, or a
-// network error after the request could have been sent.
-func IsUncertain(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, ErrUncertain) {
-		return true
-	}
-	var fe *flaps.FlapsError
-	if errors.As(err, &fe) {
-		var body struct {
-			Uncertain *bool `json:"uncertain"`
-		}
-		if json.Unmarshal(fe.ResponseBody, &body) == nil && body.Uncertain != nil {
-			return *body.Uncertain // the transport's verdict
-		}
-		return fe.ResponseStatusCode >= 500
-	}
-	var rt *rtError
-	if errors.As(err, &rt) {
-		return false // judged by the transport: not sent, or not changing anything
-	}
-	return !rtNotSent(err)
 }
 
 type retryTransport struct {
@@ -373,7 +269,7 @@ func rtAnnotate(resp *http.Response, uncertain bool) {
 	}
 	if uncertain {
 		resp.Header.Set(UncertainHeader, "1")
-		notes = append(notes, ErrUncertain.Error())
+		notes = append(notes, errUncertain.Error())
 	}
 	note := ""
 	if len(notes) > 0 {
@@ -498,7 +394,7 @@ func rtRetryAfter(h string, now time.Time) (time.Duration, bool) {
 }
 
 // rtError is a network error as the transport returns it: without the
-// Temporary method rehttp retries on, and matching ErrUncertain when the
+// Temporary method rehttp retries on, and matching errUncertain when the
 // request may have taken effect.
 type rtError struct {
 	err       error
@@ -512,14 +408,14 @@ func (e *rtError) Error() string {
 		s += fmt.Sprintf(" (%d attempts)", e.attempts)
 	}
 	if e.uncertain {
-		s += " (" + ErrUncertain.Error() + ")"
+		s += " (" + errUncertain.Error() + ")"
 	}
 	return s
 }
 
 func (e *rtError) Unwrap() []error {
 	if e.uncertain {
-		return []error{e.err, ErrUncertain}
+		return []error{e.err, errUncertain}
 	}
 	return []error{e.err}
 }

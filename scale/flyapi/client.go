@@ -1,0 +1,223 @@
+package flyapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	fly "github.com/superfly/fly-go"
+	"github.com/superfly/fly-go/flaps"
+	"github.com/superfly/fly-go/tokens"
+
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// Default Fly API endpoints.
+const (
+	DefaultAPIBaseURL      = "https://api.fly.io"
+	DefaultMachinesBaseURL = "https://api.machines.dev"
+)
+
+// Options configure the real Fly clients.
+type Options struct {
+	// Token is the Fly API token (FlyV1 macaroons or a user token).
+	Token string
+	// APIBaseURL is the GraphQL API's base URL (default DefaultAPIBaseURL).
+	APIBaseURL string
+	// MachinesBaseURL is the Machines API's base URL (default
+	// DefaultMachinesBaseURL). Every Machines API request goes to its
+	// scheme and host, whatever base fly-go's flaps client chose itself.
+	MachinesBaseURL string
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Transport, when set, is the HTTP transport under fly-go's own.
+	Transport http.RoundTripper
+	// Unauthorized, when set, follows "401 unauthorized: " in the error of
+	// a request either API refused for its token: what to check, in the
+	// caller's words (this package names no flag or variable).
+	Unauthorized string
+}
+
+// NewClients builds the GraphQL client and the one Machines API client
+// that serves every app of a run. Their errors carry the meanings the
+// domain decides from (scale.ErrBusy, scale.APIError, ...).
+func NewClients(ctx context.Context, o Options) (scale.Apps, scale.Machines, error) {
+	base := o.APIBaseURL
+	if base == "" {
+		base = DefaultAPIBaseURL
+	}
+	machinesBase := o.MachinesBaseURL
+	if machinesBase == "" {
+		machinesBase = DefaultMachinesBaseURL
+	}
+	u, err := url.Parse(machinesBase)
+	if err != nil || u.Host == "" {
+		return nil, nil, fmt.Errorf("machines api base url %q: not an absolute URL", machinesBase)
+	}
+	rt := o.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	toks := tokens.Parse(o.Token)
+	gqlTransport := &fly.Transport{Tokens: toks, UserAgent: o.UserAgent, UnderlyingTransport: o.Transport}
+	gql := fly.NewClientFromOptions(fly.ClientOptions{
+		Tokens:    toks,
+		BaseURL:   base,
+		Transport: gqlTransport,
+	})
+	fc, err := flaps.NewWithOptions(ctx, flaps.NewClientOpts{Tokens: toks, UserAgent: o.UserAgent, Transport: &rebase{base: rt, to: u}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("machines api client: %w", err)
+	}
+	return &apps{c: gql, unauthorized: o.Unauthorized}, &machines{
+		c:            fc,
+		http:         &http.Client{Transport: rt},
+		base:         u,
+		auth:         toks.FlapsHeader(),
+		ua:           o.UserAgent,
+		unauthorized: o.Unauthorized,
+	}, nil
+}
+
+// rebase sends every request to the scheme and host of to. fly-go's flaps
+// client reads its base URL from the process environment and has no option
+// for it; this keeps the Machines API's base one option, set by the caller.
+type rebase struct {
+	base http.RoundTripper
+	to   *url.URL
+}
+
+func (t *rebase) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.EqualFold(req.URL.Scheme, t.to.Scheme) && strings.EqualFold(req.URL.Host, t.to.Host) {
+		return t.base.RoundTrip(req)
+	}
+	r := req.Clone(req.Context())
+	r.URL.Scheme, r.URL.Host, r.Host = t.to.Scheme, t.to.Host, ""
+	return t.base.RoundTrip(r)
+}
+
+// apps is fly-go's GraphQL client with errors cleaned of the query text.
+type apps struct {
+	c            *fly.Client
+	unauthorized string
+}
+
+func (a *apps) GetOrganizationBySlug(ctx context.Context, slug string) (*fly.Organization, error) {
+	org, err := a.c.GetOrganizationBySlug(ctx, slug)
+	return org, graphQLError(err, a.unauthorized)
+}
+
+func (a *apps) GetAppsForOrganization(ctx context.Context, orgID string) ([]fly.App, error) {
+	list, err := a.c.GetAppsForOrganization(ctx, orgID)
+	return list, graphQLError(err, a.unauthorized)
+}
+
+func (a *apps) GetAppCurrentReleaseMachines(ctx context.Context, app string) (*fly.Release, error) {
+	rel, err := a.c.GetAppCurrentReleaseMachines(ctx, app)
+	return rel, graphQLError(err, a.unauthorized)
+}
+
+// machines is fly-go's Machines API client with its errors classified (see
+// classify) and a lease acquisition that fails fast: fly-go's AcquireLease
+// retries every error, a lease held by someone else included, for up to a
+// minute, where a busy machine should simply be passed over.
+type machines struct {
+	c            *flaps.Client
+	http         *http.Client
+	base         *url.URL
+	auth         string
+	ua           string
+	unauthorized string
+}
+
+func (m *machines) List(ctx context.Context, app, state string) ([]*fly.Machine, error) {
+	list, err := m.c.List(ctx, app, state)
+	return list, classify(err, m.unauthorized)
+}
+
+func (m *machines) Start(ctx context.Context, app, id, nonce string) (*fly.MachineStartResponse, error) {
+	r, err := m.c.Start(ctx, app, id, nonce)
+	return r, classify(err, m.unauthorized)
+}
+
+func (m *machines) Stop(ctx context.Context, app string, in fly.StopMachineInput, nonce string) error {
+	return classify(m.c.Stop(ctx, app, in, nonce), m.unauthorized)
+}
+
+func (m *machines) Suspend(ctx context.Context, app, id, nonce string) error {
+	return classify(m.c.Suspend(ctx, app, id, nonce), m.unauthorized)
+}
+
+func (m *machines) Launch(ctx context.Context, app string, in fly.LaunchMachineInput) (*fly.Machine, error) {
+	nm, err := m.c.Launch(ctx, app, in)
+	return nm, classify(err, m.unauthorized)
+}
+
+func (m *machines) Destroy(ctx context.Context, app string, in fly.RemoveMachineInput, nonce string) error {
+	return classify(m.c.Destroy(ctx, app, in, nonce), m.unauthorized)
+}
+
+func (m *machines) RefreshLease(ctx context.Context, app, id string, ttl *int, nonce string) (*fly.MachineLease, error) {
+	l, err := m.c.RefreshLease(ctx, app, id, ttl, nonce)
+	return l, classify(err, m.unauthorized)
+}
+
+func (m *machines) ReleaseLease(ctx context.Context, app, id, nonce string) error {
+	return classify(m.c.ReleaseLease(ctx, app, id, nonce), m.unauthorized)
+}
+
+// AcquireLease takes the machine's lease with one request (the same call
+// fly-go makes: POST .../lease?ttl=N). A lease held by someone else is
+// scale.ErrBusy.
+func (m *machines) AcquireLease(ctx context.Context, app, id string, ttl *int) (*fly.MachineLease, error) {
+	l, err := m.acquireLease(ctx, app, id, ttl)
+	return l, classify(err, m.unauthorized)
+}
+
+func (m *machines) acquireLease(ctx context.Context, app, id string, ttl *int) (*fly.MachineLease, error) {
+	u := m.base.JoinPath("v1", "apps", app, "machines", id, "lease")
+	if ttl != nil {
+		u.RawQuery = fmt.Sprintf("ttl=%d", *ttl)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", m.auth)
+	if m.ua != "" {
+		req.Header.Set("User-Agent", m.ua)
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return nil, stripURL(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode > 299 {
+		var e struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &e) == nil {
+			msg = e.Error
+			if e.Message != "" {
+				msg = e.Message
+			}
+		}
+		return nil, &flaps.FlapsError{OriginalError: errors.New(msg), ResponseStatusCode: resp.StatusCode, ResponseBody: body}
+	}
+	out := new(fly.MachineLease)
+	if err := json.Unmarshal(body, out); err != nil {
+		return nil, fmt.Errorf("decode lease: %w", err)
+	}
+	return out, nil
+}
