@@ -514,7 +514,8 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	}
 
 	// Policy and limits.
-	policy := scale.Policy{}
+	// The plan's warnings name the limits by their flags.
+	policy := scale.Policy{Names: scale.LimitNames{MaxScaleUp: "--max-scale-up", MaxScaleDown: "--max-scale-down", MaxMachines: "--max-machines"}}
 	if policy.InitialState, err = parseInitialState(s.str("initial-machine-state", file.InitialMachineState)); err != nil {
 		return nil, usagef("%s: %v", s.where("initial-machine-state"), err)
 	}

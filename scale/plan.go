@@ -32,6 +32,22 @@ type Policy struct {
 	// MinStartedDuration keeps a machine that started less than this long
 	// ago from being stopped, suspended or destroyed.
 	MinStartedDuration time.Duration
+	// Names are the words a plan's warnings and CheckTargets' error use
+	// for the limits above: the caller's (cmd names its flags). Unset,
+	// they read "max-scale-up", "max-scale-down" and "max-machines".
+	Names LimitNames
+}
+
+// LimitNames name a Policy's limits in the caller's words.
+type LimitNames struct {
+	MaxScaleUp, MaxScaleDown, MaxMachines string
+}
+
+func (n LimitNames) or(name, def string) string {
+	if name == "" {
+		return def
+	}
+	return name
 }
 
 // DefaultMaxMachines is the default of Policy.MaxMachines.
@@ -61,7 +77,7 @@ func CheckTargets(current Counts, t Targets, p Policy) error {
 	}
 	want := min(max(current.Created, lo), max(hi, 0))
 	if limit := p.maxMachines(); want > limit && want > current.Created {
-		return fmt.Errorf("%w: created target %d is above --max-machines %d (raise it if the target is meant)", ErrImplausible, want, limit)
+		return fmt.Errorf("%w: created target %d is above %s %d (raise it if the target is meant)", ErrImplausible, want, p.Names.or(p.Names.MaxMachines, "max-machines"), limit)
 	}
 	return nil
 }
@@ -119,7 +135,7 @@ func (pl *planner) run(t Targets) Plan {
 	cur := pl.plan.Current
 	createdTarget := pl.target("created", cur.Created, t.Created)
 	if limit := max(pl.p.maxMachines(), cur.Created); createdTarget > limit {
-		pl.warn("created capped %d → %d by --max-machines", createdTarget, limit)
+		pl.warn("created capped %d → %d by %s", createdTarget, limit, pl.p.Names.or(pl.p.Names.MaxMachines, "max-machines"))
 		createdTarget = limit
 	}
 	if createdTarget < 1 && cur.Created >= 1 {
@@ -217,11 +233,11 @@ func (pl *planner) target(what string, current int, r Range) int {
 	}
 	want := min(max(current, lo), hi)
 	if up := pl.p.MaxScaleUp; up != nil && want > current+*up {
-		pl.warn("%s capped %d → %d by --max-scale-up", what, want, current+*up)
+		pl.warn("%s capped %d → %d by %s", what, want, current+*up, pl.p.Names.or(pl.p.Names.MaxScaleUp, "max-scale-up"))
 		want = current + *up
 	}
 	if down := pl.p.MaxScaleDown; down != nil && want < current-*down {
-		pl.warn("%s capped %d → %d by --max-scale-down", what, want, current-*down)
+		pl.warn("%s capped %d → %d by %s", what, want, current-*down, pl.p.Names.or(pl.p.Names.MaxScaleDown, "max-scale-down"))
 		want = current - *down
 	}
 	return want
