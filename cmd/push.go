@@ -158,15 +158,15 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 	apps := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricApps, Help: "Apps of the last run by result: scaled, planned (dry run), unchanged, blocked, skipped or failed.",
 	}, []string{"result"})
-	for _, st := range []scale.Status{scale.StatusScaled, scale.StatusPlanned, scale.StatusUnchanged, scale.StatusBlocked, scale.StatusSkipped, scale.StatusFailed} {
+	for _, st := range scale.Statuses() {
 		apps.WithLabelValues(string(st))
 	}
 
 	actions := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricActions, Help: "Machine actions of the last run by action (start, stop, suspend, create, destroy) and outcome (done, failed, busy, aborted, unneeded, planned).",
 	}, []string{"action", "outcome"})
-	for _, k := range actionOrder {
-		for _, o := range []scale.Outcome{scale.OutcomeDone, scale.OutcomeFailed, scale.OutcomeBusy, scale.OutcomeAborted, scale.OutcomeUnneeded, scale.OutcomePlanned} {
+	for _, k := range scale.ActionKinds() {
+		for _, o := range scale.Outcomes() {
 			actions.WithLabelValues(string(k), string(o))
 		}
 	}

@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -13,12 +11,15 @@ import (
 	"unicode"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
 	"github.com/superfly/fly-autoscaler/scale"
 )
+
+// This file holds what every format shares: the options, the dispatch to
+// one renderer per format (render_table.go, render_markdown.go,
+// render_json.go), for the run's report and the evaluation alike, and the
+// cells and summaries that table and Markdown both show.
 
 // Output formats accepted by --output.
 const (
@@ -75,6 +76,19 @@ func Render(w io.Writer, r *scale.Report, o RenderOptions) error {
 	}
 }
 
+// renderEval writes the evaluation as a table, Markdown or JSON.
+func renderEval(w io.Writer, r *scale.EvalReport, format string, color bool) error {
+	apps := sortByApp(r.Apps, func(a scale.EvalResult) string { return a.App })
+	switch format {
+	case FormatJSON:
+		return renderEvalJSON(w, r, apps)
+	case FormatMarkdown:
+		return renderEvalMarkdown(w, r, apps)
+	default:
+		return renderEvalTable(w, r, apps, newRenderer(w, color))
+	}
+}
+
 // newRenderer returns a lipgloss renderer bound to w. Without colour the
 // profile is forced to Ascii so that not a single escape code is written.
 // The terminal is detected on the file under the redacting writer.
@@ -86,7 +100,6 @@ func newRenderer(w io.Writer, color bool) *lipgloss.Renderer {
 	return re
 }
 
-// ---------------------------------------------------------------------------
 // Shared text helpers: table and markdown show the same cells.
 
 var columns = []string{"APP", "STARTED", "CREATED", "ACTIONS", "METRICS", "RESULT"}
@@ -104,11 +117,25 @@ func withPolicy(has bool, cells []string, policy string) []string {
 	return slices.Insert(slices.Clone(cells), 1, policy)
 }
 
+// sortByApp returns a copy of apps sorted by app name, for the run's results
+// and the evaluation's alike.
+func sortByApp[T any](apps []T, name func(T) string) []T {
+	apps = slices.Clone(apps)
+	slices.SortStableFunc(apps, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+	return apps
+}
+
 // sortedApps returns the apps sorted by name, leaving the report untouched.
 func sortedApps(r *scale.Report) []scale.AppResult {
-	apps := slices.Clone(r.Apps)
-	slices.SortStableFunc(apps, func(a, b scale.AppResult) int { return strings.Compare(a.App, b.App) })
-	return apps
+	return sortByApp(r.Apps, func(a scale.AppResult) string { return a.App })
+}
+
+// appsNoun is "1 app" or "n apps".
+func appsNoun(n int) string {
+	if n == 1 {
+		return "1 app"
+	}
+	return strconv.Itoa(n) + " apps"
 }
 
 // visibleApps applies Quiet.
@@ -143,14 +170,10 @@ func countCell(a scale.AppResult, current, target int) string {
 	return fmt.Sprintf("%d → %d", current, target)
 }
 
-var actionOrder = []scale.ActionKind{
-	scale.ActionStart, scale.ActionStop, scale.ActionSuspend, scale.ActionCreate, scale.ActionDestroy,
-}
-
 // actionsCell summarises actions per kind: "start 2 (1 failed), create 2
-// (ord, iad)". Kinds come in a fixed order; unknown kinds follow, by name.
+// (ord, iad)". Kinds come in scale's order; unknown kinds follow, by name.
 func actionsCell(actions []scale.ActionResult, dryRun bool) string {
-	kinds := slices.Clone(actionOrder)
+	kinds := scale.ActionKinds()
 	var extra []scale.ActionKind
 	for _, a := range actions {
 		if !slices.Contains(kinds, a.Kind) && !slices.Contains(extra, a.Kind) {
@@ -179,17 +202,9 @@ func actionsCell(actions []scale.ActionResult, dryRun bool) string {
 			continue
 		}
 		var notes []string
-		for _, oc := range []struct {
-			outcome scale.Outcome
-			label   string
-		}{
-			{scale.OutcomeFailed, "failed"},
-			{scale.OutcomeBusy, "busy"},
-			{scale.OutcomeAborted, "aborted"},
-			{scale.OutcomeUnneeded, "unneeded"},
-		} {
-			if c := outcomes[oc.outcome]; c > 0 {
-				notes = append(notes, fmt.Sprintf("%d %s", c, oc.label))
+		for _, oc := range scale.Outcomes() {
+			if c := outcomes[oc]; c > 0 && oc != scale.OutcomeDone && oc != scale.OutcomePlanned {
+				notes = append(notes, fmt.Sprintf("%d %s", c, oc))
 			}
 		}
 		if c := outcomes[scale.OutcomePlanned]; c > 0 && !dryRun {
@@ -317,16 +332,12 @@ func summary(r *scale.Report) string {
 		count[a.Status]++
 	}
 	matched := max(r.Matched, len(r.Apps))
-	noun := "apps"
-	if matched == 1 {
-		noun = "app"
-	}
 	change := scale.StatusScaled
 	if r.DryRun {
 		change = scale.StatusPlanned
 	}
 	var parts []string
-	for _, st := range []scale.Status{scale.StatusScaled, scale.StatusPlanned, scale.StatusUnchanged, scale.StatusBlocked, scale.StatusSkipped, scale.StatusFailed} {
+	for _, st := range scale.Statuses() {
 		if st == change || st == scale.StatusUnchanged || st == scale.StatusSkipped || st == scale.StatusFailed || count[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
 		}
@@ -334,10 +345,11 @@ func summary(r *scale.Report) string {
 	if n := matched - len(r.Apps); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d not processed", n))
 	}
+	noun := appsNoun(matched)
 	if r.Shard != "" {
 		noun += " of shard " + r.Shard
 	}
-	s := fmt.Sprintf("%d %s: %s in %s", matched, noun, strings.Join(parts, ", "), formatElapsed(r.Elapsed))
+	s := fmt.Sprintf("%s: %s in %s", noun, strings.Join(parts, ", "), formatElapsed(r.Elapsed))
 	if r.DryRun {
 		s += " (dry run)"
 	}
@@ -382,379 +394,53 @@ func oneLine(s string) string {
 	return b.String()
 }
 
-// ---------------------------------------------------------------------------
-// Table.
+// evalColumns are the columns of the eval table.
+var evalColumns = []string{"APP", "METRICS", "STARTED", "CREATED", "RESULT"}
 
-// Row colours: the basic ANSI palette, so the user's terminal theme applies.
-var (
-	colorUp     = lipgloss.Color("2") // green
-	colorDown   = lipgloss.Color("3") // yellow
-	colorFailed = lipgloss.Color("1") // red
-	colorBlock  = lipgloss.Color("5") // magenta
-)
+func evalRow(r *scale.EvalReport, a scale.EvalResult) []string {
+	result := "ok"
+	if a.Err != nil {
+		result = "failed: " + a.Err.Error()
+	}
+	return withPolicy(r.HasPolicies, []string{
+		oneLine(a.App),
+		metricsCell(a.Metrics),
+		rangeCell(a.Targets.Started),
+		rangeCell(a.Targets.Created),
+		oneLine(result),
+	}, oneLine(a.Policy))
+}
 
-// rowStyle colours a row by what happened to the app.
-func rowStyle(re *lipgloss.Renderer, a scale.AppResult) lipgloss.Style {
-	s := re.NewStyle()
+// rangeCell renders a target range: "3" when min and max agree, "1..8",
+// "≥ 1", "≤ 8", or "-" when no expression sets it.
+func rangeCell(r scale.Range) string {
 	switch {
-	case a.Status == scale.StatusFailed:
-		return s.Foreground(colorFailed)
-	case a.Status == scale.StatusSkipped:
-		return s.Faint(true)
-	case a.Status == scale.StatusBlocked:
-		return s.Foreground(colorBlock)
-	case a.Target.Started > a.Current.Started || a.Target.Created > a.Current.Created:
-		return s.Foreground(colorUp)
-	case a.Target.Started < a.Current.Started || a.Target.Created < a.Current.Created:
-		return s.Foreground(colorDown)
+	case r.Min != nil && r.Max != nil && *r.Min == *r.Max:
+		return strconv.Itoa(*r.Min)
+	case r.Min != nil && r.Max != nil:
+		return fmt.Sprintf("%d..%d", *r.Min, *r.Max)
+	case r.Min != nil:
+		return fmt.Sprintf("≥ %d", *r.Min)
+	case r.Max != nil:
+		return fmt.Sprintf("≤ %d", *r.Max)
 	}
-	return s
+	return "-"
 }
 
-// renderTable writes the report as an aligned, borderless table followed by
-// the warnings, the action errors and the summary.
-func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Renderer) error {
-	bw := bufio.NewWriter(w)
-	apps := visibleApps(r, o)
-
-	if len(apps) > 0 {
-		styles := make([]lipgloss.Style, len(apps))
-		rows := make([][]string, len(apps))
-		for i, a := range apps {
-			styles[i] = rowStyle(re, a)
-			rows[i] = row(r, a)
-		}
-		headers := withPolicy(r.HasPolicies, columns, policyColumn)
-		if o.Width > 0 {
-			fitWidth(headers, rows, o.Width)
-		}
-		writeTable(bw, re, headers, rows, func(i int) lipgloss.Style { return styles[i] })
-	}
-
-	warnings, errs := notes(apps)
-	writeNotes := func(title string, ns []note) {
-		if len(ns) == 0 {
-			return
-		}
-		fmt.Fprintf(bw, "\n%s\n", re.NewStyle().Bold(true).Render(title+":"))
-		for _, n := range ns {
-			line := "  " + n.app + ": " + n.text
-			if o.Width > 0 {
-				line = truncate(line, o.Width)
-			}
-			bw.WriteString(line + "\n")
-		}
-	}
-	writeNotes("Warnings", warnings)
-	writeNotes("Action errors", errs)
-
-	if len(apps) > 0 || len(warnings) > 0 || len(errs) > 0 {
-		bw.WriteByte('\n')
-	}
-	bw.WriteString(summary(r) + "\n")
-	if e := runError(r); e != "" {
-		bw.WriteString(re.NewStyle().Foreground(colorFailed).Render(e) + "\n")
-	}
-	return bw.Flush()
+// evalSummary is "3 apps: 2 evaluated, 1 failed in 120ms".
+func evalSummary(r *scale.EvalReport) string {
+	failed := evalFailed(r)
+	return fmt.Sprintf("%s: %d evaluated, %d failed in %s (machines not read: started, stopped, suspended and created are 0)",
+		appsNoun(max(r.Matched, len(r.Apps))), len(r.Apps)-failed, failed, formatElapsed(r.Elapsed))
 }
 
-// writeTable writes an aligned, borderless table: a bold header, then the
-// rows, each in the style rowStyle gives it.
-func writeTable(bw *bufio.Writer, re *lipgloss.Renderer, headers []string, rows [][]string, rowStyle func(i int) lipgloss.Style) {
-	header := re.NewStyle().Bold(true)
-	last := len(headers) - 1
-	out := table.New().
-		Border(lipgloss.HiddenBorder()).
-		BorderTop(false).BorderBottom(false).BorderLeft(false).BorderRight(false).
-		BorderHeader(false).BorderColumn(false).
-		Headers(headers...).
-		Rows(rows...).
-		StyleFunc(func(row, col int) lipgloss.Style {
-			s := header
-			if row != table.HeaderRow {
-				s = rowStyle(row)
-			}
-			if col != last {
-				s = s.PaddingRight(columnGap)
-			}
-			return s
-		}).
-		String()
-	for line := range strings.Lines(out) {
-		bw.WriteString(trimLineEnd(line))
-		bw.WriteByte('\n')
-	}
-}
-
-// trimLineEnd drops the newline and the padding of the last cell. Trailing
-// spaces inside a styled cell sit before its reset sequence; they are left
-// alone, being invisible.
-func trimLineEnd(line string) string {
-	return strings.TrimRight(line, " \n")
-}
-
-// columnGap is the number of spaces between two columns.
-const columnGap = 2
-
-// fitWidth truncates the cells of rows so that the table fits in width
-// columns. Only the free-text columns (ACTIONS, METRICS, RESULT, then APP
-// and POLICY) shrink, the widest first, never below their header; the
-// counts never do. When even that is not enough the table stays wider
-// than width.
-func fitWidth(columns []string, rows [][]string, width int) {
-	widths := make([]int, len(columns))
-	for c, h := range columns {
-		widths[c] = lipgloss.Width(h)
-		for _, r := range rows {
-			widths[c] = max(widths[c], lipgloss.Width(r[c]))
+// evalFailed counts the apps the evaluation failed.
+func evalFailed(r *scale.EvalReport) int {
+	failed := 0
+	for _, a := range r.Apps {
+		if a.Err != nil {
+			failed++
 		}
 	}
-	total := columnGap * (len(columns) - 1)
-	for _, w := range widths {
-		total += w
-	}
-	shrinkable := func(names ...string) {
-		var cols []int
-		for _, n := range names {
-			if c := slices.Index(columns, n); c >= 0 {
-				cols = append(cols, c)
-			}
-		}
-		for total > width {
-			widest := -1
-			for _, c := range cols {
-				if widths[c] > len(columns[c]) && (widest < 0 || widths[c] > widths[widest]) {
-					widest = c
-				}
-			}
-			if widest < 0 {
-				return
-			}
-			widths[widest]--
-			total--
-		}
-	}
-	shrinkable("ACTIONS", "METRICS", "RESULT")
-	shrinkable("APP", policyColumn)
-	for _, r := range rows {
-		for c := range r {
-			r[c] = truncate(r[c], widths[c])
-		}
-	}
-}
-
-// truncate cuts s to width columns, marking the cut with an ellipsis.
-func truncate(s string, width int) string {
-	return ansi.Truncate(s, width, "…")
-}
-
-// ---------------------------------------------------------------------------
-// Markdown.
-
-// renderMarkdown writes the summary in bold, then a GitHub-flavoured table
-// and the notes as lists: fit for a CI job summary or a pull request comment.
-func renderMarkdown(w io.Writer, r *scale.Report, o RenderOptions) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "**%s**\n", mdEscape(summary(r)))
-	if e := runError(r); e != "" {
-		fmt.Fprintf(bw, "\n**%s**\n", mdEscape(e))
-	}
-
-	apps := visibleApps(r, o)
-	if len(apps) > 0 {
-		headers := withPolicy(r.HasPolicies, columns, policyColumn)
-		bw.WriteString("\n| " + strings.Join(headers, " | ") + " |\n|")
-		for range headers {
-			bw.WriteString(" --- |")
-		}
-		bw.WriteByte('\n')
-		for _, a := range apps {
-			cells := row(r, a)
-			for i, c := range cells {
-				cells[i] = mdEscape(c)
-			}
-			bw.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-		}
-	}
-
-	warnings, errs := notes(apps)
-	for _, sec := range []struct {
-		title string
-		ns    []note
-	}{{"Warnings", warnings}, {"Action errors", errs}} {
-		if len(sec.ns) == 0 {
-			continue
-		}
-		fmt.Fprintf(bw, "\n**%s**\n\n", sec.title)
-		for _, n := range sec.ns {
-			fmt.Fprintf(bw, "- %s: %s\n", mdEscape(n.app), mdEscape(n.text))
-		}
-	}
-	return bw.Flush()
-}
-
-// mdEscape puts text on one line and backslash-escapes the characters that
-// would end a table cell or start inline markup or HTML.
-func mdEscape(s string) string {
-	s = oneLine(s)
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\|`*_<>[]#~", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// ---------------------------------------------------------------------------
-// JSON: the contract documented in docs/output.md. These structs, not the
-// scale types, define it, so that scale can change without breaking users.
-
-type jsonReport struct {
-	SchemaVersion  int         `json:"schema_version"`
-	Org            string      `json:"org"`
-	Shard          string      `json:"shard,omitempty"`
-	DryRun         bool        `json:"dry_run"`
-	StartedAt      string      `json:"started_at"`
-	ElapsedSeconds float64     `json:"elapsed_seconds"`
-	Summary        jsonSummary `json:"summary"`
-	Error          string      `json:"error,omitempty"`
-	Apps           []jsonApp   `json:"apps"`
-}
-
-type jsonSummary struct {
-	AppsMatched int `json:"apps_matched"`
-	Scaled      int `json:"scaled"`
-	Planned     int `json:"planned"`
-	Unchanged   int `json:"unchanged"`
-	Blocked     int `json:"blocked"`
-	Skipped     int `json:"skipped"`
-	Failed      int `json:"failed"`
-}
-
-type jsonApp struct {
-	App            string              `json:"app"`
-	Policy         string              `json:"policy"`
-	Status         string              `json:"status"`
-	Reason         string              `json:"reason"`
-	ElapsedSeconds float64             `json:"elapsed_seconds"`
-	Metrics        map[string]*float64 `json:"metrics"`
-	Current        *jsonCounts         `json:"current"`
-	Target         *jsonCounts         `json:"target"`
-	Warnings       []string            `json:"warnings"`
-	Actions        []jsonAction        `json:"actions"`
-}
-
-type jsonCounts struct {
-	Started int `json:"started"`
-	Created int `json:"created"`
-}
-
-type jsonAction struct {
-	Kind      string `json:"kind"`
-	MachineID string `json:"machine_id"`
-	Source    string `json:"source"`
-	Region    string `json:"region"`
-	Started   bool   `json:"started"`
-	Reason    string `json:"reason"`
-	Outcome   string `json:"outcome"`
-	Error     string `json:"error,omitempty"`
-}
-
-// jsonTimeLayout is RFC 3339 in UTC with milliseconds.
-const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-func seconds(d time.Duration) float64 {
-	return math.Round(d.Seconds()*1000) / 1000
-}
-
-func toJSON(r *scale.Report) jsonReport {
-	out := jsonReport{
-		SchemaVersion:  JSONSchemaVersion,
-		Org:            r.Org,
-		Shard:          r.Shard,
-		DryRun:         r.DryRun,
-		StartedAt:      r.StartedAt.UTC().Format(jsonTimeLayout),
-		ElapsedSeconds: seconds(r.Elapsed),
-		Summary:        jsonSummary{AppsMatched: max(r.Matched, len(r.Apps))},
-		Apps:           []jsonApp{},
-	}
-	if r.Err != nil {
-		out.Error = r.Err.Error()
-	}
-	for _, a := range sortedApps(r) {
-		switch a.Status {
-		case scale.StatusScaled:
-			out.Summary.Scaled++
-		case scale.StatusPlanned:
-			out.Summary.Planned++
-		case scale.StatusUnchanged:
-			out.Summary.Unchanged++
-		case scale.StatusBlocked:
-			out.Summary.Blocked++
-		case scale.StatusSkipped:
-			out.Summary.Skipped++
-		case scale.StatusFailed:
-			out.Summary.Failed++
-		}
-		ja := jsonApp{
-			App:            a.App,
-			Policy:         policyName(a.Policy),
-			Status:         string(a.Status),
-			Reason:         a.Reason,
-			ElapsedSeconds: seconds(a.Elapsed),
-			Metrics:        make(map[string]*float64, len(a.Metrics)),
-			Current:        counts(a, a.Current),
-			Target:         counts(a, a.Target),
-			Warnings:       append([]string{}, a.Warnings...),
-			Actions:        make([]jsonAction, 0, len(a.Actions)),
-		}
-		for name, v := range a.Metrics {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				ja.Metrics[name] = nil // JSON has no NaN or infinities
-				continue
-			}
-			ja.Metrics[name] = &v
-		}
-		for _, ac := range a.Actions {
-			ja.Actions = append(ja.Actions, jsonAction{
-				Kind:      string(ac.Kind),
-				MachineID: ac.MachineID,
-				Source:    ac.Source,
-				Region:    ac.Region,
-				Started:   ac.Started,
-				Reason:    ac.Reason,
-				Outcome:   string(ac.Outcome),
-				Error:     ac.Error,
-			})
-		}
-		out.Apps = append(out.Apps, ja)
-	}
-	return out
-}
-
-// policyName is the name of an app's policy, the default's when the app
-// took none (a report made without policies).
-func policyName(name string) string {
-	if name == "" {
-		return scale.DefaultPolicyName
-	}
-	return name
-}
-
-// renderJSON writes the report as one indented JSON document.
-// counts is a JSON count pair, null when the app's machines were not read.
-func counts(a scale.AppResult, c scale.Counts) *jsonCounts {
-	if !a.Observed {
-		return nil
-	}
-	return &jsonCounts{Started: c.Started, Created: c.Created}
-}
-
-func renderJSON(w io.Writer, r *scale.Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // reasons say "started 1 < target 5"
-	return enc.Encode(toJSON(r))
+	return failed
 }

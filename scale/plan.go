@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -440,17 +439,6 @@ func countStartedCreates(actions []Action) int {
 		}
 	}
 	return n
-}
-
-// Summary describes the plan's actions briefly, e.g. "start 2, create 1".
-func (p Plan) Summary() string {
-	var parts []string
-	for _, k := range []ActionKind{ActionStart, ActionCreate, ActionStop, ActionSuspend, ActionDestroy} {
-		if n := countKind(p.Actions, k); n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, n))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // CreatesNeeded returns how many of at most planned creates are still

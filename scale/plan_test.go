@@ -314,13 +314,6 @@ func dump(v any) string {
 	return string(b)
 }
 
-func TestPlanSummary(t *testing.T) {
-	p := NewPlan(fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}), Targets{Started: exact(2), Created: exact(3)}, Policy{}, now)
-	if got, want := p.Summary(), "start 1, create 1"; got != want {
-		t.Errorf("Summary() = %q, want %q", got, want)
-	}
-}
-
 func TestRecountRules(t *testing.T) {
 	three := fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "stopped"}, mach{id: "c", state: "stopped"})
 	for _, tt := range []struct {

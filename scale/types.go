@@ -69,6 +69,11 @@ const (
 	StatusFailed  Status = "failed"  // could not be read, decided or fully changed
 )
 
+// Statuses returns every status, in the order summaries list them.
+func Statuses() []Status {
+	return []Status{StatusScaled, StatusPlanned, StatusUnchanged, StatusBlocked, StatusSkipped, StatusFailed}
+}
+
 // ActionKind is what one action does to a machine.
 type ActionKind string
 
@@ -80,6 +85,11 @@ const (
 	ActionCreate  ActionKind = "create"
 	ActionDestroy ActionKind = "destroy"
 )
+
+// ActionKinds returns every action kind, in the order reports list them.
+func ActionKinds() []ActionKind {
+	return []ActionKind{ActionStart, ActionStop, ActionSuspend, ActionCreate, ActionDestroy}
+}
 
 // Outcome is what became of one action.
 type Outcome string
@@ -97,46 +107,52 @@ const (
 	OutcomeUnneeded Outcome = "unneeded"
 )
 
-// Report is the result of one run over the fleet.
+// Outcomes returns every outcome, in the order reports list them.
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeDone, OutcomeFailed, OutcomeBusy, OutcomeAborted, OutcomeUnneeded, OutcomePlanned}
+}
+
+// Report is the result of one run over the fleet. cmd renders it; the
+// JSON contract is cmd's own (docs/output.md), not these types.
 type Report struct {
-	Org string `json:"org"`
+	Org string
 	// Shard is the shard the run covered ("2/4"), "" for the whole fleet.
-	Shard     string        `json:"shard,omitempty"`
-	DryRun    bool          `json:"dry_run"`
-	StartedAt time.Time     `json:"started_at"`
-	Elapsed   time.Duration `json:"-"`
-	Matched   int           `json:"apps_matched"`
+	Shard     string
+	DryRun    bool
+	StartedAt time.Time
+	Elapsed   time.Duration
+	Matched   int
 	// HasPolicies is set when policies are configured: the report then
 	// names each app's policy.
-	HasPolicies bool        `json:"-"`
-	Apps        []AppResult `json:"apps"`
+	HasPolicies bool
+	Apps        []AppResult
 	// Err is set when the run could not complete (for example the app list
 	// could not be read); Apps then holds what was done before.
-	Err error `json:"-"`
+	Err error
 }
 
 // AppResult is the outcome of one app.
 type AppResult struct {
-	App string `json:"app"`
+	App string
 	// Policy names the policy the app took (DefaultPolicyName when it
 	// matched none).
-	Policy  string             `json:"policy"`
-	Status  Status             `json:"status"`
-	Reason  string             `json:"reason,omitempty"`
-	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Policy  string
+	Status  Status
+	Reason  string
+	Metrics map[string]float64
 	// Observed is whether the app's machines were read: Current and Target
 	// mean nothing otherwise (skipped before listing, or the list failed).
-	Observed bool           `json:"-"`
-	Current  Counts         `json:"current"`
-	Target   Counts         `json:"target"`
-	Actions  []ActionResult `json:"actions,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
-	Elapsed  time.Duration  `json:"-"`
+	Observed bool
+	Current  Counts
+	Target   Counts
+	Actions  []ActionResult
+	Warnings []string
+	Elapsed  time.Duration
 }
 
 // ActionResult is one planned action and what became of it.
 type ActionResult struct {
 	Action
-	Outcome Outcome `json:"outcome"`
-	Error   string  `json:"error,omitempty"`
+	Outcome Outcome
+	Error   string
 }

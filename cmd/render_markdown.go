@@ -1,0 +1,82 @@
+package cmd
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// renderMarkdown writes the summary in bold, then a GitHub-flavoured table
+// and the notes as lists: fit for a CI job summary or a pull request comment.
+func renderMarkdown(w io.Writer, r *scale.Report, o RenderOptions) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "**%s**\n", mdEscape(summary(r)))
+	if e := runError(r); e != "" {
+		fmt.Fprintf(bw, "\n**%s**\n", mdEscape(e))
+	}
+
+	apps := visibleApps(r, o)
+	markdownTable(bw, withPolicy(r.HasPolicies, columns, policyColumn), len(apps), func(i int) []string { return row(r, apps[i]) })
+
+	warnings, errs := notes(apps)
+	for _, sec := range []struct {
+		title string
+		ns    []note
+	}{{"Warnings", warnings}, {"Action errors", errs}} {
+		if len(sec.ns) == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, "\n**%s**\n\n", sec.title)
+		for _, n := range sec.ns {
+			fmt.Fprintf(bw, "- %s: %s\n", mdEscape(n.app), mdEscape(n.text))
+		}
+	}
+	return bw.Flush()
+}
+
+// mdEscape puts text on one line and backslash-escapes the characters that
+// would end a table cell or start inline markup or HTML.
+func mdEscape(s string) string {
+	s = oneLine(s)
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\\|`*_<>[]#~", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// markdownTable writes a GitHub-flavoured table of n rows after a blank
+// line, each cell escaped; nothing when n is 0.
+func markdownTable(bw *bufio.Writer, headers []string, n int, row func(i int) []string) {
+	if n == 0 {
+		return
+	}
+	bw.WriteString("\n| " + strings.Join(headers, " | ") + " |\n|")
+	for range headers {
+		bw.WriteString(" --- |")
+	}
+	bw.WriteByte('\n')
+	for i := range n {
+		cells := row(i)
+		for j, c := range cells {
+			cells[j] = mdEscape(c)
+		}
+		bw.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+}
+
+func renderEvalMarkdown(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "**%s**\n", mdEscape(evalSummary(r)))
+	if r.Err != nil {
+		fmt.Fprintf(bw, "\n**%s**\n", mdEscape("evaluation incomplete: "+r.Err.Error()))
+	}
+	markdownTable(bw, withPolicy(r.HasPolicies, evalColumns, policyColumn), len(apps), func(i int) []string { return evalRow(r, apps[i]) })
+	return bw.Flush()
+}
