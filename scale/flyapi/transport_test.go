@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -28,12 +29,8 @@ const trToken = "FlyV1 fm2_transport-test"
 // With to nil the clients use fly-go's transports alone.
 func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, to *TransportOptions) (*flytest.Server, scale.Apps, scale.Machines) {
 	t.Helper()
-	org := &flytest.Org{Slug: "tr-org", Apps: []flytest.AppSpec{{
-		Name: "tr-%03d", Count: apps,
-		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}},
-	}}}
 	so.Token = trToken
-	srv := flytest.New(org, so)
+	srv := flytest.New(trOrg(apps), so)
 	t.Cleanup(srv.Close)
 	var rt http.RoundTripper
 	if to != nil {
@@ -44,6 +41,28 @@ func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, t
 		t.Fatal(err)
 	}
 	return srv, a, m
+}
+
+func trOrg(apps int) *flytest.Org {
+	return &flytest.Org{Slug: "tr-org", Apps: []flytest.AppSpec{{
+		Name: "tr-%03d", Count: apps,
+		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}},
+	}}}
+}
+
+// trMemEnv is trEnv over a flytest served in memory, for the tests that run
+// under testing/synctest: the waits they are about (Retry-After, rate
+// limits, deadlines) then take no real time. Call it inside the bubble.
+func trMemEnv(t *testing.T, apps int, so flytest.Options, to TransportOptions) (*flytest.Server, scale.Machines) {
+	t.Helper()
+	so.Token = trToken
+	srv := flytest.NewInMemory(trOrg(apps), so)
+	_, m, err := NewClients(context.Background(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL,
+		Transport: NewTransport(srv.Transport(), to)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, m
 }
 
 // trCalls returns the calls of op, in the order they were answered.
@@ -122,99 +141,107 @@ func (trTempError) Temporary() bool { return true }
 func (trTempError) Timeout() bool   { return false }
 
 func TestTransport429RetryAfterAbsorbed(t *testing.T) {
-	var mu sync.Mutex
-	var retries []string
-	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{
-		RateLimit: true,
-		OnRetry: func(method, path string, status int, wait time.Duration) {
-			mu.Lock()
-			defer mu.Unlock()
-			retries = append(retries, fmt.Sprintf("%s %s %d %v", method, path, status, wait))
-		},
-	})
-	srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 2})
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var retries []string
+		srv, m := trMemEnv(t, 1, flytest.Options{}, TransportOptions{
+			RateLimit: true,
+			OnRetry: func(method, path string, status int, wait time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				retries = append(retries, fmt.Sprintf("%s %s %d %v", method, path, status, wait))
+			},
+		})
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 2})
 
-	list, err := m.List(context.Background(), "tr-001", "")
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	if len(list) != 2 {
-		t.Errorf("listed %d machines, want 2", len(list))
-	}
-	calls := trCalls(srv, flytest.OpList)
-	if got, want := fmt.Sprint(trStatuses(calls)), "[429 429 200]"; got != want {
-		t.Fatalf("list statuses %s, want %s", got, want)
-	}
-	// Each retry arrives at least Retry-After after the refused attempt
-	// arrived (it was answered after it arrived); the upper bound only
-	// catches a wait of a different order.
-	for i := 1; i < len(calls); i++ {
-		gap := calls[i].Time.Sub(calls[i-1].Time)
-		if gap < 990*time.Millisecond || gap > 5*time.Second {
-			t.Errorf("attempt %d came %v after attempt %d, want Retry-After's 1s", i+1, gap, i)
+		list, err := m.List(context.Background(), "tr-001", "")
+		if err != nil {
+			t.Fatalf("list: %v", err)
 		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"GET /v1/apps/tr-001/machines 429 1s", "GET /v1/apps/tr-001/machines 429 1s"}
-	if fmt.Sprint(retries) != fmt.Sprint(want) {
-		t.Errorf("OnRetry saw %q, want %q", retries, want)
-	}
+		if len(list) != 2 {
+			t.Errorf("listed %d machines, want 2", len(list))
+		}
+		calls := trCalls(srv, flytest.OpList)
+		if got, want := fmt.Sprint(trStatuses(calls)), "[429 429 200]"; got != want {
+			t.Fatalf("list statuses %s, want %s", got, want)
+		}
+		// Each retry arrives at least Retry-After after the refused attempt
+		// arrived (it was answered after it arrived); the upper bound only
+		// catches a wait of a different order.
+		for i := 1; i < len(calls); i++ {
+			gap := calls[i].Time.Sub(calls[i-1].Time)
+			if gap < 990*time.Millisecond || gap > 5*time.Second {
+				t.Errorf("attempt %d came %v after attempt %d, want Retry-After's 1s", i+1, gap, i)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"GET /v1/apps/tr-001/machines 429 1s", "GET /v1/apps/tr-001/machines 429 1s"}
+		if fmt.Sprint(retries) != fmt.Sprint(want) {
+			t.Errorf("OnRetry saw %q, want %q", retries, want)
+		}
+	})
 }
 
 func TestTransport429AttemptsBounded(t *testing.T) {
-	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond})
-	srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests})
+	synctest.Test(t, func(t *testing.T) {
+		srv, m := trMemEnv(t, 1, flytest.Options{}, TransportOptions{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond})
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests})
 
-	_, err := m.List(context.Background(), "tr-001", "")
-	if statusOf(err) != http.StatusTooManyRequests {
-		t.Fatalf("list: %v, want a 429", err)
-	}
-	if isUncertain(err) {
-		t.Errorf("a list is never uncertain: %v", err)
-	}
-	if n := len(trCalls(srv, flytest.OpList)); n != 3 {
-		t.Errorf("%d list attempts, want MaxAttempts 3", n)
-	}
+		_, err := m.List(context.Background(), "tr-001", "")
+		if statusOf(err) != http.StatusTooManyRequests {
+			t.Fatalf("list: %v, want a 429", err)
+		}
+		if isUncertain(err) {
+			t.Errorf("a list is never uncertain: %v", err)
+		}
+		if n := len(trCalls(srv, flytest.OpList)); n != 3 {
+			t.Errorf("%d list attempts, want MaxAttempts 3", n)
+		}
+	})
 }
 
 func TestTransportDeadlineShorterThanRetryAfter(t *testing.T) {
-	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{})
-	srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: 5 * time.Second})
+	synctest.Test(t, func(t *testing.T) {
+		srv, m := trMemEnv(t, 1, flytest.Options{}, TransportOptions{})
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: 5 * time.Second})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	_, err := m.List(ctx, "tr-001", "")
-	if statusOf(err) != http.StatusTooManyRequests {
-		t.Fatalf("list: %v, want the 429", err)
-	}
-	if ctx.Err() != nil {
-		t.Errorf("list returned after the deadline; it should give up as soon as Retry-After outlasts it")
-	}
-	if n := len(trCalls(srv, flytest.OpList)); n != 1 {
-		t.Errorf("%d list attempts, want 1", n)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		_, err := m.List(ctx, "tr-001", "")
+		if statusOf(err) != http.StatusTooManyRequests {
+			t.Fatalf("list: %v, want the 429", err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("list returned after the deadline; it should give up as soon as Retry-After outlasts it")
+		}
+		if n := len(trCalls(srv, flytest.OpList)); n != 1 {
+			t.Errorf("%d list attempts, want 1", n)
+		}
+	})
 }
 
 func TestTransportRateLimitWaitPastDeadline(t *testing.T) {
-	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{RateLimit: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	for i := range 2 { // the burst
-		if _, err := m.List(ctx, "tr-001", ""); err != nil {
-			t.Fatalf("list %d: %v", i+1, err)
+	synctest.Test(t, func(t *testing.T) {
+		srv, m := trMemEnv(t, 1, flytest.Options{}, TransportOptions{RateLimit: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		for i := range 2 { // the burst
+			if _, err := m.List(ctx, "tr-001", ""); err != nil {
+				t.Fatalf("list %d: %v", i+1, err)
+			}
 		}
-	}
-	_, err := m.List(ctx, "tr-001", "")
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "client rate limit") {
-		t.Fatalf("third list: %v, want the client rate limit's deadline error", err)
-	}
-	if ctx.Err() != nil {
-		t.Errorf("the third list waited for the deadline instead of failing at once")
-	}
-	if n := len(trCalls(srv, flytest.OpList)); n != 2 {
-		t.Errorf("%d lists reached the server, want 2", n)
-	}
+		_, err := m.List(ctx, "tr-001", "")
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "client rate limit") {
+			t.Fatalf("third list: %v, want the client rate limit's deadline error", err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the third list waited for the deadline instead of failing at once")
+		}
+		if n := len(trCalls(srv, flytest.OpList)); n != 2 {
+			t.Errorf("%d lists reached the server, want 2", n)
+		}
+	})
 }
 
 func TestTransportStartRetriedAfter500(t *testing.T) {
@@ -421,70 +448,70 @@ func TestTransportGraphQLQueryRetried(t *testing.T) {
 }
 
 func TestTransportRateLimitPerApp(t *testing.T) {
-	const apps = 50
-	srv, _, m := trEnv(t, apps, flytest.Options{RateLimit: true}, nil, &TransportOptions{RateLimit: true})
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, apps)
-	for i := range apps {
-		wg.Go(func() {
-			for range 2 { // the client's burst per app
-				if _, err := m.List(context.Background(), fmt.Sprintf("tr-%03d", i+1), ""); err != nil {
-					errs[i] = err
-					return
+	synctest.Test(t, func(t *testing.T) {
+		const apps = 50
+		srv, m := trMemEnv(t, apps, flytest.Options{RateLimit: true}, TransportOptions{RateLimit: true})
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, apps)
+		for i := range apps {
+			wg.Go(func() {
+				for range 2 { // the client's burst per app
+					if _, err := m.List(context.Background(), fmt.Sprintf("tr-%03d", i+1), ""); err != nil {
+						errs[i] = err
+						return
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	calls := trCalls(srv, flytest.OpList)
-	if len(calls) != 2*apps {
-		t.Errorf("%d lists, want %d", len(calls), 2*apps)
-	}
-	for _, c := range calls {
-		if c.Status != http.StatusOK {
-			t.Errorf("list of %s answered %d", c.App, c.Status)
+			})
 		}
-	}
-	// One limiter for all would take 2*apps-2 seconds.
-	if elapsed > 5*time.Second {
-		t.Errorf("lists of %d apps took %v: apps should not wait for each other", apps, elapsed)
-	}
+		wg.Wait()
+		elapsed := time.Since(start)
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		calls := trCalls(srv, flytest.OpList)
+		if len(calls) != 2*apps {
+			t.Errorf("%d lists, want %d", len(calls), 2*apps)
+		}
+		for _, c := range calls {
+			if c.Status != http.StatusOK {
+				t.Errorf("list of %s answered %d", c.App, c.Status)
+			}
+		}
+		// One limiter for all would take 2*apps-2 seconds.
+		if elapsed > 5*time.Second {
+			t.Errorf("lists of %d apps took %v: apps should not wait for each other", apps, elapsed)
+		}
+	})
 }
 
 func TestTransportRateLimitOneApp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes 8s: paced at Fly's 1 list/s")
-	}
-	const lists = 10
-	// Without the client-side limit the server refuses some.
-	srv, _, m := trEnv(t, 1, flytest.Options{RateLimit: true}, nil, &TransportOptions{MaxAttempts: 1})
-	refused := 0
-	for range lists {
-		if _, err := m.List(context.Background(), "tr-001", ""); statusOf(err) == http.StatusTooManyRequests {
-			refused++
+	synctest.Test(t, func(t *testing.T) {
+		const lists = 10
+		// Without the client-side limit the server refuses some.
+		srv, m := trMemEnv(t, 1, flytest.Options{RateLimit: true}, TransportOptions{MaxAttempts: 1})
+		refused := 0
+		for range lists {
+			if _, err := m.List(context.Background(), "tr-001", ""); statusOf(err) == http.StatusTooManyRequests {
+				refused++
+			}
 		}
-	}
-	if refused == 0 {
-		t.Fatalf("no list of %d was refused without the client limit: the test proves nothing", lists)
-	}
-	srv.Close()
+		if refused == 0 {
+			t.Fatalf("no list of %d was refused without the client limit: the test proves nothing", lists)
+		}
 
-	srv, _, m = trEnv(t, 1, flytest.Options{RateLimit: true}, nil, &TransportOptions{RateLimit: true, MaxAttempts: 1})
-	for i := range lists {
-		if _, err := m.List(context.Background(), "tr-001", ""); err != nil {
-			t.Fatalf("list %d: %v", i+1, err)
+		srv, m = trMemEnv(t, 1, flytest.Options{RateLimit: true}, TransportOptions{RateLimit: true, MaxAttempts: 1})
+		for i := range lists {
+			if _, err := m.List(context.Background(), "tr-001", ""); err != nil {
+				t.Fatalf("list %d: %v", i+1, err)
+			}
 		}
-	}
-	for _, c := range trCalls(srv, flytest.OpList) {
-		if c.Status != http.StatusOK {
-			t.Errorf("list answered %d: the client should have waited", c.Status)
+		for _, c := range trCalls(srv, flytest.OpList) {
+			if c.Status != http.StatusOK {
+				t.Errorf("list answered %d: the client should have waited", c.Status)
+			}
 		}
-	}
+	})
 }
 
 func TestRTClassify(t *testing.T) {

@@ -216,6 +216,25 @@ type lease struct {
 // (ParseOrg reports the same problems as errors) or no port can be bound,
 // as httptest.NewServer does.
 func New(org *Org, opts Options) *Server {
+	s := newServer(org, opts)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("flytest: listen: " + err.Error())
+	}
+	s.srv = httptest.NewUnstartedServer(s)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+func newServer(org *Org, opts Options) *Server {
 	w, err := org.build()
 	if err != nil {
 		panic("flytest: " + err.Error())
@@ -239,25 +258,15 @@ func New(org *Org, opts Options) *Server {
 		t := tokens.Parse(opts.Token)
 		s.graphqlAuth, s.flapsAuth = t.GraphQLHeader(), t.FlapsHeader()
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic("flytest: listen: " + err.Error())
-	}
-	s.srv = httptest.NewUnstartedServer(s)
-	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			s.conns.Add(1)
-		}
-	}
-	s.srv.Listener.Close()
-	s.srv.Listener = l
-	s.srv.Start()
-	s.URL = s.srv.URL
 	return s
 }
 
 // Close shuts the server down, waiting for outstanding requests.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
 
 // route is what a request addresses.
 type route struct {
