@@ -43,10 +43,11 @@ const createRounds = 3
 // action wanted it or the app at its target, moves on to the next spare
 // the planner listed for that kind. It stops when ctx is done.
 //
-// Non-idempotent actions run under a lease of their own: a destroy holds
-// the victim's lease; creates hold the clone source's lease and, under it,
-// list the app again and create only what the fresh count still needs
-// (CreatesNeeded), so overlapping runs do not double a fleet.
+// Non-idempotent actions run under leases of their own: creates and
+// destroys hold the anchor's lease (Plan.Anchor) and, under it, list the
+// app again and make only the changes the fresh count still needs
+// (CreatesNeeded, DestroysNeeded), so overlapping runs do not double or
+// halve a fleet; a destroy holds its victim's lease too.
 func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 	a := applier{ctx: ctx, m: m, f: f, plan: plan, used: map[string]bool{}}
 	for _, act := range plan.Actions {

@@ -442,8 +442,8 @@ func countStartedCreates(actions []Action) int {
 }
 
 // CreatesNeeded returns how many of at most planned creates are still
-// needed to bring fresh, a recount of the fleet taken under the clone
-// source's lease, up to the plan's created target.
+// needed to bring fresh, a recount of the fleet taken under the anchor's
+// lease, up to the plan's created target.
 func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
 	return max(0, min(planned, p.Target.Created-fresh.Counts().Created))
 }

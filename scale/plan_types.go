@@ -33,8 +33,8 @@ type Plan struct {
 	Spares map[ActionKind][]string `json:"spares,omitempty"`
 	// Anchor is, when the plan creates or destroys machines, the machine
 	// whose lease serialises those changes across overlapping runs: the
-	// group's oldest machine, which the plan never destroys (the clone
-	// source would not do: the machines a run creates become the newest).
+	// oldest machine of the group's newest release (see anchorOf), which
+	// the plan never destroys and overlapping runs agree on.
 	// Under its lease the applier counts the app again before acting.
 	Anchor string `json:"anchor,omitempty"`
 }
