@@ -198,12 +198,6 @@ func NewPrometheus(cfg PrometheusConfig, opts ...Option) (*Prometheus, error) {
 // Name returns the metric name.
 func (p *Prometheus) Name() string { return p.cfg.Name }
 
-// Query returns the configured PromQL expression, unexpanded.
-func (p *Prometheus) Query() string { return p.cfg.Query }
-
-// Address returns the API address without credentials.
-func (p *Prometheus) Address() string { return p.cfg.Address }
-
 // FleetWide reports whether the query has no $APP_NAME, so that one query
 // answers for every app.
 func (p *Prometheus) FleetWide() bool { return !p.perApp }

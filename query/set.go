@@ -62,8 +62,8 @@ func NewSet(sources ...Source) (*Set, error) {
 	return s, nil
 }
 
-// Names returns the metric names in the order the sources were given.
-func (s *Set) Names() []string {
+// names returns the metric names in the order the sources were given.
+func (s *Set) names() []string {
 	names := make([]string, len(s.sources))
 	for i, src := range s.sources {
 		names[i] = src.Name()

@@ -59,8 +59,8 @@ func TestNewSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Names(); len(got) != 2 || got[0] != "b" || got[1] != "a" {
-		t.Errorf("Names() = %v, want [b a]", got)
+	if got := s.names(); len(got) != 2 || got[0] != "b" || got[1] != "a" {
+		t.Errorf("names() = %v, want [b a]", got)
 	}
 	if _, err := NewSet(a, b, constSource{name: "a"}); err == nil || err.Error() != `metric "a": defined twice` {
 		t.Errorf("duplicate names: error %v", err)

@@ -19,18 +19,18 @@ import (
 
 // Default Fly API endpoints.
 const (
-	DefaultAPIBaseURL      = "https://api.fly.io"
-	DefaultMachinesBaseURL = "https://api.machines.dev"
+	defaultAPIBaseURL      = "https://api.fly.io"
+	defaultMachinesBaseURL = "https://api.machines.dev"
 )
 
 // Options configure the real Fly clients.
 type Options struct {
 	// Token is the Fly API token (FlyV1 macaroons or a user token).
 	Token string
-	// APIBaseURL is the GraphQL API's base URL (default DefaultAPIBaseURL).
+	// APIBaseURL is the GraphQL API's base URL (default defaultAPIBaseURL).
 	APIBaseURL string
 	// MachinesBaseURL is the Machines API's base URL (default
-	// DefaultMachinesBaseURL). Every Machines API request goes to its
+	// defaultMachinesBaseURL). Every Machines API request goes to its
 	// scheme and host, whatever base fly-go's flaps client chose itself.
 	MachinesBaseURL string
 	// UserAgent is sent with every request.
@@ -49,11 +49,11 @@ type Options struct {
 func NewClients(ctx context.Context, o Options) (scale.Apps, scale.Machines, error) {
 	base := o.APIBaseURL
 	if base == "" {
-		base = DefaultAPIBaseURL
+		base = defaultAPIBaseURL
 	}
 	machinesBase := o.MachinesBaseURL
 	if machinesBase == "" {
-		machinesBase = DefaultMachinesBaseURL
+		machinesBase = defaultMachinesBaseURL
 	}
 	u, err := url.Parse(machinesBase)
 	if err != nil || u.Host == "" {

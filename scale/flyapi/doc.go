@@ -45,20 +45,20 @@
 // fly-go wraps this transport in rehttp, which resends any request, POST
 // included, after a 502 or 503 or a temporary network error. So that a
 // create is never sent twice (and this transport stays the only one to
-// retry, within its bounds), no 502 or 503 and no temporary error leaves
-// it: a 502 or 503 goes up as a 500 with OriginalStatusHeader set and the
-// original status noted in the body's message, and network errors are
-// wrapped in an error without a Temporary method.
+// retry, within its bounds), no 502 or 503 and no temporary error leaves it:
+// a 502 or 503 goes up as a 500 with a Fly-Autoscaler-Original-Status header
+// and the original status noted in the body's message, and network errors
+// are wrapped in an error without a Temporary method.
 //
-// A failed request that is not a read and may nevertheless have taken
-// effect is marked uncertain: its final answer is a 5xx, or a network error
-// after the request could have been sent, or any failure that follows such
-// an attempt (a retried start may find the machine started: 412). Such an
-// answer gets UncertainHeader, and its JSON body gets "uncertain": true and
-// "(uncertain: the request may have taken effect)" appended to its "error"
-// and "message"; such a network error says so too. Any other 5xx
-// answer gets "uncertain": false, so that every 5xx carries the verdict
-// (a 5xx from a client without this transport has none). The
+// A failed request that is not a read and may nevertheless have taken effect
+// is marked uncertain: its final answer is a 5xx, or a network error after
+// the request could have been sent, or any failure that follows such an
+// attempt (a retried start may find the machine started: 412). Such an
+// answer gets a Fly-Autoscaler-Uncertain: 1 header, and its JSON body gets
+// "uncertain": true and "(uncertain: the request may have taken effect)"
+// appended to its "error" and "message"; such a network error says so too.
+// Any other 5xx answer gets "uncertain": false, so that every 5xx carries
+// the verdict (a 5xx from a client without this transport has none). The
 // Machines client (NewClients) recognises both in the errors fly-go returns
 // and reports them as scale.APIError.Uncertain; a caller seeing one should
 // list the app again before deciding, since a create may have made a
@@ -70,15 +70,15 @@
 //
 // # Rate limits
 //
-// With o.RateLimit each Machines API request first takes a token from the
-// limiter of its action and identifier (see DefaultLimits), waiting for one
-// if need be, but never past the request context's deadline: a request that
-// would have to wait beyond it fails at once with an error matching
-// context.DeadlineExceeded, and a retry that would is not made. GraphQL and
-// other paths are not limited (Fly publishes no GraphQL limits). Limiters
-// that have refilled are dropped, which loses nothing since a full limiter
-// is a new one, so memory follows the identifiers used in the last seconds,
-// not the size of the fleet.
+// With TransportOptions.RateLimit each Machines API request first takes a token from the
+// limiter of its action and identifier (1 request/s, bursts of 2; get
+// machine 5/s), waiting for one if need be, but never past the request
+// context's deadline: a request that would have to wait beyond it fails at
+// once with an error matching context.DeadlineExceeded, and a retry that
+// would is not made. GraphQL and other paths are not limited (Fly publishes
+// no GraphQL limits). Limiters that have refilled are dropped, which loses
+// nothing since a full limiter is a new one, so memory follows the
+// identifiers used in the last seconds, not the size of the fleet.
 //
 // The transport never reads or logs headers; it sees the Authorization
 // header only to pass it on.

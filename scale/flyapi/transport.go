@@ -21,12 +21,12 @@ import (
 
 // Headers the transport sets on the responses it changes.
 const (
-	// UncertainHeader ("1") marks a failed answer to a request that may
+	// uncertainHeader ("1") marks a failed answer to a request that may
 	// nevertheless have taken effect (see the package documentation).
-	UncertainHeader = "Fly-Autoscaler-Uncertain"
-	// OriginalStatusHeader carries the status of a 502 or 503 answer that the
+	uncertainHeader = "Fly-Autoscaler-Uncertain"
+	// originalStatusHeader carries the status of a 502 or 503 answer that the
 	// transport passed on as 500.
-	OriginalStatusHeader = "Fly-Autoscaler-Original-Status"
+	originalStatusHeader = "Fly-Autoscaler-Original-Status"
 )
 
 // errUncertain is matched (errors.Is) by the transport's network errors for
@@ -51,7 +51,7 @@ type Limits struct {
 	Get Limit
 }
 
-// DefaultLimits returns limits that keep a client under the Machines API's
+// defaultLimits returns limits that keep a client under the Machines API's
 // published rate limits (https://fly.io/docs/machines/api/working-with-machines-api/,
 // "Rate Limits"): per action and identifier 1 request/s with a burst of 3,
 // except get machine at 5/s with a burst of 10; list and create are counted
@@ -63,7 +63,7 @@ type Limits struct {
 // a second of difference in network delay between two requests, where a
 // client with Fly's own bursts would be refused a request that overtook
 // one sent before it.
-func DefaultLimits() Limits {
+func defaultLimits() Limits {
 	return Limits{Action: Limit{Rate: 1, Burst: 2}, Get: Limit{Rate: 5, Burst: 5}}
 }
 
@@ -81,7 +81,7 @@ type TransportOptions struct {
 	// answer asking for a longer wait is returned at once.
 	MaxRetryAfter time.Duration
 	// RateLimit turns client-side rate limiting on, with Limits or, when
-	// Limits is nil, DefaultLimits. A Limit with Rate <= 0 is no limit.
+	// Limits is nil, defaultLimits. A Limit with Rate <= 0 is no limit.
 	RateLimit bool
 	Limits    *Limits
 	// OnRetry, when set, is called before each wait for a retry with the
@@ -118,7 +118,7 @@ func NewTransport(base http.RoundTripper, o TransportOptions) http.RoundTripper 
 	}
 	t := &retryTransport{base: base, o: o}
 	if o.RateLimit {
-		l := DefaultLimits()
+		l := defaultLimits()
 		if o.Limits != nil {
 			l = *o.Limits
 		}
@@ -264,11 +264,11 @@ func rtAnnotate(resp *http.Response, uncertain bool) {
 	var notes []string
 	if orig == http.StatusBadGateway || orig == http.StatusServiceUnavailable {
 		resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
-		resp.Header.Set(OriginalStatusHeader, strconv.Itoa(orig))
+		resp.Header.Set(originalStatusHeader, strconv.Itoa(orig))
 		notes = append(notes, "HTTP "+strconv.Itoa(orig))
 	}
 	if uncertain {
-		resp.Header.Set(UncertainHeader, "1")
+		resp.Header.Set(uncertainHeader, "1")
 		notes = append(notes, errUncertain.Error())
 	}
 	note := ""

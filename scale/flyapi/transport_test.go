@@ -540,7 +540,7 @@ func TestRTClassify(t *testing.T) {
 		{"POST", "/graphql", gqlMutation, "", false, false, false},
 		{"POST", "/graphql", "not json", "", false, false, false},
 	}
-	lim := newRTLimiters(DefaultLimits())
+	lim := newRTLimiters(defaultLimits())
 	for _, tt := range tests {
 		ep := rtClassify(tt.method, tt.path, []byte(tt.body))
 		key, _, _ := lim.key(ep)
@@ -577,9 +577,9 @@ func TestRTRetryAfter(t *testing.T) {
 
 func TestRTLimitersEvictRefilled(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	s := newRTLimiters(DefaultLimits())
+	s := newRTLimiters(defaultLimits())
 	s.now = func() time.Time { return now }
-	l := DefaultLimits().Action
+	l := defaultLimits().Action
 	for i := range 1000 {
 		s.reserve(fmt.Sprintf("start app/m%d", i), l)
 	}
