@@ -70,8 +70,8 @@
 //
 // # Rate limits
 //
-// With TransportOptions.RateLimit each Machines API request first takes a token from the
-// limiter of its action and identifier (1 request/s, bursts of 2; get
+// With TransportOptions.RateLimit each Machines API request first takes
+// a token from the limiter of its action and identifier (1 request/s, bursts of 2; get
 // machine 5/s), waiting for one if need be, but never past the request
 // context's deadline: a request that would have to wait beyond it fails at
 // once with an error matching context.DeadlineExceeded, and a retry that
