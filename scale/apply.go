@@ -12,8 +12,8 @@ import (
 )
 
 // startedSincePlan is the error of a destroy skipped because its machine
-// started after the plan was made.
-const startedSincePlan = "started since the plan was made"
+// started after the plan was made (CauseStartedSincePlan).
+var errStartedSincePlan = errors.New("started since the plan was made")
 
 // LeaseTTL is how long the leases taken around creates and destroys last
 // unless refreshed. While work goes on under a lease it is refreshed with
@@ -49,14 +49,14 @@ const createRounds = 3
 // (CreatesNeeded, DestroysNeeded), so overlapping runs do not double or
 // halve a fleet; a destroy holds its victim's lease too.
 func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
-	a := applier{ctx: ctx, m: m, f: f, plan: plan, used: map[string]bool{}}
+	a := applier{m: m, f: f, plan: plan, used: map[string]bool{}}
 	for _, act := range plan.Actions {
 		a.used[act.MachineID] = true
 	}
 	for i := 0; i < len(plan.Actions); i++ {
 		kind := plan.Actions[i].Kind
 		if kind != ActionCreate && kind != ActionDestroy {
-			a.withSpares(plan.Actions[i])
+			a.withSpares(ctx, plan.Actions[i])
 			continue
 		}
 		j := i
@@ -64,9 +64,9 @@ func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 			j++
 		}
 		if kind == ActionCreate {
-			a.creates(plan.Actions[i:j])
+			a.creates(ctx, plan.Actions[i:j])
 		} else {
-			a.destroys(plan.Actions[i:j])
+			a.destroys(ctx, plan.Actions[i:j])
 		}
 		i = j - 1
 	}
@@ -74,7 +74,6 @@ func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 }
 
 type applier struct {
-	ctx  context.Context
 	m    Machines
 	f    Fleet
 	plan Plan
@@ -82,16 +81,11 @@ type applier struct {
 	used map[string]bool
 }
 
-func (a *applier) record(act Action, err error) ActionResult {
+// record records act's attempt, which ended with err.
+func (a *applier) record(ctx context.Context, act Action, err error) ActionResult {
 	r := ActionResult{Action: act, Outcome: OutcomeDone}
-	switch {
-	case err == nil:
-	case isBusy(err):
-		r.Outcome, r.Error = OutcomeBusy, cleanError(err)
-	case a.ctx.Err() != nil:
-		r.Outcome, r.Error = OutcomeAborted, cleanError(err)
-	default:
-		r.Outcome, r.Error = OutcomeFailed, cleanError(err)
+	if err != nil {
+		r.Outcome, r.Error = outcomeOf(ctx, err), cleanError(err)
 	}
 	a.out = append(a.out, r)
 	return r
@@ -105,17 +99,17 @@ func (a *applier) record(act Action, err error) ActionResult {
 // fresh count of started machines still exceeds the target (a spare start
 // only while it is below), so overlapping runs cannot take an app below
 // its target.
-func (a *applier) withSpares(act Action) {
+func (a *applier) withSpares(ctx context.Context, act Action) {
 	for {
-		if err := a.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			a.out = append(a.out, ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()})
 			return
 		}
-		r := a.record(act, a.do(act))
+		r := a.record(ctx, act, a.do(ctx, act))
 		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
 			return
 		}
-		fresh, err := a.recount()
+		fresh, err := a.recount(ctx)
 		if err != nil {
 			return // no count, no spare: the result stays as it is
 		}
@@ -180,8 +174,13 @@ func (a *applier) spareNeeded(kind ActionKind, fresh Fleet) bool {
 // resolve settles the recorded result i, a failure or a busy machine, as
 // outcome once a recount showed what became of it.
 func (a *applier) resolve(i int, outcome Outcome, why string) {
-	r := &a.out[i]
-	r.Outcome, r.Error = outcome, fmt.Sprintf("%s (%s), but %s", r.Outcome, r.Error, why)
+	r := a.out[i]
+	a.restate(i, outcome, fmt.Sprintf("%s (%s), but %s", r.Outcome, r.Error, why))
+}
+
+// restate replaces the outcome and error of the recorded result i.
+func (a *applier) restate(i int, outcome Outcome, msg string) {
+	a.out[i].Outcome, a.out[i].Error = outcome, msg
 }
 
 func (a *applier) nextSpare(kind ActionKind) *Machine {
@@ -194,8 +193,8 @@ func (a *applier) nextSpare(kind ActionKind) *Machine {
 	return nil
 }
 
-func (a *applier) do(act Action) error {
-	err := a.call(act)
+func (a *applier) do(ctx context.Context, act Action) error {
+	err := a.call(ctx, act)
 	if alreadyThere(act.Kind, err) {
 		// Another run (or flyd itself) got there first: the state this
 		// action wanted is reached, so overlapping runs do not fail.
@@ -217,25 +216,25 @@ func alreadyThere(kind ActionKind, err error) bool {
 	return false
 }
 
-func (a *applier) call(act Action) error {
+func (a *applier) call(ctx context.Context, act Action) error {
 	app := a.f.App
 	switch act.Kind {
 	case ActionStart:
-		_, err := a.m.Start(a.ctx, app, act.MachineID, "")
+		_, err := a.m.Start(ctx, app, act.MachineID, "")
 		return err
 	case ActionStop:
-		return a.m.Stop(a.ctx, app, fly.StopMachineInput{ID: act.MachineID}, "")
+		return a.m.Stop(ctx, app, fly.StopMachineInput{ID: act.MachineID}, "")
 	case ActionSuspend:
-		return a.m.Suspend(a.ctx, app, act.MachineID, "")
+		return a.m.Suspend(ctx, app, act.MachineID, "")
 	case ActionDestroy:
 		// The victim's own lease keeps us off a machine a deploy holds.
-		l, err := a.lease(act.MachineID)
+		l, err := a.lease(ctx, act.MachineID)
 		if err != nil {
 			return err
 		}
-		err = a.m.Destroy(a.ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, l.nonce)
+		err = a.m.Destroy(ctx, app, fly.RemoveMachineInput{ID: act.MachineID, Kill: true}, l.nonce)
 		if err != nil {
-			l.release()
+			l.release(ctx)
 		} else {
 			l.end() // a destroyed machine takes its lease with it
 		}
@@ -247,7 +246,8 @@ func (a *applier) call(act Action) error {
 // lease is a lease of our own on a machine, refreshed in the background
 // until it is ended or released.
 type lease struct {
-	a         *applier
+	m         Machines
+	app       string
 	id, nonce string
 	stop      chan struct{}
 	done      chan struct{}
@@ -260,22 +260,22 @@ type lease struct {
 
 // lease takes a lease of LeaseTTL on a machine and refreshes it every
 // LeaseTTL/3 until it is ended or released.
-func (a *applier) lease(id string) (*lease, error) {
+func (a *applier) lease(ctx context.Context, id string) (*lease, error) {
 	ttl := int(LeaseTTL / time.Second)
 	sent := time.Now()
-	l, err := a.m.AcquireLease(a.ctx, a.f.App, id, &ttl)
+	l, err := a.m.AcquireLease(ctx, a.f.App, id, &ttl)
 	if err != nil {
 		return nil, wrapOp("lease "+id, err)
 	}
 	if l == nil || l.Data == nil || l.Data.Nonce == "" {
 		return nil, fmt.Errorf("lease %s: answer without a nonce", id)
 	}
-	h := &lease{a: a, id: id, nonce: l.Data.Nonce, stop: make(chan struct{}), done: make(chan struct{}), until: sent.Add(LeaseTTL)}
-	go h.refresh()
+	h := &lease{m: a.m, app: a.f.App, id: id, nonce: l.Data.Nonce, stop: make(chan struct{}), done: make(chan struct{}), until: sent.Add(LeaseTTL)}
+	go h.refresh(ctx)
 	return h, nil
 }
 
-func (h *lease) refresh() {
+func (h *lease) refresh(ctx context.Context) {
 	defer close(h.done)
 	tick := time.NewTicker(LeaseTTL / 3)
 	defer tick.Stop()
@@ -283,13 +283,13 @@ func (h *lease) refresh() {
 		select {
 		case <-h.stop:
 			return
-		case <-h.a.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 		ttl := int(LeaseTTL / time.Second)
 		sent := time.Now()
-		_, err := h.a.m.RefreshLease(h.a.ctx, h.a.f.App, h.id, &ttl, h.nonce)
+		_, err := h.m.RefreshLease(ctx, h.app, h.id, &ttl, h.nonce)
 		h.mu.Lock()
 		switch {
 		case err == nil:
@@ -328,12 +328,13 @@ func (h *lease) end() {
 }
 
 // release stops refreshing the lease and gives it back, with a context of
-// its own, so a lease is released even after the app's deadline.
-func (h *lease) release() {
+// its own (ctx's values, not its deadline), so a lease is released even
+// after the app's deadline.
+func (h *lease) release(ctx context.Context) {
 	h.end()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.a.ctx), releaseTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	_ = h.a.m.ReleaseLease(ctx, h.a.f.App, h.id, h.nonce)
+	_ = h.m.ReleaseLease(ctx, h.app, h.id, h.nonce)
 }
 
 // creates runs a plan's creates under the anchor's lease, after a recount:
@@ -342,27 +343,27 @@ func (h *lease) release() {
 // machine may exist), the app is counted again, which also tells whether
 // an uncertain create made its machine after all, and what is still
 // needed is created, for at most createRounds rounds.
-func (a *applier) creates(acts []Action) {
-	a.underAnchor(acts, func(fresh Fleet, anchor *lease) { a.createFrom(acts, fresh, anchor) })
+func (a *applier) creates(ctx context.Context, acts []Action) {
+	a.underAnchor(ctx, acts, func(fresh Fleet, anchor *lease) { a.createFrom(ctx, acts, fresh, anchor) })
 }
 
 // underAnchor takes the anchor's lease, counts the app again and runs
 // body with that fresh count; the batch acts is settled as aborted, busy
 // or failed when any of that fails. The lease is released at the end.
-func (a *applier) underAnchor(acts []Action, body func(fresh Fleet, anchor *lease)) {
-	if err := a.ctx.Err(); err != nil {
-		a.settle(acts, OutcomeAborted, err)
+func (a *applier) underAnchor(ctx context.Context, acts []Action, body func(fresh Fleet, anchor *lease)) {
+	if err := ctx.Err(); err != nil {
+		a.skip(acts, OutcomeAborted, CauseNone, err)
 		return
 	}
-	anchor, err := a.anchor()
+	anchor, err := a.anchor(ctx)
 	if err != nil {
-		a.settle(acts, a.outcomeOf(err), err)
+		a.skip(acts, outcomeOf(ctx, err), CauseAnchor, err)
 		return
 	}
-	defer anchor.release()
-	fresh, err := a.recount()
+	defer anchor.release(ctx)
+	fresh, err := a.recount(ctx)
 	if err != nil {
-		a.settle(acts, a.outcomeOf(err), err)
+		a.skip(acts, outcomeOf(ctx, err), CauseNone, err)
 		return
 	}
 	body(fresh, anchor)
@@ -376,7 +377,7 @@ type failedCreate struct {
 	uncertain bool
 }
 
-func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
+func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, anchor *lease) {
 	pending := acts
 	for round := 1; ; round++ {
 		pending = a.keep(pending, CreatesNeeded(fresh, a.plan, len(pending)))
@@ -385,23 +386,23 @@ func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
 		unsure := false
 		for i, act := range pending {
 			if err := anchor.held(); err != nil {
-				a.settle(pending[i:], a.outcomeOf(err), err)
+				a.skip(pending[i:], outcomeOf(ctx, err), CauseNone, err)
 				return
 			}
 			in, err := launchInput(a.f, act)
 			if err == nil {
 				var nm *fly.Machine
-				nm, err = a.m.Launch(a.ctx, a.f.App, in)
+				nm, err = a.m.Launch(ctx, a.f.App, in)
 				if err == nil && nm != nil {
 					act.MachineID = nm.ID
 				}
 			}
-			switch a.record(act, err).Outcome {
+			switch a.record(ctx, act, err).Outcome {
 			case OutcomeDone:
 				made++
 				continue
 			case OutcomeAborted:
-				a.settle(pending[i+1:], OutcomeAborted, a.ctx.Err())
+				a.skip(pending[i+1:], OutcomeAborted, CauseNone, ctx.Err())
 				return
 			}
 			u := uncertain(err)
@@ -413,7 +414,7 @@ func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
 		}
 		// Count again before anything is created in place of a failure:
 		// an uncertain create may have made its machine.
-		f, err := a.recount()
+		f, err := a.recount(ctx)
 		if err != nil {
 			return // the failures stay recorded; nothing more is created
 		}
@@ -440,7 +441,7 @@ func (a *applier) createFrom(acts []Action, fresh Fleet, anchor *lease) {
 // (another run got there), so fewer changes are needed than planned.
 func (a *applier) keep(acts []Action, n int) []Action {
 	if n < len(acts) {
-		a.settle(acts[n:], OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor))
+		a.skip(acts[n:], OutcomeUnneeded, CauseNone, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor))
 		acts = acts[:n]
 	}
 	return acts
@@ -448,23 +449,26 @@ func (a *applier) keep(acts []Action, n int) []Action {
 
 // anchor takes the lease of the plan's anchor machine, which serialises an
 // app's creates and destroys across overlapping runs.
-func (a *applier) anchor() (*lease, error) {
+func (a *applier) anchor(ctx context.Context) (*lease, error) {
 	id := a.plan.Anchor
 	if id == "" {
 		return nil, errors.New("plan has no anchor machine")
 	}
-	l, err := a.lease(id)
+	l, err := a.lease(ctx, id)
 	if err != nil {
 		return nil, wrapOp("anchor", err)
 	}
 	return l, nil
 }
 
-func (a *applier) outcomeOf(err error) Outcome {
+// outcomeOf classifies the error of an action, attempted or not: busy
+// when someone else holds a lease it needs, aborted when ctx is done,
+// failed otherwise.
+func outcomeOf(ctx context.Context, err error) Outcome {
 	switch {
 	case isBusy(err):
 		return OutcomeBusy
-	case a.ctx.Err() != nil:
+	case ctx.Err() != nil:
 		return OutcomeAborted
 	}
 	return OutcomeFailed
@@ -480,11 +484,11 @@ func (a *applier) outcomeOf(err error) Outcome {
 // is uncertain counts toward the target only once a recount under the
 // anchor's lease shows its machine gone (it is then done), and is followed
 // by that recount before any spare is destroyed.
-func (a *applier) destroys(acts []Action) {
-	a.underAnchor(acts, func(fresh Fleet, anchor *lease) { a.destroyFrom(acts, fresh, anchor) })
+func (a *applier) destroys(ctx context.Context, acts []Action) {
+	a.underAnchor(ctx, acts, func(fresh Fleet, anchor *lease) { a.destroyFrom(ctx, acts, fresh, anchor) })
 }
 
-func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
+func (a *applier) destroyFrom(ctx context.Context, acts []Action, fresh Fleet, anchor *lease) {
 	acts = a.keep(acts, DestroysNeeded(fresh, a.plan, len(acts)))
 	need := len(acts)
 
@@ -497,10 +501,10 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 	}
 	done := 0
 	attempted := map[string]bool{}
-	skipped := map[string]string{}
-	var stopErr error // a failed recount, or the anchor's lease lost
+	woken := map[string]bool{} // started since the plan: not destroyed
+	var stopErr error          // a failed recount, or the anchor's lease lost
 	for _, act := range queue {
-		if done >= need || a.ctx.Err() != nil || stopErr != nil {
+		if done >= need || ctx.Err() != nil || stopErr != nil {
 			break
 		}
 		now := fresh.machine(act.MachineID)
@@ -508,7 +512,7 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 			continue
 		}
 		if was := a.f.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
-			skipped[act.MachineID] = startedSincePlan
+			woken[act.MachineID] = true
 			continue
 		}
 		if err := anchor.held(); err != nil {
@@ -516,8 +520,8 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 			break
 		}
 		attempted[act.MachineID] = true
-		err := a.do(act)
-		switch a.record(act, err).Outcome {
+		err := a.do(ctx, act)
+		switch a.record(ctx, act, err).Outcome {
 		case OutcomeDone:
 			done++
 			continue
@@ -530,7 +534,7 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 		if !uncertain(err) && !gone {
 			continue
 		}
-		f, err := a.recount()
+		f, err := a.recount(ctx)
 		if err != nil {
 			stopErr = err
 			break
@@ -538,8 +542,7 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 		fresh = f
 		if fresh.machine(act.MachineID) == nil {
 			if gone {
-				r := &a.out[len(a.out)-1]
-				r.Outcome, r.Error = OutcomeUnneeded, "already gone: destroyed by someone else"
+				a.restate(len(a.out)-1, OutcomeUnneeded, "already gone: destroyed by someone else")
 			} else {
 				a.resolve(len(a.out)-1, OutcomeDone, "a recount found the machine gone")
 				done++
@@ -548,33 +551,31 @@ func (a *applier) destroyFrom(acts []Action, fresh Fleet, anchor *lease) {
 		need = done + DestroysNeeded(fresh, a.plan, need-done)
 	}
 	for _, act := range acts {
-		if attempted[act.MachineID] {
-			continue
-		}
-		outcome, err := OutcomeUnneeded, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor)
 		switch {
-		case a.ctx.Err() != nil:
-			outcome, err = OutcomeAborted, a.ctx.Err()
-		case skipped[act.MachineID] != "":
-			outcome, err = OutcomeBusy, errors.New(skipped[act.MachineID])
+		case attempted[act.MachineID]:
+		case ctx.Err() != nil:
+			a.skip([]Action{act}, OutcomeAborted, CauseNone, ctx.Err())
+		case woken[act.MachineID]:
+			a.skip([]Action{act}, OutcomeBusy, CauseStartedSincePlan, errStartedSincePlan)
 		case stopErr != nil:
-			outcome, err = a.outcomeOf(stopErr), stopErr
+			a.skip([]Action{act}, outcomeOf(ctx, stopErr), CauseNone, stopErr)
+		default:
+			a.skip([]Action{act}, OutcomeUnneeded, CauseNone, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor))
 		}
-		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
 	}
 }
 
-// settle records acts, none of them attempted, with outcome and err.
-func (a *applier) settle(acts []Action, outcome Outcome, err error) {
+// skip records acts, none of them attempted, with outcome, cause and err.
+func (a *applier) skip(acts []Action, outcome Outcome, cause Cause, err error) {
 	for _, act := range acts {
-		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Error: err.Error()})
+		a.out = append(a.out, ActionResult{Action: act, Outcome: outcome, Cause: cause, Error: err.Error()})
 	}
 }
 
 // recount lists the app again: the fresh count decisions under a lease
 // are made from.
-func (a *applier) recount() (Fleet, error) {
-	list, err := a.m.List(a.ctx, a.f.App, "")
+func (a *applier) recount(ctx context.Context) (Fleet, error) {
+	list, err := a.m.List(ctx, a.f.App, "")
 	if err != nil {
 		return Fleet{}, wrapOp("recount: list machines", err)
 	}

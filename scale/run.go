@@ -455,7 +455,7 @@ func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() tim
 	start := now()
 	res := w.res
 	res.Actions = Apply(ctx, deps.Machines, w.fleet, w.plan)
-	res = settle(res, w.plan)
+	res = statusFrom(res, w.plan)
 	res.Elapsed += now().Sub(start)
 	return res
 }
@@ -475,11 +475,11 @@ func (w *appWork) abort(reason string) AppResult {
 	return res
 }
 
-// settle sets an applied app's status from its actions' outcomes. An app
+// statusFrom sets an applied app's status from its actions' outcomes. An app
 // whose failed actions were made up for by spares or retries reached its
 // plan: it is scaled, with a warning. A shortfall left by failures fails
 // the app; one left by busy machines blocks it.
-func settle(res AppResult, plan Plan) AppResult {
+func statusFrom(res AppResult, plan Plan) AppResult {
 	planned := map[ActionKind]int{}
 	for _, a := range plan.Actions {
 		planned[a.Kind]++
@@ -497,12 +497,12 @@ func settle(res AppResult, plan Plan) AppResult {
 		case OutcomeFailed, OutcomeAborted:
 			failed = append(failed, fmt.Sprintf("%s %s: %s", ar.Kind, orID(ar), ar.Error))
 		case OutcomeBusy:
-			if ar.Error == startedSincePlan {
+			if ar.Cause == CauseStartedSincePlan {
 				woken = append(woken, ar.MachineID)
 				continue
 			}
 			id := ar.MachineID
-			if ar.Kind == ActionCreate || strings.HasPrefix(ar.Error, "anchor") {
+			if ar.Kind == ActionCreate || ar.Cause == CauseAnchor {
 				id = plan.Anchor // the anchor's lease held up the batch
 			}
 			if !slices.Contains(busy, id) {

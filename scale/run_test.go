@@ -32,7 +32,7 @@ func TestSettle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := settle(AppResult{App: "x", Actions: tt.results}, plan)
+			got := statusFrom(AppResult{App: "x", Actions: tt.results}, plan)
 			if got.Status != tt.status {
 				t.Errorf("status %s (%s), want %s", got.Status, got.Reason, tt.status)
 			}
@@ -85,8 +85,8 @@ func TestRunBoundsAHangingFleetWideQuery(t *testing.T) {
 
 func TestSettleNamesWokenAndBusyMachines(t *testing.T) {
 	plan := Plan{Anchor: "a1", Actions: []Action{{Kind: ActionDestroy, MachineID: "b2"}, {Kind: ActionStart, MachineID: "c3"}}}
-	got := settle(AppResult{Actions: []ActionResult{
-		{Action: Action{Kind: ActionDestroy, MachineID: "b2"}, Outcome: OutcomeBusy, Error: startedSincePlan},
+	got := statusFrom(AppResult{Actions: []ActionResult{
+		{Action: Action{Kind: ActionDestroy, MachineID: "b2"}, Outcome: OutcomeBusy, Cause: CauseStartedSincePlan, Error: errStartedSincePlan.Error()},
 		{Action: Action{Kind: ActionStart, MachineID: "c3"}, Outcome: OutcomeBusy, Error: "409: lease held"},
 	}}, plan)
 	w := strings.Join(got.Warnings, "|")

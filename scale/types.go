@@ -154,5 +154,23 @@ type AppResult struct {
 type ActionResult struct {
 	Action
 	Outcome Outcome
-	Error   string
+	// Cause tells why the action ended busy where its outcome alone does
+	// not: CauseNone otherwise.
+	Cause Cause
+	Error string
 }
+
+// Cause is why an action was held up, beyond its outcome.
+type Cause int
+
+// Causes.
+const (
+	CauseNone Cause = iota
+	// CauseAnchor: the anchor's lease, which the app's creates and
+	// destroys are made under, could not be taken (busy: someone else
+	// holds it).
+	CauseAnchor
+	// CauseStartedSincePlan: a destroy not made because its machine
+	// started since the plan was made (Fly's proxy woke it).
+	CauseStartedSincePlan
+)
