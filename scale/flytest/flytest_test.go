@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -55,6 +56,7 @@ type env struct {
 	api   *fly.Client
 	flaps *flaps.Client
 	clock *clock
+	http  *http.Client // for raw requests
 }
 
 // newEnv starts a server on fixture with the test token and a fake clock,
@@ -76,7 +78,30 @@ func newEnv(t *testing.T, fixture string, opts flytest.Options) *env {
 		t.Fatal(err)
 	}
 	api := fly.NewClientFromOptions(fly.ClientOptions{BaseURL: srv.URL, AccessToken: opts.Token})
-	return &env{srv: srv, api: api, flaps: fc, clock: c}
+	return &env{srv: srv, api: api, flaps: fc, clock: c, http: http.DefaultClient}
+}
+
+// newMemEnv is newEnv with the server in memory (flytest.NewInMemory), for
+// tests under testing/synctest: the rate limits run on the bubble's clock.
+// Call it inside the bubble.
+func newMemEnv(t *testing.T, fixture string, opts flytest.Options) *env {
+	t.Helper()
+	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	if opts.Now == nil {
+		opts.Now = c.Now
+	}
+	if opts.Token == "" {
+		opts.Token = testToken
+	}
+	srv := flytest.NewInMemory(loadOrg(t, fixture), opts)
+	// The in-memory transport serves every origin: flaps may keep its own.
+	fc, err := flaps.NewWithOptions(context.Background(), flaps.NewClientOpts{Tokens: tokens.Parse(opts.Token), Transport: srv.Transport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := fly.NewClientFromOptions(fly.ClientOptions{BaseURL: srv.URL, AccessToken: opts.Token,
+		Transport: &fly.Transport{UnderlyingTransport: srv.Transport()}})
+	return &env{srv: srv, api: api, flaps: fc, clock: c, http: &http.Client{Transport: srv.Transport()}}
 }
 
 // do sends a raw request with the flaps authorization header.
@@ -98,7 +123,7 @@ func (e *env) do(t *testing.T, method, path string, body any, header map[string]
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,40 +829,44 @@ func TestFaultProbabilityIsSeeded(t *testing.T) {
 	}
 }
 
+// TestRateLimit runs on the bubble's clock: Fly's limits refill in real
+// time, which a loaded machine would let pass between requests.
 func TestRateLimit(t *testing.T) {
-	e := newEnv(t, "small.json", flytest.Options{RateLimit: true})
-	for i := 1; i <= 4; i++ {
-		resp, body := e.do(t, http.MethodGet, "/v1/apps/web/machines", nil, nil)
-		want := http.StatusOK
-		if i == 4 {
-			want = http.StatusTooManyRequests
+	synctest.Test(t, func(t *testing.T) {
+		e := newMemEnv(t, "small.json", flytest.Options{RateLimit: true})
+		for i := 1; i <= 4; i++ {
+			resp, body := e.do(t, http.MethodGet, "/v1/apps/web/machines", nil, nil)
+			want := http.StatusOK
+			if i == 4 {
+				want = http.StatusTooManyRequests
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("list %d: %d %s, want %d", i, resp.StatusCode, body, want)
+			}
+			if i == 4 && (body != `{"error":"rate limit exceeded"}` || resp.Header.Get("Retry-After") != "1") {
+				t.Errorf("429 body %s Retry-After %q", body, resp.Header.Get("Retry-After"))
+			}
 		}
-		if resp.StatusCode != want {
-			t.Fatalf("list %d: %d %s, want %d", i, resp.StatusCode, body, want)
+		// Lists are app-scoped: another app has its own budget.
+		if resp, _ := e.do(t, http.MethodGet, "/v1/apps/idle/machines", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("list of another app: %d", resp.StatusCode)
 		}
-		if i == 4 && (body != `{"error":"rate limit exceeded"}` || resp.Header.Get("Retry-After") != "1") {
-			t.Errorf("429 body %s Retry-After %q", body, resp.Header.Get("Retry-After"))
-		}
-	}
-	// Lists are app-scoped: another app has its own budget.
-	if resp, _ := e.do(t, http.MethodGet, "/v1/apps/idle/machines", nil, nil); resp.StatusCode != http.StatusOK {
-		t.Errorf("list of another app: %d", resp.StatusCode)
-	}
-	_, err := e.flaps.List(context.Background(), "web", "")
-	flapsErr(t, err, http.StatusTooManyRequests, "rate limit exceeded")
+		_, err := e.flaps.List(context.Background(), "web", "")
+		flapsErr(t, err, http.StatusTooManyRequests, "rate limit exceeded")
 
-	// Get allows a burst of 10 per machine; starts are machine-scoped.
-	for i := 1; i <= 11; i++ {
-		resp, _ := e.do(t, http.MethodGet, "/v1/apps/web/machines/e1000000000001", nil, nil)
-		if (resp.StatusCode == http.StatusOK) != (i <= 10) {
-			t.Errorf("get %d: %d", i, resp.StatusCode)
+		// Get allows a burst of 10 per machine; starts are machine-scoped.
+		for i := 1; i <= 11; i++ {
+			resp, _ := e.do(t, http.MethodGet, "/v1/apps/web/machines/e1000000000001", nil, nil)
+			if (resp.StatusCode == http.StatusOK) != (i <= 10) {
+				t.Errorf("get %d: %d", i, resp.StatusCode)
+			}
 		}
-	}
-	for _, id := range []string{"e1000000000003", "e1000000000004", "e1000000000005", "e1000000000006"} {
-		if _, err := e.flaps.Start(context.Background(), "web", id, ""); err != nil {
-			t.Errorf("start %s: %v", id, err)
+		for _, id := range []string{"e1000000000003", "e1000000000004", "e1000000000005", "e1000000000006"} {
+			if _, err := e.flaps.Start(context.Background(), "web", id, ""); err != nil {
+				t.Errorf("start %s: %v", id, err)
+			}
 		}
-	}
+	})
 }
 
 func TestLatencyHonoursCancellation(t *testing.T) {
