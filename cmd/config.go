@@ -80,11 +80,18 @@ type collectorConfig struct {
 	AppLabel   string `yaml:"app-label"`
 	OnEmpty    string `yaml:"on-empty"`
 
-	// Keys of the original's Temporal collector, known so that such a
-	// file gets a clear "not supported" rather than an unknown-key error.
-	Namespace string `yaml:"namespace"`
-	CertData  string `yaml:"cert-data"`
-	KeyData   string `yaml:"key-data"`
+	// Temporal: the original's keys (namespace, cert-data, key-data, with
+	// address and query), then this tool's.
+	Namespace             string     `yaml:"namespace"`
+	CertData              string     `yaml:"cert-data"`
+	KeyData               string     `yaml:"key-data"`
+	TaskQueue             string     `yaml:"task-queue"`
+	QueueTypes            stringList `yaml:"queue-types"`
+	APIKey                string     `yaml:"api-key"`
+	TLSCA                 string     `yaml:"tls-ca"`
+	TLSServerName         string     `yaml:"tls-server-name"`
+	TLSInsecureSkipVerify bool       `yaml:"tls-insecure-skip-verify"`
+	RequestsPerSecond     string     `yaml:"requests-per-second"`
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
@@ -136,8 +143,12 @@ func loadFile(path string) (*fileConfig, []string, error) {
 	}
 	for i := range fc.MetricCollectors {
 		c := &fc.MetricCollectors[i]
-		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty} {
+		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty,
+			&c.Namespace, &c.CertData, &c.KeyData, &c.APIKey, &c.TLSCA, &c.TLSServerName, &c.RequestsPerSecond} {
 			*p = expandEnv(*p)
+		}
+		for i := range c.QueueTypes {
+			c.QueueTypes[i] = expandEnv(c.QueueTypes[i])
 		}
 	}
 	var warnings []string
@@ -159,6 +170,7 @@ type runConfig struct {
 	// sets both to its loopback server.
 	apiBaseURL, machinesBaseURL string
 	collectors                  []query.PrometheusConfig
+	temporal                    []query.TemporalConfig
 	render                      RenderOptions
 	warnings                    []string
 
@@ -498,13 +510,16 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	rc.machinesBaseURL = os.Getenv("FLY_FLAPS_BASE_URL")
 
 	// Metrics.
-	rc.collectors, err = collectors(s, file)
+	rc.collectors, rc.temporal, err = collectors(s, file)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, col := range rc.collectors {
 		names = append(names, col.Name)
+	}
+	for _, tc := range rc.temporal {
+		names = append(names, tc.Name)
 	}
 
 	// Targets.
@@ -696,40 +711,82 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 	return x, nil
 }
 
-// collectors gathers the metric collectors of the config file and the one
-// the --prometheus-* flags (FAS_PROMETHEUS_*) define.
-func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) {
+// collectors gathers the metric collectors of the config file and the ones
+// the --prometheus-* flags (FAS_PROMETHEUS_*) and --temporal-* flags
+// (FAS_TEMPORAL_*) define.
+func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
 	var out []query.PrometheusConfig
+	var temporal []query.TemporalConfig
 	seen := map[string]string{}
-	add := func(where string, pc query.PrometheusConfig) error {
-		if slices.Contains(scale.ReservedVars(), pc.Name) {
-			return usagef("%s: metric name %q is taken by a fleet or time variable (%s): choose another name", where, pc.Name, strings.Join(scale.ReservedVars(), ", "))
+	claim := func(where, name string) error {
+		if slices.Contains(scale.ReservedVars(), name) {
+			return usagef("%s: metric name %q is taken by a fleet or time variable (%s): choose another name", where, name, strings.Join(scale.ReservedVars(), ", "))
 		}
-		if prev, ok := seen[pc.Name]; ok && pc.Name != "" {
-			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, pc.Name, prev)
+		if prev, ok := seen[name]; ok && name != "" {
+			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, name, prev)
+		}
+		seen[name] = where
+		return nil
+	}
+	add := func(where string, pc query.PrometheusConfig) error {
+		if err := claim(where, pc.Name); err != nil {
+			return err
 		}
 		if err := pc.Validate(); err != nil {
 			return usagef("%s: %v", where, err)
 		}
-		seen[pc.Name] = where
 		out = append(out, pc)
+		return nil
+	}
+	addTemporal := func(where string, tc query.TemporalConfig) error {
+		if err := claim(where, tc.Name); err != nil {
+			return err
+		}
+		if err := tc.Validate(); err != nil {
+			return usagef("%s: %v", where, err)
+		}
+		temporal = append(temporal, tc)
 		return nil
 	}
 	for i, c := range file.MetricCollectors {
 		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
-		if strings.TrimSpace(c.Type) == "" {
-			return nil, usagef("%s: type: missing: use prometheus", where)
+		typ := strings.ToLower(strings.TrimSpace(c.Type))
+		switch typ {
+		case "":
+			return nil, nil, usagef("%s: type: missing: use prometheus or temporal", where)
+		case "prometheus", "temporal":
+		default:
+			return nil, nil, usagef("%s: type %q is not supported: use prometheus or temporal", where, c.Type)
 		}
-		if t := strings.ToLower(c.Type); t != "prometheus" {
-			return nil, usagef("%s: type %q is not supported (this version collects from Prometheus only): use prometheus", where, c.Type)
+		if err := foreignKeys(c, typ); err != nil {
+			return nil, nil, usagef("%s: %v", where, err)
+		}
+		if typ == "temporal" {
+			tc, err := temporalFromFile(c)
+			if err == nil {
+				err = addTemporal(where, tc)
+			}
+			if err != nil {
+				return nil, nil, usagef("%s: %v", where, err)
+			}
+			continue
 		}
 		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
 		if err != nil {
-			return nil, usagef("%s: %v", where, err)
+			return nil, nil, usagef("%s: %v", where, err)
 		}
 		if err := add(where, query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
 			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+	}
+	tc, err := temporalFromFlags(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc != nil {
+		if err := addTemporal(s.flagWhere("temporal-metric-name"), *tc); err != nil {
+			return nil, nil, err
 		}
 	}
 	// The --prometheus-* flags (FAS_PROMETHEUS_*) define one more
@@ -744,7 +801,7 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
 	}
 	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
-		return out, nil
+		return out, temporal, nil
 	}
 	for _, f := range []struct{ flag, val, what string }{
 		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
@@ -752,18 +809,18 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, error) 
 		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
 	} {
 		if f.val == "" {
-			return nil, usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+			return nil, nil, usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
 		}
 	}
 	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
 	if err != nil {
-		return nil, usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
+		return nil, nil, usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
 	}
 	pc.OnEmpty = onEmpty
 	if err := pc.Validate(); err != nil {
-		return nil, usagef("%s", promFlagError(s, pc, err))
+		return nil, nil, usagef("%s", promFlagError(s, pc, err))
 	}
-	return out, add(s.flagWhere("prometheus-metric-name"), pc)
+	return out, temporal, add(s.flagWhere("prometheus-metric-name"), pc)
 }
 
 // promFieldFlags maps the fields query's PrometheusConfig.Validate names, by

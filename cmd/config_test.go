@@ -30,12 +30,12 @@ func tripwire(t *testing.T) *atomic.Int64 {
 	return &n
 }
 
-// clearEnv unsets every FAS_* variable for the test.
+// clearEnv unsets every FAS_* and TEMPORAL_* variable for the test.
 func clearEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "FAS_") || k == "FLY_API_TOKEN" || k == "NO_COLOR" {
+		if strings.HasPrefix(k, "FAS_") || strings.HasPrefix(k, "TEMPORAL_") || k == "FLY_API_TOKEN" || k == "NO_COLOR" {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
 		}
@@ -245,12 +245,16 @@ metric-collectors:
 	if len(rc.warnings) != 2 {
 		t.Errorf("warnings %q, want one each for interval and app-list-refresh-interval", rc.warnings)
 	}
-	// The original's Temporal collector is known, and refused clearly.
-	bad := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
-		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: n, cert-data: c, key-data: k, query: q}\n")
-	code, _, stderr := runCLI(t, "run", "--config", bad)
-	if code != ExitUsage || !strings.Contains(stderr, `type "temporal" is not supported`) {
-		t.Errorf("exit %d: %s", code, stderr)
+	// The original's Temporal collector loads, with its keys as they were.
+	temporal := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
+		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: '${FAS_TEST_NS}', query: 'WorkflowType=\"$APP_NAME\"'}\n")
+	t.Setenv("FAS_TEST_NS", "jobs-ns")
+	rc, err := loadConfig(t, "--config", temporal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.temporal) != 1 || rc.temporal[0].Namespace != "jobs-ns" || rc.temporal[0].Query != `WorkflowType="$APP_NAME"` {
+		t.Errorf("temporal collectors %v: want the namespace expanded and the query kept", rc.temporal)
 	}
 }
 

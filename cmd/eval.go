@@ -39,6 +39,7 @@ func evalOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	// eval never reads machines: without a Machines client it cannot.
 	deps.Machines = nil
 	rep := scale.Eval(ctx, rc.scale, deps)
+	closeMetrics(deps)
 	if rep.Err == nil && rep.Matched == 0 {
 		warnNoMatch(rc.log, rc)
 	}

@@ -143,6 +143,9 @@ func redactPush(msg string, rc *runConfig) string {
 	for _, c := range rc.collectors {
 		secrets = append(secrets, c.Token)
 	}
+	for _, tc := range rc.temporal {
+		secrets = append(secrets, tc.Secrets()...)
+	}
 	return query.Redact(msg, secrets...)
 }
 

@@ -28,7 +28,7 @@ const (
 // runFlags returns the run command's flags, each bound to its FAS_*
 // variable. They are built anew for every App: urfave flags keep state.
 func runFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "config", Category: catSelection, EnvVars: []string{"FAS_CONFIG"}, Usage: "YAML config `FILE` (the original fly-autoscaler's keys); flags and variables take precedence"},
 		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: []string{"FAS_ORG"}, Usage: "Fly organization `SLUG` whose apps are listed (required with a wildcard)"},
 		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: []string{"FAS_APP_NAME"}, Usage: "app `NAME` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
@@ -75,7 +75,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `TOKEN` (an org token: fly tokens create org)"},
-	}
+	}, temporalFlags()...)
 }
 
 func runCommand(s *Streams) *cli.Command {
@@ -123,6 +123,7 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 		cfg.Progress = prog.Update
 	}
 	rep := scale.Run(ctx, cfg, deps)
+	closeMetrics(deps)
 	prog.Stop()
 	if rep.Err == nil && rep.Matched == 0 {
 		warnNoMatch(log, rc)
@@ -167,7 +168,7 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 		rc.fly = fc
 	}
 	deps := scale.Deps{Apps: rc.fly.apps, Machines: rc.fly.machines}
-	if len(rc.collectors) > 0 {
+	if len(rc.collectors) > 0 || len(rc.temporal) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
 			p, err := query.NewPrometheus(pc, query.WithTransport(promTransport))
@@ -176,6 +177,11 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 			}
 			sources = append(sources, p)
 		}
+		ts, err := temporalSources(rc)
+		if err != nil {
+			return scale.Deps{}, err
+		}
+		sources = append(sources, ts...)
 		set, err := query.NewSet(sources...)
 		if err != nil {
 			return scale.Deps{}, &UsageError{Msg: err.Error()}

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -149,4 +150,18 @@ func (c *fleetCall) run(ctx context.Context) {
 		return
 	}
 	c.lookup = lookup
+}
+
+// Close closes the sources that hold a connection (those that are an
+// io.Closer) and returns the first error. Call it when the run is over.
+func (s *Set) Close() error {
+	var first error
+	for _, src := range s.sources {
+		if c, ok := src.(io.Closer); ok {
+			if err := c.Close(); err != nil && first == nil {
+				first = fmt.Errorf("metric %q: close: %w", src.Name(), err)
+			}
+		}
+	}
+	return first
 }

@@ -1,0 +1,204 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/urfave/cli/v2"
+)
+
+// catTemporal is the help category of the Temporal collector's flags.
+const catTemporal = "Temporal"
+
+// temporalFlags are the flags of the collector that FAS_TEMPORAL_*
+// variables define, under the original fly-autoscaler's names.
+func temporalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "temporal-address", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`, e.g. my-ns.a1b2c.tmprl.cloud:7233"},
+		&cli.StringFlag{Name: "temporal-namespace", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_NAMESPACE"}, Usage: "Temporal `NAMESPACE` queried"},
+		&cli.StringFlag{Name: "temporal-metric-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_METRIC_NAME"}, Usage: "`NAME` of the Temporal value in expressions"},
+		&cli.StringFlag{Name: "temporal-task-queue", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TASK_QUEUE"}, Usage: "task `QUEUE` whose backlog is measured, e.g. jobs-$APP_NAME"},
+		&cli.StringFlag{Name: "temporal-queue-types", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUEUE_TYPES"}, Usage: "task queue `TYPES` whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"},
+		&cli.StringFlag{Name: "temporal-query", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUERY"}, Usage: "visibility `QUERY`: counts running workflows that match it (the original's measure)"},
+		&cli.StringFlag{Name: "temporal-cert-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_CERT_DATA", "FAS_TEMPORAL_CERT_DATA"}, Usage: "client certificate `PEM` for mutual TLS"},
+		&cli.StringFlag{Name: "temporal-key-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"}, Usage: "private key `PEM` of the client certificate"},
+		&cli.StringFlag{Name: "temporal-api-key", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_API_KEY"}, Usage: "Temporal Cloud API `KEY` (implies TLS)"},
+		&cli.StringFlag{Name: "temporal-tls-ca", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_CA"}, Usage: "`PEM` or file of the CAs of the server's certificate (default: the system's)"},
+		&cli.StringFlag{Name: "temporal-tls-server-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_SERVER_NAME"}, Usage: "`NAME` checked against the server's certificate (default: the address's host)"},
+		&cli.BoolFlag{Name: "temporal-tls-insecure-skip-verify", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_INSECURE_SKIP_VERIFY"}, Usage: "accept any server certificate"},
+		&cli.StringFlag{Name: "temporal-requests-per-second", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_REQUESTS_PER_SECOND"}, Usage: "`RATE` of Temporal requests of one run (default: 10)"},
+	}
+}
+
+// temporalFields maps the keys TemporalConfig.Validate names to the flags
+// of the collector built from flags.
+var temporalFields = []struct{ key, flag string }{
+	{"metric-name", "temporal-metric-name"},
+	{"address", "temporal-address"},
+	{"namespace", "temporal-namespace"},
+	{"task-queue", "temporal-task-queue"},
+	{"queue-types", "temporal-queue-types"},
+	{"query", "temporal-query"},
+	{"cert-data", "temporal-cert-data"},
+	{"key-data", "temporal-key-data"},
+	{"api-key", "temporal-api-key"},
+	{"tls-ca", "temporal-tls-ca"},
+	{"tls-server-name", "temporal-tls-server-name"},
+	{"requests-per-second", "temporal-requests-per-second"},
+}
+
+// temporalFromFile is the TemporalConfig of a metric-collectors entry of
+// type temporal.
+func temporalFromFile(c collectorConfig) (query.TemporalConfig, error) {
+	rps, err := requestsPerSecond(c.RequestsPerSecond)
+	if err != nil {
+		return query.TemporalConfig{}, fmt.Errorf("requests-per-second: %w", err)
+	}
+	return query.TemporalConfig{
+		Name: c.MetricName, Address: c.Address, Namespace: c.Namespace,
+		TaskQueue: c.TaskQueue, QueueTypes: splitList(c.QueueTypes...), Query: c.Query,
+		CertData: c.CertData, KeyData: c.KeyData, APIKey: c.APIKey,
+		TLSCA: c.TLSCA, TLSServerName: c.TLSServerName, TLSInsecureSkipVerify: c.TLSInsecureSkipVerify,
+		RequestsPerSecond: rps,
+	}, nil
+}
+
+// temporalFromFlags is the collector the --temporal-* flags (FAS_TEMPORAL_*)
+// define, or nil when they define none. Its errors name the flags.
+func temporalFromFlags(s settings) (*query.TemporalConfig, error) {
+	str := func(flag string) string { return s.str(flag, "") }
+	tc := query.TemporalConfig{
+		Name: str("temporal-metric-name"), Address: str("temporal-address"), Namespace: str("temporal-namespace"),
+		TaskQueue: str("temporal-task-queue"), QueueTypes: splitList(str("temporal-queue-types")), Query: str("temporal-query"),
+		CertData: str("temporal-cert-data"), KeyData: str("temporal-key-data"), APIKey: str("temporal-api-key"),
+		TLSCA: str("temporal-tls-ca"), TLSServerName: str("temporal-tls-server-name"),
+		TLSInsecureSkipVerify: s.c.Bool("temporal-tls-insecure-skip-verify"),
+	}
+	// The TLS and pacing options alone define no collector: a worker's
+	// environment may hold TEMPORAL_TLS_* for its own use.
+	if tc.Name == "" && tc.Address == "" && tc.Namespace == "" && tc.TaskQueue == "" && tc.Query == "" {
+		return nil, nil
+	}
+	for _, f := range []struct{ flag, val, what string }{
+		{"temporal-metric-name", tc.Name, "the name the expressions use for the Temporal value"},
+		{"temporal-address", tc.Address, "the Temporal frontend's host:port, e.g. localhost:7233"},
+		{"temporal-namespace", tc.Namespace, "the Temporal namespace"},
+	} {
+		if f.val == "" {
+			return nil, usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+		}
+	}
+	measure := s.flagWhere("temporal-task-queue") + " or " + s.flagWhere("temporal-query")
+	switch {
+	case tc.TaskQueue != "" && tc.Query != "":
+		return nil, usagef("%s: set one, not both (the task queue's backlog, or the number of running workflows the query matches)", strings.Replace(measure, " or ", " and ", 1))
+	case tc.TaskQueue == "" && tc.Query == "":
+		return nil, usagef("%s: set one: the task queue whose backlog is measured (e.g. jobs-$APP_NAME), or a query that counts running workflows", measure)
+	}
+	rps, err := requestsPerSecond(str("temporal-requests-per-second"))
+	if err != nil {
+		return nil, usagef("%s: %v", s.flagWhere("temporal-requests-per-second"), err)
+	}
+	tc.RequestsPerSecond = rps
+	if err := tc.Validate(); err != nil {
+		return nil, usagef("%s", temporalFlagError(s, tc, err))
+	}
+	return &tc, nil
+}
+
+// requestsPerSecond parses a positive rate; "" is the default (0).
+func requestsPerSecond(v string) (float64, error) {
+	if v = strings.TrimSpace(v); v == "" {
+		return 0, nil
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r <= 0 {
+		return 0, fmt.Errorf("%q is not a rate: use a positive number of requests per second, e.g. 10", v)
+	}
+	return r, nil
+}
+
+// temporalFlagError rewrites an error of TemporalConfig.Validate
+// ("temporal metric "w": namespace: empty") to name the flag and its
+// variable ("--temporal-namespace (FAS_TEMPORAL_NAMESPACE): empty").
+func temporalFlagError(s settings, tc query.TemporalConfig, err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("temporal metric %q: ", tc.Name))
+	msg = strings.TrimPrefix(msg, "temporal: ")
+	// "cert-data, key-data: ..." names two fields.
+	if head, rest, ok := strings.Cut(msg, ": "); ok && strings.Contains(head, ", ") {
+		var flags []string
+		for key := range strings.SplitSeq(head, ", ") {
+			if i := slices.IndexFunc(temporalFields, func(f struct{ key, flag string }) bool { return f.key == key }); i >= 0 {
+				flags = append(flags, s.flagWhere(temporalFields[i].flag))
+			}
+		}
+		if len(flags) == strings.Count(head, ", ")+1 {
+			return strings.Join(flags, ", ") + ": " + rest
+		}
+	}
+	for _, f := range temporalFields {
+		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':' || rest[0] == ',') {
+			return s.flagWhere(f.flag) + ": " + strings.TrimLeft(rest, ": ")
+		}
+	}
+	return "--temporal-* (FAS_TEMPORAL_*): " + msg
+}
+
+// foreignKeys refuses a metric collector that sets a key of another type,
+// which it would ignore: a namespace on a Prometheus collector, a token on
+// a Temporal one.
+func foreignKeys(c collectorConfig, typ string) error {
+	prom := []struct {
+		key string
+		set bool
+	}{{"token", c.Token != ""}, {"app-label", c.AppLabel != ""}, {"on-empty", c.OnEmpty != ""}}
+	temporal := []struct {
+		key string
+		set bool
+	}{{"namespace", c.Namespace != ""}, {"cert-data", c.CertData != ""}, {"key-data", c.KeyData != ""},
+		{"task-queue", c.TaskQueue != ""}, {"queue-types", len(c.QueueTypes) > 0}, {"api-key", c.APIKey != ""},
+		{"tls-ca", c.TLSCA != ""}, {"tls-server-name", c.TLSServerName != ""},
+		{"tls-insecure-skip-verify", c.TLSInsecureSkipVerify}, {"requests-per-second", c.RequestsPerSecond != ""}}
+	other := temporal
+	if typ == "temporal" {
+		other = prom
+	}
+	for _, k := range other {
+		if k.set {
+			return fmt.Errorf("%s: not a key of a %s collector", k.key, typ)
+		}
+	}
+	return nil
+}
+
+// temporalSources builds the run's Temporal sources. None connects yet:
+// each does on first use.
+func temporalSources(rc *runConfig) ([]query.Source, error) {
+	var opts []query.TemporalOption
+	if rc.verbose && rc.log != nil {
+		opts = append(opts, query.WithTemporalLogger(rc.log))
+	}
+	var out []query.Source
+	for _, tc := range rc.temporal {
+		t, err := query.NewTemporal(tc, opts...)
+		if err != nil {
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// closeMetrics closes the connections of the run's metric sources.
+func closeMetrics(deps scale.Deps) {
+	if c, ok := deps.Metrics.(io.Closer); ok {
+		_ = c.Close()
+	}
+}

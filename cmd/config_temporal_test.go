@@ -1,0 +1,220 @@
+package cmd
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testKeyPair returns a self-signed client certificate and its key, PEM.
+func testKeyPair(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+}
+
+// temporalEnv is a complete Temporal collector in the original's variables.
+func temporalEnv() map[string]string {
+	return map[string]string{"FAS_TEMPORAL_ADDRESS": "127.0.0.1:7233", "FAS_TEMPORAL_NAMESPACE": "jobs",
+		"FAS_TEMPORAL_METRIC_NAME": "running", "FAS_TEMPORAL_QUERY": `WorkflowType="Job"`}
+}
+
+func TestTemporalFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string // over temporalEnv; "" unsets
+		want string
+	}{
+		{"no namespace", map[string]string{"FAS_TEMPORAL_NAMESPACE": ""}, "--temporal-namespace (FAS_TEMPORAL_NAMESPACE): missing: the Temporal namespace"},
+		{"no address", map[string]string{"FAS_TEMPORAL_ADDRESS": ""}, "--temporal-address (FAS_TEMPORAL_ADDRESS): missing: "},
+		{"no metric name", map[string]string{"FAS_TEMPORAL_METRIC_NAME": ""}, "--temporal-metric-name (FAS_TEMPORAL_METRIC_NAME): missing: "},
+		{"both measures", map[string]string{"FAS_TEMPORAL_TASK_QUEUE": "jobs-$APP_NAME"},
+			"--temporal-task-queue (FAS_TEMPORAL_TASK_QUEUE) and --temporal-query (FAS_TEMPORAL_QUERY): set one, not both"},
+		{"no measure", map[string]string{"FAS_TEMPORAL_QUERY": ""},
+			"--temporal-task-queue (FAS_TEMPORAL_TASK_QUEUE) or --temporal-query (FAS_TEMPORAL_QUERY): set one: "},
+		{"bad address", map[string]string{"FAS_TEMPORAL_ADDRESS": "http://temporal:7233"}, `--temporal-address (FAS_TEMPORAL_ADDRESS): "http://temporal:7233": want host:port`},
+		{"bad queue type", map[string]string{"FAS_TEMPORAL_QUERY": "", "FAS_TEMPORAL_TASK_QUEUE": "q", "FAS_TEMPORAL_QUEUE_TYPES": "workflow,signal"},
+			`--temporal-queue-types (FAS_TEMPORAL_QUEUE_TYPES): "signal": want workflow, activity or nexus`},
+		{"bad rate", map[string]string{"FAS_TEMPORAL_REQUESTS_PER_SECOND": "0"}, `--temporal-requests-per-second (FAS_TEMPORAL_REQUESTS_PER_SECOND): "0" is not a rate`},
+		{"certificate without key", map[string]string{"TEMPORAL_TLS_CERT_DATA": "x"}, "--temporal-key-data (TEMPORAL_TLS_KEY_DATA): empty while cert-data is set"},
+		{"key not PEM", map[string]string{"FAS_TEMPORAL_CERT_DATA": "x", "FAS_TEMPORAL_KEY_DATA": "y"}, "--temporal-cert-data (TEMPORAL_TLS_CERT_DATA), --temporal-key-data (TEMPORAL_TLS_KEY_DATA): tls: failed to find any PEM data"},
+		{"name of a fleet variable", map[string]string{"FAS_TEMPORAL_METRIC_NAME": "started"}, `metric name "started" is taken by a fleet variable`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			for k, v := range temporalEnv() {
+				t.Setenv(k, v)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), tc.want)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
+	}
+}
+
+func TestTemporalFileErrors(t *testing.T) {
+	head := "app-name: a\napi-token: tok\nstarted-machine-count: w\nmetric-collectors:\n"
+	for _, tc := range []struct {
+		name, collector, want string
+	}{
+		{"both measures", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, task-queue: t}",
+			`metric-collectors[0] in CONFIG: temporal metric "w": task-queue and query: set one, not both`},
+		{"no measure", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n}",
+			`metric-collectors[0] in CONFIG: temporal metric "w": task-queue or query: set one`},
+		{"no namespace", "{type: temporal, metric-name: w, address: 'h:7233', query: q}", `temporal metric "w": namespace: empty`},
+		{"bad rate", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, requests-per-second: fast}",
+			`metric-collectors[0] in CONFIG: requests-per-second: "fast" is not a rate`},
+		{"Prometheus key on Temporal", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, token: t}",
+			"metric-collectors[0] in CONFIG: token: not a key of a temporal collector"},
+		{"Temporal key on Prometheus", "{type: prometheus, metric-name: w, address: 'http://h:9090', query: up, namespace: n}",
+			"metric-collectors[0] in CONFIG: namespace: not a key of a prometheus collector"},
+		{"unknown type", "{type: nomad, metric-name: w}", `type "nomad" is not supported: use prometheus or temporal`},
+		{"same name twice", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q}\n" +
+			"  - {type: prometheus, metric-name: w, address: 'http://h:9090', query: up}",
+			`metric-collectors[1] in CONFIG: metric name "w" is already defined by metric-collectors[0]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			calls := tripwire(t)
+			path := writeFile(t, "config.yml", head+"  - "+tc.collector+"\n")
+			code, _, stderr := runCLI(t, "run", "--config", path)
+			if want := strings.ReplaceAll(tc.want, "CONFIG", path); code != ExitUsage || !strings.Contains(stderr, want) {
+				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), want)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
+	}
+}
+
+// TestTemporalVariables: the original's variables, its TEMPORAL_TLS_* names
+// first, and this tool's additions.
+func TestTemporalVariables(t *testing.T) {
+	cert, key := testKeyPair(t)
+	otherCert, otherKey := testKeyPair(t)
+	clearEnv(t)
+	for k, v := range temporalEnv() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("TEMPORAL_TLS_CERT_DATA", cert)
+	t.Setenv("TEMPORAL_TLS_KEY_DATA", key)
+	t.Setenv("FAS_TEMPORAL_CERT_DATA", otherCert)
+	t.Setenv("FAS_TEMPORAL_KEY_DATA", otherKey)
+	t.Setenv("FAS_TEMPORAL_API_KEY", "tmprl-api-key-value")
+	t.Setenv("FAS_TEMPORAL_TLS_SERVER_NAME", "ns.acct.tmprl.cloud")
+	t.Setenv("FAS_TEMPORAL_REQUESTS_PER_SECOND", "2.5")
+	rc, err := loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "running")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.temporal) != 1 {
+		t.Fatalf("%d Temporal collectors, want 1", len(rc.temporal))
+	}
+	tc := rc.temporal[0]
+	if tc.CertData != strings.TrimSpace(cert) || tc.KeyData != strings.TrimSpace(key) {
+		t.Error("TEMPORAL_TLS_CERT_DATA and TEMPORAL_TLS_KEY_DATA must win over the FAS_TEMPORAL_* names, as in the original")
+	}
+	if tc.Name != "running" || tc.Address != "127.0.0.1:7233" || tc.Namespace != "jobs" || tc.Query != `WorkflowType="Job"` ||
+		tc.APIKey != "tmprl-api-key-value" || tc.TLSServerName != "ns.acct.tmprl.cloud" || tc.RequestsPerSecond != 2.5 {
+		t.Errorf("collector %v", tc)
+	}
+
+	// The FAS_TEMPORAL_* names alone work too.
+	t.Setenv("TEMPORAL_TLS_CERT_DATA", "")
+	t.Setenv("TEMPORAL_TLS_KEY_DATA", "")
+	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "running"); err != nil {
+		t.Fatal(err)
+	}
+	if rc.temporal[0].CertData != strings.TrimSpace(otherCert) {
+		t.Error("FAS_TEMPORAL_CERT_DATA not read")
+	}
+
+	// TLS variables alone define no collector: a worker's environment may
+	// hold them for its own use.
+	for k := range temporalEnv() {
+		t.Setenv(k, "")
+	}
+	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"); err != nil || len(rc.temporal) != 0 {
+		t.Errorf("TLS variables alone: %v collectors, %v", rc, err)
+	}
+}
+
+// TestTemporalSecretsRedacted: an API key or private key that a mistake
+// puts into another option never shows in a configuration error.
+func TestTemporalSecretsRedacted(t *testing.T) {
+	_, key := testKeyPair(t)
+	keyLine := strings.Split(key, "\n")[1]
+	const apiKey = "tmprl-api-key-secret-value"
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		yaml    string
+		secrets []string
+	}{
+		{"API key as address", map[string]string{"FAS_TEMPORAL_API_KEY": apiKey, "FAS_TEMPORAL_ADDRESS": apiKey}, "", []string{apiKey}},
+		{"key line as address", map[string]string{"TEMPORAL_TLS_KEY_DATA": key, "FAS_TEMPORAL_ADDRESS": keyLine}, "", []string{keyLine}},
+		{"file API key in an expression", map[string]string{"MY_KEY": apiKey},
+			"metric-collectors:\n  - {type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, api-key: '${MY_KEY}'}\nstarted-machine-count: '" + apiKey + " +'\n",
+			[]string{apiKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			tripwire(t)
+			for k, v := range temporalEnv() {
+				t.Setenv(k, v)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			args := []string{"run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
+			if tc.yaml != "" {
+				for k := range temporalEnv() {
+					t.Setenv(k, "")
+				}
+				args = []string{"run", "--api-token", "tok", "--apps", "a", "--config", writeFile(t, "c.yml", tc.yaml)}
+			}
+			code, stdout, stderr := runCLI(t, args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, s := range tc.secrets {
+				if strings.Contains(stdout+stderr, s) {
+					t.Errorf("output shows a secret: %s", stderr)
+				}
+			}
+			if !strings.Contains(stderr, "REDACTED") {
+				t.Errorf("error %q: want the secret replaced by REDACTED", stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,247 @@
+package query
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/superfly/fly-autoscaler/query/promtest"
+)
+
+// testCert returns a self-signed certificate for name and its private key,
+// PEM-encoded.
+func testCert(t *testing.T, name string) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+}
+
+func TestTemporalConfigValidate(t *testing.T) {
+	cert, key := testCert(t, "client")
+	_, otherKey := testCert(t, "other")
+	base := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "default", TaskQueue: "jobs-$APP_NAME"}
+	for _, tc := range []struct {
+		name   string
+		change func(*TemporalConfig)
+		want   string // "" = valid
+	}{
+		{"backlog", func(*TemporalConfig) {}, ""},
+		{"running", func(c *TemporalConfig) { c.TaskQueue, c.Query = "", `WorkflowType="x"` }, ""},
+		{"no name", func(c *TemporalConfig) { c.Name = "" }, "temporal: metric-name: empty"},
+		{"bad name", func(c *TemporalConfig) { c.Name = "job-count" }, `temporal metric "job-count": metric-name: want letters`},
+		{"no address", func(c *TemporalConfig) { c.Address = "" }, "address: empty"},
+		{"address without port", func(c *TemporalConfig) { c.Address = "localhost" }, `address "localhost": want host:port`},
+		{"address as URL", func(c *TemporalConfig) { c.Address = "https://x:7233" }, "want host:port"},
+		{"no namespace", func(c *TemporalConfig) { c.Namespace = " " }, "namespace: empty"},
+		{"both measures", func(c *TemporalConfig) { c.Query = "true" }, "task-queue and query: set one, not both"},
+		{"no measure", func(c *TemporalConfig) { c.TaskQueue = "" }, "task-queue or query: set one"},
+		{"queue types", func(c *TemporalConfig) { c.QueueTypes = []string{"Workflow", "nexus"} }, ""},
+		{"unknown queue type", func(c *TemporalConfig) { c.QueueTypes = []string{"workflows"} }, `queue-types: "workflows": want workflow, activity or nexus`},
+		{"queue type twice", func(c *TemporalConfig) { c.QueueTypes = []string{"activity", "activity"} }, `queue-types: "activity" given twice`},
+		{"queue types with query", func(c *TemporalConfig) { c.TaskQueue, c.Query, c.QueueTypes = "", "true", []string{"activity"} }, "queue-types: only with task-queue"},
+		{"negative rate", func(c *TemporalConfig) { c.RequestsPerSecond = -1 }, "requests-per-second"},
+		{"NaN rate", func(c *TemporalConfig) { c.RequestsPerSecond = math.NaN() }, "requests-per-second"},
+		{"mutual TLS", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, key }, ""},
+		{"cert without key", func(c *TemporalConfig) { c.CertData = cert }, "key-data: empty while cert-data is set"},
+		{"key without cert", func(c *TemporalConfig) { c.KeyData = key }, "cert-data: empty while key-data is set"},
+		{"key of another cert", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, otherKey }, "cert-data, key-data: tls: private key does not match public key"},
+		{"not PEM", func(c *TemporalConfig) { c.CertData, c.KeyData = "cert", "key" }, "cert-data, key-data: tls: failed to find any PEM data"},
+		{"CA PEM", func(c *TemporalConfig) { c.TLSCA = cert }, ""},
+		{"CA file missing", func(c *TemporalConfig) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: open /no/such/ca.pem: no such file or directory"},
+		{"CA not a certificate", func(c *TemporalConfig) { c.TLSCA = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----" }, "tls-ca: no PEM certificate found"},
+		{"API key with a line break", func(c *TemporalConfig) { c.APIKey = "ab\ncd" }, "api-key: contains a control character"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.change(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if err != nil && (strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), strings.Split(key, "\n")[1])) {
+				t.Errorf("error shows the key: %v", err)
+			}
+		})
+	}
+}
+
+func TestTemporalTLSConfig(t *testing.T) {
+	cert, key := testCert(t, "client")
+	ca, _ := testCert(t, "ca")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := TemporalConfig{Name: "jobs", Address: "ns.acct.tmprl.cloud:7233", Namespace: "ns", Query: "true"}
+
+	_, conf, err := base.normalize()
+	if err != nil || conf != nil {
+		t.Fatalf("plain configuration: TLS %v, %v; want none", conf, err)
+	}
+	for _, tc := range []struct {
+		name       string
+		change     func(*TemporalConfig)
+		serverName string
+		certs      int
+		roots      bool
+		skip       bool
+	}{
+		{"API key implies TLS", func(c *TemporalConfig) { c.APIKey = "k" }, "ns.acct.tmprl.cloud", 0, false, false},
+		{"mutual TLS", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, key }, "ns.acct.tmprl.cloud", 1, false, false},
+		{"CA from PEM, server name", func(c *TemporalConfig) { c.TLSCA, c.TLSServerName = ca, "ca" }, "ca", 0, true, false},
+		{"CA from a file", func(c *TemporalConfig) { c.TLSCA = caFile }, "ns.acct.tmprl.cloud", 0, true, false},
+		{"skip verify", func(c *TemporalConfig) { c.TLSInsecureSkipVerify = true }, "ns.acct.tmprl.cloud", 0, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.change(&c)
+			_, conf, err := c.normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conf == nil {
+				t.Fatal("no TLS")
+			}
+			if conf.ServerName != tc.serverName || len(conf.Certificates) != tc.certs || (conf.RootCAs != nil) != tc.roots || conf.InsecureSkipVerify != tc.skip {
+				t.Errorf("server name %q, %d certificates, roots %v, skip verify %v", conf.ServerName, len(conf.Certificates), conf.RootCAs != nil, conf.InsecureSkipVerify)
+			}
+		})
+	}
+}
+
+func TestTemporalSecretsNeverPrinted(t *testing.T) {
+	cert, key := testCert(t, "client")
+	c := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "n", TaskQueue: "q", CertData: cert, KeyData: key, APIKey: "tmprl-secret-api-key"}
+	src, err := NewTemporal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	secrets := c.Secrets()
+	if len(secrets) < 3 {
+		t.Fatalf("secrets %d, want the API key, the key and its PEM lines", len(secrets))
+	}
+	for _, s := range []string{c.String(), fmt.Sprintf("%#v", c), fmt.Sprintf("%v", c), src.String(), fmt.Sprintf("%#v", src), fmt.Sprintf("%v", src)} {
+		for _, sec := range secrets {
+			if strings.Contains(s, sec) {
+				t.Errorf("%q shows a secret", s)
+			}
+		}
+	}
+	if !strings.Contains(c.String(), "api-key="+redacted) || !strings.Contains(c.String(), "key-data="+redacted) {
+		t.Errorf("%q does not say which secrets are set", c.String())
+	}
+	// A server that echoes a secret back: the error keeps its kind and
+	// loses the secret.
+	err = src.requestError(serviceerror.NewPermissionDenied("token tmprl-secret-api-key refused", ""))
+	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
+		t.Errorf("error %q", err)
+	}
+}
+
+// TestTemporalUnreachable: one bounded connection attempt per source,
+// whose failure every app gets, the ones asking at once and the ones
+// asking later.
+func TestTemporalUnreachable(t *testing.T) {
+	srv := promtest.Silent(t)
+	src, err := NewTemporal(TemporalConfig{Name: "jobs", Address: srv.Addr(), Namespace: "default", TaskQueue: "jobs-$APP_NAME"},
+		WithConnectTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	errs := make([]error, 6)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = src.Collect(context.Background(), fmt.Sprintf("app-%d", i)) })
+	}
+	wg.Wait()
+	_, late := src.Collect(context.Background(), "app-late")
+	errs = append(errs, late)
+	for i, err := range errs {
+		if err == nil || !strings.HasPrefix(err.Error(), "connect to "+srv.Addr()+": ") {
+			t.Errorf("app %d: %v, want the connection error", i, err)
+		} else if err.Error() != errs[0].Error() {
+			t.Errorf("app %d: %v, want the same error as the others: %v", i, err, errs[0])
+		}
+	}
+	if n := srv.Accepted(); n != 1 {
+		t.Errorf("%d connections for %d apps, want one attempt", n, len(errs))
+	}
+
+	// An app whose own deadline ends first stops waiting; the attempt goes
+	// on for the others.
+	src2, err := NewTemporal(TemporalConfig{Name: "jobs", Address: srv.Addr(), Namespace: "default", Query: "true"},
+		WithConnectTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := src2.Collect(ctx, "app-a"); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "wait for the connection") {
+		t.Errorf("impatient app: %v, want its own deadline", err)
+	}
+	if _, err := src2.Collect(context.Background(), "app-b"); err == nil || !strings.HasPrefix(err.Error(), "connect to ") {
+		t.Errorf("patient app: %v, want the connection error", err)
+	}
+}
+
+// TestTemporalClosed: a closed source fails every later Collect, and
+// closing twice is harmless.
+func TestTemporalClosed(t *testing.T) {
+	for _, used := range []bool{false, true} {
+		src, err := NewTemporal(TemporalConfig{Name: "jobs", Address: promtest.ClosedAddr(t), Namespace: "default", Query: "true"},
+			WithConnectTimeout(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used {
+			if _, err := src.Collect(context.Background(), "app-a"); err == nil {
+				t.Fatal("a closed port answered")
+			}
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Collect(context.Background(), "app-a"); err == nil || (!used && !errors.Is(err, errClosed)) {
+			t.Errorf("used %v: collect after close: %v", used, err)
+		}
+	}
+}
