@@ -1,38 +1,11 @@
 package cmd
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
-)
 
-// testKeyPair returns a self-signed client certificate and its key, PEM.
-func testKeyPair(t *testing.T) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-}
+	"github.com/superfly/fly-autoscaler/query/promtest"
+)
 
 // temporalEnv is a complete Temporal collector in the original's variables.
 func temporalEnv() map[string]string {
@@ -120,8 +93,9 @@ func TestTemporalFileErrors(t *testing.T) {
 // TestTemporalVariables: the original's variables, its TEMPORAL_TLS_* names
 // first, and this tool's additions.
 func TestTemporalVariables(t *testing.T) {
-	cert, key := testKeyPair(t)
-	otherCert, otherKey := testKeyPair(t)
+	pki := promtest.NewPKI(t)
+	cert, key := pki.Issue(t, "client")
+	otherCert, otherKey := pki.Issue(t, "other")
 	clearEnv(t)
 	for k, v := range temporalEnv() {
 		t.Setenv(k, v)
@@ -172,7 +146,7 @@ func TestTemporalVariables(t *testing.T) {
 // TestTemporalSecretsRedacted: an API key or private key that a mistake
 // puts into another option never shows in a configuration error.
 func TestTemporalSecretsRedacted(t *testing.T) {
-	_, key := testKeyPair(t)
+	_, key := promtest.NewPKI(t).Issue(t, "client")
 	keyLine := strings.Split(key, "\n")[1]
 	const apiKey = "tmprl-api-key-secret-value"
 	for _, tc := range []struct {

@@ -507,31 +507,27 @@ func (t *Temporal) Close() error {
 	return nil
 }
 
+// requestKinds names the failures of a request by their gRPC code, with
+// the fix where there is one.
+var requestKinds = map[codes.Code]string{
+	codes.NotFound:          "not found",
+	codes.InvalidArgument:   "invalid argument",
+	codes.PermissionDenied:  "permission denied (check api-key or the client certificate)",
+	codes.Unauthenticated:   "unauthenticated (check api-key or the client certificate)",
+	codes.Unavailable:       "unavailable",
+	codes.DeadlineExceeded:  "deadline exceeded",
+	codes.ResourceExhausted: "rate limited by the server (lower requests-per-second)",
+}
+
 // requestError names the kind of a failed request (not found, invalid
 // argument, permission denied, unavailable, deadline exceeded) before the
 // server's message, with the secrets taken out. It unwraps to err.
 func (t *Temporal) requestError(err error) error {
 	err = redactError(err, t.secrets)
-	var kind string
-	switch serviceerror.ToStatus(err).Code() {
-	case codes.NotFound:
-		kind = "not found"
-	case codes.InvalidArgument:
-		kind = "invalid argument"
-	case codes.PermissionDenied:
-		kind = "permission denied (check api-key or the client certificate)"
-	case codes.Unauthenticated:
-		kind = "unauthenticated (check api-key or the client certificate)"
-	case codes.Unavailable:
-		kind = "unavailable"
-	case codes.DeadlineExceeded:
-		kind = "deadline exceeded"
-	case codes.ResourceExhausted:
-		kind = "rate limited by the server (lower requests-per-second)"
-	default:
-		return err
+	if kind, ok := requestKinds[serviceerror.ToStatus(err).Code()]; ok {
+		return fmt.Errorf("%s: %w", kind, err)
 	}
-	return fmt.Errorf("%s: %w", kind, err)
+	return err
 }
 
 func queueTypeName(typ enumspb.TaskQueueType) string {

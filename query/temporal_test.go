@@ -2,16 +2,9 @@ package query
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,31 +17,10 @@ import (
 	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
-// testCert returns a self-signed certificate for name and its private key,
-// PEM-encoded.
-func testCert(t *testing.T, name string) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-}
-
 func TestTemporalConfigValidate(t *testing.T) {
-	cert, key := testCert(t, "client")
-	_, otherKey := testCert(t, "other")
+	pki := promtest.NewPKI(t)
+	cert, key := pki.Issue(t, "client")
+	_, otherKey := pki.Issue(t, "other")
 	base := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "default", TaskQueue: "jobs-$APP_NAME"}
 	for _, tc := range []struct {
 		name   string
@@ -76,7 +48,7 @@ func TestTemporalConfigValidate(t *testing.T) {
 		{"key without cert", func(c *TemporalConfig) { c.KeyData = key }, "cert-data: empty while key-data is set"},
 		{"key of another cert", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, otherKey }, "cert-data, key-data: tls: private key does not match public key"},
 		{"not PEM", func(c *TemporalConfig) { c.CertData, c.KeyData = "cert", "key" }, "cert-data, key-data: tls: failed to find any PEM data"},
-		{"CA PEM", func(c *TemporalConfig) { c.TLSCA = cert }, ""},
+		{"CA PEM", func(c *TemporalConfig) { c.TLSCA = pki.CAPEM }, ""},
 		{"CA file missing", func(c *TemporalConfig) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: open /no/such/ca.pem: no such file or directory"},
 		{"CA not a certificate", func(c *TemporalConfig) { c.TLSCA = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----" }, "tls-ca: no PEM certificate found"},
 		{"API key with a line break", func(c *TemporalConfig) { c.APIKey = "ab\ncd" }, "api-key: contains a control character"},
@@ -99,8 +71,9 @@ func TestTemporalConfigValidate(t *testing.T) {
 }
 
 func TestTemporalTLSConfig(t *testing.T) {
-	cert, key := testCert(t, "client")
-	ca, _ := testCert(t, "ca")
+	pki := promtest.NewPKI(t)
+	cert, key := pki.Issue(t, "client")
+	ca := pki.CAPEM
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, []byte(ca), 0o600); err != nil {
 		t.Fatal(err)
@@ -143,7 +116,7 @@ func TestTemporalTLSConfig(t *testing.T) {
 }
 
 func TestTemporalSecretsNeverPrinted(t *testing.T) {
-	cert, key := testCert(t, "client")
+	cert, key := promtest.NewPKI(t).Issue(t, "client")
 	c := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "n", TaskQueue: "q", CertData: cert, KeyData: key, APIKey: "tmprl-secret-api-key"}
 	src, err := NewTemporal(c)
 	if err != nil {

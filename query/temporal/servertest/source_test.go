@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
 // newSource returns a Temporal source on s's default namespace, closed when
@@ -168,10 +169,10 @@ func TestErrorsFailTheApp(t *testing.T) {
 	// A server that echoes the API key in its error: the key never shows.
 	// An API key implies TLS, so this one goes through a TLS proxy.
 	t.Run("secrets redacted", func(t *testing.T) {
-		pki := newPKI(t)
+		pki := promtest.NewPKI(t)
 		proxy := tlsProxy(t, pki, s.GetFrontendHostPort(), false)
 		src := newSource(t, s, query.TemporalConfig{Address: proxy, TaskQueue: deniedPrefix + "$APP_NAME",
-			APIKey: apiKey, TLSCA: pki.caPEM, TLSServerName: serverName})
+			APIKey: apiKey, TLSCA: pki.CAPEM, TLSServerName: serverName})
 		_, err := collect(src, "app-a")
 		if err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Fatalf("error %v, want permission denied", err)

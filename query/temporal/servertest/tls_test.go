@@ -1,15 +1,9 @@
 package servertest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -17,80 +11,26 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
 // serverName is the name in the test server's certificate.
 const serverName = "temporal.test"
 
-// pki is a certificate authority with a server certificate for serverName
-// and a client certificate, all PEM.
-type pki struct {
-	caPEM                 string
-	ca                    *x509.Certificate
-	caKey                 *ecdsa.PrivateKey
-	serverCert            tls.Certificate
-	clientCert, clientKey string
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{}
-	var err error
-	p.caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p.caKey.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	certPEM, keyPEM := p.issue(t, 2, &x509.Certificate{DNSNames: []string{serverName}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	p.serverCert, err = tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.clientCert, p.clientKey = p.issue(t, 3, &x509.Certificate{Subject: pkix.Name{CommonName: "fly-autoscaler"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	return p
-}
-
-// issue signs tmpl with the CA and returns the certificate and key PEM.
-func (p *pki) issue(t *testing.T, serial int64, tmpl *x509.Certificate) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(serial)
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-}
-
 // tlsProxy terminates TLS (HTTP/2 by ALPN, as gRPC needs) on a loopback
 // port and forwards the bytes to the plain-text frontend at target. With
 // mutual, it requires a client certificate signed by the CA.
-func tlsProxy(t *testing.T, p *pki, target string, mutual bool) string {
+func tlsProxy(t *testing.T, p *promtest.PKI, target string, mutual bool) string {
 	t.Helper()
-	conf := &tls.Config{Certificates: []tls.Certificate{p.serverCert}, NextProtos: []string{"h2"}}
+	certPEM, keyPEM := p.Issue(t, serverName)
+	cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
 	if mutual {
 		pool := x509.NewCertPool()
-		pool.AddCert(p.ca)
+		pool.AddCert(p.CA)
 		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
@@ -147,12 +87,13 @@ func tlsProxy(t *testing.T, p *pki, target string, mutual bool) string {
 func TestTLS(t *testing.T) {
 	s := startServer(t)
 	s.startJobs(t, "jobs-app-a", 2)
-	p := newPKI(t)
+	p := promtest.NewPKI(t)
 	mutual := tlsProxy(t, p, s.GetFrontendHostPort(), true)
+	clientCert, clientKey := p.Issue(t, "fly-autoscaler")
 	const apiKey = "tmprl-api-key-for-the-tls-test"
 
 	good := query.TemporalConfig{Address: mutual, TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"workflow"},
-		CertData: p.clientCert, KeyData: p.clientKey, TLSCA: p.caPEM, TLSServerName: serverName, APIKey: apiKey}
+		CertData: clientCert, KeyData: clientKey, TLSCA: p.CAPEM, TLSServerName: serverName, APIKey: apiKey}
 	src := newSource(t, s, good)
 	eventually(t, "backlog over mutual TLS", func() error {
 		v, err := collect(src, "app-a")
@@ -182,7 +123,7 @@ func TestTLS(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one that says %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), apiKey) || strings.Contains(err.Error(), strings.Split(p.clientKey, "\n")[1]) {
+			if strings.Contains(err.Error(), apiKey) || strings.Contains(err.Error(), strings.Split(clientKey, "\n")[1]) {
 				t.Errorf("error shows a secret: %v", err)
 			}
 		})
