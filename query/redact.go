@@ -36,9 +36,16 @@ var urlPattern = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>` + "`" 
 // parameters that hold secrets: FAS_API_TOKEN, password, ?access_token=.
 var secretName = regexp.MustCompile(`(?i)token|passw|pwd|secret|key|auth|cred|sig|session`)
 
+// notSecretNames match secretName but name no secret: the shell's working
+// directories (PWD is not a password), whose pieces would blank words of
+// every message that names a file below them.
+var notSecretNames = []string{"PWD", "OLDPWD"}
+
 // IsSecretName reports whether a variable, config key or URL query
 // parameter of this name holds a secret.
-func IsSecretName(name string) bool { return secretName.MatchString(name) }
+func IsSecretName(name string) bool {
+	return secretName.MatchString(name) && !slices.Contains(notSecretNames, name)
+}
 
 // Redact returns s with the credentials of every URL in it (user:password@,
 // and the values of query parameters such as ?token=) removed and every

@@ -132,3 +132,14 @@ func TestTokenNeverLeaks(t *testing.T) {
 		assertClean(t, err, secrets, cfg)
 	})
 }
+
+func TestIsSecretName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"FAS_API_TOKEN": true, "DB_PWD": true, "TEMPORAL_TLS_KEY_DATA": true, "api-key": true, "key-data": true,
+		"PWD": false, "OLDPWD": false, "FAS_TEMPORAL_ADDRESS": false, "cert-data": false,
+	} {
+		if got := IsSecretName(name); got != want {
+			t.Errorf("IsSecretName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
