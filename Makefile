@@ -8,9 +8,6 @@ PKGS     := ./...
 BENCH_APPS        ?= 1000,10000
 BENCH_CONCURRENCY ?= 8,16,64
 BENCH_LATENCY     ?= 20ms
-# A module of its own: the Temporal server its tests run must not enter the
-# product's go.mod (README.md: Temporal, what it costs to build).
-TEMPORAL_TESTS := query/temporal/servertest
 
 .PHONY: help build test test-short lint check-deps bench demo image fmt clean
 
@@ -20,9 +17,8 @@ help: ## list the targets
 build: ## build the binary into bin/ (version and commit through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: ## run every test with the race detector, the Temporal server module's too (needs prometheus and prometheus-pushgateway)
+test: ## run every test with the race detector (needs prometheus and prometheus-pushgateway)
 	go test -race -count=1 $(PKGS)
-	cd $(TEMPORAL_TESTS) && go test -race -count=1 ./...
 
 test-short: ## run the quick tests only
 	go test -short $(PKGS)
@@ -30,7 +26,6 @@ test-short: ## run the quick tests only
 lint: check-deps ## gofmt, go vet, and staticcheck when installed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	go vet $(PKGS)
-	cd $(TEMPORAL_TESTS) && go vet ./...
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed: skipped"; fi
 
 check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi -> scale; scale's domain knows no HTTP, flaps, environment

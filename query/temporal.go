@@ -298,10 +298,11 @@ type Temporal struct {
 	secrets  []string
 	dialWait time.Duration
 
-	once   sync.Once
-	done   chan struct{}
-	client client.Client
-	err    error
+	once      sync.Once
+	done      chan struct{}
+	client    client.Client
+	err       error
+	closeOnce sync.Once
 }
 
 var _ FleetSource = (*Temporal)(nil)
@@ -502,7 +503,7 @@ func (t *Temporal) Close() error {
 	})
 	<-t.done
 	if t.client != nil {
-		t.client.Close()
+		t.closeOnce.Do(t.client.Close)
 	}
 	return nil
 }
