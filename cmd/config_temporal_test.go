@@ -32,7 +32,7 @@ func TestTemporalFlagErrors(t *testing.T) {
 		{"bad rate", map[string]string{"FAS_TEMPORAL_REQUESTS_PER_SECOND": "0"}, `--temporal-requests-per-second (FAS_TEMPORAL_REQUESTS_PER_SECOND): "0" is not a rate`},
 		{"certificate without key", map[string]string{"TEMPORAL_TLS_CERT_DATA": "x"}, "--temporal-key-data (TEMPORAL_TLS_KEY_DATA): empty while cert-data is set"},
 		{"key not PEM", map[string]string{"FAS_TEMPORAL_CERT_DATA": "x", "FAS_TEMPORAL_KEY_DATA": "y"}, "--temporal-cert-data (TEMPORAL_TLS_CERT_DATA), --temporal-key-data (TEMPORAL_TLS_KEY_DATA): tls: failed to find any PEM data"},
-		{"name of a fleet variable", map[string]string{"FAS_TEMPORAL_METRIC_NAME": "started"}, `metric name "started" is taken by a fleet variable`},
+		{"name of a fleet variable", map[string]string{"FAS_TEMPORAL_METRIC_NAME": "started"}, `metric name "started" is taken by a fleet or time variable`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearEnv(t)
