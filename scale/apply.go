@@ -31,17 +31,26 @@ const leaseMargin = 3 * time.Second
 // deadline has passed.
 const releaseTimeout = 5 * time.Second
 
+// MaxActionsInFlight bounds the actions of one app that are in flight at
+// once: the starts, stops or suspends of a batch, the creates of a round.
+// Fly's rate limits are per machine (and per app for create), so it spares
+// the API a burst, not a limit.
+const MaxActionsInFlight = 8
+
 // createRounds bounds the rounds of creates under one anchor lease: after
 // a round with a failed or uncertain create, the app is counted again and
 // what is still needed is created in the next.
 const createRounds = 3
 
 // Apply executes plan against the Machines API and records each action's
-// outcome. It does not decide what to change: it runs the plan's actions
-// in order; when a machine is busy (leased by someone else) or fails, it
-// counts the app again and, unless the machine is already where the
-// action wanted it or the app at its target, moves on to the next spare
-// the planner listed for that kind. It stops when ctx is done.
+// outcome, in the plan's order. It does not decide what to change: it runs
+// the plan's batches (its runs of actions of one kind) in order, the
+// starts, stops or suspends of a batch at once, at most MaxActionsInFlight
+// in flight; when a machine is busy (leased by someone else) or fails, it
+// counts the app again once the batch's first attempts have ended and,
+// unless the machine is already where the action wanted it or the app at
+// its target, moves on to the next spare the planner listed for that kind.
+// It stops when ctx is done.
 //
 // Non-idempotent actions run under leases of their own: creates and
 // destroys hold the anchor's lease (Plan.Anchor) and, under it, list the
@@ -55,22 +64,40 @@ func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 	}
 	for i := 0; i < len(plan.Actions); i++ {
 		kind := plan.Actions[i].Kind
-		if kind != ActionCreate && kind != ActionDestroy {
-			a.withSpares(ctx, plan.Actions[i])
-			continue
-		}
 		j := i
 		for j < len(plan.Actions) && plan.Actions[j].Kind == kind {
 			j++
 		}
-		if kind == ActionCreate {
+		switch kind {
+		case ActionCreate:
 			a.creates(ctx, plan.Actions[i:j])
-		} else {
+		case ActionDestroy:
 			a.destroys(ctx, plan.Actions[i:j])
+		default:
+			a.batch(ctx, plan.Actions[i:j])
 		}
 		i = j - 1
 	}
 	return a.out
+}
+
+// inParallel calls fn for 0..n-1, at most MaxActionsInFlight calls at once,
+// and returns when every call has.
+func inParallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, MaxActionsInFlight)
+	for i := range n {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			fn(i)
+		})
+	}
+	wg.Wait()
 }
 
 type applier struct {
@@ -83,29 +110,52 @@ type applier struct {
 
 // record records act's attempt, which ended with err.
 func (a *applier) record(ctx context.Context, act Action, err error) ActionResult {
-	r := ActionResult{Action: act, Outcome: OutcomeDone}
-	if err != nil {
-		r.Outcome, r.Error = outcomeOf(ctx, err), cleanError(err)
-	}
+	r := result(ctx, act, err)
 	a.out = append(a.out, r)
 	return r
 }
 
-// withSpares runs act; while its machine is busy or fails, it counts the
-// app again and runs the same action on the plan's next spare for that
-// kind, but only while the app still needs it: a spare never stands in for
+// result is the outcome of act's attempt, which ended with err. It records
+// nothing, so that attempts made at once keep their results apart.
+func result(ctx context.Context, act Action, err error) ActionResult {
+	r := ActionResult{Action: act, Outcome: OutcomeDone}
+	if err != nil {
+		r.Outcome, r.Error = outcomeOf(ctx, err), cleanError(err)
+	}
+	return r
+}
+
+// attempt runs act unless ctx is done, and returns its result.
+func (a *applier) attempt(ctx context.Context, act Action) ActionResult {
+	if err := ctx.Err(); err != nil {
+		return ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()}
+	}
+	return result(ctx, act, a.do(ctx, act))
+}
+
+// batch runs starts, stops or suspends of distinct machines: each drives
+// its own machine to a state, so they go out at once. Spares are decided
+// only once every first attempt has ended, one failure after another, so
+// that each recount sees the batch's other actions done: see withSpares.
+func (a *applier) batch(ctx context.Context, acts []Action) {
+	first := make([]ActionResult, len(acts))
+	inParallel(len(acts), func(i int) { first[i] = a.attempt(ctx, acts[i]) })
+	for i, r := range first {
+		a.out = append(a.out, r)
+		a.withSpares(ctx, acts[i], r)
+	}
+}
+
+// withSpares follows the first attempt r of act: while its machine is
+// busy or fails, it counts the app again and runs the same action on the
+// plan's next spare for that kind, but only while the app still needs it: a spare never stands in for
 // a machine already in the wanted state (an overlapping run got there and
 // holds its lease), and a spare stop or suspend is made only while the
 // fresh count of started machines still exceeds the target (a spare start
 // only while it is below), so overlapping runs cannot take an app below
 // its target.
-func (a *applier) withSpares(ctx context.Context, act Action) {
+func (a *applier) withSpares(ctx context.Context, act Action, r ActionResult) {
 	for {
-		if err := ctx.Err(); err != nil {
-			a.out = append(a.out, ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()})
-			return
-		}
-		r := a.record(ctx, act, a.do(ctx, act))
 		if r.Outcome == OutcomeDone || r.Outcome == OutcomeAborted {
 			return
 		}
@@ -128,6 +178,8 @@ func (a *applier) withSpares(ctx context.Context, act Action) {
 		prev := act.MachineID
 		act.MachineID, act.Region = next.ID, next.Region
 		act.Reason = fmt.Sprintf("in place of %s (%s)", prev, r.Outcome)
+		r = a.attempt(ctx, act)
+		a.out = append(a.out, r)
 	}
 }
 
@@ -338,7 +390,8 @@ func (h *lease) release(ctx context.Context) {
 }
 
 // creates runs a plan's creates under the anchor's lease, after a recount:
-// only the machines the fresh count still needs are created. After a
+// only the machines the fresh count still needs are created, those of a
+// round at once once its first succeeded. After a
 // round with a failed or uncertain create (a 5xx or a lost answer: the
 // machine may exist), the app is counted again, which also tells whether
 // an uncertain create made its machine after all, and what is still
@@ -381,14 +434,31 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 	pending := acts
 	for round := 1; ; round++ {
 		pending = a.keep(pending, CreatesNeeded(fresh, a.plan, len(pending)))
+		if len(pending) == 0 {
+			return
+		}
 		base, made := fresh.Counts().Created, 0
 		var failed []failedCreate
-		unsure := false
-		for i, act := range pending {
+		unsure, stop := false, false
+		// The round's creates go out under the one anchor lease that the
+		// recount was made under, each only while that lease still holds:
+		// the first alone, then, once it succeeded, the others at once. A
+		// round whose first create fails goes on one create at a time, as
+		// before a recount each create may be the one that needed it.
+		results := make([]ActionResult, len(pending))
+		errs := make([]error, len(pending))
+		sent := make([]bool, len(pending))
+		launch := func(i int) {
+			act := pending[i]
 			if err := anchor.held(); err != nil {
-				a.skip(pending[i:], outcomeOf(ctx, err), CauseNone, err)
+				results[i] = ActionResult{Action: act, Outcome: outcomeOf(ctx, err), Error: err.Error()}
 				return
 			}
+			if err := ctx.Err(); err != nil {
+				results[i] = ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()}
+				return
+			}
+			sent[i] = true
 			in, err := launchInput(a.f, act)
 			if err == nil {
 				var nm *fly.Machine
@@ -397,19 +467,31 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 					act.MachineID = nm.ID
 				}
 			}
-			switch a.record(ctx, act, err).Outcome {
-			case OutcomeDone:
+			results[i], errs[i] = result(ctx, act, err), err
+		}
+		launch(0)
+		if results[0].Outcome == OutcomeDone {
+			inParallel(len(pending)-1, func(i int) { launch(i + 1) })
+		} else {
+			for i := 1; i < len(pending); i++ {
+				launch(i)
+			}
+		}
+		for i, r := range results {
+			a.out = append(a.out, r)
+			switch {
+			case !sent[i] || r.Outcome == OutcomeAborted:
+				stop = true // the lease or the deadline ended the round
+				continue
+			case r.Outcome == OutcomeDone:
 				made++
 				continue
-			case OutcomeAborted:
-				a.skip(pending[i+1:], OutcomeAborted, CauseNone, ctx.Err())
-				return
 			}
-			u := uncertain(err)
+			u := uncertain(errs[i])
 			unsure = unsure || u
-			failed = append(failed, failedCreate{act: act, at: len(a.out) - 1, uncertain: u})
+			failed = append(failed, failedCreate{act: r.Action, at: len(a.out) - 1, uncertain: u})
 		}
-		if len(failed) == 0 || round == createRounds && !unsure {
+		if stop || len(failed) == 0 || round == createRounds && !unsure {
 			return
 		}
 		// Count again before anything is created in place of a failure:
