@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -
 PKGS     := ./...
 # The fleet table of make bench: fleet sizes, --concurrency values, latency per Fly call.
 BENCH_APPS        ?= 1000,10000
-BENCH_CONCURRENCY ?= 8,16,64
+BENCH_CONCURRENCY ?= 8,16,32,64
 BENCH_LATENCY     ?= 20ms
 
 .PHONY: help build test test-short lint check-deps bench demo image fmt clean

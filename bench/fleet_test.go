@@ -242,7 +242,8 @@ func perKind(calls map[string]int, per float64) string {
 	slices.Sort(kinds)
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = k + " " + strconv.FormatFloat(float64(calls[k])/per, 'g', 3, 64)
+		v := strconv.FormatFloat(float64(calls[k])/per, 'f', 2, 64)
+		parts[i] = k + " " + strings.TrimSuffix(strings.TrimRight(v, "0"), ".")
 	}
 	return strings.Join(parts, ", ")
 }

@@ -56,7 +56,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: []string{"FAS_PUSHGATEWAY_URL"}, Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
 
 		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: []string{"FAS_DRY_RUN"}, Usage: "plan and report, change nothing"},
-		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "`N` apps reconciled at once (default: 16)"},
+		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "`N` apps reconciled at once (default: 32)"},
 		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`DURATION` allowed for everything done for one app (default: 30s)"},
 
 		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each; 0 freezes (default: no limit)"},

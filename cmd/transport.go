@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // logTransport logs every HTTP request at debug level: method, URL without
@@ -42,13 +43,15 @@ const connsPerWorker = 8
 
 // pooledTransport is http.DefaultTransport with room in its pool for the
 // connections of conc workers to one host. The default keeps two idle
-// connections per host: at --concurrency 16 most requests of a run would
+// connections per host: at --concurrency 32 most requests of a run would
 // open a new connection, with a TLS handshake, round trips the run then
 // waits for.
 func pooledTransport(conc int) *http.Transport {
 	conc = max(conc, 1)
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 0 // no limit over all hosts
-	t.MaxIdleConnsPerHost = conc * connsPerWorker
+	// A worker holds its app's list or query, or that app's actions in
+	// flight at once.
+	t.MaxIdleConnsPerHost = conc * scale.MaxActionsInFlight
 	return t
 }

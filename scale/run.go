@@ -20,7 +20,7 @@ const listTimeout = 2 * time.Minute
 
 // Defaults of a run.
 const (
-	DefaultConcurrency = 16
+	DefaultConcurrency = 32
 	DefaultTimeout     = 30 * time.Second
 )
 
