@@ -3,6 +3,6 @@
 // temporaltest) started in the test process.
 //
 // It is a module of its own: the server is a very large dependency that
-// must not enter the product's go.mod. The Makefile's test target runs it
-// beside the root module's tests.
+// must not enter the product's go.mod. Run its tests with go test ./... in
+// this directory (README.md says what the first build costs).
 package servertest
