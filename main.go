@@ -5,12 +5,16 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/superfly/fly-autoscaler/cmd"
 )
 
 func main() {
+	// No goroutine dumps for the user, even from a panic cmd.Main cannot
+	// recover (one in a worker goroutine): the message alone.
+	debug.SetTraceback("none")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal the pass in flight finishes; a second one

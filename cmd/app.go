@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -58,10 +59,17 @@ func ExitCode(err error) int {
 // The secrets of the environment are known to the streams from the start,
 // so that even urfave/cli's own messages (a bad FAS_DRY_RUN value, an
 // unknown flag) cannot print one; the returned error is redacted too.
-func Main(ctx context.Context, args []string, s *Streams) error {
+func Main(ctx context.Context, args []string, s *Streams) (err error) {
+	// A bug must not print a Go stack trace (which may quote a value):
+	// it is reported as one line.
+	defer func() {
+		if r := recover(); r != nil {
+			err = redactError(fmt.Errorf("internal error: %v", r), nil, s)
+		}
+	}()
 	s.AddSecrets(envSecrets()...)
 	app := newApp(s)
-	err := app.RunContext(ctx, args)
+	err = app.RunContext(ctx, args)
 	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
 	// for 'NAME'") would read as --detailed-exitcode's "changes made".
 	if m := noHelpTopic.FindStringSubmatch(fmt.Sprint(err)); m != nil {
@@ -110,6 +118,30 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 
 var flagDash = regexp.MustCompile(`: -([a-z][a-z0-9-]+)`)
 
+func init() {
+	cli.FlagStringer = plainPlaceholders(cli.FlagStringer)
+	// --version prints what the version command prints.
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintf(c.App.Writer, "fly-autoscaler %s\n", versionString()) }
+}
+
+// plainPlaceholders shows a flag's placeholder in capitals and its usage in
+// plain words: "Fly API `token`" reads "--api-token TOKEN  Fly API token".
+func plainPlaceholders(stringer cli.FlagStringFunc) cli.FlagStringFunc {
+	return func(f cli.Flag) string {
+		head, usage, ok := strings.Cut(stringer(f), "\t")
+		if !ok {
+			return head
+		}
+		words := strings.Split(head, " ")
+		for i, w := range words {
+			if !strings.HasPrefix(w, "-") {
+				words[i] = strings.ToUpper(w)
+			}
+		}
+		return strings.Join(words, " ") + "\t" + usage
+	}
+}
+
 func newApp(s *Streams) *cli.App {
 	return &cli.App{
 		Name:                      "fly-autoscaler",
@@ -128,13 +160,24 @@ func newApp(s *Streams) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{
+		Commands: withUsageErrors([]*cli.Command{
 			runCommand(s),
 			evalCommand(s),
 			demoCommand(s),
 			versionCommand(s),
-		},
+		}),
 	}
+}
+
+// withUsageErrors gives every command onUsageError: urfave's default
+// prints the whole help on stdout and exits 1 for a mistyped flag.
+func withUsageErrors(cmds []*cli.Command) []*cli.Command {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return cmds
 }
 
 func versionString() string {
@@ -163,7 +206,10 @@ func versionCommand(s *Streams) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version, commit and Go version",
-		Action: func(*cli.Context) error {
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("version takes no arguments (see fly-autoscaler --help)")
+			}
 			_, err := fmt.Fprintf(s.Out, "fly-autoscaler %s\n", versionString())
 			return err
 		},

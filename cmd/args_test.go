@@ -100,7 +100,7 @@ func TestHelpCommandAndUnknownCommands(t *testing.T) {
 			t.Errorf("%q: exit %d, error %q; want %d and %q", tc.args, code, strings.TrimSpace(stderr), ExitUsage, tc.want)
 		}
 	}
-	if code, out, _ := runCLI(t, "-v"); code != ExitOK || !strings.Contains(out, "fly-autoscaler version") {
+	if code, out, _ := runCLI(t, "-v"); code != ExitOK || !strings.HasPrefix(out, "fly-autoscaler ") {
 		t.Errorf("-v: exit %d, %q", code, out)
 	}
 }

@@ -116,9 +116,9 @@ func expandEnv(s string) string {
 // in every value but the queries: a query must not be able to pull a
 // secret such as FAS_API_TOKEN out of the environment.
 func loadFile(path string) (*fileConfig, []string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readConfig(path)
 	if err != nil {
-		return nil, nil, usagef("--config: %v", err)
+		return nil, nil, err
 	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -159,6 +159,27 @@ func loadFile(path string) (*fileConfig, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("%s: app-list-refresh-interval is ignored: the app list is read once per run", path))
 	}
 	return &fc, warnings, nil
+}
+
+// maxConfigSize bounds what --config reads: a configuration is a few
+// kilobytes, and --config /dev/zero must not exhaust the memory.
+const maxConfigSize = 1 << 20
+
+// readConfig reads the config file, at most maxConfigSize bytes.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	if len(b) > maxConfigSize {
+		return nil, usagef("--config %s: larger than 1 MiB: give a YAML config file", path)
+	}
+	return b, nil
 }
 
 // runConfig is the validated configuration of the run command.
@@ -444,6 +465,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		return nil, usagef("unexpected argument %q: name apps with --apps (flags go before or after, but no bare words)", c.Args().First())
 	}
 	s := settings{c: c}
+	if err := s.blankFlags(); err != nil {
+		return nil, err
+	}
 	rc := &runConfig{}
 	if path := c.String("config"); path != "" {
 		fc, warnings, err := loadFile(path)
@@ -508,6 +532,11 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	}
 	rc.apiBaseURL = strings.TrimRight(os.Getenv("FLY_API_BASE_URL"), "/")
 	rc.machinesBaseURL = os.Getenv("FLY_FLAPS_BASE_URL")
+	for _, v := range []string{"FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL"} {
+		if err := baseURL(v); err != nil {
+			return nil, err
+		}
+	}
 
 	// Metrics.
 	rc.collectors, rc.temporal, err = collectors(s, file)
@@ -592,7 +621,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	// Output and schedule.
 	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
 	if err := ValidateFormat(rc.render.Format); err != nil {
-		return nil, &UsageError{Msg: err.Error()}
+		return nil, usagef("%s: %q: unknown format; choose one of %s", s.flagWhere("output"), rc.render.Format, strings.Join(Formats, ", "))
 	}
 	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!s.has("verbose") && file.Verbose)
 	switch rc.logFormat = strings.ToLower(strings.TrimSpace(c.String("log-format"))); rc.logFormat {
@@ -629,6 +658,58 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		LimitFailures:   maxFailureRatio < 1,
 	}
 	return rc, nil
+}
+
+// baseURL checks the endpoint variable v, when set: an http(s) URL with a
+// host, nothing the clients would silently misread.
+func baseURL(v string) error {
+	raw := os.Getenv(v)
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return usagef("%s: %q is not an http(s) base URL: use e.g. https://api.machines.dev, or unset it", v, query.RedactURL(raw))
+	}
+	return nil
+}
+
+// blankFlags refuses a flag given on the command line with a value of
+// only whitespace: it would otherwise count as unset and silently let the
+// variable or the file decide.
+func (s settings) blankFlags() error {
+	for _, f := range s.c.Command.Flags {
+		name := f.Names()[0]
+		blank := false
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			v := s.c.String(name)
+			blank = v != "" && strings.TrimSpace(v) == "" && !s.fromEnv(f, v)
+		case *cli.StringSliceFlag:
+			// urfave trims the items: " " arrives as "".
+			vals := s.c.StringSlice(name)
+			blank = s.c.IsSet(name) && len(splitList(vals...)) == 0 && !s.fromEnv(f, strings.Join(vals, ","))
+		}
+		if blank {
+			return usagef("%s: the value is only whitespace: give a value, or leave the flag out", s.flagWhere(name))
+		}
+	}
+	return nil
+}
+
+// fromEnv reports whether v is the value of one of f's variables (which
+// may be blank: an empty or blank variable counts as unset).
+func (s settings) fromEnv(f cli.Flag, v string) bool {
+	ev, ok := f.(interface{ GetEnvVars() []string })
+	if !ok {
+		return false
+	}
+	for _, name := range ev.GetEnvVars() {
+		if e, set := os.LookupEnv(name); set && (e == v || strings.TrimSpace(e) == strings.TrimSpace(v)) {
+			return true
+		}
+	}
+	return false
 }
 
 // count reads a step limit: a whole number of machines, at least 0 (which
@@ -687,7 +768,12 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 			if err != nil {
 				return nil, usagef("%s: %v", s.where(flag), err)
 			}
-			return e, nil
+			// Errors of its evaluation name the option as it was set.
+			label := "--" + flag
+			if s.file != nil && !s.has(flag) {
+				label = flag
+			}
+			return e.Labeled(label), nil
 		}
 		if one != "" {
 			e, err := compile(kind.one, one)

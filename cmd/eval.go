@@ -10,10 +10,10 @@ import (
 
 func evalCommand(s *Streams) *cli.Command {
 	return &cli.Command{
-		Name:  "eval",
-		Usage: "collect the metrics and evaluate the target expressions of every selected app; no machine is read or changed",
-		UsageText: "fly-autoscaler eval --org my-org --apps 'my-app-*' [options]\n\n" +
-			"Takes the run command's options. The org's apps are listed when a pattern needs it, but the\n" +
+		Name:      "eval",
+		Usage:     "collect the metrics and evaluate the target expressions of every selected app; no machine is read or changed",
+		UsageText: "fly-autoscaler eval --org my-org --apps 'my-app-*' [options]",
+		Description: "Takes the run command's options. The org's apps are listed when a pattern needs it, but the\n" +
 			"Machines API is never called: the fleet variables started, stopped, suspended and created are 0\n" +
 			"in the expressions. Options about changes (--dry-run, --scale-down, --max-scale-*, --every,\n" +
 			"--pushgateway, ...) are accepted and ignored.",

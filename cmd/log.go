@@ -50,12 +50,13 @@ func logReport(log *slog.Logger, rep *scale.Report) {
 		return
 	}
 	for _, a := range sortedApps(rep) {
-		attrs := []any{
-			"app", a.App, "status", string(a.Status),
-			"started", countCell(a, a.Current.Started, a.Target.Started),
-			"created", countCell(a, a.Current.Created, a.Target.Created),
-			"elapsed", a.Elapsed.Round(time.Millisecond),
+		attrs := []any{"app", a.App, "status", string(a.Status)}
+		if a.Observed {
+			// Numbers, not "2 → 3": a JSON log is read by programs.
+			attrs = append(attrs, "started", a.Current.Started, "target_started", a.Target.Started,
+				"created", a.Current.Created, "target_created", a.Target.Created)
 		}
+		attrs = append(attrs, "elapsed", a.Elapsed.Round(time.Millisecond))
 		if a.Reason != "" {
 			attrs = append(attrs, "reason", a.Reason)
 		}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -241,8 +242,8 @@ func metricsCell(m map[string]float64) string {
 }
 
 // compactNumber formats v with at most three significant digits and a k, M,
-// G or T suffix from a thousand up: 0.756 → 0.756, 42 → 42, 1500 → 1.5k,
-// 12345678 → 12.3M.
+// G or T suffix from a thousand up, in scientific notation from 1e15: 0.756
+// → 0.756, 42 → 42, 1500 → 1.5k, 12345678 → 12.3M, 1.5e15 → 1.5e15.
 func compactNumber(v float64) string {
 	switch {
 	case math.IsNaN(v):
@@ -255,6 +256,10 @@ func compactNumber(v float64) string {
 	sign := ""
 	if v < 0 {
 		sign, v = "-", -v
+	}
+	if roundSig(v, 3) >= 1e15 {
+		// Past the suffixes: scientific notation, 1.5e15 or 1e300.
+		return sign + strings.Replace(strconv.FormatFloat(v, 'g', 3, 64), "e+", "e", 1)
 	}
 	suffixes := []string{"", "k", "M", "G", "T"}
 	i := 0
@@ -298,22 +303,38 @@ func resultCell(a scale.AppResult) string {
 type note struct{ app, text string }
 
 // notes returns the warnings and the errors of the actions that did not
-// succeed, of the given apps.
+// succeed, of the given apps. Actions of one kind that ended the same way
+// with the same error are one note, "97 creates (aborted): ...", so that
+// the notes grow with the kinds of failure, not with the actions.
 func notes(apps []scale.AppResult) (warnings, errs []note) {
+	type group struct {
+		first scale.ActionResult
+		n     int
+	}
 	for _, a := range apps {
 		for _, w := range a.Warnings {
 			warnings = append(warnings, note{oneLine(a.App), oneLine(w)})
 		}
+		var groups []*group
 		for _, ac := range a.Actions {
 			if ac.Error == "" {
 				continue
 			}
-			target := ac.MachineID
-			if target == "" {
-				target = ac.Region
+			i := slices.IndexFunc(groups, func(g *group) bool {
+				return g.first.Kind == ac.Kind && g.first.Outcome == ac.Outcome && g.first.Error == ac.Error
+			})
+			if i < 0 {
+				groups = append(groups, &group{first: ac})
+				i = len(groups) - 1
 			}
+			groups[i].n++
+		}
+		for _, g := range groups {
+			ac := g.first
 			text := string(ac.Kind)
-			if target != "" {
+			if g.n > 1 {
+				text = fmt.Sprintf("%d %ss", g.n, ac.Kind)
+			} else if target := cmp.Or(ac.MachineID, ac.Region); target != "" {
 				text += " " + target
 			}
 			text += " (" + string(ac.Outcome) + "): " + ac.Error

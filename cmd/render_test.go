@@ -574,6 +574,7 @@ func TestRenderHelpers(t *testing.T) {
 			0: "0", 42: "42", 999: "999", 0.756: "0.756", 12.345: "12.3", -3.5: "-3.5",
 			999.96: "1k", 1000: "1k", 1520: "1.52k", 12345678: "12.3M", 2.5e9: "2.5G",
 			0.0001234: "0.000123", math.Inf(1): "+Inf", math.Inf(-1): "-Inf",
+			999e12: "999T", 999.9e12: "1e15", 1.5e15: "1.5e15", 1e300: "1e300", -2.25e18: "-2.25e18", math.MaxFloat64: "1.8e308",
 		} {
 			if got := compactNumber(v); got != want {
 				t.Errorf("compactNumber(%v) = %q, want %q", v, got, want)

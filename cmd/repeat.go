@@ -20,16 +20,26 @@ func runOrRepeat(ctx context.Context, s *Streams, rc *runConfig) error {
 	// As in repeat mode, a signal does not cut the run short: changes
 	// half made are worse than a run that ends within its timeouts. A
 	// second signal ends the process (main stops catching signals).
-	done := make(chan struct{})
-	defer close(done)
+	// The watcher is joined before returning: main cancels ctx once Main
+	// returns, and a watcher still running then would log a signal that
+	// was never sent.
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		select {
 		case <-ctx.Done():
-			rc.log.Warn("signal received: finishing the run in flight (each app within --timeout); a second signal stops at once")
+			select {
+			case <-done: // the run ended first: select picked at random
+			default:
+				rc.log.Warn("signal received: finishing the run in flight (each app within --timeout); a second signal stops at once")
+			}
 		case <-done:
 		}
 	}()
-	return runOnce(context.WithoutCancel(ctx), s, rc)
+	err := runOnce(context.WithoutCancel(ctx), s, rc)
+	close(done)
+	<-exited
+	return err
 }
 
 // repeat makes a pass every rc.every, start to start (a pass longer than the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -290,10 +291,13 @@ func TestMainProcess(t *testing.T) {
 	if args == "" {
 		t.Skip("child process of runProcess only")
 	}
-	err := Main(context.Background(), append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), SystemStreams())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
+	// As main.go: the context is cancelled as soon as Main returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	s := SystemStreams()
+	err := Main(ctx, append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), s)
+	cancel()
+	runtime.Gosched() // a goroutine Main left behind would run now
+	PrintError(s, err)
 	os.Exit(ExitCode(err))
 }
 

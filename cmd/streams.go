@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/charmbracelet/x/term"
@@ -119,15 +120,28 @@ type redactWriter struct {
 	w       io.Writer
 	set     *secretSet
 	pending []byte
+	// redacted is set when what was written last ends with the marker:
+	// a secret split over two writes is marked once.
+	redacted bool
 }
 
 func (rw *redactWriter) Write(p []byte) (int, error) {
 	rw.set.mu.Lock()
 	defer rw.set.mu.Unlock()
 	text := rw.set.r.Redact(string(rw.pending) + string(p))
+	if rw.redacted && len(rw.pending) == 0 {
+		text = strings.TrimPrefix(text, query.Redacted)
+	}
 	hold := rw.set.r.Holdback(text)
+	if i := strings.LastIndex(text, query.Redacted); i >= 0 {
+		hold = min(hold, len(text)-i-len(query.Redacted)) // never split the marker
+	}
+	out := text[:len(text)-hold]
 	rw.pending = append(rw.pending[:0], text[len(text)-hold:]...)
-	if _, err := io.WriteString(rw.w, text[:len(text)-hold]); err != nil {
+	if out != "" {
+		rw.redacted = strings.HasSuffix(out, query.Redacted)
+	}
+	if _, err := io.WriteString(rw.w, out); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -11,8 +11,10 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
 
-// redacted replaces a secret in text.
-const redacted = "REDACTED"
+// Redacted replaces a secret in text.
+const Redacted = "REDACTED"
+
+const redacted = Redacted
 
 // The redaction policy, one for every package that prints text which may
 // hold a secret (cmd's output streams, this package's errors).
@@ -63,6 +65,9 @@ func Redact(s string, secrets ...string) string {
 
 // RedactURL returns raw without its credentials, for printing an address.
 func RedactURL(raw string) string {
+	if !strings.Contains(raw, "://") {
+		return raw // the common case, without the regexp
+	}
 	return urlPattern.ReplaceAllStringFunc(raw, stripCredentials)
 }
 
@@ -105,7 +110,13 @@ func stripCredentials(u string) string {
 // userinfo (or a lone user name, which is a token), and the values of
 // query parameters whose name says they are secrets.
 func URLSecrets(raw string) []string {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	raw = strings.TrimSpace(raw)
+	if !strings.Contains(raw, "://") {
+		// "host:9090/?token=x", a URL whose scheme was forgotten, still
+		// carries its credentials.
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return nil
 	}
@@ -160,12 +171,14 @@ type Redactor struct {
 	// prefixes holds the proper prefixes of the pieces, for Holdback.
 	prefixes map[string]bool
 	lens     []int
+	// added holds the secrets added, each added once.
+	added map[string]bool
 }
 
 // NewRedactor returns a Redactor of secrets, each taken as it is (see
 // SecretForms for the forms a value may take).
 func NewRedactor(secrets ...string) *Redactor {
-	r := &Redactor{pieces: map[int]map[string]bool{}, prefixes: map[string]bool{}}
+	r := &Redactor{pieces: map[int]map[string]bool{}, prefixes: map[string]bool{}, added: map[string]bool{}}
 	r.Add(secrets...)
 	return r
 }
@@ -177,6 +190,10 @@ func (r *Redactor) Add(secrets ...string) {
 			continue
 		}
 		sec = lowerASCII(sec)
+		if r.added[sec] {
+			continue
+		}
+		r.added[sec] = true
 		n := min(len(sec), PieceLen)
 		if r.pieces[n] == nil {
 			r.pieces[n] = map[string]bool{}
@@ -185,6 +202,9 @@ func (r *Redactor) Add(secrets ...string) {
 		}
 		for i := 0; i+n <= len(sec); i++ {
 			piece := sec[i : i+n]
+			if piece[0] == ' ' || piece[n-1] == ' ' {
+				continue // the neighbours cover it; the text's spaces stay
+			}
 			r.pieces[n][piece] = true
 			for j := 1; j < n; j++ {
 				r.prefixes[piece[:j]] = true

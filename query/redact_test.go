@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,6 +142,48 @@ func TestIsSecretName(t *testing.T) {
 	} {
 		if got := IsSecretName(name); got != want {
 			t.Errorf("IsSecretName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestRedactorPolicy(t *testing.T) {
+	const tok = "FlyV1 fm2_AbCdEfGhIjKlMnOp,fm2_QrStUvWxYz012345"
+	r := NewRedactor(SecretForms(tok)...)
+	for in, want := range map[string]string{
+		"token " + tok + " end":                   "token REDACTED end",
+		"lowered fm2_abcdefghijklmnop":            "lowered REDACTED",
+		"a piece: CdEfGhIj.":                      "a piece: REDACTED.",
+		"short: CdEfGhI":                          "short: CdEfGhI",
+		"escaped " + url.QueryEscape(tok):         "escaped REDACTED",
+		"https://u:pw@host/x?token=abc&job=j#f":   "https://host/x?token=REDACTED&job=j#f",
+		"http://host:9/?access_token=x&api_key=y": "http://host:9/?access_token=REDACTED&api_key=REDACTED",
+		"no secret, no url: app, tok, fm2_zz":     "no secret, no url: app, tok, fm2_zz",
+	} {
+		if got := r.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A value shorter than MinSecretLen is no secret.
+	if got := Redact("the app is up", "app"); got != "the app is up" {
+		t.Errorf("short secret redacted: %q", got)
+	}
+	// Holdback keeps the end of a text that may start a secret.
+	if n := r.Holdback("text fm2_Ab"); n != len("fm2_Ab") {
+		t.Errorf("Holdback = %d, want %d", n, len("fm2_Ab"))
+	}
+	if n := r.Holdback("text done\n"); n != 0 {
+		t.Errorf("Holdback of a finished line = %d", n)
+	}
+	for raw, want := range map[string]string{
+		"https://user:pass-word@host/?token=t0k3n-value&x=1": "pass-word,t0k3n-value",
+		"host:9091/?password=hunter22":                       "hunter22",
+		"https://lonetoken@host":                             "lonetoken",
+		"not a url":                                          "",
+	} {
+		got := URLSecrets(raw)
+		slices.Sort(got)
+		if strings.Join(got, ",") != want {
+			t.Errorf("URLSecrets(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

@@ -14,6 +14,17 @@ import (
 type Expr struct {
 	src  string
 	prog *vm.Program
+	// label names the expression in errors, as the user set it (cmd
+	// gives the option); "" means "min started machine count" and so on.
+	label string
+}
+
+// Labeled returns e named label in the errors of its evaluation: the
+// option the user set, such as --started-machine-count.
+func (e *Expr) Labeled(label string) *Expr {
+	c := *e
+	c.label = label
+	return &c
 }
 
 // CompileExpr compiles src with every name of vars (the metric names), the
@@ -140,7 +151,11 @@ func (x Expressions) Evaluate(metrics map[string]float64, f Fleet, at Moment) (T
 		}
 		n, err := e.expr.Eval(vars)
 		if err != nil {
-			return Targets{}, fmt.Errorf("%s machine count %q: %w", e.name, e.expr.src, err)
+			what := e.expr.label
+			if what == "" {
+				what = e.name + " machine count"
+			}
+			return Targets{}, fmt.Errorf("%s %q: %w", what, e.expr.src, err)
 		}
 		*e.dst = &n
 	}

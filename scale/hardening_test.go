@@ -15,12 +15,13 @@ import (
 )
 
 // fleetWorld starts flytest with the given apps and returns real fly-go
-// clients pointed at it.
+// clients pointed at it, behind the run's transport.
 func fleetWorld(t *testing.T, apps ...flytest.AppSpec) (*flytest.Server, scale.Deps) {
 	t.Helper()
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: apps}, flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	a, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
+	a, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL,
+		Transport: flyapi.NewTransport(nil, flyapi.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +233,36 @@ func TestMaxFailureRatioDecidesTheSameWayEveryRun(t *testing.T) {
 	if n := len(ops(srv, flytest.OpStart)); n != 6 {
 		t.Errorf("ratio 0.3: %d starts, want 6", n)
 	}
+}
+
+func TestHTTPStatusesReportedAsReceived(t *testing.T) {
+	for _, status := range []int{502, 503} {
+		srv, deps := fleetWorld(t, flytest.AppSpec{Name: "app-a", ReleaseVersion: 2, Machines: machines("a1=started")})
+		srv.Inject(flytest.Fault{Op: flytest.OpGraphQLOrg, Status: status})
+		cfg := runConfig(t, "app-*")
+		cfg.Org = "my-org"
+		one := mustExpr(t, "1")
+		cfg.Expressions = scale.Expressions{MinStarted: one, MaxStarted: one}
+		rep := scale.Run(context.Background(), cfg, deps)
+		if rep.Err == nil || !strings.Contains(rep.Err.Error(), fmt.Sprint(status)) || strings.Contains(rep.Err.Error(), "500") {
+			t.Errorf("GraphQL %d reported as %v", status, rep.Err)
+		}
+
+		srv, deps = fleetWorld(t, flytest.AppSpec{Name: "app-a", ReleaseVersion: 2, Machines: machines("a1=started")})
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: status})
+		rep = scale.Run(context.Background(), runConfigWith(t, cfg, "app-a"), deps)
+		if r := rep.Apps[0].Reason; !strings.Contains(r, fmt.Sprintf("list machines: %d: ", status)) || strings.Contains(r, "500") || strings.Contains(r, "HTTP") {
+			t.Errorf("Machines API %d reported as %q", status, r)
+		}
+	}
+}
+
+func runConfigWith(t *testing.T, cfg scale.Config, apps ...string) scale.Config {
+	t.Helper()
+	sel, err := scale.NewSelector(apps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Selector, cfg.Org = sel, ""
+	return cfg
 }

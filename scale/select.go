@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -28,6 +29,9 @@ func NewSelector(include, exclude []string) (*Selector, error) {
 		dst *[]pattern
 	}{{include, &s.include}, {exclude, &s.exclude}} {
 		for _, p := range list.src {
+			if err := checkBraces(p); err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", p, err)
+			}
 			g, err := glob.Compile(p)
 			if err != nil {
 				return nil, fmt.Errorf("pattern %q: %w", p, err)
@@ -72,4 +76,31 @@ func (s *Selector) excluded(name string) bool {
 		}
 	}
 	return false
+}
+
+// checkBraces refuses an unclosed { or a } without its {: gobwas/glob
+// would read "{a1" as the literal name a1, as it refuses an unclosed [.
+func checkBraces(p string) error {
+	depth, class := 0, false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			i++ // an escaped character is literal
+		case class:
+			class = c != ']'
+		case c == '[':
+			class = true
+		case c == '{':
+			depth++
+		case c == '}':
+			if depth == 0 {
+				return fmt.Errorf("unexpected } at %d: no { opens it", i+1)
+			}
+			depth--
+		}
+	}
+	if depth > 0 {
+		return errors.New("unclosed {: close the alternatives, e.g. {a,b}")
+	}
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/superfly/fly-go/flaps"
@@ -50,7 +52,8 @@ func classify(err error, unauthorized string) error {
 	if !errors.As(err, &fe) {
 		return e
 	}
-	e.msg = fmt.Sprintf("%d: %s", fe.ResponseStatusCode, fe.Error())
+	status, msg := receivedStatus(fe.ResponseStatusCode, fe.Error())
+	e.msg = fmt.Sprintf("%d: %s", status, msg)
 	switch fe.ResponseStatusCode {
 	case http.StatusUnauthorized:
 		e.msg = unauthorizedMsg(unauthorized)
@@ -167,4 +170,22 @@ func graphQLError(err error, unauthorized string) error {
 		return &gqlError{msg: msg, err: err}
 	}
 	return err
+}
+
+// httpNote is the note the transport adds to a 502 or 503 it passes on as a
+// 500: "(HTTP 503)" or "(HTTP 503; uncertain: ...)".
+var httpNote = regexp.MustCompile(`\(HTTP (\d{3})(?:; |\))`)
+
+// receivedStatus returns the status the Machines API really answered, and
+// msg without the transport's note of it: a 503 is reported as a 503.
+func receivedStatus(status int, msg string) (int, string) {
+	m := httpNote.FindStringSubmatchIndex(msg)
+	if m == nil {
+		return status, msg
+	}
+	orig, _ := strconv.Atoi(msg[m[2]:m[3]])
+	if strings.HasSuffix(msg[m[0]:m[1]], ")") {
+		return orig, strings.TrimRight(msg[:m[0]], " ") + msg[m[1]:]
+	}
+	return orig, msg[:m[0]+1] + msg[m[1]:]
 }

@@ -247,6 +247,12 @@ func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sen
 		rtReplaceBody(resp, []byte(`{"ok":true}`+"\n"))
 		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
 		return resp, nil
+	case ep.graphql && !uncertain && (s == http.StatusBadGateway || s == http.StatusServiceUnavailable):
+		// The GraphQL client reports only a status code: passed on as a
+		// 500, a 502 would be reported as one. An error without Temporary
+		// keeps rehttp from resending the request.
+		_ = resp.Body.Close()
+		return nil, &rtError{err: fmt.Errorf("%d %s", s, strings.ToLower(http.StatusText(s))), attempts: sent}
 	case uncertain || s >= 500:
 		rtAnnotate(resp, uncertain)
 	}
@@ -434,13 +440,14 @@ type rtEndpoint struct {
 	read         bool // changes nothing
 	retry        bool // safe to send again after a 5xx or a network error
 	goneOK       bool // a 404 after an ambiguous attempt means done
+	graphql      bool // the GraphQL API
 }
 
 func rtClassify(method, path string, body []byte) rtEndpoint {
 	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 	if strings.HasSuffix(path, "/graphql") {
 		read = read || method == http.MethodPost && !rtGraphQLChanges(body)
-		return rtEndpoint{read: read, retry: read}
+		return rtEndpoint{read: read, retry: read, graphql: true}
 	}
 	ep := rtEndpoint{read: read, retry: read}
 	i := strings.Index(path, "/v1/apps/")
