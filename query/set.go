@@ -24,6 +24,8 @@ type Set struct {
 
 	sources []Source
 	fleet   []*fleetCall // fleet[i] is nil for a per-app source
+	batch   []*batchCall // batch[i] is nil but for a BatchSource
+	warn    warnings
 }
 
 // fleetCall is the one run of a fleet-wide query.
@@ -41,6 +43,7 @@ func NewSet(sources ...Source) (*Set, error) {
 	s := &Set{
 		sources: make([]Source, len(sources)),
 		fleet:   make([]*fleetCall, len(sources)),
+		batch:   make([]*batchCall, len(sources)),
 	}
 	seen := make(map[string]bool, len(sources))
 	for i, src := range sources {
@@ -58,6 +61,9 @@ func NewSet(sources ...Source) (*Set, error) {
 		s.sources[i] = src
 		if fs, ok := src.(FleetSource); ok && fs.FleetWide() {
 			s.fleet[i] = &fleetCall{src: fs, done: make(chan struct{})}
+		}
+		if bs, ok := src.(BatchSource); ok {
+			s.batch[i] = &batchCall{src: bs, done: make(chan struct{})}
 		}
 	}
 	return s, nil
@@ -85,7 +91,17 @@ func (s *Set) Prefetch(ctx context.Context, apps []string) {
 			c.start(ctx)
 		}
 	}
+	for _, c := range s.batch {
+		if c != nil {
+			c.start(ctx, apps)
+		}
+	}
 	for _, c := range s.fleet {
+		if c != nil {
+			<-c.done
+		}
+	}
+	for _, c := range s.batch {
 		if c != nil {
 			<-c.done
 		}
@@ -111,16 +127,20 @@ func (s *Set) Collect(ctx context.Context, app string) (map[string]float64, erro
 }
 
 func (s *Set) collect(ctx context.Context, i int, src Source, app string) (float64, error) {
+	if b := s.batch[i]; b != nil {
+		r, err := b.read(ctx, app, s.fleetTimeout())
+		if err != nil {
+			return 0, err
+		}
+		s.warn.add(app, r.Warnings)
+		return r.Value, nil
+	}
 	c := s.fleet[i]
 	if c == nil {
 		return src.Collect(ctx, app)
 	}
 	c.once.Do(func() {
-		timeout := s.FleetTimeout
-		if timeout <= 0 {
-			timeout = DefaultFleetTimeout
-		}
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.fleetTimeout())
 		go func() {
 			defer cancel()
 			c.run(qctx)
@@ -135,6 +155,13 @@ func (s *Set) collect(ctx context.Context, i int, src Source, app string) (float
 		return 0, c.err
 	}
 	return c.lookup(app)
+}
+
+func (s *Set) fleetTimeout() time.Duration {
+	if s.FleetTimeout <= 0 {
+		return DefaultFleetTimeout
+	}
+	return s.FleetTimeout
 }
 
 // start runs the query under ctx unless it has been started already.
@@ -153,9 +180,18 @@ func (c *fleetCall) run(ctx context.Context) {
 }
 
 // Close closes the sources that hold a connection (those that are an
-// io.Closer) and returns the first error. Call it when the run is over.
+// io.Closer, and the run of each BatchSource) and returns the first error.
+// Call it when the run is over.
 func (s *Set) Close() error {
 	var first error
+	for i, c := range s.batch {
+		if c == nil {
+			continue
+		}
+		if err := c.close(); err != nil && first == nil {
+			first = fmt.Errorf("metric %q: close: %w", s.sources[i].Name(), err)
+		}
+	}
 	for _, src := range s.sources {
 		if c, ok := src.(io.Closer); ok {
 			if err := c.Close(); err != nil && first == nil {

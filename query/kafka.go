@@ -1,0 +1,484 @@
+package query
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Where a consumer group without a commit on a partition would start.
+const (
+	// UnconsumedEarliest counts a partition without a commit from its log
+	// start: every message still kept is work. It is the default.
+	UnconsumedEarliest = "earliest"
+	// UnconsumedLatest counts a partition without a commit as 0, for
+	// consumers that start at the end.
+	UnconsumedLatest = "latest"
+)
+
+// SASL mechanisms of a Kafka source.
+const (
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// KafkaConfig configures one Kafka source: a consumer group's lag on a
+// topic, summed over the topic's partitions.
+type KafkaConfig struct {
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// Topic and Group name what is measured; $APP_NAME is replaced by the
+	// app's name. Group "" means $APP_NAME.
+	Topic, Group string
+	// UnconsumedFrom is UnconsumedEarliest ("" too) or UnconsumedLatest.
+	UnconsumedFrom string
+	// SASLMechanism is "" (none) or one of the SASL* constants, with
+	// Username and Password.
+	SASLMechanism, Username, Password string
+	// TLS connects with TLS, verified against TLSCA (default: the system's
+	// roots) unless TLSInsecureSkipVerify; TLSCert and TLSKey are a client
+	// certificate. Any of the files implies TLS.
+	TLS                    bool
+	TLSCA, TLSCert, TLSKey string
+	TLSInsecureSkipVerify  bool
+}
+
+// String describes c without its password.
+func (c KafkaConfig) String() string {
+	return fmt.Sprintf("kafka metric %q brokers=%s topic=%q group=%q", c.Name, strings.Join(c.Brokers, ","), c.Topic, c.Group)
+}
+
+// GoString keeps the password out of %#v.
+func (c KafkaConfig) GoString() string { return c.String() }
+
+// Secrets returns what must never be printed about c.
+func (c KafkaConfig) Secrets() []string { return nonEmpty([]string{c.Password}) }
+
+// Validate checks c. Its errors name the field by its configuration key.
+func (c KafkaConfig) Validate() error {
+	_, err := c.normalize()
+	return err
+}
+
+func (c KafkaConfig) normalize() (KafkaConfig, error) {
+	if c.Name == "" {
+		return c, errors.New("kafka: metric-name: empty")
+	}
+	fail := func(format string, args ...any) (KafkaConfig, error) {
+		return c, fmt.Errorf("kafka metric %q: %s", c.Name, fmt.Sprintf(format, args...))
+	}
+	if !identPattern.MatchString(c.Name) {
+		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+	}
+	var brokers []string
+	for _, b := range c.Brokers {
+		for _, b := range strings.Split(b, ",") {
+			if b = strings.TrimSpace(b); b == "" {
+				continue
+			}
+			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+				return fail("brokers: %q: want host:port, e.g. kafka.internal:9092", RedactURL(b))
+			}
+			brokers = append(brokers, b)
+		}
+	}
+	if len(brokers) == 0 {
+		return fail("brokers: empty: give host:port, e.g. kafka.internal:9092")
+	}
+	c.Brokers = brokers
+	if strings.TrimSpace(c.Topic) == "" {
+		return fail("topic: empty")
+	}
+	if strings.TrimSpace(c.Group) == "" {
+		c.Group = "$" + appVar
+	}
+	for _, f := range []struct{ key, val string }{{"topic", c.Topic}, {"group", c.Group}} {
+		if strings.ContainsFunc(f.val, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fail("%s %q: no whitespace or control characters", f.key, f.val)
+		}
+	}
+	switch c.UnconsumedFrom = strings.ToLower(strings.TrimSpace(c.UnconsumedFrom)); c.UnconsumedFrom {
+	case "":
+		c.UnconsumedFrom = UnconsumedEarliest
+	case UnconsumedEarliest, UnconsumedLatest:
+	default:
+		return fail("unconsumed-from %q: want earliest or latest", c.UnconsumedFrom)
+	}
+	switch c.SASLMechanism = strings.ToLower(strings.TrimSpace(c.SASLMechanism)); c.SASLMechanism {
+	case "":
+		if c.Username != "" || c.Password != "" {
+			return fail("username, password: set sasl-mechanism too (plain, scram-sha-256 or scram-sha-512)")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if c.Username == "" || c.Password == "" {
+			return fail("sasl-mechanism %s: set username and password", c.SASLMechanism)
+		}
+	default:
+		return fail("sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.SASLMechanism)
+	}
+	for _, f := range []struct{ key, path string }{{"tls-ca", c.TLSCA}, {"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}} {
+		if err := readableFile(f.path); err != nil {
+			return fail("%s: %v", f.key, err)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fail("tls-cert, tls-key: set both or neither")
+	}
+	if c.TLSCA != "" || c.TLSCert != "" || c.TLSInsecureSkipVerify {
+		c.TLS = true
+	}
+	return c, nil
+}
+
+// tlsConfig builds the TLS configuration, or nil without TLS.
+func (c KafkaConfig) tlsConfig() (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // the user's choice, off by default
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls-ca %s: no PEM certificate in it", c.TLSCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			// The error may quote the key file's content.
+			return nil, errors.New("tls-cert, tls-key: not a matching PEM certificate and key")
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func (c KafkaConfig) mechanism() sasl.Mechanism {
+	switch c.SASLMechanism {
+	case SASLPlain:
+		return plain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()
+	case SASLScramSHA256:
+		return scram.Auth{User: c.Username, Pass: c.Password}.AsSha256Mechanism()
+	case SASLScramSHA512:
+		return scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+// Kafka is a BatchSource that reads consumer-group lag. A run makes the
+// same few requests whatever the number of apps: one connection check, one
+// offset fetch for every group, and the end and start offsets of every
+// topic.
+type Kafka struct {
+	cfg     KafkaConfig
+	tls     *tls.Config
+	secrets []string
+	opts    sourceOptions
+}
+
+var _ BatchSource = (*Kafka)(nil)
+
+// NewKafka validates cfg and returns a source that reads it. It does not
+// connect: each run does, in Start.
+func NewKafka(cfg KafkaConfig, opts ...SourceOption) (*Kafka, error) {
+	norm, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := norm.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kafka metric %q: %w", norm.Name, err)
+	}
+	return &Kafka{cfg: norm, tls: tc, secrets: norm.Secrets(), opts: newSourceOptions(opts)}, nil
+}
+
+// Name returns the metric name.
+func (k *Kafka) Name() string { return k.cfg.Name }
+
+// String describes the source without its password.
+func (k *Kafka) String() string { return k.cfg.String() }
+
+// GoString keeps the password out of %#v.
+func (k *Kafka) GoString() string { return k.String() }
+
+// Collect reads app's lag with a client of its own. A Set uses Start
+// instead, to read every app's lag in the same few requests.
+func (k *Kafka) Collect(ctx context.Context, app string) (float64, error) {
+	b, err := k.Start(ctx, []string{app})
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	r, err := b.Read(ctx, app)
+	return r.Value, err
+}
+
+// Start builds the run's client, checks once that a broker answers, and
+// reads the offsets that every app of apps needs.
+func (k *Kafka) Start(ctx context.Context, apps []string) (Batch, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.cfg.Brokers...),
+		kgo.ClientID("fly-autoscaler"),
+		kgo.DialTimeout(DefaultConnectTimeout),
+	}
+	if k.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(k.tls.Clone()))
+	}
+	if m := k.cfg.mechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", k.redact(err))
+	}
+	err = k.opts.traced(k.cfg.Name, "connect "+strings.Join(k.cfg.Brokers, ","), func() error {
+		pctx, cancel := context.WithTimeout(ctx, DefaultConnectTimeout)
+		defer cancel()
+		return k.redact(cl.Ping(pctx))
+	})
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("connect to %s: %w", strings.Join(k.cfg.Brokers, ","), err)
+	}
+	b := &kafkaBatch{src: k, cl: cl, adm: kadm.NewClient(cl)}
+	b.offsets = b.fetch(ctx, apps)
+	return b, nil
+}
+
+func (k *Kafka) redact(err error) error { return redactError(err, k.secrets) }
+
+// kafkaBatch is one run of a Kafka source.
+type kafkaBatch struct {
+	src     *Kafka
+	cl      *kgo.Client
+	adm     *kadm.Client
+	offsets *kafkaOffsets // of the apps given to Start
+}
+
+// kafkaOffsets are the offsets of a set of groups and topics.
+type kafkaOffsets struct {
+	groups, topics []string
+	committed      kadm.FetchOffsetsResponses
+	end, start     kadm.ListedOffsets
+	// endErr and startErr fail every topic; endTopicErr and
+	// startTopicErr the topics of a shard that failed.
+	endErr, startErr           error
+	endTopicErr, startTopicErr map[string]error
+}
+
+// fetch reads, for every group and topic of apps, the committed offsets
+// and the end and start offsets: three reads at once, each one request per
+// broker concerned, whatever the number of apps.
+func (b *kafkaBatch) fetch(ctx context.Context, apps []string) *kafkaOffsets {
+	o := &kafkaOffsets{}
+	for _, app := range apps {
+		if ValidAppName(app) != nil {
+			continue
+		}
+		o.groups = append(o.groups, Expand(b.src.cfg.Group, app))
+		o.topics = append(o.topics, Expand(b.src.cfg.Topic, app))
+	}
+	o.groups, o.topics = dedup(o.groups), dedup(o.topics)
+	if len(o.topics) == 0 {
+		return o
+	}
+	name := b.src.cfg.Name
+	trace := b.src.opts.traced
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = trace(name, fmt.Sprintf("fetch committed offsets of %d groups", len(o.groups)), func() error {
+			o.committed = b.adm.FetchManyOffsets(ctx, o.groups...)
+			var errs []error
+			o.committed.EachError(func(r kadm.FetchOffsetsResponse) {
+				if !errors.Is(r.Err, kerr.GroupIDNotFound) {
+					errs = append(errs, fmt.Errorf("group %s: %w", r.Group, r.Err))
+				}
+			})
+			return b.src.redact(errors.Join(errs...))
+		})
+	})
+	wg.Go(func() {
+		_ = trace(name, fmt.Sprintf("list end offsets of %d topics", len(o.topics)), func() error {
+			var err error
+			o.end, err = b.adm.ListEndOffsets(ctx, o.topics...)
+			o.endErr, o.endTopicErr = splitShardErrors(b.src.redact(err))
+			return err
+		})
+	})
+	if b.src.cfg.UnconsumedFrom == UnconsumedEarliest {
+		wg.Go(func() {
+			_ = trace(name, fmt.Sprintf("list start offsets of %d topics", len(o.topics)), func() error {
+				var err error
+				o.start, err = b.adm.ListStartOffsets(ctx, o.topics...)
+				o.startErr, o.startTopicErr = splitShardErrors(b.src.redact(err))
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	return o
+}
+
+func dedup(ss []string) []string {
+	sort.Strings(ss)
+	return slices.Compact(ss)
+}
+
+// splitShardErrors tells an error that fails every topic from the failure
+// of some brokers' shares of a listing, which fail only their topics.
+func splitShardErrors(err error) (all error, byTopic map[string]error) {
+	if err == nil {
+		return nil, nil
+	}
+	var se *kadm.ShardErrors
+	if !errors.As(err, &se) || se.AllFailed {
+		return err, nil
+	}
+	byTopic = map[string]error{}
+	for _, s := range se.Errs {
+		req, ok := s.Req.(*kmsg.ListOffsetsRequest)
+		if !ok {
+			return err, nil
+		}
+		for _, t := range req.Topics {
+			byTopic[t.Topic] = fmt.Errorf("broker %d: %w", s.Broker.NodeID, s.Err)
+		}
+	}
+	return nil, byTopic
+}
+
+// Read returns app's lag from the offsets read by Start. An app that Start
+// did not know is read on its own, bounded by ctx.
+func (b *kafkaBatch) Read(ctx context.Context, app string) (Reading, error) {
+	if err := ValidAppName(app); err != nil {
+		return Reading{}, err
+	}
+	topic, group := Expand(b.src.cfg.Topic, app), Expand(b.src.cfg.Group, app)
+	o := b.offsets
+	if !slices.Contains(o.topics, topic) || !slices.Contains(o.groups, group) {
+		o = b.fetch(ctx, []string{app})
+	}
+	lag, warn, err := o.lag(topic, group, b.src.cfg.UnconsumedFrom == UnconsumedEarliest)
+	if err != nil {
+		return Reading{}, err
+	}
+	return Reading{Value: float64(lag), Warnings: warn}, nil
+}
+
+// lag sums the lag of group on every partition of topic: end − committed
+// where the group committed, else end − log start (earliest) or 0
+// (latest). Any error, on the topic or on one partition, fails the whole:
+// a partial sum would read as less work than there is.
+func (o *kafkaOffsets) lag(topic, group string, earliest bool) (int64, []string, error) {
+	if err := o.listed(o.end, o.endErr, o.endTopicErr, topic); errors.Is(err, errTopicMissing) {
+		return 0, nil, fmt.Errorf("topic %s does not exist", topic)
+	} else if err != nil {
+		return 0, nil, fmt.Errorf("topic %s: end offsets: %w", topic, err)
+	}
+	ends := o.end[topic]
+	fetched, ok := o.committed[group]
+	if !ok {
+		return 0, nil, fmt.Errorf("group %s: no answer to the offset fetch", group)
+	}
+	if fetched.Err != nil && !errors.Is(fetched.Err, kerr.GroupIDNotFound) {
+		return 0, nil, fmt.Errorf("group %s: committed offsets: %w", group, fetched.Err)
+	}
+	if earliest {
+		if err := o.listed(o.start, o.startErr, o.startTopicErr, topic); err != nil {
+			return 0, nil, fmt.Errorf("topic %s: start offsets: %w", topic, err)
+		}
+	}
+	partitions := make([]int32, 0, len(ends))
+	for p := range ends {
+		partitions = append(partitions, p)
+	}
+	slices.Sort(partitions)
+	var lag int64
+	commits := 0
+	for _, p := range partitions {
+		end := ends[p]
+		if end.Err != nil {
+			return 0, nil, fmt.Errorf("topic %s partition %d: end offset: %w", topic, p, end.Err)
+		}
+		if c, ok := fetched.Fetched.Lookup(topic, p); ok {
+			if c.Err != nil {
+				return 0, nil, fmt.Errorf("group %s topic %s partition %d: committed offset: %w", group, topic, p, c.Err)
+			}
+			if c.At >= 0 {
+				commits++
+				lag += max(0, end.Offset-c.At)
+				continue
+			}
+		}
+		if !earliest {
+			continue
+		}
+		start, ok := o.start.Lookup(topic, p)
+		switch {
+		case !ok:
+			return 0, nil, fmt.Errorf("topic %s partition %d: no start offset listed", topic, p)
+		case start.Err != nil:
+			return 0, nil, fmt.Errorf("topic %s partition %d: start offset: %w", topic, p, start.Err)
+		}
+		lag += max(0, end.Offset-start.Offset)
+	}
+	var warn []string
+	if commits == 0 {
+		warn = append(warn, fmt.Sprintf("group %s has no committed offsets", group))
+	}
+	return lag, warn, nil
+}
+
+var errTopicMissing = errors.New("topic does not exist")
+
+// listed checks that a listing has topic's offsets: the listing did not
+// fail, nor its share for topic, and the topic exists.
+func (o *kafkaOffsets) listed(l kadm.ListedOffsets, all error, byTopic map[string]error, topic string) error {
+	switch {
+	case all != nil:
+		return all
+	case byTopic[topic] != nil:
+		return byTopic[topic]
+	}
+	ps, ok := l[topic]
+	if !ok || len(ps) == 0 {
+		return errors.New("not listed")
+	}
+	if missing, ok := ps[-1]; ok && missing.Err != nil {
+		if errors.Is(missing.Err, kerr.UnknownTopicOrPartition) {
+			return errTopicMissing
+		}
+		return missing.Err
+	}
+	return nil
+}
+
+// Close closes the run's client.
+func (b *kafkaBatch) Close() error {
+	b.cl.Close()
+	return nil
+}

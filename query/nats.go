@@ -1,0 +1,475 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// DefaultConnectTimeout bounds the one connection attempt of a run to a
+// NATS server or a Kafka broker when the run's deadline is further away.
+const DefaultConnectTimeout = 10 * time.Second
+
+// NATSConfig configures one NATS JetStream source: the backlog of a
+// consumer, num_pending + num_ack_pending.
+type NATSConfig struct {
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string
+	// URL is the server address, or several separated by commas
+	// (nats://host:4222, tls://host:4222, or host:port). Credentials in it
+	// (nats://user:pass@host, nats://token@host) are used to connect.
+	URL string
+	// Stream and Consumer name the consumer; $APP_NAME is replaced by the
+	// app's name.
+	Stream, Consumer string
+	// PendingOnly counts only num_pending: messages delivered but not yet
+	// acknowledged (num_ack_pending) are left out. Off by default: those
+	// are still work.
+	PendingOnly bool
+	// Credentials: at most one of Creds (a .creds file), NKeySeedFile,
+	// Token, and User with Password.
+	Creds, NKeySeedFile, Token, User, Password string
+	// TLSCA is a CA bundle file; TLSCert and TLSKey a client certificate.
+	TLSCA, TLSCert, TLSKey string
+	// Domain is the JetStream domain ("" for the server's own).
+	Domain string
+}
+
+// String describes c without its secrets.
+func (c NATSConfig) String() string {
+	return fmt.Sprintf("nats metric %q url=%s stream=%q consumer=%q", c.Name, RedactURL(c.URL), c.Stream, c.Consumer)
+}
+
+// GoString keeps the secrets out of %#v.
+func (c NATSConfig) GoString() string { return c.String() }
+
+// Validate checks c. Its errors name the field by its configuration key.
+func (c NATSConfig) Validate() error {
+	_, err := c.normalize()
+	return err
+}
+
+func (c NATSConfig) normalize() (NATSConfig, error) {
+	if c.Name == "" {
+		return c, errors.New("nats: metric-name: empty")
+	}
+	fail := func(format string, args ...any) (NATSConfig, error) {
+		return c, fmt.Errorf("nats metric %q: %s", c.Name, fmt.Sprintf(format, args...))
+	}
+	if !identPattern.MatchString(c.Name) {
+		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+	}
+	urls, err := natsURLs(c.URL)
+	if err != nil {
+		return fail("url: %v", err)
+	}
+	c.URL = strings.Join(urls, ",")
+	for _, f := range []struct{ key, val string }{{"stream", c.Stream}, {"consumer", c.Consumer}} {
+		if strings.TrimSpace(f.val) == "" {
+			return fail("%s: empty", f.key)
+		}
+		if err := natsName(Expand(f.val, "app")); err != nil {
+			return fail("%s %q: %v", f.key, f.val, err)
+		}
+	}
+	c.Token = strings.TrimSpace(c.Token)
+	n := 0
+	for _, set := range []bool{c.Creds != "", c.NKeySeedFile != "", c.Token != "", c.User != "" || c.Password != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return fail("creds, nkey-seed-file, token, user: set one kind of credentials, not several")
+	}
+	if (c.User == "") != (c.Password == "") {
+		return fail("user, password: set both or neither")
+	}
+	for _, f := range []struct{ key, path string }{{"creds", c.Creds}, {"nkey-seed-file", c.NKeySeedFile},
+		{"tls-ca", c.TLSCA}, {"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}} {
+		if err := readableFile(f.path); err != nil {
+			return fail("%s: %v", f.key, err)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fail("tls-cert, tls-key: set both or neither")
+	}
+	if c.Domain != "" {
+		if err := natsName(c.Domain); err != nil {
+			return fail("domain %q: %v", c.Domain, err)
+		}
+	}
+	return c, nil
+}
+
+// natsURLs splits and checks a comma-separated server list.
+func natsURLs(raw string) ([]string, error) {
+	var out []string
+	for _, u := range strings.Split(raw, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a URL", RedactURL(u))
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("%s: want nats://, tls://, ws:// or wss://", RedactURL(u))
+		}
+		if p.Hostname() == "" {
+			return nil, fmt.Errorf("%s: no host", RedactURL(u))
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty: give the server, e.g. nats://nats.internal:4222")
+	}
+	return out, nil
+}
+
+// natsName checks a stream, consumer or domain name: it becomes a token of
+// an API subject, so it may not hold dots, wildcards or whitespace.
+func natsName(s string) error {
+	if i := strings.IndexFunc(s, func(r rune) bool {
+		return r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f
+	}); i >= 0 {
+		return fmt.Errorf("character %q not allowed in a name", s[i])
+	}
+	return nil
+}
+
+func readableFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return f.Close()
+}
+
+// Secrets returns what must never be printed about c: the token, the
+// password, the credentials of its URLs and the keys in its creds and
+// nkey seed files.
+func (c NATSConfig) Secrets() []string {
+	out := []string{c.Token, c.Password}
+	for _, u := range strings.Split(c.URL, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err == nil && p.User != nil {
+			out = append(out, secrets("", p.User)...)
+		}
+	}
+	for _, path := range []string{c.Creds, c.NKeySeedFile} {
+		out = append(out, fileSecrets(path)...)
+	}
+	return nonEmpty(out)
+}
+
+// fileSecrets returns the lines of a credentials file that are not its
+// "-----BEGIN ... -----" armour: the JWT and the seed.
+func fileSecrets(path string) []string {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "---") || strings.HasPrefix(line, "***") || strings.Contains(line, " ") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func nonEmpty(ss []string) []string {
+	out := ss[:0]
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NATS is a BatchSource that reads consumer backlogs through the JetStream
+// API. A run connects once; apps whose consumers share a stream are served
+// by one listing of that stream's consumers, the others by one consumer
+// info request each.
+type NATS struct {
+	cfg     NATSConfig
+	secrets []string
+	opts    sourceOptions
+	dialer  nats.CustomDialer // tests count connection attempts
+}
+
+var _ BatchSource = (*NATS)(nil)
+
+// NewNATS validates cfg and returns a source that reads it. It does not
+// connect: each run does, in Start.
+func NewNATS(cfg NATSConfig, opts ...SourceOption) (*NATS, error) {
+	norm, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return &NATS{cfg: norm, secrets: norm.Secrets(), opts: newSourceOptions(opts)}, nil
+}
+
+// Name returns the metric name.
+func (n *NATS) Name() string { return n.cfg.Name }
+
+// String describes the source without its secrets.
+func (n *NATS) String() string { return n.cfg.String() }
+
+// GoString keeps the secrets out of %#v.
+func (n *NATS) GoString() string { return n.String() }
+
+// Collect reads app's value on a connection of its own. A Set uses Start
+// instead, to share one connection among the apps of a run.
+func (n *NATS) Collect(ctx context.Context, app string) (float64, error) {
+	b, err := n.Start(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	r, err := b.Read(ctx, app)
+	return r.Value, err
+}
+
+// Start connects, with one attempt per server of the URL list bounded by
+// ctx, and lists the consumers of every stream that two or more of apps
+// share.
+func (n *NATS) Start(ctx context.Context, apps []string) (Batch, error) {
+	nc, err := n.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var js jetstream.JetStream
+	if n.cfg.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, n.cfg.Domain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", n.redact(err))
+	}
+	prefix := jetstream.DefaultAPIPrefix
+	if n.cfg.Domain != "" {
+		prefix = "$JS." + n.cfg.Domain + ".API."
+	}
+	b := &natsBatch{src: n, nc: nc, js: js, prefix: prefix, listed: map[string]map[string]*jetstream.ConsumerInfo{}}
+	b.list(ctx, apps)
+	return b, nil
+}
+
+// connect makes the run's one connection attempt.
+func (n *NATS) connect(ctx context.Context) (*nats.Conn, error) {
+	timeout := DefaultConnectTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("connect: %w", context.DeadlineExceeded)
+	}
+	opts := []nats.Option{
+		nats.Name("fly-autoscaler"),
+		nats.Timeout(timeout),
+		nats.NoReconnect(),
+		nats.RetryOnFailedConnect(false),
+		nats.NoCallbacksAfterClientClose(),
+		// The default handler prints to stderr, bypassing redaction.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+	}
+	c := n.cfg
+	switch {
+	case c.Creds != "":
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey-seed-file %s: %w", c.NKeySeedFile, n.redact(err))
+		}
+		opts = append(opts, o)
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
+	if n.dialer != nil {
+		opts = append(opts, nats.SetCustomDialer(n.dialer))
+	}
+	var nc *nats.Conn
+	err := n.opts.traced(c.Name, "connect "+RedactURL(c.URL), func() error {
+		var err error
+		nc, err = nats.Connect(c.URL, opts...)
+		return n.redact(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", RedactURL(c.URL), err)
+	}
+	return nc, nil
+}
+
+func (n *NATS) redact(err error) error { return redactError(err, n.secrets) }
+
+// natsBatch is one run of a NATS source.
+type natsBatch struct {
+	src    *NATS
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	prefix string // JetStream API subject prefix
+
+	mu     sync.Mutex
+	listed map[string]map[string]*jetstream.ConsumerInfo // stream → consumer → info
+}
+
+// maxListings is how many stream listings run at once.
+const maxListings = 4
+
+// list lists the consumers of each stream shared by two or more apps. A
+// listing that fails is not an error: its apps are read one by one.
+func (b *natsBatch) list(ctx context.Context, apps []string) {
+	count := map[string]int{}
+	var shared []string
+	for _, app := range apps {
+		s := Expand(b.src.cfg.Stream, app)
+		if count[s]++; count[s] == 2 {
+			shared = append(shared, s)
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(maxListings)
+	for _, stream := range shared {
+		g.Go(func() error {
+			infos, err := b.listStream(ctx, stream)
+			if err == nil {
+				b.mu.Lock()
+				b.listed[stream] = infos
+				b.mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// listStream returns the consumers of stream that have a leader, by name.
+func (b *natsBatch) listStream(ctx context.Context, stream string) (map[string]*jetstream.ConsumerInfo, error) {
+	infos := map[string]*jetstream.ConsumerInfo{}
+	err := b.src.opts.traced(b.src.cfg.Name, fmt.Sprintf("list consumers of stream %s", stream), func() error {
+		st, err := b.js.Stream(ctx, stream)
+		if err != nil {
+			return b.src.redact(err)
+		}
+		l := st.ListConsumers(ctx)
+		for ci := range l.Info() {
+			// In a cluster, an offline consumer is listed without a
+			// leader: its figures may be stale or zero, so it is read
+			// on its own. A single server lists no cluster at all.
+			if ci.Cluster == nil || ci.Cluster.Leader != "" {
+				infos[ci.Name] = ci
+			}
+		}
+		return b.src.redact(l.Err())
+	})
+	return infos, err
+}
+
+// Read returns the backlog of app's consumer, from the listing of its
+// stream when it is there, else from the consumer's own info.
+func (b *natsBatch) Read(ctx context.Context, app string) (Reading, error) {
+	if err := ValidAppName(app); err != nil {
+		return Reading{}, err
+	}
+	stream, consumer := Expand(b.src.cfg.Stream, app), Expand(b.src.cfg.Consumer, app)
+	b.mu.Lock()
+	ci := b.listed[stream][consumer]
+	b.mu.Unlock()
+	if ci == nil {
+		var err error
+		if ci, err = b.consumerInfo(ctx, stream, consumer); err != nil {
+			return Reading{}, fmt.Errorf("stream %s consumer %s: %w", stream, consumer, err)
+		}
+	}
+	v := float64(ci.NumPending)
+	if !b.src.cfg.PendingOnly {
+		v += float64(ci.NumAckPending)
+	}
+	return Reading{Value: v}, nil
+}
+
+// consumerInfo asks for one consumer's info: one request, answered by the
+// consumer's leader, whether it is a pull or a push consumer (jetstream's
+// Consumer and PushConsumer each refuse the other kind).
+func (b *natsBatch) consumerInfo(ctx context.Context, stream, consumer string) (*jetstream.ConsumerInfo, error) {
+	var resp struct {
+		jetstream.ConsumerInfo
+		Error *jetstream.APIError `json:"error"`
+	}
+	subject := b.prefix + "CONSUMER.INFO." + stream + "." + consumer
+	err := b.src.opts.traced(b.src.cfg.Name, fmt.Sprintf("consumer info %s/%s", stream, consumer), func() error {
+		msg, err := b.nc.RequestWithContext(ctx, subject, nil)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return errors.New("no JetStream answered: is JetStream enabled, and the domain right?")
+		case err != nil:
+			return b.src.redact(err)
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return fmt.Errorf("consumer info: %w", err)
+		}
+		if e := resp.Error; e != nil {
+			switch e.ErrorCode {
+			case jetstream.JSErrCodeConsumerNotFound:
+				return &resultError{kind: jetstream.ErrConsumerNotFound, msg: "consumer not found"}
+			case jetstream.JSErrCodeStreamNotFound:
+				return &resultError{kind: jetstream.ErrStreamNotFound, msg: "stream not found"}
+			}
+			return fmt.Errorf("consumer info: %s (JetStream error %d)", e.Description, e.ErrorCode)
+		}
+		if resp.Name == "" {
+			return jetstream.ErrConsumerNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &resp.ConsumerInfo, nil
+}
+
+// Close closes the run's connection.
+func (b *natsBatch) Close() error {
+	b.nc.Close()
+	return nil
+}
