@@ -43,6 +43,8 @@ check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi ->
 	for p in $$(go list ./... | grep -v -x "$$M/scale/flyapi"); do \
 		check imps $$p "github.com/superfly/fly-go/flaps" "only scale/flyapi knows flaps"; \
 	done; \
+	if go list -deps . | grep -E 'nats-server|pkg/kfake|$$M/query/(promtest|natstest|kafkatest)$$'; then \
+		echo "test servers must not reach the binary"; fail=1; fi; \
 	[ $$fail = 0 ] && echo "dependency arrows ok"
 
 demo: ## see it work: a fake Fly org and metrics on loopback, then a dry run, a run and a converged run

@@ -92,6 +92,8 @@ type collectorConfig struct {
 	TLSServerName         string     `yaml:"tls-server-name"`
 	TLSInsecureSkipVerify bool       `yaml:"tls-insecure-skip-verify"`
 	RequestsPerSecond     string     `yaml:"requests-per-second"`
+
+	sourceKeys `yaml:",inline"` // NATS and Kafka: config_sources.go
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
@@ -150,6 +152,7 @@ func loadFile(path string) (*fileConfig, []string, error) {
 		for i := range c.QueueTypes {
 			c.QueueTypes[i] = expandEnv(c.QueueTypes[i])
 		}
+		c.sourceKeys.expand()
 	}
 	var warnings []string
 	if fc.Interval != "" {
@@ -192,6 +195,7 @@ type runConfig struct {
 	apiBaseURL, machinesBaseURL string
 	collectors                  []query.PrometheusConfig
 	temporal                    []query.TemporalConfig
+	sources                     sourceConfigs // NATS and Kafka
 	render                      RenderOptions
 	warnings                    []string
 
@@ -390,7 +394,7 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 	if file != nil {
 		out = append(out, structSecrets(reflect.ValueOf(*file))...)
 	}
-	return out
+	return append(out, sourceFileSecrets(c, file)...)
 }
 
 // IsSecretOption reports whether a flag, variable or config key holds a
@@ -539,7 +543,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	}
 
 	// Metrics.
-	rc.collectors, rc.temporal, err = collectors(s, file)
+	rc.collectors, rc.temporal, err = collectors(s, file, &rc.sources)
 	if err != nil {
 		return nil, err
 	}
@@ -550,6 +554,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	for _, tc := range rc.temporal {
 		names = append(names, tc.Name)
 	}
+	names = append(names, rc.sources.names()...)
 
 	// Targets.
 	exprs, err := expressions(s, file, names)
@@ -798,9 +803,10 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 }
 
 // collectors gathers the metric collectors of the config file and the ones
-// the --prometheus-* flags (FAS_PROMETHEUS_*) and --temporal-* flags
-// (FAS_TEMPORAL_*) define.
-func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
+// the --prometheus-* flags (FAS_PROMETHEUS_*), --temporal-* flags
+// (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
+// go to sources.
+func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
 	var out []query.PrometheusConfig
 	var temporal []query.TemporalConfig
 	seen := map[string]string{}
@@ -839,13 +845,21 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, []query
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
 		switch typ {
 		case "":
-			return nil, nil, usagef("%s: type: missing: use prometheus or temporal", where)
+			return nil, nil, usagef("%s: type: missing: use prometheus, temporal, nats or kafka", where)
+		case "nats", "kafka":
+			if err := sources.addFileCollector(where, typ, c, claim); err != nil {
+				return nil, nil, err
+			}
+			continue
 		case "prometheus", "temporal":
 		default:
-			return nil, nil, usagef("%s: type %q is not supported: use prometheus or temporal", where, c.Type)
+			return nil, nil, usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
 		}
 		if err := foreignKeys(c, typ); err != nil {
 			return nil, nil, usagef("%s: %v", where, err)
+		}
+		if err := checkCollectorKeys(where, typ, c); err != nil {
+			return nil, nil, err
 		}
 		if typ == "temporal" {
 			tc, err := temporalFromFile(c)
@@ -874,6 +888,9 @@ func collectors(s settings, file *fileConfig) ([]query.PrometheusConfig, []query
 		if err := addTemporal(s.flagWhere("temporal-metric-name"), *tc); err != nil {
 			return nil, nil, err
 		}
+	}
+	if err := sources.addFlagSources(s, claim); err != nil {
+		return nil, nil, err
 	}
 	// The --prometheus-* flags (FAS_PROMETHEUS_*) define one more
 	// collector, beside the file's: its errors name the flag and the

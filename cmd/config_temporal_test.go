@@ -70,7 +70,7 @@ func TestTemporalFileErrors(t *testing.T) {
 			"metric-collectors[0] in CONFIG: token: not a key of a temporal collector"},
 		{"Temporal key on Prometheus", "{type: prometheus, metric-name: w, address: 'http://h:9090', query: up, namespace: n}",
 			"metric-collectors[0] in CONFIG: namespace: not a key of a prometheus collector"},
-		{"unknown type", "{type: nomad, metric-name: w}", `type "nomad" is not supported: use prometheus or temporal`},
+		{"unknown type", "{type: nomad, metric-name: w}", `type "nomad" is not supported: use prometheus, temporal, nats or kafka`},
 		{"same name twice", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q}\n" +
 			"  - {type: prometheus, metric-name: w, address: 'http://h:9090', query: up}",
 			`metric-collectors[1] in CONFIG: metric name "w" is already defined by metric-collectors[0]`},

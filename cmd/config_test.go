@@ -145,8 +145,12 @@ func TestConfigFileErrors(t *testing.T) {
 		{name: "unknown key", yaml: "app-name: a\nstarted-machine-count: 1\napi-token: t\nbogus-key: 1\n", want: []string{`config.yml:4: unknown key "bogus-key"`}},
 		{name: "min without max", yaml: "app-name: a\napi-token: t\nmin-started-machine-count: 1\n",
 			want: []string{"min-started-machine-count in", "max-started-machine-count in"}},
-		{name: "bad collector type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: nats\n    metric-name: q\n",
-			want: []string{"metric-collectors[0]", `"nats"`}},
+		{name: "bad collector type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: statsd\n    metric-name: q\n",
+			want: []string{"metric-collectors[0]", `"statsd"`, "use prometheus, temporal, nats or kafka"}},
+		{name: "nats without url", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: nats\n    metric-name: q\n",
+			want: []string{"metric-collectors[0]", "url: empty"}},
+		{name: "key of another type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n  - {type: kafka, metric-name: q, brokers: 'k:9092', topic: t, stream: s}\n",
+			want: []string{"metric-collectors[0]", "stream does not apply to type kafka"}},
 		{name: "duplicate metric", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n" +
 			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:1', query: up}\n" +
 			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:2', query: up}\n",

@@ -94,17 +94,9 @@ func readmeConfigReference(t *testing.T) []configRow {
 	return rows
 }
 
-// yamlKeys returns the yaml tags of a struct type's fields.
-func yamlKeys(v any) []string {
-	var keys []string
-	rt := reflect.TypeOf(v)
-	for i := range rt.NumField() {
-		if k, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
+// yamlKeys returns the yaml tags of a struct type's fields, inlined
+// structs' included.
+func yamlKeys(v any) []string { return yamlTags(reflect.TypeOf(v)) }
 
 // flagDefault is the default a flag declares: its Value, "(default: X)" in
 // its usage, "off" for a boolean, or "—".
@@ -192,6 +184,19 @@ func TestConfigReference(t *testing.T) {
 		}
 	}
 	prose := []string{"metric-collectors", "policies", "interval", "app-list-refresh-interval", "metric-collectors[].type"}
+	// Keys of the NATS and Kafka collectors without a flag: their README
+	// sections name them.
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"include-ack-pending", "nkey-seed-file", "user", "domain", "unconsumed-from",
+		"tls", "tls-ca", "tls-cert", "tls-key", "tls-insecure-skip-verify"} {
+		if !strings.Contains(string(readme), k+":") && !strings.Contains(string(readme), "`"+k+"`") {
+			t.Errorf("collector key %s is in no README section", k)
+		}
+		prose = append(prose, "metric-collectors[]."+k)
+	}
 	for _, k := range fileKeys {
 		if !inTable[k] && !slices.Contains(prose, k) {
 			t.Errorf("config file key %s is missing from README.md's configuration reference", k)

@@ -146,6 +146,7 @@ func redactPush(msg string, rc *runConfig) string {
 	for _, tc := range rc.temporal {
 		secrets = append(secrets, tc.Secrets()...)
 	}
+	secrets = append(secrets, rc.sources.secrets()...)
 	return query.Redact(msg, secrets...)
 }
 

@@ -28,7 +28,7 @@ const (
 // runFlags returns the run command's flags, each bound to its FAS_*
 // variable. They are built anew for every App: urfave flags keep state.
 func runFlags() []cli.Flag {
-	return append([]cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Category: catSelection, EnvVars: []string{"FAS_CONFIG"}, Usage: "YAML config `file` (the original fly-autoscaler's keys); flags and variables take precedence"},
 		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: []string{"FAS_ORG"}, Usage: "Fly organization `slug` whose apps are listed (required with a wildcard)"},
 		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: []string{"FAS_APP_NAME"}, Usage: "app `name` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
@@ -52,6 +52,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_TOKEN"}, Usage: "`token` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
 		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`label` naming the app in a fleet-wide query's series (default: app)"},
 		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "`mode` for a query without series or with NaN: error (skip the app) or zero (default: error)"},
+	}
+	flags = append(flags, sourceFlags()...)
+	flags = append(flags, []cli.Flag{
 
 		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: []string{"FAS_PUSHGATEWAY_URL"}, Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
 
@@ -75,7 +78,8 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `token` (an org token: fly tokens create org)"},
-	}, temporalFlags()...)
+	}...)
+	return append(flags, temporalFlags()...)
 }
 
 func runCommand(s *Streams) *cli.Command {
@@ -168,7 +172,7 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 		rc.fly = fc
 	}
 	deps := scale.Deps{Apps: rc.fly.apps, Machines: rc.fly.machines}
-	if len(rc.collectors) > 0 || len(rc.temporal) > 0 {
+	if len(rc.collectors) > 0 || len(rc.temporal) > 0 || len(rc.sources.names()) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
 			p, err := query.NewPrometheus(pc, query.WithTransport(promTransport))
@@ -182,7 +186,11 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 			return scale.Deps{}, err
 		}
 		sources = append(sources, ts...)
-		set, err := query.NewSet(sources...)
+		more, err := rc.sources.build(rc)
+		if err != nil {
+			return scale.Deps{}, err
+		}
+		set, err := query.NewSet(append(sources, more...)...)
 		if err != nil {
 			return scale.Deps{}, &UsageError{Msg: err.Error()}
 		}

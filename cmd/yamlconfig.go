@@ -155,11 +155,15 @@ func yamlKindName(tag string) string {
 	return tag
 }
 
-// yamlTags returns the yaml tags of a struct type's fields.
+// yamlTags returns the yaml tags of a struct type's fields, and of the
+// fields of its inlined structs.
 func yamlTags(rt reflect.Type) []string {
 	var keys []string
 	for i := range rt.NumField() {
-		if k, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+		k, opts, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			keys = append(keys, yamlTags(rt.Field(i).Type)...)
+		} else if k != "" && k != "-" {
 			keys = append(keys, k)
 		}
 	}

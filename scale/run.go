@@ -418,6 +418,9 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	}
 	plan := NewPlan(fleet, targets, a.policy.Policy, now())
 	res.Target, res.Warnings = plan.Target, plan.Warnings
+	if mw, ok := deps.Metrics.(MetricWarnings); ok {
+		res.Warnings = append(mw.Warnings(a.name), res.Warnings...)
+	}
 	if fleet.Unreachable > 0 {
 		where := " on unreachable hosts"
 		if fleet.Unreachable == 1 {

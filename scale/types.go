@@ -44,6 +44,13 @@ type Metrics interface {
 	Collect(ctx context.Context, app string) (map[string]float64, error)
 }
 
+// MetricWarnings is implemented by Metrics that have warnings about an
+// app's values once Collect has read them (a Kafka group that never
+// committed): the app's report shows them.
+type MetricWarnings interface {
+	Warnings(app string) []string
+}
+
 // Counts are the machine counts of one app's process group that targets are
 // expressed in. Created counts every machine of the group that exists
 // (whatever its state); Started counts the started ones.

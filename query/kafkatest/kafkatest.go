@@ -23,29 +23,42 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Cluster is a running kfake cluster on 127.0.0.1.
 type Cluster struct {
-	c   *kfake.Cluster
-	cl  *kgo.Client
-	adm *kadm.Client
+	c     *kfake.Cluster
+	addrs []string
+	cl    *kgo.Client
+	adm   *kadm.Client
 
+	stop     sync.Once
 	mu       sync.Mutex
 	counting bool
 	requests map[string]int // by request name, while counting
 }
 
 // Start starts a cluster of n brokers and closes it when the test ends.
-// Extra kfake options (SASL users, say) are passed through.
-func Start(t testing.TB, brokers int, opts ...kfake.Opt) *Cluster {
+func Start(t testing.TB, brokers int) *Cluster {
 	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(brokers)}, opts...)
+	return start(t, []kfake.Opt{kfake.NumBrokers(brokers)})
+}
+
+// StartSCRAM starts a cluster of n brokers that requires SASL
+// SCRAM-SHA-256 with user and pass.
+func StartSCRAM(t testing.TB, brokers int, user, pass string) *Cluster {
+	t.Helper()
+	return start(t, []kfake.Opt{kfake.NumBrokers(brokers), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", user, pass)},
+		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+}
+
+func start(t testing.TB, opts []kfake.Opt, clientOpts ...kgo.Opt) *Cluster {
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
-	k := &Cluster{c: c, requests: map[string]int{}}
+	k := &Cluster{c: c, addrs: c.ListenAddrs(), requests: map[string]int{}}
 	t.Cleanup(k.Stop)
 	c.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
 		k.mu.Lock()
@@ -55,23 +68,23 @@ func Start(t testing.TB, brokers int, opts ...kfake.Opt) *Cluster {
 		k.mu.Unlock()
 		return nil, nil, false // only counted: the cluster answers
 	})
-	if k.cl, err = kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
+	clientOpts = append(clientOpts, kgo.SeedBrokers(k.addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if k.cl, err = kgo.NewClient(clientOpts...); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	k.adm = kadm.NewClient(k.cl)
 	return k
 }
 
-// Brokers returns the brokers' addresses, host:port.
-func (k *Cluster) Brokers() []string { return k.c.ListenAddrs() }
+// Brokers returns the brokers' addresses, host:port, also once stopped.
+func (k *Cluster) Brokers() []string { return k.addrs }
 
 // Stop closes the cluster; its ports then refuse connections.
 func (k *Cluster) Stop() {
-	if k.cl != nil {
+	k.stop.Do(func() {
 		k.cl.Close()
-		k.cl = nil
-	}
-	k.c.Close()
+		k.c.Close()
+	})
 }
 
 // Count starts counting the requests the cluster handles, from zero. Set

@@ -1,0 +1,340 @@
+package cmd
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/urfave/cli/v2"
+)
+
+// The metric sources beside Prometheus: NATS JetStream consumer backlogs and
+// Kafka consumer-group lag. Each is a `metric-collectors` entry of its type,
+// or one more source from the --nats-* or --kafka-* flags.
+
+// sourceKeys are the config file keys of the NATS and Kafka collectors,
+// inlined into collectorConfig. token and metric-name are shared with
+// Prometheus.
+type sourceKeys struct {
+	// NATS.
+	URL               string `yaml:"url"`
+	Stream            string `yaml:"stream"`
+	Consumer          string `yaml:"consumer"`
+	IncludeAckPending *bool  `yaml:"include-ack-pending"`
+	Creds             string `yaml:"creds"`
+	NKeySeedFile      string `yaml:"nkey-seed-file"`
+	User              string `yaml:"user"`
+	Domain            string `yaml:"domain"`
+
+	// Kafka.
+	Brokers        stringList `yaml:"brokers"`
+	Topic          string     `yaml:"topic"`
+	Group          string     `yaml:"group"`
+	UnconsumedFrom string     `yaml:"unconsumed-from"`
+	SASLMechanism  string     `yaml:"sasl-mechanism"`
+	Username       string     `yaml:"username"`
+	TLS            *bool      `yaml:"tls"`
+
+	// Both.
+	// Both, with tls-ca and tls-insecure-skip-verify of collectorConfig
+	// (shared with Temporal).
+	Password string `yaml:"password"`
+	TLSCert  string `yaml:"tls-cert"`
+	TLSKey   string `yaml:"tls-key"`
+}
+
+// expand replaces environment references in the keys that may take a
+// secret or a path from the environment. Stream, consumer, topic and group
+// are names that $APP_NAME templates, like a query: they are left as
+// written, so that no secret can be expanded into them.
+func (k *sourceKeys) expand() {
+	for _, p := range []*string{&k.URL, &k.Creds, &k.NKeySeedFile, &k.User, &k.Domain, &k.UnconsumedFrom,
+		&k.SASLMechanism, &k.Username, &k.Password, &k.TLSCert, &k.TLSKey} {
+		*p = expandEnv(*p)
+	}
+	for i := range k.Brokers {
+		k.Brokers[i] = expandEnv(k.Brokers[i])
+	}
+}
+
+// sourceConfigs are the run's NATS and Kafka sources, validated.
+type sourceConfigs struct {
+	nats  []query.NATSConfig
+	kafka []query.KafkaConfig
+}
+
+// names returns the metric names of the sources.
+func (sc sourceConfigs) names() []string {
+	var out []string
+	for _, c := range sc.nats {
+		out = append(out, c.Name)
+	}
+	for _, c := range sc.kafka {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// secrets returns every secret of the sources: tokens, passwords, URL
+// credentials and the keys of creds and nkey seed files.
+func (sc sourceConfigs) secrets() []string {
+	var out []string
+	for _, c := range sc.nats {
+		out = append(out, c.Secrets()...)
+	}
+	for _, c := range sc.kafka {
+		out = append(out, c.Secrets()...)
+	}
+	return out
+}
+
+// sourceFileSecrets returns the keys in the NATS creds and nkey seed
+// files of the flags, variables and config file: the files' contents are
+// secrets that no option name announces.
+func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
+	cfgs := []query.NATSConfig{{Creds: c.String("nats-creds")}, {Creds: os.Getenv("FAS_NATS_CREDS")}}
+	if file != nil {
+		for _, col := range file.MetricCollectors {
+			cfgs = append(cfgs, query.NATSConfig{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
+		}
+	}
+	var out []string
+	for _, nc := range cfgs {
+		out = append(out, nc.Secrets()...)
+	}
+	return out
+}
+
+// keysOf returns the keys of col set to anything, by their YAML names.
+func keysOf(col collectorConfig) []string {
+	var out []string
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f, ft := v.Field(i), v.Type().Field(i)
+			key, opts, _ := strings.Cut(ft.Tag.Get("yaml"), ",")
+			if opts == "inline" {
+				walk(f)
+				continue
+			}
+			if key != "" && key != "type" && key != "metric-name" && !f.IsZero() {
+				out = append(out, key)
+			}
+		}
+	}
+	walk(reflect.ValueOf(col))
+	return out
+}
+
+// collectorKeys are the keys each type of collector takes, besides type and
+// metric-name.
+var collectorKeys = map[string][]string{
+	"prometheus": {"address", "query", "token", "app-label", "on-empty"},
+	"nats": {"url", "stream", "consumer", "include-ack-pending", "creds", "nkey-seed-file", "token", "user", "password",
+		"tls-ca", "tls-cert", "tls-key", "domain"},
+	"kafka": {"brokers", "topic", "group", "unconsumed-from", "sasl-mechanism", "username", "password",
+		"tls", "tls-ca", "tls-cert", "tls-key", "tls-insecure-skip-verify"},
+}
+
+// checkCollectorKeys refuses a key that the collector's type does not take:
+// a stream on a Kafka collector is a mistake, not something to ignore.
+func checkCollectorKeys(where, typ string, col collectorConfig) error {
+	allowed, ok := collectorKeys[typ]
+	if !ok {
+		return nil
+	}
+	for _, k := range keysOf(col) {
+		if !slices.Contains(allowed, k) {
+			return usagef("%s: %s does not apply to type %s (its keys: %s)", where, k, typ, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// claimFunc reserves a metric name for the collector at where.
+type claimFunc func(where, name string) error
+
+// addFileCollector validates a nats or kafka collector of the config file.
+func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig, claim claimFunc) error {
+	if err := checkCollectorKeys(where, typ, col); err != nil {
+		return err
+	}
+	if err := claim(where, col.MetricName); err != nil {
+		return err
+	}
+	if typ == "nats" {
+		nc := query.NATSConfig{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
+			PendingOnly: col.IncludeAckPending != nil && !*col.IncludeAckPending,
+			Creds:       col.Creds, NKeySeedFile: col.NKeySeedFile, Token: col.Token, User: col.User, Password: col.Password,
+			TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey, Domain: col.Domain}
+		if err := nc.Validate(); err != nil {
+			return usagef("%s: %v", where, err)
+		}
+		sc.nats = append(sc.nats, nc)
+		return nil
+	}
+	kc := query.KafkaConfig{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
+		UnconsumedFrom: col.UnconsumedFrom, SASLMechanism: col.SASLMechanism, Username: col.Username, Password: col.Password,
+		TLS: col.TLS != nil && *col.TLS, TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey,
+		TLSInsecureSkipVerify: col.TLSInsecureSkipVerify}
+	if col.TLS != nil && !*col.TLS && (kc.TLSCA != "" || kc.TLSCert != "" || kc.TLSInsecureSkipVerify) {
+		return usagef("%s: tls is false, but tls-ca, tls-cert or tls-insecure-skip-verify is set: drop them or set tls: true", where)
+	}
+	if err := kc.Validate(); err != nil {
+		return usagef("%s: %v", where, err)
+	}
+	sc.kafka = append(sc.kafka, kc)
+	return nil
+}
+
+// sourceFlags are the --nats-* and --kafka-* flags, the environment form
+// of one source of each kind.
+func sourceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "nats-url", Category: catMetrics, EnvVars: []string{"FAS_NATS_URL"}, Usage: "NATS server `URL`s, comma-separated, e.g. nats://nats.internal:4222"},
+		&cli.StringFlag{Name: "nats-metric-name", Category: catMetrics, EnvVars: []string{"FAS_NATS_METRIC_NAME"}, Usage: "`NAME` of the consumer's backlog in expressions"},
+		&cli.StringFlag{Name: "nats-stream", Category: catMetrics, EnvVars: []string{"FAS_NATS_STREAM"}, Usage: "JetStream `STREAM`; $APP_NAME is replaced by the app's name"},
+		&cli.StringFlag{Name: "nats-consumer", Category: catMetrics, EnvVars: []string{"FAS_NATS_CONSUMER"}, Usage: "`CONSUMER` whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"},
+		&cli.StringFlag{Name: "nats-token", Category: catMetrics, EnvVars: []string{"FAS_NATS_TOKEN"}, Usage: "`TOKEN` for the NATS server"},
+		&cli.StringFlag{Name: "nats-creds", Category: catMetrics, EnvVars: []string{"FAS_NATS_CREDS"}, Usage: "NATS credentials `FILE` (.creds)"},
+		&cli.StringFlag{Name: "kafka-brokers", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_BROKERS"}, Usage: "Kafka `BROKERS`, host:port, comma-separated"},
+		&cli.StringFlag{Name: "kafka-metric-name", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_METRIC_NAME"}, Usage: "`NAME` of the group's lag in expressions"},
+		&cli.StringFlag{Name: "kafka-topic", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_TOPIC"}, Usage: "`TOPIC` whose lag is summed over its partitions; $APP_NAME is replaced"},
+		&cli.StringFlag{Name: "kafka-group", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_GROUP"}, Usage: "consumer `GROUP`; $APP_NAME is replaced (default: $APP_NAME)"},
+		&cli.StringFlag{Name: "kafka-sasl-mechanism", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_SASL_MECHANISM"}, Usage: "SASL `MECHANISM`: plain, scram-sha-256 or scram-sha-512"},
+		&cli.StringFlag{Name: "kafka-username", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_USERNAME"}, Usage: "SASL `USER` for Kafka"},
+		&cli.StringFlag{Name: "kafka-password", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_PASSWORD"}, Usage: "SASL `PASSWORD` for Kafka"},
+	}
+}
+
+// sourceFieldFlags maps the fields the sources' Validate names, by their
+// YAML keys, to the flags of the sources built from flags.
+var sourceFieldFlags = map[string][]struct{ key, flag string }{
+	"nats": {{"metric-name", "nats-metric-name"}, {"url", "nats-url"}, {"stream", "nats-stream"},
+		{"consumer", "nats-consumer"}, {"token", "nats-token"}, {"creds", "nats-creds"}},
+	"kafka": {{"metric-name", "kafka-metric-name"}, {"brokers", "kafka-brokers"}, {"topic", "kafka-topic"},
+		{"group", "kafka-group"}, {"sasl-mechanism", "kafka-sasl-mechanism"}, {"username, password", "kafka-username"},
+		{"username", "kafka-username"}, {"password", "kafka-password"}},
+}
+
+// flagError rewrites an error of a source's Validate ("kafka metric "lag":
+// topic: empty") to name the flag and its variable.
+func flagError(s settings, typ, name string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s metric %q: ", typ, name))
+	msg = strings.TrimPrefix(msg, typ+": ")
+	for _, f := range sourceFieldFlags[typ] {
+		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
+			return usagef("%s: %s", s.flagWhere(f.flag), strings.TrimLeft(rest, ": "))
+		}
+	}
+	return usagef("--%s-* (FAS_%s_*): %s", typ, strings.ToUpper(typ), msg)
+}
+
+// addFlagSources adds the source of the --nats-* flags and the one of the
+// --kafka-* flags, when any of their flags is set.
+func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
+	str := func(flag string) string {
+		if v := strings.TrimSpace(s.c.String(flag)); v != "" {
+			return v
+		}
+		return s.envValue(flag)
+	}
+	any := func(flags ...string) bool {
+		return slices.ContainsFunc(flags, func(f string) bool { return str(f) != "" })
+	}
+	missing := func(checks ...struct{ flag, val, what string }) error {
+		for _, f := range checks {
+			if f.val == "" {
+				return usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+			}
+		}
+		return nil
+	}
+	type check = struct{ flag, val, what string }
+
+	if any("nats-url", "nats-metric-name", "nats-stream", "nats-consumer", "nats-token", "nats-creds") {
+		nc := query.NATSConfig{Name: str("nats-metric-name"), URL: str("nats-url"), Stream: str("nats-stream"),
+			Consumer: str("nats-consumer"), Token: str("nats-token"), Creds: str("nats-creds")}
+		if err := missing(
+			check{"nats-metric-name", nc.Name, "the name the expressions use for the backlog"},
+			check{"nats-url", nc.URL, "the NATS server, e.g. nats://nats.internal:4222"},
+			check{"nats-stream", nc.Stream, "the JetStream stream, e.g. jobs-$APP_NAME"},
+			check{"nats-consumer", nc.Consumer, "the consumer, e.g. workers"},
+		); err != nil {
+			return err
+		}
+		if err := nc.Validate(); err != nil {
+			return flagError(s, "nats", nc.Name, err)
+		}
+		if err := claim(s.flagWhere("nats-metric-name"), nc.Name); err != nil {
+			return err
+		}
+		sc.nats = append(sc.nats, nc)
+	}
+	if any("kafka-brokers", "kafka-metric-name", "kafka-topic", "kafka-group", "kafka-sasl-mechanism", "kafka-username", "kafka-password") {
+		kc := query.KafkaConfig{Name: str("kafka-metric-name"), Brokers: []string{str("kafka-brokers")}, Topic: str("kafka-topic"),
+			Group: str("kafka-group"), SASLMechanism: str("kafka-sasl-mechanism"), Username: str("kafka-username"), Password: str("kafka-password")}
+		if err := missing(
+			check{"kafka-metric-name", kc.Name, "the name the expressions use for the lag"},
+			check{"kafka-brokers", kc.Brokers[0], "the brokers, e.g. kafka.internal:9092"},
+			check{"kafka-topic", kc.Topic, "the topic, e.g. orders-$APP_NAME"},
+		); err != nil {
+			return err
+		}
+		if kc.SASLMechanism == "" && (kc.Username != "" || kc.Password != "") {
+			return usagef("%s: missing: username and password need the SASL mechanism: plain, scram-sha-256 or scram-sha-512", s.flagWhere("kafka-sasl-mechanism"))
+		}
+		if err := kc.Validate(); err != nil {
+			return flagError(s, "kafka", kc.Name, err)
+		}
+		if err := claim(s.flagWhere("kafka-metric-name"), kc.Name); err != nil {
+			return err
+		}
+		sc.kafka = append(sc.kafka, kc)
+	}
+	return nil
+}
+
+// build returns the sources, each logging its requests at debug level
+// with --verbose.
+func (sc sourceConfigs) build(rc *runConfig) ([]query.Source, error) {
+	var opts []query.SourceOption
+	if rc.verbose && rc.log != nil {
+		opts = append(opts, query.WithTrace(traceLogger(rc.log)))
+	}
+	var out []query.Source
+	for _, c := range sc.nats {
+		src, err := query.NewNATS(c, opts...)
+		if err != nil {
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		out = append(out, src)
+	}
+	for _, c := range sc.kafka {
+		src, err := query.NewKafka(c, opts...)
+		if err != nil {
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+// traceLogger logs each source request: what was asked, how long it took,
+// and the outcome. The sources' errors hold no secret.
+func traceLogger(log *slog.Logger) query.Tracer {
+	return func(tr query.Trace) {
+		attrs := []any{"metric", tr.Source, "request", tr.Request, "elapsed", tr.Elapsed.Round(time.Microsecond)}
+		if tr.Err != nil {
+			log.Debug("source", append(attrs, "error", tr.Err.Error())...)
+			return
+		}
+		log.Debug("source", append(attrs, "outcome", "ok")...)
+	}
+}
