@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -290,9 +289,10 @@ type kafkaOffsets struct {
 	endTopicErr, startTopicErr map[string]error
 }
 
-// fetch reads, for every group and topic of apps, the committed offsets
-// and the end and start offsets: three reads at once, each one request per
-// broker concerned, whatever the number of apps.
+// fetch reads, for every topic and group of apps, the end and start
+// offsets and the committed offsets: three reads, each one request per
+// broker concerned (and the metadata the listings need), whatever the
+// number of apps.
 func (b *kafkaBatch) fetch(ctx context.Context, apps []string) *kafkaOffsets {
 	o := &kafkaOffsets{}
 	for _, app := range apps {
@@ -308,38 +308,33 @@ func (b *kafkaBatch) fetch(ctx context.Context, apps []string) *kafkaOffsets {
 	}
 	name := b.src.cfg.Name
 	trace := b.src.opts.traced
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_ = trace(name, fmt.Sprintf("fetch committed offsets of %d groups", len(o.groups)), func() error {
-			o.committed = b.adm.FetchManyOffsets(ctx, o.groups...)
-			var errs []error
-			o.committed.EachError(func(r kadm.FetchOffsetsResponse) {
-				if !errors.Is(r.Err, kerr.GroupIDNotFound) {
-					errs = append(errs, fmt.Errorf("group %s: %w", r.Group, r.Err))
-				}
-			})
-			return b.src.redact(errors.Join(errs...))
-		})
-	})
-	wg.Go(func() {
-		_ = trace(name, fmt.Sprintf("list end offsets of %d topics", len(o.topics)), func() error {
-			var err error
-			o.end, err = b.adm.ListEndOffsets(ctx, o.topics...)
-			o.endErr, o.endTopicErr = splitShardErrors(b.src.redact(err))
-			return err
-		})
+	// One read after the other: each then finds the topics' metadata that
+	// the one before loaded in the client, so a run makes the same
+	// requests every time (the offset fetch names topics by ID).
+	_ = trace(name, fmt.Sprintf("list end offsets of %d topics", len(o.topics)), func() error {
+		var err error
+		o.end, err = b.adm.ListEndOffsets(ctx, o.topics...)
+		o.endErr, o.endTopicErr = splitShardErrors(b.src.redact(err))
+		return err
 	})
 	if b.src.cfg.UnconsumedFrom == UnconsumedEarliest {
-		wg.Go(func() {
-			_ = trace(name, fmt.Sprintf("list start offsets of %d topics", len(o.topics)), func() error {
-				var err error
-				o.start, err = b.adm.ListStartOffsets(ctx, o.topics...)
-				o.startErr, o.startTopicErr = splitShardErrors(b.src.redact(err))
-				return err
-			})
+		_ = trace(name, fmt.Sprintf("list start offsets of %d topics", len(o.topics)), func() error {
+			var err error
+			o.start, err = b.adm.ListStartOffsets(ctx, o.topics...)
+			o.startErr, o.startTopicErr = splitShardErrors(b.src.redact(err))
+			return err
 		})
 	}
-	wg.Wait()
+	_ = trace(name, fmt.Sprintf("fetch committed offsets of %d groups", len(o.groups)), func() error {
+		o.committed = b.adm.FetchManyOffsets(ctx, o.groups...)
+		var errs []error
+		o.committed.EachError(func(r kadm.FetchOffsetsResponse) {
+			if !errors.Is(r.Err, kerr.GroupIDNotFound) {
+				errs = append(errs, fmt.Errorf("group %s: %w", r.Group, r.Err))
+			}
+		})
+		return b.src.redact(errors.Join(errs...))
+	})
 	return o
 }
 
