@@ -11,7 +11,7 @@ import (
 	fly "github.com/superfly/fly-go"
 )
 
-// startedSincePlan is the error of a destroy skipped because its machine
+// errStartedSincePlan is the error of a destroy skipped because its machine
 // started after the plan was made (CauseStartedSincePlan).
 var errStartedSincePlan = errors.New("started since the plan was made")
 
