@@ -17,8 +17,9 @@ help: ## list the targets
 build: ## build the binary into bin/ (version and commit through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: ## run every test with the race detector (needs prometheus and prometheus-pushgateway)
-	go test -race -count=1 $(PKGS)
+test: ## run every test: the root module under the race detector, then the Temporal server tests (needs prometheus and prometheus-pushgateway)
+	go test -race -count=1 -timeout 30m $(PKGS)
+	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
 
 test-short: ## run the quick tests only
 	go test -short $(PKGS)

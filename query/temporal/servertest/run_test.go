@@ -197,7 +197,7 @@ metric-collectors:
 		if code != cmd.ExitOK {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
 		}
-		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "interval is ignored") {
+		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(strings.ToLower(lines[0]), "interval is ignored") {
 			t.Errorf("stderr %q, want the interval warning alone", stderr)
 		}
 		r := decode(t, out)
