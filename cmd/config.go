@@ -1,16 +1,16 @@
+// The run configuration, one concern per file: config_file.go is the YAML
+// file model, config_precedence.go the order flags > variables > file,
+// config_secrets.go the secrets to redact, and this file builds and
+// validates the one runConfig a command uses.
+
 package cmd
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/url"
 	"os"
-	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +19,6 @@ import (
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/urfave/cli/v2"
-	"gopkg.in/yaml.v3"
 )
 
 // UsageError is bad input: a flag, variable or config key with a wrong or
@@ -32,157 +31,6 @@ func (e *UsageError) Error() string { return e.Msg }
 
 func usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
-}
-
-// fileConfig is the YAML config file: the original fly-autoscaler's keys,
-// plus this tool's own. Unknown keys are rejected.
-type fileConfig struct {
-	AppName                stringList        `yaml:"app-name"`
-	Exclude                stringList        `yaml:"exclude"`
-	Shard                  string            `yaml:"shard"`
-	Org                    string            `yaml:"org"`
-	Regions                stringList        `yaml:"regions"`
-	ProcessGroup           string            `yaml:"process-group"`
-	CreatedMachineCount    string            `yaml:"created-machine-count"`
-	MinCreatedMachineCount string            `yaml:"min-created-machine-count"`
-	MaxCreatedMachineCount string            `yaml:"max-created-machine-count"`
-	StartedMachineCount    string            `yaml:"started-machine-count"`
-	MinStartedMachineCount string            `yaml:"min-started-machine-count"`
-	MaxStartedMachineCount string            `yaml:"max-started-machine-count"`
-	InitialMachineState    string            `yaml:"initial-machine-state"`
-	Concurrency            string            `yaml:"concurrency"`
-	Timeout                string            `yaml:"timeout"`
-	APIToken               string            `yaml:"api-token"`
-	Verbose                bool              `yaml:"verbose"`
-	MetricCollectors       []collectorConfig `yaml:"metric-collectors"`
-	ScaleDown              string            `yaml:"scale-down"`
-	MaxScaleUp             string            `yaml:"max-scale-up"`
-	MaxScaleDown           string            `yaml:"max-scale-down"`
-	MaxMachines            string            `yaml:"max-machines"`
-	MinStartedDuration     string            `yaml:"min-started-duration"`
-	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
-	PushgatewayURL         string            `yaml:"pushgateway"`
-	Timezone               string            `yaml:"timezone"`
-	Policies               []policyConfig    `yaml:"policies"`
-
-	// Options of the original long-running server; a one-shot run has no
-	// use for them.
-	Interval               string `yaml:"interval"`
-	AppListRefreshInterval string `yaml:"app-list-refresh-interval"`
-}
-
-type collectorConfig struct {
-	Type       string `yaml:"type"`
-	MetricName string `yaml:"metric-name"`
-	Address    string `yaml:"address"`
-	Query      string `yaml:"query"`
-	Token      string `yaml:"token"`
-	AppLabel   string `yaml:"app-label"`
-	OnEmpty    string `yaml:"on-empty"`
-
-	// Temporal: the original's keys (namespace, cert-data, key-data, with
-	// address and query), then this tool's.
-	Namespace             string     `yaml:"namespace"`
-	CertData              string     `yaml:"cert-data"`
-	KeyData               string     `yaml:"key-data"`
-	TaskQueue             string     `yaml:"task-queue"`
-	QueueTypes            stringList `yaml:"queue-types"`
-	APIKey                string     `yaml:"api-key"`
-	TLSCA                 string     `yaml:"tls-ca"`
-	TLSServerName         string     `yaml:"tls-server-name"`
-	TLSInsecureSkipVerify bool       `yaml:"tls-insecure-skip-verify"`
-	RequestsPerSecond     string     `yaml:"requests-per-second"`
-
-	sourceKeys `yaml:",inline"` // NATS and Kafka: config_sources.go
-}
-
-var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
-
-// expandEnv replaces $VAR and ${VAR} with the environment's value, except
-// $APP_NAME and ${APP_NAME}, which belong to queries and are kept as written.
-// $$ writes a literal $ (so $${VAR} is the text ${VAR}).
-func expandEnv(s string) string {
-	return envRef.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "$$" {
-			return "$"
-		}
-		name := strings.Trim(m, "${}")
-		if name == "APP_NAME" {
-			return m
-		}
-		return os.Getenv(name)
-	})
-}
-
-// loadFile reads the YAML config file. Environment references are expanded
-// in every value but the queries: a query must not be able to pull a
-// secret such as FAS_API_TOKEN out of the environment.
-func loadFile(path string) (*fileConfig, []string, error) {
-	b, err := readConfig(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, yamlError(path, b, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, nil, usagef("--config %s: holds more than one YAML document (---): keep the configuration in one", path)
-	}
-	for _, p := range []*string{&fc.Org, &fc.Shard, &fc.ProcessGroup, &fc.CreatedMachineCount,
-		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
-		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
-		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL, &fc.Timezone} {
-		*p = expandEnv(*p)
-	}
-	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {
-		for i := range l {
-			l[i] = expandEnv(l[i])
-		}
-	}
-	for i := range fc.MetricCollectors {
-		c := &fc.MetricCollectors[i]
-		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty,
-			&c.Namespace, &c.CertData, &c.KeyData, &c.APIKey, &c.TLSCA, &c.TLSServerName, &c.RequestsPerSecond} {
-			*p = expandEnv(*p)
-		}
-		for i := range c.QueueTypes {
-			c.QueueTypes[i] = expandEnv(c.QueueTypes[i])
-		}
-		c.sourceKeys.expand()
-	}
-	var warnings []string
-	if fc.Interval != "" {
-		warnings = append(warnings, fmt.Sprintf("%s: interval is ignored: each invocation is one run (use --every, cron or a scheduled machine)", path))
-	}
-	if fc.AppListRefreshInterval != "" {
-		warnings = append(warnings, fmt.Sprintf("%s: app-list-refresh-interval is ignored: the app list is read once per run", path))
-	}
-	return &fc, warnings, nil
-}
-
-// maxConfigSize bounds what --config reads: a configuration is a few
-// kilobytes, and --config /dev/zero must not exhaust the memory.
-const maxConfigSize = 1 << 20
-
-// readConfig reads the config file, at most maxConfigSize bytes.
-func readConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, usagef("--config: %v", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, usagef("--config: %v", err)
-	}
-	if len(b) > maxConfigSize {
-		return nil, usagef("--config %s: larger than 1 MiB: give a YAML config file", path)
-	}
-	return b, nil
 }
 
 // runConfig is the validated configuration of the run command.
@@ -218,146 +66,6 @@ type runConfig struct {
 	fly *flyClients
 }
 
-// settings reads each option from the flag or its variable, falling back
-// to the config file.
-type settings struct {
-	c    *cli.Context
-	file *fileConfig
-	path string
-}
-
-// str returns the flag's value, else the file's. An empty value (a
-// variable set to "", FAS_X=) counts as unset: urfave/cli would report it as
-// set and so hide the file's value.
-func (s settings) str(flag, fileVal string) string {
-	v := strings.TrimSpace(s.c.String(flag))
-	if v == "" {
-		v = s.envValue(flag)
-	}
-	if v != "" || s.file == nil {
-		return v
-	}
-	return strings.TrimSpace(fileVal)
-}
-
-// list returns the patterns or regions of a slice flag, comma-separated
-// values split, else the file's; an empty flag or variable counts as unset.
-func (s settings) list(flag string, fileVals []string) []string {
-	if vals := splitList(s.c.StringSlice(flag)...); len(vals) > 0 || s.file == nil {
-		return vals
-	}
-	return splitList(fileVals...)
-}
-
-// envValue returns the first non-empty variable of flag: urfave takes the
-// first variable that exists, so an empty FAS_API_TOKEN would hide
-// FLY_API_TOKEN.
-func (s settings) envValue(flag string) string {
-	for _, f := range s.c.Command.Flags {
-		if slices.Contains(f.Names(), flag) {
-			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
-				for _, name := range ev.GetEnvVars() {
-					if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-						return v
-					}
-				}
-			}
-		}
-	}
-	return ""
-}
-
-// has reports whether the flag or its variable gives the option a value:
-// not an empty string, not an empty list. A boolean is set by the command
-// line or a non-empty variable.
-func (s settings) has(flag string) bool {
-	if !s.c.IsSet(flag) {
-		return false
-	}
-	for _, f := range s.c.Command.Flags {
-		if !slices.Contains(f.Names(), flag) {
-			continue
-		}
-		switch f := f.(type) {
-		case *cli.StringSliceFlag:
-			return len(splitList(s.c.StringSlice(flag)...)) > 0
-		case *cli.BoolFlag:
-			if s.c.Bool(flag) {
-				return true
-			}
-			// false: from a variable that says so, or --flag=false; an
-			// empty variable alone is no value.
-			for _, ev := range f.EnvVars {
-				if os.Getenv(ev) != "" {
-					return true
-				}
-			}
-			return !slices.ContainsFunc(f.EnvVars, func(ev string) bool { _, ok := os.LookupEnv(ev); return ok })
-		}
-		break
-	}
-	return strings.TrimSpace(s.c.String(flag)) != ""
-}
-
-// where names an option for an error message: the flag and its variable,
-// or the config file key when the value came from there.
-func (s settings) where(flag string) string {
-	if s.file != nil && !s.has(flag) {
-		key := flag
-		if flag == "apps" {
-			key = "app-name" // the original's key
-		}
-		return fmt.Sprintf("%s in %s", key, s.path)
-	}
-	return s.flagWhere(flag)
-}
-
-// flagWhere names a flag and its variable, "--org (FAS_ORG)", for the
-// options that have no config file key.
-func (s settings) flagWhere(flag string) string {
-	for _, f := range s.c.Command.Flags {
-		if slices.Contains(f.Names(), flag) {
-			if ev, ok := f.(interface{ GetEnvVars() []string }); ok && len(ev.GetEnvVars()) > 0 {
-				return fmt.Sprintf("--%s (%s)", flag, ev.GetEnvVars()[0])
-			}
-		}
-	}
-	return "--" + flag
-}
-
-// splitList splits comma-separated patterns, keeping the commas inside
-// braces ({a,b} is one glob).
-func splitList(vals ...string) []string {
-	var out []string
-	for _, v := range vals {
-		depth, start := 0, 0
-		for i, r := range v {
-			switch r {
-			case '{':
-				depth++
-			case '}':
-				if depth > 0 {
-					depth--
-				}
-			case ',':
-				if depth == 0 {
-					out = appendTrimmed(out, v[start:i])
-					start = i + 1
-				}
-			}
-		}
-		out = appendTrimmed(out, v[start:])
-	}
-	return out
-}
-
-func appendTrimmed(out []string, s string) []string {
-	if s = strings.TrimSpace(s); s != "" {
-		out = append(out, s)
-	}
-	return out
-}
-
 // loadRunConfig builds and validates the run configuration from flags,
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
@@ -374,89 +82,6 @@ func loadRunConfig(c *cli.Context, s *Streams) (*runConfig, error) {
 		return nil, redactError(err, secrets, nil)
 	}
 	return rc, nil
-}
-
-// configSecrets lists every secret value of the configuration: the values
-// of the variables, flags and config file keys whose names say they hold
-// secrets (FAS_API_TOKEN, --prometheus-token, token: ...), and the
-// credentials of every URL among them (user:password@, ?token=). What
-// ${VAR} expansion took from a secret variable is among the variables'.
-func configSecrets(c *cli.Context, file *fileConfig) []string {
-	out := envSecrets()
-	for _, f := range c.Command.Flags {
-		name := f.Names()[0]
-		v := strings.TrimSpace(c.String(name))
-		if IsSecretOption(name) {
-			out = append(out, v)
-		}
-		out = append(out, query.URLSecrets(v)...)
-	}
-	if file != nil {
-		out = append(out, structSecrets(reflect.ValueOf(*file))...)
-	}
-	return append(out, sourceFileSecrets(c, file)...)
-}
-
-// IsSecretOption reports whether a flag, variable or config key holds a
-// secret.
-func IsSecretOption(name string) bool { return query.IsSecretName(name) }
-
-// envSecrets returns the values of the environment's secret variables
-// (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
-// the credentials of every URL the environment holds.
-func envSecrets() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if IsSecretOption(k) {
-			out = append(out, v)
-		}
-		out = append(out, query.URLSecrets(v)...)
-	}
-	return out
-}
-
-// structSecrets walks a config file struct: the string fields whose YAML
-// key names a secret, and the credentials of every URL it holds.
-func structSecrets(v reflect.Value) []string {
-	var out []string
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := range v.NumField() {
-			key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-			f := v.Field(i)
-			if f.Kind() == reflect.String && IsSecretOption(key) {
-				out = append(out, f.String())
-			}
-			out = append(out, structSecrets(f)...)
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			out = append(out, structSecrets(v.Index(i))...)
-		}
-	case reflect.String:
-		out = append(out, query.URLSecrets(v.String())...)
-	}
-	return out
-}
-
-// redactError returns err with every secret replaced, the given ones and
-// those s knows (s may be nil), keeping its exit code.
-func redactError(err error, secrets []string, s *Streams) error {
-	msg := err.Error()
-	clean := s.Redact(query.Redact(msg, secrets...))
-	if clean == msg {
-		return err
-	}
-	var ue *UsageError
-	if errors.As(err, &ue) {
-		return &UsageError{Msg: clean}
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.code, msg: clean}
-	}
-	return errors.New(clean)
 }
 
 // buildRunConfig is loadRunConfig without the redaction; *loaded is set to the

@@ -1,0 +1,94 @@
+package cmd
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/urfave/cli/v2"
+)
+
+// configSecrets lists every secret value of the configuration: the values
+// of the variables, flags and config file keys whose names say they hold
+// secrets (FAS_API_TOKEN, --prometheus-token, token: ...), and the
+// credentials of every URL among them (user:password@, ?token=). What
+// ${VAR} expansion took from a secret variable is among the variables'.
+func configSecrets(c *cli.Context, file *fileConfig) []string {
+	out := envSecrets()
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		v := strings.TrimSpace(c.String(name))
+		if IsSecretOption(name) {
+			out = append(out, v)
+		}
+		out = append(out, query.URLSecrets(v)...)
+	}
+	if file != nil {
+		out = append(out, structSecrets(reflect.ValueOf(*file))...)
+	}
+	return append(out, sourceFileSecrets(c, file)...)
+}
+
+// IsSecretOption reports whether a flag, variable or config key holds a
+// secret.
+func IsSecretOption(name string) bool { return query.IsSecretName(name) }
+
+// envSecrets returns the values of the environment's secret variables
+// (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
+// the credentials of every URL the environment holds.
+func envSecrets() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if IsSecretOption(k) {
+			out = append(out, v)
+		}
+		out = append(out, query.URLSecrets(v)...)
+	}
+	return out
+}
+
+// structSecrets walks a config file struct: the string fields whose YAML
+// key names a secret, and the credentials of every URL it holds.
+func structSecrets(v reflect.Value) []string {
+	var out []string
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			f := v.Field(i)
+			if f.Kind() == reflect.String && IsSecretOption(key) {
+				out = append(out, f.String())
+			}
+			out = append(out, structSecrets(f)...)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			out = append(out, structSecrets(v.Index(i))...)
+		}
+	case reflect.String:
+		out = append(out, query.URLSecrets(v.String())...)
+	}
+	return out
+}
+
+// redactError returns err with every secret replaced, the given ones and
+// those s knows (s may be nil), keeping its exit code.
+func redactError(err error, secrets []string, s *Streams) error {
+	msg := err.Error()
+	clean := s.Redact(query.Redact(msg, secrets...))
+	if clean == msg {
+		return err
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return &UsageError{Msg: clean}
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, msg: clean}
+	}
+	return errors.New(clean)
+}
