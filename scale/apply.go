@@ -167,7 +167,7 @@ func (a *applier) withSpares(ctx context.Context, act Action, r ActionResult) {
 			a.resolve(len(a.out)-1, OutcomeDone, "already "+stateOf(m))
 			return
 		}
-		if !a.spareNeeded(act.Kind, fresh) {
+		if !SpareNeeded(fresh, a.plan, act.Kind) {
 			a.resolve(len(a.out)-1, OutcomeUnneeded, "a recount found the app at its target")
 			return
 		}
@@ -201,26 +201,6 @@ func stateOf(m *Machine) string {
 		return "gone"
 	}
 	return m.State
-}
-
-// spareNeeded reports whether the fresh count still calls for another
-// action of kind: started machines, less those the plan is still to
-// destroy, are below the started target (start) or above it (stop,
-// suspend).
-func (a *applier) spareNeeded(kind ActionKind, fresh Fleet) bool {
-	started := fresh.Counts().Started
-	for _, act := range a.plan.Actions {
-		if act.Kind != ActionDestroy {
-			continue
-		}
-		if m := fresh.machine(act.MachineID); m != nil && countsAsStarted(m.State) {
-			started--
-		}
-	}
-	if kind == ActionStart {
-		return started < a.plan.Target.Started
-	}
-	return started > a.plan.Target.Started
 }
 
 // resolve settles the recorded result i, a failure or a busy machine, as

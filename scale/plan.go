@@ -455,6 +455,27 @@ func DestroysNeeded(fresh Fleet, p Plan, planned int) int {
 	return max(0, min(planned, fresh.Counts().Created-p.Target.Created))
 }
 
+// SpareNeeded reports whether fresh, a recount taken after an action of
+// kind failed or found its machine busy, still calls for another such
+// action (a spare in its place): started machines, less those the plan is still to
+// destroy, are below the started target (start) or above it (stop,
+// suspend).
+func SpareNeeded(fresh Fleet, p Plan, kind ActionKind) bool {
+	started := fresh.Counts().Started
+	for _, act := range p.Actions {
+		if act.Kind != ActionDestroy {
+			continue
+		}
+		if m := fresh.machine(act.MachineID); m != nil && countsAsStarted(m.State) {
+			started--
+		}
+	}
+	if kind == ActionStart {
+		return started < p.Target.Started
+	}
+	return started > p.Target.Started
+}
+
 // nMachines is "1 machine" or "n machines".
 func nMachines(n int) string {
 	if n == 1 {

@@ -339,3 +339,30 @@ func TestRecountRules(t *testing.T) {
 		}
 	}
 }
+
+func TestSpareRule(t *testing.T) {
+	// Two started machines, one of which the plan is still to destroy, and
+	// one stopped: one started machine counts toward the target.
+	f := fleet(mach{id: "a", state: "started"}, mach{id: "b", state: "started"}, mach{id: "c", state: "stopped"})
+	destroyB := []Action{{Kind: ActionDestroy, MachineID: "b"}}
+	for _, tt := range []struct {
+		name    string
+		kind    ActionKind
+		target  int
+		actions []Action
+		want    bool
+	}{
+		{"start below the target", ActionStart, 3, nil, true},
+		{"start at the target", ActionStart, 2, nil, false},
+		{"start counts a destroy still to come", ActionStart, 2, destroyB, true},
+		{"stop above the target", ActionStop, 1, nil, true},
+		{"stop at the target", ActionStop, 2, nil, false},
+		{"stop counts a destroy still to come", ActionStop, 1, destroyB, false},
+		{"suspend above the target", ActionSuspend, 0, destroyB, true},
+	} {
+		p := Plan{Target: Counts{Started: tt.target}, Actions: tt.actions}
+		if got := SpareNeeded(f, p, tt.kind); got != tt.want {
+			t.Errorf("%s: SpareNeeded = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
