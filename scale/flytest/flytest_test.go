@@ -627,8 +627,18 @@ func TestDestroy(t *testing.T) {
 	}
 }
 
+// TestLeases runs over a socket and in memory: fly-go sets the nonce
+// header under a key that is not canonical ("fly-machine-lease-nonce"),
+// which a trip over the wire makes canonical and the in-memory transport
+// must too.
 func TestLeases(t *testing.T) {
-	e := newEnv(t, "small.json", flytest.Options{})
+	t.Run("socket", func(t *testing.T) { testLeases(t, newEnv(t, "small.json", flytest.Options{})) })
+	t.Run("in memory", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) { testLeases(t, newMemEnv(t, "small.json", flytest.Options{})) })
+	})
+}
+
+func testLeases(t *testing.T, e *env) {
 	ctx := context.Background()
 	ttl := 30
 

@@ -38,6 +38,16 @@ func (t memTransport) RoundTrip(req *http.Request) (resp *http.Response, err err
 		return nil, err
 	}
 	r := req.Clone(req.Context())
+	// Over a socket the server reads header keys in canonical form, and
+	// fly-go sets its lease nonce header under a key that is not
+	// ("fly-machine-lease-nonce"): canonicalise, as the trip would.
+	h := make(http.Header, len(r.Header))
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	r.Header = h
 	if r.Body == nil {
 		r.Body = http.NoBody
 	}
