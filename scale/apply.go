@@ -1,10 +1,12 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,7 +34,8 @@ const leaseMargin = 3 * time.Second
 const releaseTimeout = 5 * time.Second
 
 // MaxActionsInFlight bounds the actions of one app that are in flight at
-// once: the starts, stops or suspends of a batch, the creates of a round.
+// once: the starts, stops or suspends of a batch, the creates or destroys
+// of a round.
 // Fly's rate limits are per machine (and per app for create), so it spares
 // the API a burst, not a limit.
 const MaxActionsInFlight = 8
@@ -56,7 +59,11 @@ const createRounds = 3
 // destroys hold the anchor's lease (Plan.Anchor) and, under it, list the
 // app again and make only the changes the fresh count still needs
 // (CreatesNeeded, DestroysNeeded), so overlapping runs do not double or
-// halve a fleet; a destroy holds its victim's lease too.
+// halve a fleet. They go out in rounds: the first of a round alone, then,
+// unless it failed, the others at once (at most MaxActionsInFlight in
+// flight, never more than the fresh count still needs). A destroy holds
+// its victim's lease too, and a busy or failed one leaves its place to a
+// spare in the next round.
 func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 	a := applier{m: m, f: f, plan: plan, used: map[string]bool{}}
 	for _, act := range plan.Actions {
@@ -206,13 +213,19 @@ func stateOf(m *Machine) string {
 // resolve settles the recorded result i, a failure or a busy machine, as
 // outcome once a recount showed what became of it.
 func (a *applier) resolve(i int, outcome Outcome, why string) {
-	r := a.out[i]
-	a.restate(i, outcome, fmt.Sprintf("%s (%s), but %s", r.Outcome, r.Error, why))
+	a.out[i] = resolved(a.out[i], outcome, why)
 }
 
-// restate replaces the outcome and error of the recorded result i.
-func (a *applier) restate(i int, outcome Outcome, msg string) {
-	a.out[i].Outcome, a.out[i].Error = outcome, msg
+// resolved is r, a failure or a busy machine, settled as outcome once a
+// recount showed what became of it.
+func resolved(r ActionResult, outcome Outcome, why string) ActionResult {
+	return restated(r, outcome, fmt.Sprintf("%s (%s), but %s", r.Outcome, r.Error, why))
+}
+
+// restated is r with its outcome and error replaced.
+func restated(r ActionResult, outcome Outcome, msg string) ActionResult {
+	r.Outcome, r.Error = outcome, msg
+	return r
 }
 
 func (a *applier) nextSpare(kind ActionKind) *Machine {
@@ -538,93 +551,209 @@ func outcomeOf(ctx context.Context, err error) Outcome {
 
 // destroys runs a plan's destroys under the anchor's lease, after a
 // recount: only the machines the fresh count still has above the target
-// are destroyed, each under its own lease too (a machine a deploy holds is
-// passed over for the next spare). Destroying is not undone, so an
-// overlapping run that destroyed first must not make us destroy again, a
-// machine that started since the plan (Fly's proxy wakes stopped machines)
-// is not destroyed in place of a stopped one, and a destroy whose outcome
-// is uncertain counts toward the target only once a recount under the
-// anchor's lease shows its machine gone (it is then done), and is followed
-// by that recount before any spare is destroyed.
+// are destroyed, in rounds (see destroyFrom), each under its own lease too
+// (a machine a deploy holds is passed over for the next spare). Destroying
+// is not undone, so no round sends more destroys than the fresh count
+// still needs, an overlapping run that destroyed first must not make us
+// destroy again, a machine that started since the plan (Fly's proxy wakes
+// stopped machines) is not destroyed in place of a stopped one, and a
+// destroy whose outcome is uncertain counts toward the target only once a
+// recount under the anchor's lease shows its machine gone (it is then
+// done), and is followed by that recount before any spare is destroyed.
 func (a *applier) destroys(ctx context.Context, acts []Action) {
 	a.underAnchor(ctx, acts, func(fresh Fleet, anchor *lease) { a.destroyFrom(ctx, acts, fresh, anchor) })
 }
 
+// destroyFrom destroys in rounds. Each round takes from the victims (the
+// planned ones, then the plan's destroy spares) at most as many as the
+// fresh count still needs destroyed, so that destroys in flight can never
+// take the app below its target, sends them (see sendDestroys) and settles
+// them (see settleDestroys): a busy or failed destroy leaves its place to
+// the next victim in the next round, and the round's uncertain ones are
+// settled by one recount under the anchor's lease, from which what is
+// still needed is counted again. A failed recount, a lost anchor lease or
+// the end of ctx ends the rounds. The results keep the order of the
+// victims; the planned victims never sent a destroy are recorded last,
+// with why.
 func (a *applier) destroyFrom(ctx context.Context, acts []Action, fresh Fleet, anchor *lease) {
 	acts = a.keep(acts, DestroysNeeded(fresh, a.plan, len(acts)))
-	need := len(acts)
-
-	// The planned victims first, then the spares.
-	queue := append([]Action(nil), acts...)
-	for _, id := range a.plan.Spares[ActionDestroy] {
-		if m := a.f.machine(id); m != nil {
-			queue = append(queue, Action{Kind: ActionDestroy, MachineID: id, Region: m.Region, Reason: "in place of a busy or failed destroy"})
-		}
-	}
-	done := 0
-	attempted := map[string]bool{}
-	woken := map[string]bool{} // started since the plan: not destroyed
-	var stopErr error          // a failed recount, or the anchor's lease lost
-	for _, act := range queue {
-		if done >= need || ctx.Err() != nil || stopErr != nil {
+	v := a.victims(acts)
+	left := len(acts) // destroys still needed
+	var stop error    // why no further round is sent
+	for left > 0 && stop == nil {
+		round := v.take(fresh, left)
+		if len(round) == 0 {
 			break
 		}
-		now := fresh.machine(act.MachineID)
-		if attempted[act.MachineID] || now == nil {
-			continue
+		sent, err := a.sendDestroys(ctx, round, anchor)
+		for _, d := range sent {
+			v.sent[d.act.MachineID] = true
 		}
-		if was := a.f.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
-			woken[act.MachineID] = true
-			continue
+		r := a.settleDestroys(ctx, sent)
+		a.out = append(a.out, r.results...)
+		left -= r.done
+		if r.recount != nil {
+			fresh, left = *r.recount, DestroysNeeded(*r.recount, a.plan, left)
 		}
-		if err := anchor.held(); err != nil {
-			stopErr = err
-			break
-		}
-		attempted[act.MachineID] = true
-		err := a.do(ctx, act)
-		switch a.record(ctx, act, err).Outcome {
-		case OutcomeDone:
-			done++
-			continue
-		case OutcomeBusy, OutcomeAborted:
-			continue
-		}
-		// A destroy that may have happened, or found the machine gone
-		// (someone else destroyed it): count again before taking a spare.
-		gone := errors.Is(err, ErrNotFound)
-		if !uncertain(err) && !gone {
-			continue
-		}
-		f, err := a.recount(ctx)
-		if err != nil {
-			stopErr = err
-			break
-		}
-		fresh = f
-		if fresh.machine(act.MachineID) == nil {
-			if gone {
-				a.restate(len(a.out)-1, OutcomeUnneeded, "already gone: destroyed by someone else")
-			} else {
-				a.resolve(len(a.out)-1, OutcomeDone, "a recount found the machine gone")
-				done++
-			}
-		}
-		need = done + DestroysNeeded(fresh, a.plan, need-done)
+		stop = cmp.Or(err, r.err)
 	}
 	for _, act := range acts {
 		switch {
-		case attempted[act.MachineID]:
+		case v.sent[act.MachineID]:
 		case ctx.Err() != nil:
 			a.skip([]Action{act}, OutcomeAborted, CauseNone, ctx.Err())
-		case woken[act.MachineID]:
+		case v.woken[act.MachineID]:
 			a.skip([]Action{act}, OutcomeBusy, CauseStartedSincePlan, errStartedSincePlan)
-		case stopErr != nil:
-			a.skip([]Action{act}, outcomeOf(ctx, stopErr), CauseNone, stopErr)
+		case stop != nil:
+			a.skip([]Action{act}, outcomeOf(ctx, stop), CauseNone, stop)
 		default:
 			a.skip([]Action{act}, OutcomeUnneeded, CauseNone, fmt.Errorf("recount under the lease of %s: already at the target", a.plan.Anchor))
 		}
 	}
+}
+
+// victims are the machines a plan's destroys may take, in the order they
+// are taken: the planned victims, then the plan's destroy spares.
+type victims struct {
+	plan  Fleet // the count the plan was made from
+	queue []Action
+	sent  map[string]bool // a destroy was sent
+	woken map[string]bool // started since the plan: passed over
+}
+
+func (a *applier) victims(acts []Action) *victims {
+	v := &victims{plan: a.f, queue: append([]Action(nil), acts...), sent: map[string]bool{}, woken: map[string]bool{}}
+	for _, id := range a.plan.Spares[ActionDestroy] {
+		if m := a.f.machine(id); m != nil {
+			v.queue = append(v.queue, Action{Kind: ActionDestroy, MachineID: id, Region: m.Region, Reason: "in place of a busy or failed destroy"})
+		}
+	}
+	return v
+}
+
+// take removes from the queue and returns the next at most n victims that
+// fresh still has and that were not sent a destroy; a machine that started
+// since the plan is passed over and remembered as woken.
+func (v *victims) take(fresh Fleet, n int) []Action {
+	var round []Action
+	for len(v.queue) > 0 && len(round) < n {
+		act := v.queue[0]
+		v.queue = v.queue[1:]
+		now := fresh.machine(act.MachineID)
+		if v.sent[act.MachineID] || now == nil || slices.ContainsFunc(round, func(r Action) bool { return r.MachineID == act.MachineID }) {
+			continue
+		}
+		if was := v.plan.machine(act.MachineID); countsAsStarted(now.State) && (was == nil || !countsAsStarted(was.State)) {
+			v.woken[act.MachineID] = true
+			continue
+		}
+		round = append(round, act)
+	}
+	return round
+}
+
+// sentDestroy is a destroy that was sent and what came of it.
+type sentDestroy struct {
+	act Action
+	res ActionResult
+	err error
+}
+
+// sendDestroys sends the destroys of a round, each under its victim's
+// lease (see call) and only while the anchor's lease holds and ctx is not
+// done: the first alone, then the others at once, at most
+// MaxActionsInFlight in flight, unless the first failed: a failing API is
+// not sent a burst, and the others go one at a time, as the creates of a
+// round do. It returns those sent, in the round's order, and why any was
+// not (the anchor's lease lost, or ctx done).
+func (a *applier) sendDestroys(ctx context.Context, round []Action, anchor *lease) ([]sentDestroy, error) {
+	out := make([]sentDestroy, len(round))
+	ok := make([]bool, len(round))
+	stops := make([]error, len(round))
+	send := func(i int) {
+		act := round[i]
+		if err := anchor.held(); err != nil {
+			stops[i] = err
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			stops[i] = err
+			return
+		}
+		err := a.do(ctx, act)
+		out[i], ok[i] = sentDestroy{act: act, res: result(ctx, act, err), err: err}, true
+	}
+	send(0)
+	if out[0].res.Outcome != OutcomeFailed {
+		inParallel(len(round)-1, func(i int) { send(i + 1) })
+	} else {
+		for i := 1; i < len(round); i++ {
+			send(i)
+		}
+	}
+	var sent []sentDestroy
+	for i := range round {
+		if ok[i] {
+			sent = append(sent, out[i])
+		}
+	}
+	for _, err := range stops {
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// settledRound is what a round of destroys came to.
+type settledRound struct {
+	results []ActionResult // in the round's order
+	done    int            // destroys done, those a recount proved included
+	recount *Fleet         // the round's recount, when one was made
+	err     error          // why the recount failed
+}
+
+// settleDestroys settles the destroys sent in a round. A done destroy
+// counts; a busy, aborted or failed one leaves its place to a spare. An
+// uncertain one, or one that found its machine gone, is settled by one
+// recount for the round: a machine the recount finds gone counts as done
+// (an uncertain destroy that happened) or unneeded (someone else destroyed
+// it); one it still finds stays failed.
+func (a *applier) settleDestroys(ctx context.Context, sent []sentDestroy) settledRound {
+	r := settledRound{results: make([]ActionResult, len(sent))}
+	var unsure []int // destroys the recount settles
+	for i, d := range sent {
+		r.results[i] = d.res
+		switch d.res.Outcome {
+		case OutcomeDone:
+			r.done++
+		case OutcomeFailed:
+			if uncertain(d.err) || errors.Is(d.err, ErrNotFound) {
+				unsure = append(unsure, i)
+			}
+		}
+	}
+	if len(unsure) == 0 {
+		return r
+	}
+	f, err := a.recount(ctx)
+	if err != nil {
+		r.err = err // the failures stay recorded; nothing more is destroyed
+		return r
+	}
+	r.recount = &f
+	for _, i := range unsure {
+		d := sent[i]
+		switch {
+		case f.machine(d.act.MachineID) != nil:
+		case errors.Is(d.err, ErrNotFound):
+			r.results[i] = restated(d.res, OutcomeUnneeded, "already gone: destroyed by someone else")
+		default:
+			r.results[i] = resolved(d.res, OutcomeDone, "a recount found the machine gone")
+			r.done++
+		}
+	}
+	return r
 }
 
 // skip records acts, none of them attempted, with outcome, cause and err.
