@@ -29,6 +29,11 @@ lint: check-deps ## gofmt, go vet, and staticcheck when installed
 	go vet $(PKGS)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed: skipped"; fi
 
+# The binary holds two fakes, both for the demo: scale/flytest (Fly's APIs)
+# and query/promfake (the demo's metrics endpoint, Prometheus's instant
+# queries). They import no testing package; promfake knows nothing of
+# fly-autoscaler. The test servers (promtest, natstest, kafkatest and the
+# servers they embed) must not reach the binary.
 check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi -> scale; scale's domain knows no HTTP, flaps, environment
 	@M=github.com/superfly/fly-autoscaler; fail=0; \
 	deps() { go list -deps $$1 | grep -x -E "$$2" | grep -v -x "$$M/$${1#./}"; }; \
@@ -41,6 +46,7 @@ check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi ->
 	check deps ./query "$$M/(cmd|scale)(/.*)?" "query knows nothing of Fly machines"; \
 	check deps ./scale/flytest "$$M/(cmd|query)(/.*)?" "flytest is a fake of Fly's APIs"; \
 	check imps ./scale/flytest "testing|$$M/scale" "demo ships flytest"; \
+	check deps ./query/promfake "testing|$$M/.*" "demo ships promfake, a fake of Prometheus's API"; \
 	for p in $$(go list ./... | grep -v -x "$$M/scale/flyapi"); do \
 		check imps $$p "github.com/superfly/fly-go/flaps" "only scale/flyapi knows flaps"; \
 	done; \

@@ -142,7 +142,15 @@ func plainPlaceholders(stringer cli.FlagStringFunc) cli.FlagStringFunc {
 	}
 }
 
+// newApp is the command line that Main runs.
 func newApp(s *Streams) *cli.App {
+	return appWithRun(s, runCommand(s, variables, runOrRepeat))
+}
+
+// appWithRun is the command line with run as its run command: Main's, or
+// one of the demo's passes (demoPass), which reads no variable and talks to
+// the demo's fakes.
+func appWithRun(s *Streams, run *cli.Command) *cli.App {
 	return &cli.App{
 		Name:                      "fly-autoscaler",
 		Usage:                     "scale a fleet of Fly.io apps from metrics, one run at a time",
@@ -161,7 +169,7 @@ func newApp(s *Streams) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Commands: withUsageErrors([]*cli.Command{
-			runCommand(s),
+			run,
 			evalCommand(s),
 			demoCommand(s),
 			versionCommand(s),

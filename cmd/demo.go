@@ -3,19 +3,15 @@ package cmd
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -129,41 +125,18 @@ func demo(ctx context.Context, s *Streams) error {
 }
 
 // demoPass runs the run command with args against the fake Fly API at
-// flyURL: the same flags, loadRunConfig, runOnce and scale.Run as
-// "fly-autoscaler run", except that the flags read no FAS_* variable (the
-// demo must not pick up the operator's real configuration) and the base
-// URLs are set here rather than from the environment.
+// flyURL: the same command line, flags, loadRunConfig, runOnce and
+// scale.Run as "fly-autoscaler run", except that the flags are bound to no
+// FAS_* variable (the demo must not pick up the operator's real
+// configuration) and the base URLs are set here rather than from the
+// environment.
 func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) error {
-	flags := runFlags()
-	for _, f := range flags {
-		if v := reflect.ValueOf(f).Elem().FieldByName("EnvVars"); v.IsValid() && v.CanSet() {
-			v.Set(reflect.Zero(v.Type()))
-		}
-	}
-	app := &cli.App{
-		Name:                      "fly-autoscaler",
-		Writer:                    s.Out,
-		ErrWriter:                 s.Err,
-		HideHelpCommand:           true,
-		DisableSliceFlagSeparator: true,
-		ExitErrHandler:            func(*cli.Context, error) {},
-		OnUsageError:              onUsageError,
-		Commands: []*cli.Command{{
-			Name:         "run",
-			Flags:        flags,
-			OnUsageError: onUsageError,
-			Action: func(c *cli.Context) error {
-				rc, err := loadRunConfig(c, s)
-				if err != nil {
-					return err
-				}
-				rc.apiBaseURL, rc.machinesBaseURL = flyURL, flyURL
-				return runOrRepeat(c.Context, s, rc)
-			},
-		}},
-	}
-	run := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
-	return app.RunContext(ctx, run)
+	run := runCommand(s, noVariables, func(ctx context.Context, s *Streams, rc *runConfig) error {
+		rc.apiBaseURL, rc.machinesBaseURL = flyURL, flyURL
+		return runOrRepeat(ctx, s, rc)
+	})
+	argv := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
+	return appWithRun(s, run).RunContext(ctx, argv)
 }
 
 // shellCommand renders argv as a shell command line, one option per line.
@@ -191,109 +164,11 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// demoMetrics is a loopback HTTP server that speaks the part of the
-// Prometheus HTTP API that fly-autoscaler uses, instant queries at
-// /api/v1/query, answering a fixed value per app. There is no Prometheus in
-// the binary; any server that speaks this API works the same.
-type demoMetrics struct {
-	URL string
-	srv *http.Server
-}
-
-func startDemoMetrics(values map[string]float64) (*demoMetrics, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("demo metrics: listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/query", demoQueryHandler(values))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writePromError(w, http.StatusNotFound, "not_found", "the demo serves /api/v1/query only")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return &demoMetrics{URL: "http://" + l.Addr().String(), srv: srv}, nil
-}
-
-// Close stops the server and its connections.
-func (m *demoMetrics) Close() { _ = m.srv.Close() }
-
-// promAppSelector finds the app in a per-app query such as
-// sum(queue_depth{app="my-app"}).
-var promAppSelector = regexp.MustCompile(`app\s*=\s*"([^"]*)"`)
-
-// demoQueryHandler answers instant queries. A query that selects one app
-// (app="name") gets that app's value as one sample without labels, as
-// sum(...) gives; any other query gets every app's value labelled with app,
-// as sum by (app) (...) gives. An unknown app gets an empty vector.
-func demoQueryHandler(values map[string]float64) http.Handler {
-	names := make([]string, 0, len(values))
-	for n := range values {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			writePromError(w, http.StatusMethodNotAllowed, "bad_data", "use GET or POST")
-			return
-		}
-		if err := r.ParseForm(); err != nil {
-			writePromError(w, http.StatusBadRequest, "bad_data", err.Error())
-			return
-		}
-		q := r.Form.Get("query")
-		if strings.TrimSpace(q) == "" {
-			writePromError(w, http.StatusBadRequest, "bad_data", "query: empty")
-			return
-		}
-		ts := float64(time.Now().UnixMilli()) / 1000
-		if t := r.Form.Get("time"); t != "" {
-			f, err := strconv.ParseFloat(t, 64)
-			if err != nil {
-				tm, err := time.Parse(time.RFC3339Nano, t)
-				if err != nil {
-					writePromError(w, http.StatusBadRequest, "bad_data", "time: "+err.Error())
-					return
-				}
-				f = float64(tm.UnixMilli()) / 1000
-			}
-			ts = f
-		}
-		type sample struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		}
-		result := []sample{}
-		add := func(labels map[string]string, v float64) {
-			result = append(result, sample{Metric: labels, Value: [2]any{ts, strconv.FormatFloat(v, 'f', -1, 64)}})
-		}
-		if m := promAppSelector.FindStringSubmatch(q); m != nil {
-			if v, ok := values[m[1]]; ok {
-				add(map[string]string{}, v)
-			}
-		} else {
-			for _, n := range names {
-				add(map[string]string{"app": n}, values[n])
-			}
-		}
-		writePromJSON(w, http.StatusOK, map[string]any{
-			"status": "success",
-			"data":   map[string]any{"resultType": "vector", "result": result},
-		})
-	})
-}
-
-func writePromError(w http.ResponseWriter, status int, errType, msg string) {
-	writePromJSON(w, status, map[string]any{"status": "error", "errorType": errType, "error": msg})
-}
-
-func writePromJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+// startDemoMetrics starts the demo's metrics endpoint: query/promfake,
+// which speaks the part of the Prometheus HTTP API that fly-autoscaler uses
+// (instant queries at /api/v1/query), answering values[app] for each app.
+// There is no Prometheus in the binary; any server that speaks this API
+// works the same.
+func startDemoMetrics(values map[string]float64) (*promfake.Server, error) {
+	return promfake.Start(&promfake.Handler{Values: values})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
@@ -222,11 +223,8 @@ func TestReadmeYAMLExampleCreates(t *testing.T) {
 			example = block
 		}
 	}
-	// A Prometheus API that reads queue_depth 25 for every app.
-	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"25"]}]}}`)
-	}))
+	// A Prometheus API that reads queue_depth 25 for the example's app.
+	prom := httptest.NewServer(&promfake.Handler{Values: map[string]float64{"my-app-1": 25}})
 	t.Cleanup(prom.Close)
 	example = strings.Replace(example, "https://api.fly.io/prometheus/my-org", prom.URL, 1)
 

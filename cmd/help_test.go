@@ -128,7 +128,7 @@ func envVarsOf(f cli.Flag) []string {
 func TestConfigReference(t *testing.T) {
 	rows := readmeConfigReference(t)
 	flags := map[string]cli.Flag{}
-	for _, f := range runFlags() {
+	for _, f := range runFlags(variables) {
 		flags[f.Names()[0]] = f
 	}
 
@@ -223,7 +223,7 @@ func TestRunHelp(t *testing.T) {
 		}
 	}
 	lines := strings.Split(out, "\n")
-	for _, f := range runFlags() {
+	for _, f := range runFlags(variables) {
 		d := f.(cli.DocGenerationFlag)
 		if c, ok := f.(cli.CategorizableFlag); !ok || c.GetCategory() == "" {
 			t.Errorf("--%s has no category", f.Names()[0])

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -81,7 +82,7 @@ func TestLogFormats(t *testing.T) {
 }
 
 func TestLogTransportVerboseMetrics(t *testing.T) {
-	prom := httptest.NewServer(demoQueryHandler(map[string]float64{"steady": 1, "grow": 2}))
+	prom := httptest.NewServer(&promfake.Handler{Values: map[string]float64{"steady": 1, "grow": 2}})
 	defer prom.Close()
 	exitEnv(t, flytest.Options{})
 	code, _, stderr := runCLI(t, "run", "--apps", "steady", "--verbose",

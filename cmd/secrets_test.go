@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
@@ -47,22 +49,17 @@ func assertNoSecret(t *testing.T, what, text string) {
 // 3, and any other query with two series that carry no app label.
 func echoingProm(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
-		if strings.Contains(r.Form.Get("query"), "fail") {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":"denied %q for %q"}`,
-				r.Header.Get("Authorization"), secretAPIToken)
-			return
+	srv := httptest.NewServer(&promfake.Handler{Answer: func(_ context.Context, q promfake.Request) promfake.Reply {
+		if strings.Contains(q.Query, "fail") {
+			return promfake.Reply{Status: http.StatusBadRequest,
+				Body: fmt.Sprintf(`{"status":"error","errorType":"bad_data","error":"denied %q for %q"}`, q.Authorization, secretAPIToken)}
 		}
-		if strings.HasPrefix(r.Form.Get("query"), "scalar(") {
-			fmt.Fprint(w, `{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`)
-			return
+		if strings.HasPrefix(q.Query, "scalar(") {
+			return promfake.Reply{Body: `{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`}
 		}
-		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`+
-			`{"metric":{"instance":"a"},"value":[1,"3"]},{"metric":{"instance":"b"},"value":[1,"4"]}]}}`)
-	}))
+		return promfake.Reply{Body: `{"status":"success","data":{"resultType":"vector","result":[` +
+			`{"metric":{"instance":"a"},"value":[1,"3"]},{"metric":{"instance":"b"},"value":[1,"4"]}]}}`}
+	}})
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

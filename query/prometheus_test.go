@@ -96,7 +96,7 @@ func TestPrometheusAPIErrorType(t *testing.T) {
 
 func TestPrometheusGETFallback(t *testing.T) {
 	srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
-	srv.rejectPost = true
+	srv.RejectPost = true
 	p := newProm(t, PrometheusConfig{Name: "up", Address: srv.URL, Query: "up"})
 	got, err := p.Collect(context.Background(), "my-app")
 	if err != nil || got != 42.5 {
