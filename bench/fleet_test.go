@@ -26,6 +26,7 @@ var (
 	workers   = flag.String("concurrency", "8,16,64", "values of --concurrency, comma-separated")
 	latency   = flag.Duration("latency", 20*time.Millisecond, "latency flytest adds to every Fly call")
 	scenarios = flag.String("scenarios", "steady,scale-up", "scenarios, comma-separated: steady, scale-up")
+	prebuilt  = flag.String("bin", "", "a built command to measure instead of this tree's (a baseline build, for comparison)")
 )
 
 // token is the fake org's token: flytest checks it like Fly does.
@@ -71,7 +72,10 @@ func TestFleetTable(t *testing.T) {
 	if _, err := promtest.Binary(); err != nil {
 		t.Fatal(err) // a skip would print an empty table
 	}
-	bin := build(t)
+	bin := *prebuilt
+	if bin == "" {
+		bin = build(t)
+	}
 	var scs []scenario
 	for _, name := range list(*scenarios) {
 		i := slices.IndexFunc(allScenarios, func(s scenario) bool { return s.name == name })
