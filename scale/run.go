@@ -233,7 +233,7 @@ func discover(ctx context.Context, cfg Config, c Apps) ([]app, error) {
 	if org == nil {
 		return nil, fmt.Errorf("org %q: not found", cfg.Org)
 	}
-	list, err := c.GetAppsForOrganization(ctx, org.ID)
+	list, err := c.ListApps(ctx, org.ID)
 	if err != nil {
 		return nil, fmt.Errorf("org %q: list apps: %w", cfg.Org, err)
 	}
@@ -261,10 +261,10 @@ type releaseBook struct {
 	at     time.Time // when the listing behind status started
 }
 
-func (b *releaseBook) update(list []fly.App, at time.Time) {
+func (b *releaseBook) update(list []ListedApp, at time.Time) {
 	status := make(map[string]string, len(list))
 	for _, a := range list {
-		status[a.Name] = releaseStatus(a.CurrentRelease)
+		status[a.Name] = a.ReleaseStatus
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -298,7 +298,7 @@ func (b *releaseBook) refresh(ctx context.Context, c Apps) (stop func()) {
 			}
 			at := b.now()
 			lctx, lcancel := context.WithTimeout(ctx, listTimeout)
-			list, err := c.GetAppsForOrganization(lctx, b.orgID)
+			list, err := c.ListApps(lctx, b.orgID)
 			lcancel()
 			if err == nil {
 				b.update(list, at)

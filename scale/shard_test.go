@@ -137,7 +137,7 @@ func TestShardListsTheOrgOnce(t *testing.T) {
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "tenant-%04d", Count: 1_000}}},
 		flytest.Options{Token: token})
 	t.Cleanup(srv.Close)
-	apps := fly.NewClientFromOptions(fly.ClientOptions{Tokens: tokens.Parse(token), BaseURL: srv.URL})
+	apps := flyGoApps{fly.NewClientFromOptions(fly.ClientOptions{Tokens: tokens.Parse(token), BaseURL: srv.URL})}
 	sel, err := NewSelector([]string{"tenant-*"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +171,19 @@ func TestShardListsTheOrgOnce(t *testing.T) {
 			t.Errorf("%s in %d shards", name, n)
 		}
 	}
+}
+
+// flyGoApps lists an org with fly-go's own GetAppsForOrganization (this
+// package's tests cannot import scale/flyapi).
+type flyGoApps struct{ *fly.Client }
+
+func (a flyGoApps) ListApps(ctx context.Context, orgID string) ([]ListedApp, error) {
+	list, err := a.GetAppsForOrganization(ctx, orgID)
+	out := make([]ListedApp, len(list))
+	for i, app := range list {
+		out[i] = ListedApp{Name: app.Name, ReleaseStatus: releaseStatus(app.CurrentRelease)}
+	}
+	return out, err
 }
 
 // TestShardsGrow: going from N to N+1 shards moves apps only into the new

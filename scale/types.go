@@ -10,12 +10,22 @@ import (
 	fly "github.com/superfly/fly-go"
 )
 
-// Apps is the part of fly-go's GraphQL client that app discovery needs.
-// *fly.Client satisfies it; scale/flyapi's clean its errors.
+// Apps is what app discovery needs of the GraphQL API; scale/flyapi
+// implements it over fly-go's client, with its errors cleaned.
 type Apps interface {
 	GetOrganizationBySlug(ctx context.Context, slug string) (*fly.Organization, error)
-	GetAppsForOrganization(ctx context.Context, orgID string) ([]fly.App, error)
+	// ListApps lists the org's apps, every page.
+	ListApps(ctx context.Context, orgID string) ([]ListedApp, error)
 	GetAppCurrentReleaseMachines(ctx context.Context, appName string) (*fly.Release, error)
+}
+
+// ListedApp is one app of the org's listing, as much of it as a run reads:
+// the listing of a large org is held while the run selects its apps.
+type ListedApp struct {
+	Name string
+	// ReleaseStatus is the status of the app's current release, "" when
+	// it has none.
+	ReleaseStatus string
 }
 
 // Machines is the part of fly-go's Machines API client (flaps) that the

@@ -112,9 +112,50 @@ func (a *apps) GetOrganizationBySlug(ctx context.Context, slug string) (*fly.Org
 	return org, graphQLError(err, a.unauthorized)
 }
 
-func (a *apps) GetAppsForOrganization(ctx context.Context, orgID string) ([]fly.App, error) {
-	list, err := a.c.GetAppsForOrganization(ctx, orgID)
-	return list, graphQLError(err, a.unauthorized)
+// appsPageQuery is the org listing's query: fly-go's GetAppsForOrganization
+// (the same root field, arguments and pages of 200), asking only for what a
+// run reads of an app. fly-go's asks for whole app records, which a run
+// over 10,000 apps would decode and hold at once (about 1 KB an app in
+// fly.App).
+const appsPageQuery = `query($org: ID, $after: String) {
+	apps(type: "container", first: 200, after: $after, organizationId: $org) {
+		pageInfo { hasNextPage endCursor }
+		nodes { name currentRelease { status } }
+	}
+}`
+
+// ListApps lists the org's apps, every page, as name and release status.
+func (a *apps) ListApps(ctx context.Context, orgID string) ([]scale.ListedApp, error) {
+	var out []scale.ListedApp
+	cursor := ""
+	for {
+		req := a.c.NewRequest(appsPageQuery)
+		req.Var("org", orgID)
+		req.Var("after", cursor)
+		data, err := a.c.RunWithContext(ctx, req)
+		if err != nil {
+			return nil, graphQLError(err, a.unauthorized)
+		}
+		if out == nil {
+			out = make([]scale.ListedApp, 0, len(data.Apps.Nodes))
+		}
+		for _, n := range data.Apps.Nodes {
+			la := scale.ListedApp{Name: n.Name}
+			if n.CurrentRelease != nil {
+				la.ReleaseStatus = n.CurrentRelease.Status
+			}
+			out = append(out, la)
+		}
+		next := data.Apps.PageInfo
+		if !next.HasNextPage {
+			return out, nil
+		}
+		if next.EndCursor == "" || next.EndCursor == cursor {
+			// A cursor that does not move would list the same page forever.
+			return nil, fmt.Errorf("list apps: page after %q has no further cursor", cursor)
+		}
+		cursor = next.EndCursor
+	}
 }
 
 func (a *apps) GetAppCurrentReleaseMachines(ctx context.Context, app string) (*fly.Release, error) {

@@ -1,17 +1,28 @@
 package flyapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
+	"github.com/superfly/fly-go/tokens"
 
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
 // TestRebase: every request goes to the base's scheme and host, with its
@@ -81,5 +92,160 @@ func TestClassifyPinsTheMachinesAPITexts(t *testing.T) {
 	err := classify(&flaps.FlapsError{OriginalError: errors.New("unauthorized"), ResponseStatusCode: 401}, "check the token")
 	if err.Error() != "401 unauthorized: check the token" {
 		t.Errorf("401: %q", err)
+	}
+}
+
+// TestListAppsAsksOnlyForWhatARunReads: the org listing asks for each
+// app's name and release status and nothing more (fly-go's
+// GetAppsForOrganization asks for whole app records, which a run over
+// 10,000 apps would decode at once), and lists the same apps with the same
+// statuses as fly-go's, every page of 200.
+func TestListAppsAsksOnlyForWhatARunReads(t *testing.T) {
+	org := &flytest.Org{Slug: "list-org", Apps: []flytest.AppSpec{
+		{Name: "web-%03d", Count: 420},
+		{Name: "deploying", ReleaseStatus: "running"},
+		{Name: "never-deployed", ReleaseStatus: "none"},
+	}}
+	srv := flytest.New(org, flytest.Options{Token: trToken})
+	t.Cleanup(srv.Close)
+	rec := &queryRecorder{base: http.DefaultTransport}
+	a, _, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := a.GetOrganizationBySlug(t.Context(), "list-org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.reset()
+	got, err := a.ListApps(t.Context(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	queries := rec.all()
+	if len(queries) != 3 {
+		t.Fatalf("%d GraphQL requests for 422 apps, want 3 pages", len(queries))
+	}
+	for _, q := range queries {
+		if sel := selectionOf(q, "nodes"); sel != "name currentRelease { status }" {
+			t.Errorf("the listing asks for nodes { %s }, want only the name and the release status", sel)
+		}
+	}
+
+	full, err := fly.NewClientFromOptions(fly.ClientOptions{Tokens: tokens.Parse(trToken), BaseURL: srv.URL}).GetAppsForOrganization(t.Context(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]scale.ListedApp, len(full))
+	for i, fa := range full {
+		want[i].Name = fa.Name
+		if fa.CurrentRelease != nil {
+			want[i].ReleaseStatus = fa.CurrentRelease.Status
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listed %d apps, fly-go %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+	}
+	statuses := map[string]string{}
+	for _, la := range got {
+		statuses[la.Name] = la.ReleaseStatus
+	}
+	if statuses["deploying"] != "running" || statuses["never-deployed"] != "" || statuses["web-001"] != "complete" {
+		t.Errorf("release statuses %q, %q, %q", statuses["deploying"], statuses["never-deployed"], statuses["web-001"])
+	}
+}
+
+func firstDiff(a, b []scale.ListedApp) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// queryRecorder records the query of every GraphQL request it passes on.
+type queryRecorder struct {
+	base    http.RoundTripper
+	mu      sync.Mutex
+	queries []string
+}
+
+func (r *queryRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/graphql") && req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var b struct {
+			Query string `json:"query"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.queries = append(r.queries, b.Query)
+		r.mu.Unlock()
+	}
+	return r.base.RoundTrip(req)
+}
+
+func (r *queryRecorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = nil
+}
+
+func (r *queryRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.queries)
+}
+
+var spaces = regexp.MustCompile(`\s+`)
+
+// selectionOf returns the selection set of the first field named field in
+// query, its whitespace normalised: "name currentRelease { status }".
+func selectionOf(query, field string) string {
+	i := regexp.MustCompile(`\b` + field + `\s*\{`).FindStringIndex(query)
+	if i == nil {
+		return ""
+	}
+	depth := 0
+	for j := i[1] - 1; j < len(query); j++ {
+		switch query[j] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return strings.TrimSpace(spaces.ReplaceAllString(query[i[1]:j], " "))
+			}
+		}
+	}
+	return ""
+}
+
+// TestListAppsStopsOnACursorThatDoesNotMove: a server that answers every
+// page with the same cursor ends the listing with an error, not a loop.
+func TestListAppsStopsOnACursorThatDoesNotMove(t *testing.T) {
+	var pages atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pages.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":{"apps":{"pageInfo":{"hasNextPage":true,"endCursor":"MjAw"},"nodes":[{"name":"a"}]}}}`)
+	}))
+	t.Cleanup(srv.Close)
+	a, _, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ListApps(t.Context(), "org"); err == nil || !strings.Contains(err.Error(), "no further cursor") {
+		t.Errorf("err %v, want the listing stopped", err)
+	}
+	if n := pages.Load(); n != 2 {
+		t.Errorf("%d pages asked for, want 2", n)
 	}
 }
