@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"time"
@@ -70,7 +72,9 @@ func seconds(d time.Duration) float64 {
 	return math.Round(d.Seconds()*1000) / 1000
 }
 
-func toJSON(r *scale.Report) jsonReport {
+// toJSON returns the report's JSON document without its apps (Apps is
+// empty), and the apps in the order the document lists them.
+func toJSON(r *scale.Report) (jsonReport, []scale.AppResult) {
 	out := jsonReport{
 		SchemaVersion:  JSONSchemaVersion,
 		Org:            r.Org,
@@ -84,7 +88,8 @@ func toJSON(r *scale.Report) jsonReport {
 	if r.Err != nil {
 		out.Error = r.Err.Error()
 	}
-	for _, a := range sortedApps(r) {
+	apps := sortedApps(r)
+	for _, a := range apps {
 		switch a.Status {
 		case scale.StatusScaled:
 			out.Summary.Scaled++
@@ -99,33 +104,36 @@ func toJSON(r *scale.Report) jsonReport {
 		case scale.StatusFailed:
 			out.Summary.Failed++
 		}
-		ja := jsonApp{
-			App:            a.App,
-			Policy:         policyName(a.Policy),
-			Status:         string(a.Status),
-			Reason:         a.Reason,
-			ElapsedSeconds: seconds(a.Elapsed),
-			Metrics:        jsonMetrics(a.Metrics),
-			Current:        counts(a, a.Current),
-			Target:         counts(a, a.Target),
-			Warnings:       append([]string{}, a.Warnings...),
-			Actions:        make([]jsonAction, 0, len(a.Actions)),
-		}
-		for _, ac := range a.Actions {
-			ja.Actions = append(ja.Actions, jsonAction{
-				Kind:      string(ac.Kind),
-				MachineID: ac.MachineID,
-				Source:    ac.Source,
-				Region:    ac.Region,
-				Started:   ac.Started,
-				Reason:    ac.Reason,
-				Outcome:   string(ac.Outcome),
-				Error:     ac.Error,
-			})
-		}
-		out.Apps = append(out.Apps, ja)
 	}
-	return out
+	return out, apps
+}
+
+func toJSONApp(a scale.AppResult) jsonApp {
+	ja := jsonApp{
+		App:            a.App,
+		Policy:         policyName(a.Policy),
+		Status:         string(a.Status),
+		Reason:         a.Reason,
+		ElapsedSeconds: seconds(a.Elapsed),
+		Metrics:        jsonMetrics(a.Metrics),
+		Current:        counts(a, a.Current),
+		Target:         counts(a, a.Target),
+		Warnings:       append([]string{}, a.Warnings...),
+		Actions:        make([]jsonAction, 0, len(a.Actions)),
+	}
+	for _, ac := range a.Actions {
+		ja.Actions = append(ja.Actions, jsonAction{
+			Kind:      string(ac.Kind),
+			MachineID: ac.MachineID,
+			Source:    ac.Source,
+			Region:    ac.Region,
+			Started:   ac.Started,
+			Reason:    ac.Reason,
+			Outcome:   string(ac.Outcome),
+			Error:     ac.Error,
+		})
+	}
+	return ja
 }
 
 // policyName is the name of an app's policy, the default's when the app
@@ -145,10 +153,59 @@ func counts(a scale.AppResult, c scale.Counts) *jsonCounts {
 	return &jsonCounts{Started: c.Started, Created: c.Created}
 }
 
-// renderJSON writes the report as one indented JSON document.
+// renderJSON writes the report as one indented JSON document, the same
+// bytes writeJSON writes for the whole document, a few apps at a time: a
+// run over 10,000 apps makes a document of megabytes, which encoding it
+// whole held several times over (the encoder's buffer, its indented copy,
+// the redacting writer's copies of it). Each write ends at the end of an
+// app, on a line end.
 func renderJSON(w io.Writer, r *scale.Report) error {
-	return writeJSON(w, toJSON(r))
+	head, apps := toJSON(r)
+	var out bytes.Buffer
+	if err := writeJSON(&out, head); err != nil {
+		return err
+	}
+	if len(apps) == 0 {
+		_, err := w.Write(out.Bytes())
+		return err
+	}
+	// The document ends with its last field, `"apps": []`: the apps go
+	// between the brackets, each indented two levels.
+	const empty = "[]\n}\n"
+	if !bytes.HasSuffix(out.Bytes(), []byte(empty)) {
+		return fmt.Errorf("json report: the apps are not its last field")
+	}
+	out.Truncate(out.Len() - len(empty))
+	out.WriteString("[\n")
+	var one bytes.Buffer
+	enc := json.NewEncoder(&one)
+	enc.SetIndent("    ", "  ")
+	enc.SetEscapeHTML(false)
+	for i, a := range apps {
+		one.Reset()
+		if err := enc.Encode(toJSONApp(a)); err != nil {
+			return err
+		}
+		out.WriteString("    ")
+		out.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
+		if i < len(apps)-1 {
+			out.WriteByte(',')
+		}
+		out.WriteByte('\n')
+		if out.Len() >= jsonChunk {
+			if _, err := w.Write(out.Bytes()); err != nil {
+				return err
+			}
+			out.Reset()
+		}
+	}
+	out.WriteString("  ]\n}\n")
+	_, err := w.Write(out.Bytes())
+	return err
 }
+
+// jsonChunk is about the most renderJSON writes at once.
+const jsonChunk = 32 << 10
 
 // writeJSON writes v as one indented JSON document, with <, > and & as
 // they are: reasons say "started 1 < target 5".

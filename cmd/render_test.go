@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -650,4 +651,55 @@ func TestRenderHelpers(t *testing.T) {
 			t.Errorf("summary = %q, want %q", got, want)
 		}
 	})
+}
+
+// TestRenderJSONOneAppAtATime: the JSON report is written in pieces of
+// about 32 KiB, each ending on a line end, never the whole document at
+// once, and its bytes are those of the whole document encoded in one piece.
+func TestRenderJSONOneAppAtATime(t *testing.T) {
+	many := fixtureReport()
+	for i := range 2_000 {
+		a := many.Apps[i%len(many.Apps)]
+		a.App = fmt.Sprintf("app-%04d", i)
+		many.Apps = append(many.Apps, a)
+	}
+	withErr := fixtureReport()
+	withErr.Err, withErr.Shard = errors.New("list apps: <deadline> & more"), "2/4"
+	one := fixtureReport()
+	one.Apps = one.Apps[:1]
+	for name, r := range map[string]*scale.Report{"fixture": fixtureReport(), "error": withErr, "one app": one, "none": {}, "2006 apps": many} {
+		head, apps := toJSON(r)
+		for _, a := range apps {
+			head.Apps = append(head.Apps, toJSONApp(a))
+		}
+		var whole bytes.Buffer
+		if err := writeJSON(&whole, head); err != nil {
+			t.Fatal(err)
+		}
+		w := &largestWrite{}
+		if err := renderJSON(w, r); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.buf.Bytes(), whole.Bytes()) {
+			t.Errorf("%s: streamed\n%s\nwant\n%s", name, w.buf.Bytes(), whole.Bytes())
+		}
+		if w.max > 40<<10 {
+			t.Errorf("%s: a write of %d bytes (document %d bytes), want about 32 KiB at most", name, w.max, whole.Len())
+		}
+		if w.cut {
+			t.Errorf("%s: a write ended within a line", name)
+		}
+	}
+}
+
+type largestWrite struct {
+	buf bytes.Buffer
+	max int
+	cut bool // a write ended without a line end
+}
+
+func (w *largestWrite) Write(p []byte) (int, error) {
+	w.max = max(w.max, len(p))
+	w.cut = w.cut || !bytes.HasSuffix(p, []byte("\n"))
+	return w.buf.Write(p)
 }

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -216,5 +217,43 @@ func TestRedactingStreams(t *testing.T) {
 	assertNoSecret(t, "stdout", out.String())
 	if strings.Contains(strings.ToLower(out.String()), strings.ToLower(macaroon)) {
 		t.Errorf("macaroon printed: %s", out)
+	}
+}
+
+// TestRedactingStreamsLargeWrite: a large write reaches the output a few
+// whole lines at a time, about 32 KiB each, not copied whole, and a secret
+// or a URL's credentials anywhere in it are still removed.
+func TestRedactingStreamsLargeWrite(t *testing.T) {
+	s, _, _ := BufferStreams()
+	rec := &largestWrite{}
+	s.Out.(*redactWriter).w = rec
+	s.AddSecrets(secretAPIToken)
+	var in strings.Builder
+	for i := 0; in.Len() < 200<<10; i++ {
+		switch i % 500 {
+		case 250:
+			fmt.Fprintf(&in, "app-%05d token %s\n", i, secretAPIToken)
+		case 499:
+			fmt.Fprintf(&in, "app-%05d pushed to https://user:%s@push.example/metrics\n", i, secretPassword)
+		default:
+			fmt.Fprintf(&in, "app-%05d scaled from 2 to 4 started machines\n", i)
+		}
+	}
+	if n, err := io.WriteString(s.Out, in.String()); err != nil || n != in.Len() {
+		t.Fatalf("wrote %d of %d: %v", n, in.Len(), err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.max > 32<<10 || rec.cut {
+		t.Errorf("largest piece %d bytes (of %d), cut within a line: %v; want whole lines, at most 32 KiB", rec.max, in.Len(), rec.cut)
+	}
+	got := rec.buf.String()
+	assertNoSecret(t, "stdout", got)
+	if strings.Contains(got, secretPassword) || !strings.Contains(got, "https://push.example/metrics") {
+		t.Errorf("a URL's credentials were not removed")
+	}
+	if want := strings.Count(in.String(), "\n"); strings.Count(got, "\n") != want {
+		t.Errorf("%d lines out, want %d", strings.Count(got, "\n"), want)
 	}
 }

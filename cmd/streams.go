@@ -125,9 +125,45 @@ type redactWriter struct {
 	redacted bool
 }
 
+// redactChunk bounds the text one redaction pass copies (a few times: the
+// text, its lowercase form, the result): a large write, such as the table
+// of a 10,000-app run, is redacted a few whole lines at a time, as if
+// written so. Lines stay whole, so that a URL's credentials, which are
+// found by their form rather than held back like a known secret, are seen
+// in one piece.
+const redactChunk = 32 << 10
+
 func (rw *redactWriter) Write(p []byte) (int, error) {
 	rw.set.mu.Lock()
 	defer rw.set.mu.Unlock()
+	for off := 0; off < len(p); {
+		n := lineChunk(p[off:], redactChunk)
+		if err := rw.write(p[off : off+n]); err != nil {
+			return off, err
+		}
+		off += n
+	}
+	return len(p), nil
+}
+
+// lineChunk returns the length of the first piece of p to redact: its
+// whole lines up to size bytes, or the first line when it is longer, or
+// all of p when it has no more line ends.
+func lineChunk(p []byte, size int) int {
+	if len(p) <= size {
+		return len(p)
+	}
+	if i := bytes.LastIndexByte(p[:size], '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(p[size:], '\n'); i >= 0 {
+		return size + i + 1
+	}
+	return len(p)
+}
+
+// write redacts and writes p after what was held back; rw.set.mu is held.
+func (rw *redactWriter) write(p []byte) error {
 	text := rw.set.r.Redact(string(rw.pending) + string(p))
 	if rw.redacted && len(rw.pending) == 0 {
 		text = strings.TrimPrefix(text, query.Redacted)
@@ -141,10 +177,8 @@ func (rw *redactWriter) Write(p []byte) (int, error) {
 	if out != "" {
 		rw.redacted = strings.HasSuffix(out, query.Redacted)
 	}
-	if _, err := io.WriteString(rw.w, out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	_, err := io.WriteString(rw.w, out)
+	return err
 }
 
 func (rw *redactWriter) flush() error {
