@@ -87,7 +87,7 @@ func evalApp(ctx context.Context, a app, m Metrics) (map[string]float64, Targets
 			return nil, Targets{}, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	t, err := a.policy.Expressions.Evaluate(metrics, Fleet{App: a.name}, a.at)
+	t, err := a.policy.Expressions.Evaluate(metrics, Fleet{App: a.name}, *a.at)
 	if err == nil {
 		err = CheckTargets(Counts{}, t, a.policy.Policy)
 	}

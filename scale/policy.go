@@ -94,12 +94,39 @@ func (cfg Config) defaultPolicy() AppPolicy {
 // PolicyFor returns the policy app takes: the first of cfg.Policies whose
 // apps match its name, else the default.
 func (cfg Config) PolicyFor(app string) AppPolicy {
-	for _, p := range cfg.Policies {
-		if p.Apps != nil && p.Apps.Match(app) {
-			return p
-		}
+	if i := cfg.policyIndex(app); i >= 0 {
+		return cfg.Policies[i]
 	}
 	return cfg.defaultPolicy()
+}
+
+// policyIndex returns the index in cfg.Policies of the policy app takes,
+// -1 for the default.
+func (cfg Config) policyIndex(app string) int {
+	for i, p := range cfg.Policies {
+		if p.Apps != nil && p.Apps.Match(app) {
+			return i
+		}
+	}
+	return -1
+}
+
+// policies returns, for each app name, the policy it takes: one copy of
+// each policy, shared by its apps, where a copy per app would hold the
+// policy (about 200 bytes) as many times as the fleet has apps.
+func (cfg Config) policies() func(app string) *AppPolicy {
+	shared := make([]*AppPolicy, len(cfg.Policies)+1) // the default last
+	return func(app string) *AppPolicy {
+		i := cfg.policyIndex(app)
+		if i < 0 {
+			i = len(cfg.Policies)
+		}
+		if shared[i] == nil {
+			p := cfg.PolicyFor(app)
+			shared[i] = &p
+		}
+		return shared[i]
+	}
 }
 
 // UnreachableError is a policy that no app can take: every app name its

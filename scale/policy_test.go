@@ -23,6 +23,37 @@ func testPolicy(t *testing.T, name string, include []string, exclude ...string) 
 	return AppPolicy{Name: name, Apps: sel}
 }
 
+// TestSelectedAppsSharePolicies: the apps of a run that take the same
+// policy hold one copy of it, the one PolicyFor gives, not a copy each.
+func TestSelectedAppsSharePolicies(t *testing.T) {
+	names := []string{"paying-a", "paying-b", "trial-a", "batch-1", "batch-2", "batch-3"}
+	sel, err := NewSelector(names, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Selector: sel, Group: "worker", Policies: []AppPolicy{
+		testPolicy(t, "paying", []string{"paying-*"}),
+		testPolicy(t, "trial", []string{"trial-*"}),
+	}}
+	apps, err := selectApps(t.Context(), cfg, Deps{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*AppPolicy{}
+	for _, a := range apps {
+		if !reflect.DeepEqual(*a.policy, cfg.PolicyFor(a.name)) {
+			t.Errorf("%s takes %+v, want %+v", a.name, *a.policy, cfg.PolicyFor(a.name))
+		}
+		if p, ok := byName[a.policy.Name]; ok && p != a.policy {
+			t.Errorf("%s holds its own copy of policy %q", a.name, a.policy.Name)
+		}
+		byName[a.policy.Name] = a.policy
+	}
+	if len(apps) != len(names) || len(byName) != 3 {
+		t.Errorf("%d apps over %d policies, want %d over 3", len(apps), len(byName), len(names))
+	}
+}
+
 func TestPolicyForFirstMatchWins(t *testing.T) {
 	cfg := Config{Policies: []AppPolicy{
 		testPolicy(t, "paying", []string{"paying-*"}, "paying-test-*"),

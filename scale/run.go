@@ -84,10 +84,11 @@ type app struct {
 	// listing; nil for an app named directly, whose status is read on its
 	// own.
 	releases *releaseBook
-	// policy is the policy the app takes.
-	policy AppPolicy
+	// policy is the policy the app takes, shared with the other apps
+	// that take it.
+	policy *AppPolicy
 	// at is the run's moment, the same for every app.
-	at Moment
+	at *Moment
 }
 
 // Run reconciles every selected app: it lists the org's apps once, then
@@ -165,8 +166,9 @@ func selectApps(ctx context.Context, cfg Config, deps Deps, start time.Time) ([]
 		return nil, err
 	}
 	at := MomentOf(start, cfg.Location)
+	policyFor := cfg.policies()
 	for i := range apps {
-		apps[i].policy, apps[i].at = cfg.PolicyFor(apps[i].name), at
+		apps[i].policy, apps[i].at = policyFor(apps[i].name), &at
 	}
 	if deps.Metrics != nil {
 		names := make([]string, len(apps))
@@ -409,7 +411,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	}
 	res.Metrics = metrics
 
-	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, a.at)
+	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
 	if err == nil {
 		err = CheckTargets(res.Current, targets, a.policy.Policy)
 	}
