@@ -253,13 +253,28 @@ func (p *Prometheus) CollectFleet(ctx context.Context) (Lookup, error) {
 	return nil, unexpectedType(val)
 }
 
+// appSeries is what a lookup keeps of an app's series: the decoded vector
+// (every series with its labels, for the whole fleet) is not held for the
+// run.
+type appSeries struct {
+	// n counts the app's series; value and histogram are the first's.
+	n         int
+	value     float64
+	histogram bool
+}
+
 func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 	label := model.LabelName(p.cfg.AppLabel)
-	byApp := map[string][]*model.Sample{}
+	byApp := map[string]appSeries{}
 	var unlabeled []*model.Sample
 	for _, s := range vec {
 		if app := s.Metric[label]; app != "" {
-			byApp[string(app)] = append(byApp[string(app)], s)
+			as := byApp[string(app)]
+			if as.n == 0 {
+				as.value, as.histogram = float64(s.Value), s.Histogram != nil
+			}
+			as.n++
+			byApp[string(app)] = as
 		} else {
 			unlabeled = append(unlabeled, s)
 		}
@@ -276,14 +291,14 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 		return nil, resultErrorf(ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
 	}
 	return func(app string) (float64, error) {
-		samples := byApp[app]
-		switch len(samples) {
+		as := byApp[app]
+		switch as.n {
 		case 0:
 			return p.value(math.NaN(), fmt.Sprintf("query returned no series with %s=%q", label, app))
 		case 1:
-			return p.sample(samples[0])
+			return p.floatValue(as.value, as.histogram)
 		}
-		return 0, resultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", len(samples), label, app)
+		return 0, resultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", as.n, label, app)
 	}, nil
 }
 
@@ -315,10 +330,16 @@ func (p *Prometheus) single(val model.Value) (float64, error) {
 }
 
 func (p *Prometheus) sample(s *model.Sample) (float64, error) {
-	if s.Histogram != nil {
+	return p.floatValue(float64(s.Value), s.Histogram != nil)
+}
+
+// floatValue is the value of a sample of value v, or of a native
+// histogram sample when histogram is set.
+func (p *Prometheus) floatValue(v float64, histogram bool) (float64, error) {
+	if histogram {
 		return 0, resultErrorf(ErrResultType, "query returned a native histogram sample, want a float")
 	}
-	return p.value(float64(s.Value), "query returned NaN")
+	return p.value(v, "query returned NaN")
 }
 
 // value applies the on-empty policy to NaN, which stands for no value.

@@ -246,6 +246,14 @@ func TestPrometheusFleet(t *testing.T) {
 			},
 		},
 		{
+			name:  "a native histogram for one app",
+			reply: reply{file: "fleet_histogram.json"},
+			apps: map[string]want{
+				"app-a": {v: 4},
+				"app-h": {err: "query returned a native histogram sample, want a float", is: ErrResultType},
+			},
+		},
+		{
 			name:  "scalar applies to every app",
 			reply: reply{file: "scalar.json"},
 			apps:  map[string]want{"app-a": {v: 42.5}, "app-z": {v: 42.5}},
