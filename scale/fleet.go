@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -191,6 +192,28 @@ const (
 
 // FleetVars lists the fleet variable names.
 var FleetVars = []string{VarStarted, VarStopped, VarSuspended, VarCreated}
+
+// forActions returns the fleet without the Machines API records that p's
+// actions do not read again: only a create's clone source is (its
+// config). A run that plans every app before acting on any holds each
+// planned app's fleet until then, and a whole record (config, checks,
+// events) is several times the size of what the rules read.
+func (f Fleet) forActions(p Plan) Fleet {
+	sources := map[string]bool{}
+	for _, a := range p.Actions {
+		if a.Kind == ActionCreate {
+			sources[a.Source] = true
+		}
+	}
+	ms := slices.Clone(f.Machines)
+	for i := range ms {
+		if !sources[ms[i].ID] {
+			ms[i].raw = nil
+		}
+	}
+	f.Machines = ms
+	return f
+}
 
 // machine returns the machine with id, or nil.
 func (f Fleet) machine(id string) *Machine {

@@ -132,7 +132,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 				rep.Apps[i] = w.abort(reason)
 			}
 		} else {
-			each(cfg, len(apps), func(i int) { rep.Apps[i] = work[i].act(ctx, cfg, deps, now) })
+			each(cfg, len(apps), func(i int) {
+				rep.Apps[i] = work[i].act(ctx, cfg, deps, now)
+				work[i] = nil // its result holds what the report needs
+			})
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -446,7 +449,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		}
 		return w
 	}
-	w.fleet, w.plan, w.ready = fleet, plan, true
+	w.fleet, w.plan, w.ready = fleet.forActions(plan), plan, true
 	return w
 }
 
