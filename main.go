@@ -23,7 +23,7 @@ func main() {
 		stop()
 	}()
 	s := cmd.SystemStreams()
-	err := cmd.Main(ctx, os.Args, s)
+	err := cmd.Main(ctx, os.Args, cmd.SystemEnv(), s)
 	stop()
 	cmd.PrintError(s, err)
 	if err != nil {

@@ -54,12 +54,13 @@ func ExitCode(err error) int {
 }
 
 // Main runs the command line args (args[0] is the program name) with the
-// given streams. Errors are returned, not printed: main prints them once.
+// given environment and streams. Errors are returned, not printed: main
+// prints them once.
 //
 // The secrets of the environment are known to the streams from the start,
 // so that even urfave/cli's own messages (a bad FAS_DRY_RUN value, an
 // unknown flag) cannot print one; the returned error is redacted too.
-func Main(ctx context.Context, args []string, s *Streams) (err error) {
+func Main(ctx context.Context, args []string, env Env, s *Streams) (err error) {
 	// A bug must not print a Go stack trace (which may quote a value):
 	// it is reported as one line.
 	defer func() {
@@ -67,8 +68,8 @@ func Main(ctx context.Context, args []string, s *Streams) (err error) {
 			err = redactError(fmt.Errorf("internal error: %v", r), nil, s)
 		}
 	}()
-	s.AddSecrets(envSecrets()...)
-	app := newApp(s)
+	s.AddSecrets(envSecrets(env)...)
+	app := newApp(s, env)
 	err = app.RunContext(ctx, args)
 	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
 	// for 'NAME'") would read as --detailed-exitcode's "changes made".
@@ -142,16 +143,11 @@ func plainPlaceholders(stringer cli.FlagStringFunc) cli.FlagStringFunc {
 	}
 }
 
-// newApp is the command line that Main runs.
-func newApp(s *Streams) *cli.App {
-	return appWithRun(s, runCommand(s, variables, runOrRepeat))
-}
-
-// appWithRun is the command line with run as its run command: Main's, or
-// one of the demo's passes (demoPass), which reads no variable and talks to
-// the demo's fakes.
-func appWithRun(s *Streams, run *cli.Command) *cli.App {
+// newApp is the command line that Main runs, reading its variables from
+// env.
+func newApp(s *Streams, env Env) *cli.App {
 	return &cli.App{
+		Metadata:                  map[string]any{envKey: env},
 		Name:                      "fly-autoscaler",
 		Usage:                     "scale a fleet of Fly.io apps from metrics, one run at a time",
 		Version:                   versionString(),
@@ -169,7 +165,7 @@ func appWithRun(s *Streams, run *cli.Command) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Commands: withUsageErrors([]*cli.Command{
-			run,
+			runCommand(s),
 			evalCommand(s),
 			demoCommand(s),
 			versionCommand(s),
@@ -177,12 +173,24 @@ func appWithRun(s *Streams, run *cli.Command) *cli.App {
 	}
 }
 
-// withUsageErrors gives every command onUsageError: urfave's default
-// prints the whole help on stdout and exits 1 for a mistyped flag.
+// withUsageErrors gives every command onUsageError (urfave's default
+// prints the whole help on stdout and exits 1 for a mistyped flag), and
+// binds its flags to the App's Env (envFlags, bindEnv).
 func withUsageErrors(cmds []*cli.Command) []*cli.Command {
 	for _, c := range cmds {
 		if c.OnUsageError == nil {
 			c.OnUsageError = onUsageError
+		}
+		c.Flags = envFlags(c.Flags)
+		before := c.Before
+		c.Before = func(ctx *cli.Context) error {
+			if err := bindEnv(ctx); err != nil {
+				return err
+			}
+			if before != nil {
+				return before(ctx)
+			}
+			return nil
 		}
 	}
 	return cmds

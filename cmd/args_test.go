@@ -21,11 +21,10 @@ func TestPositionalArgumentsRejected(t *testing.T) {
 		{"eval", []string{"eval", "idle", "--output", "json"}, "idle"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
-			t.Setenv("FAS_APP_NAME", "idle")
-			t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_positional-test")
-			t.Setenv("FAS_STARTED_MACHINE_COUNT", "0")
+			setenv(t, "FAS_APP_NAME", "idle")
+			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_positional-test")
+			setenv(t, "FAS_STARTED_MACHINE_COUNT", "0")
 			code, out, stderr := runCLI(t, tc.args...)
 			if code != ExitUsage {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, ExitUsage, stderr)
@@ -75,7 +74,6 @@ func TestNoAppMatchedWarns(t *testing.T) {
 // unknown command, also after help, is a usage error with a suggestion;
 // -v is the app's --version, not run's --verbose.
 func TestHelpCommandAndUnknownCommands(t *testing.T) {
-	clearEnv(t)
 	tripwire(t)
 	code, out, stderr := runCLI(t, "help", "run")
 	if code != ExitOK || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "fly-autoscaler run --org my-org") {

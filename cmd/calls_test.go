@@ -16,7 +16,6 @@ import (
 // is 20, and points the CLI at both.
 func callsEnv(t *testing.T, apps int) (*flytest.Server, *promtest.Server) {
 	t.Helper()
-	clearEnv(t)
 	series := map[string]float64{}
 	for i := 1; i <= apps; i++ {
 		series[fmt.Sprintf("tenant-%03d", i)] = 20
@@ -26,9 +25,9 @@ func callsEnv(t *testing.T, apps int) (*flytest.Server, *promtest.Server) {
 		Machines: []flytest.MachineSpec{{State: "started", Count: 2}, {State: "stopped", Count: 3}}}}}
 	srv := flytest.New(org, flytest.Options{Token: testToken})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv, prom
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +40,8 @@ type runConfig struct {
 	// (FLY_API_BASE_URL, FLY_FLAPS_BASE_URL; "" for the defaults); the demo
 	// sets both to its loopback server.
 	apiBaseURL, machinesBaseURL string
+	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
+	noColor bool
 	collectors                  []query.PrometheusConfig
 	temporal                    []query.TemporalConfig
 	sources                     sourceConfigs // NATS and Kafka
@@ -93,13 +94,13 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if c.Args().Present() {
 		return nil, usagef("unexpected argument %q: name apps with --apps (flags go before or after, but no bare words)", c.Args().First())
 	}
-	s := settings{c: c}
+	s := settings{c: c, env: envOf(c)}
 	if err := s.blankFlags(); err != nil {
 		return nil, err
 	}
 	rc := &runConfig{}
 	if path := c.String("config"); path != "" {
-		fc, warnings, err := loadFile(path)
+		fc, warnings, err := loadFile(path, s.env)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +113,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		file = &fileConfig{}
 	}
 	for _, v := range []string{"FAS_INTERVAL", "FAS_APP_LIST_REFRESH_INTERVAL"} {
-		if os.Getenv(v) != "" {
+		if s.env.Get(v) != "" {
 			rc.warnings = append(rc.warnings, v+" is ignored: each invocation is one run (use --every, cron or a scheduled machine)")
 		}
 	}
@@ -159,10 +160,11 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if rc.token == "" {
 		return nil, usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))
 	}
-	rc.apiBaseURL = strings.TrimRight(os.Getenv("FLY_API_BASE_URL"), "/")
-	rc.machinesBaseURL = os.Getenv("FLY_FLAPS_BASE_URL")
+	rc.apiBaseURL = strings.TrimRight(s.env.Get("FLY_API_BASE_URL"), "/")
+	rc.machinesBaseURL = s.env.Get("FLY_FLAPS_BASE_URL")
+	rc.noColor = s.env.Get("NO_COLOR") != ""
 	for _, v := range []string{"FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL"} {
-		if err := baseURL(v); err != nil {
+		if err := baseURL(v, s.env.Get(v)); err != nil {
 			return nil, err
 		}
 	}
@@ -242,7 +244,7 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		return nil, usagef("%s: %v", s.where("timezone"), err)
 	}
 	def := scale.AppPolicy{Name: scale.DefaultPolicyName, Group: group, Expressions: exprs, Policy: policy}
-	policies, warnings, err := buildPolicies(s.path, file, def, names, sel)
+	policies, warnings, err := buildPolicies(s.path, s.env, file, def, names, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -290,10 +292,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	return rc, nil
 }
 
-// baseURL checks the endpoint variable v, when set: an http(s) URL with a
-// host, nothing the clients would silently misread.
-func baseURL(v string) error {
-	raw := os.Getenv(v)
+// baseURL checks the endpoint variable v, when set (to raw): an http(s)
+// URL with a host, nothing the clients would silently misread.
+func baseURL(v, raw string) error {
 	if raw == "" {
 		return nil
 	}
@@ -312,10 +313,10 @@ func (s settings) blankFlags() error {
 		name := f.Names()[0]
 		blank := false
 		switch f := f.(type) {
-		case *cli.StringFlag:
+		case stringFlag:
 			v := s.c.String(name)
 			blank = v != "" && strings.TrimSpace(v) == "" && !s.fromEnv(f, v)
-		case *cli.StringSliceFlag:
+		case sliceFlag:
 			// urfave trims the items: " " arrives as "".
 			vals := s.c.StringSlice(name)
 			blank = s.c.IsSet(name) && len(splitList(vals...)) == 0 && !s.fromEnv(f, strings.Join(vals, ","))
@@ -330,12 +331,8 @@ func (s settings) blankFlags() error {
 // fromEnv reports whether v is the value of one of f's variables (which
 // may be blank: an empty or blank variable counts as unset).
 func (s settings) fromEnv(f cli.Flag, v string) bool {
-	ev, ok := f.(interface{ GetEnvVars() []string })
-	if !ok {
-		return false
-	}
-	for _, name := range ev.GetEnvVars() {
-		if e, set := os.LookupEnv(name); set && (e == v || strings.TrimSpace(e) == strings.TrimSpace(v)) {
+	for _, name := range flagVars(f) {
+		if e, set := s.env.Lookup(name); set && (e == v || strings.TrimSpace(e) == strings.TrimSpace(v)) {
 			return true
 		}
 	}

@@ -77,10 +77,10 @@ type collectorConfig struct {
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
 
-// expandEnv replaces $VAR and ${VAR} with the environment's value, except
+// expand replaces $VAR and ${VAR} with the environment's value, except
 // $APP_NAME and ${APP_NAME}, which belong to queries and are kept as written.
 // $$ writes a literal $ (so $${VAR} is the text ${VAR}).
-func expandEnv(s string) string {
+func (env Env) expand(s string) string {
 	return envRef.ReplaceAllStringFunc(s, func(m string) string {
 		if m == "$$" {
 			return "$"
@@ -89,14 +89,14 @@ func expandEnv(s string) string {
 		if name == "APP_NAME" {
 			return m
 		}
-		return os.Getenv(name)
+		return env[name]
 	})
 }
 
 // loadFile reads the YAML config file. Environment references are expanded
 // in every value but the queries: a query must not be able to pull a
 // secret such as FAS_API_TOKEN out of the environment.
-func loadFile(path string) (*fileConfig, []string, error) {
+func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	b, err := readConfig(path)
 	if err != nil {
 		return nil, nil, err
@@ -115,23 +115,23 @@ func loadFile(path string) (*fileConfig, []string, error) {
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
 		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL, &fc.Timezone} {
-		*p = expandEnv(*p)
+		*p = env.expand(*p)
 	}
 	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {
 		for i := range l {
-			l[i] = expandEnv(l[i])
+			l[i] = env.expand(l[i])
 		}
 	}
 	for i := range fc.MetricCollectors {
 		c := &fc.MetricCollectors[i]
 		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty,
 			&c.Namespace, &c.CertData, &c.KeyData, &c.APIKey, &c.TLSCA, &c.TLSServerName, &c.RequestsPerSecond} {
-			*p = expandEnv(*p)
+			*p = env.expand(*p)
 		}
 		for i := range c.QueueTypes {
-			c.QueueTypes[i] = expandEnv(c.QueueTypes[i])
+			c.QueueTypes[i] = env.expand(c.QueueTypes[i])
 		}
-		c.sourceKeys.expand()
+		c.sourceKeys.expand(env)
 	}
 	var warnings []string
 	if fc.Interval != "" {

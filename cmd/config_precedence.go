@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 // file's value or the next variable.
 type settings struct {
 	c    *cli.Context
+	env  Env
 	file *fileConfig
 	path string
 }
@@ -55,11 +55,9 @@ func (s settings) list(flag string, fileVals []string) []string {
 func (s settings) envValue(flag string) string {
 	for _, f := range s.c.Command.Flags {
 		if slices.Contains(f.Names(), flag) {
-			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
-				for _, name := range ev.GetEnvVars() {
-					if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-						return v
-					}
+			for _, name := range flagVars(f) {
+				if v := strings.TrimSpace(s.env.Get(name)); v != "" {
+					return v
 				}
 			}
 		}
@@ -79,20 +77,20 @@ func (s settings) has(flag string) bool {
 			continue
 		}
 		switch f := f.(type) {
-		case *cli.StringSliceFlag:
+		case sliceFlag:
 			return len(splitList(s.c.StringSlice(flag)...)) > 0
-		case *cli.BoolFlag:
+		case boolFlag:
 			if s.c.Bool(flag) {
 				return true
 			}
 			// false: from a variable that says so, or --flag=false; an
 			// empty variable alone is no value.
 			for _, ev := range f.EnvVars {
-				if os.Getenv(ev) != "" {
+				if s.env.Get(ev) != "" {
 					return true
 				}
 			}
-			return !slices.ContainsFunc(f.EnvVars, func(ev string) bool { _, ok := os.LookupEnv(ev); return ok })
+			return !slices.ContainsFunc(f.EnvVars, func(ev string) bool { _, ok := s.env.Lookup(ev); return ok })
 		}
 		break
 	}

@@ -2,8 +2,9 @@ package cmd
 
 import (
 	"errors"
-	"os"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/superfly/fly-autoscaler/query"
@@ -16,7 +17,7 @@ import (
 // credentials of every URL among them (user:password@, ?token=). What
 // ${VAR} expansion took from a secret variable is among the variables'.
 func configSecrets(c *cli.Context, file *fileConfig) []string {
-	out := envSecrets()
+	out := envSecrets(envOf(c))
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		v := strings.TrimSpace(c.String(name))
@@ -38,10 +39,10 @@ func IsSecretOption(name string) bool { return query.IsSecretName(name) }
 // envSecrets returns the values of the environment's secret variables
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
 // the credentials of every URL the environment holds.
-func envSecrets() []string {
+func envSecrets(env Env) []string {
 	var out []string
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
 		if IsSecretOption(k) {
 			out = append(out, v)
 		}

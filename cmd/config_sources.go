@@ -3,7 +3,6 @@ package cmd
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -52,13 +51,13 @@ type sourceKeys struct {
 // secret or a path from the environment. Stream, consumer, topic and group
 // are names that $APP_NAME templates, like a query: they are left as
 // written, so that no secret can be expanded into them.
-func (k *sourceKeys) expand() {
+func (k *sourceKeys) expand(env Env) {
 	for _, p := range []*string{&k.URL, &k.Creds, &k.NKeySeedFile, &k.User, &k.Domain, &k.UnconsumedFrom,
 		&k.SASLMechanism, &k.Username, &k.Password, &k.TLSCert, &k.TLSKey} {
-		*p = expandEnv(*p)
+		*p = env.expand(*p)
 	}
 	for i := range k.Brokers {
-		k.Brokers[i] = expandEnv(k.Brokers[i])
+		k.Brokers[i] = env.expand(k.Brokers[i])
 	}
 }
 
@@ -97,7 +96,7 @@ func (sc sourceConfigs) secrets() []string {
 // files of the flags, variables and config file: the files' contents are
 // secrets that no option name announces.
 func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
-	cfgs := []query.NATSConfig{{Creds: c.String("nats-creds")}, {Creds: os.Getenv("FAS_NATS_CREDS")}}
+	cfgs := []query.NATSConfig{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
 	if file != nil {
 		for _, col := range file.MetricCollectors {
 			cfgs = append(cfgs, query.NATSConfig{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
@@ -194,21 +193,21 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 
 // sourceFlags are the --nats-* and --kafka-* flags, the environment form
 // of one source of each kind.
-func sourceFlags(vars flagVars) []cli.Flag {
+func sourceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "nats-url", Category: catMetrics, EnvVars: vars("FAS_NATS_URL"), Usage: "NATS server `URL`s, comma-separated, e.g. nats://nats.internal:4222"},
-		&cli.StringFlag{Name: "nats-metric-name", Category: catMetrics, EnvVars: vars("FAS_NATS_METRIC_NAME"), Usage: "`NAME` of the consumer's backlog in expressions"},
-		&cli.StringFlag{Name: "nats-stream", Category: catMetrics, EnvVars: vars("FAS_NATS_STREAM"), Usage: "JetStream `STREAM`; $APP_NAME is replaced by the app's name"},
-		&cli.StringFlag{Name: "nats-consumer", Category: catMetrics, EnvVars: vars("FAS_NATS_CONSUMER"), Usage: "`CONSUMER` whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "nats-token", Category: catMetrics, EnvVars: vars("FAS_NATS_TOKEN"), Usage: "`TOKEN` for the NATS server"},
-		&cli.StringFlag{Name: "nats-creds", Category: catMetrics, EnvVars: vars("FAS_NATS_CREDS"), Usage: "NATS credentials `FILE` (.creds)"},
-		&cli.StringFlag{Name: "kafka-brokers", Category: catMetrics, EnvVars: vars("FAS_KAFKA_BROKERS"), Usage: "Kafka `BROKERS`, host:port, comma-separated"},
-		&cli.StringFlag{Name: "kafka-metric-name", Category: catMetrics, EnvVars: vars("FAS_KAFKA_METRIC_NAME"), Usage: "`NAME` of the group's lag in expressions"},
-		&cli.StringFlag{Name: "kafka-topic", Category: catMetrics, EnvVars: vars("FAS_KAFKA_TOPIC"), Usage: "`TOPIC` whose lag is summed over its partitions; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "kafka-group", Category: catMetrics, EnvVars: vars("FAS_KAFKA_GROUP"), Usage: "consumer `GROUP`; $APP_NAME is replaced (default: $APP_NAME)"},
-		&cli.StringFlag{Name: "kafka-sasl-mechanism", Category: catMetrics, EnvVars: vars("FAS_KAFKA_SASL_MECHANISM"), Usage: "SASL `MECHANISM`: plain, scram-sha-256 or scram-sha-512"},
-		&cli.StringFlag{Name: "kafka-username", Category: catMetrics, EnvVars: vars("FAS_KAFKA_USERNAME"), Usage: "SASL `USER` for Kafka"},
-		&cli.StringFlag{Name: "kafka-password", Category: catMetrics, EnvVars: vars("FAS_KAFKA_PASSWORD"), Usage: "SASL `PASSWORD` for Kafka"},
+		&cli.StringFlag{Name: "nats-url", Category: catMetrics, EnvVars: []string{"FAS_NATS_URL"}, Usage: "NATS server `URL`s, comma-separated, e.g. nats://nats.internal:4222"},
+		&cli.StringFlag{Name: "nats-metric-name", Category: catMetrics, EnvVars: []string{"FAS_NATS_METRIC_NAME"}, Usage: "`NAME` of the consumer's backlog in expressions"},
+		&cli.StringFlag{Name: "nats-stream", Category: catMetrics, EnvVars: []string{"FAS_NATS_STREAM"}, Usage: "JetStream `STREAM`; $APP_NAME is replaced by the app's name"},
+		&cli.StringFlag{Name: "nats-consumer", Category: catMetrics, EnvVars: []string{"FAS_NATS_CONSUMER"}, Usage: "`CONSUMER` whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"},
+		&cli.StringFlag{Name: "nats-token", Category: catMetrics, EnvVars: []string{"FAS_NATS_TOKEN"}, Usage: "`TOKEN` for the NATS server"},
+		&cli.StringFlag{Name: "nats-creds", Category: catMetrics, EnvVars: []string{"FAS_NATS_CREDS"}, Usage: "NATS credentials `FILE` (.creds)"},
+		&cli.StringFlag{Name: "kafka-brokers", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_BROKERS"}, Usage: "Kafka `BROKERS`, host:port, comma-separated"},
+		&cli.StringFlag{Name: "kafka-metric-name", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_METRIC_NAME"}, Usage: "`NAME` of the group's lag in expressions"},
+		&cli.StringFlag{Name: "kafka-topic", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_TOPIC"}, Usage: "`TOPIC` whose lag is summed over its partitions; $APP_NAME is replaced"},
+		&cli.StringFlag{Name: "kafka-group", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_GROUP"}, Usage: "consumer `GROUP`; $APP_NAME is replaced (default: $APP_NAME)"},
+		&cli.StringFlag{Name: "kafka-sasl-mechanism", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_SASL_MECHANISM"}, Usage: "SASL `MECHANISM`: plain, scram-sha-256 or scram-sha-512"},
+		&cli.StringFlag{Name: "kafka-username", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_USERNAME"}, Usage: "SASL `USER` for Kafka"},
+		&cli.StringFlag{Name: "kafka-password", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_PASSWORD"}, Usage: "SASL `PASSWORD` for Kafka"},
 	}
 }
 

@@ -18,21 +18,21 @@ const catTemporal = "Temporal"
 
 // temporalFlags are the flags of the collector that FAS_TEMPORAL_*
 // variables define, under the original fly-autoscaler's names.
-func temporalFlags(vars flagVars) []cli.Flag {
+func temporalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "temporal-address", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_ADDRESS"), Usage: "Temporal frontend `HOST:PORT`, e.g. my-ns.a1b2c.tmprl.cloud:7233"},
-		&cli.StringFlag{Name: "temporal-namespace", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_NAMESPACE"), Usage: "Temporal `NAMESPACE` queried"},
-		&cli.StringFlag{Name: "temporal-metric-name", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_METRIC_NAME"), Usage: "`NAME` of the Temporal value in expressions"},
-		&cli.StringFlag{Name: "temporal-task-queue", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_TASK_QUEUE"), Usage: "task `QUEUE` whose backlog is measured, e.g. jobs-$APP_NAME"},
-		&cli.StringFlag{Name: "temporal-queue-types", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_QUEUE_TYPES"), Usage: "task queue `TYPES` whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"},
-		&cli.StringFlag{Name: "temporal-query", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_QUERY"), Usage: "visibility `QUERY`: counts running workflows that match it (the original's measure)"},
-		&cli.StringFlag{Name: "temporal-cert-data", Category: catTemporal, EnvVars: vars("TEMPORAL_TLS_CERT_DATA", "FAS_TEMPORAL_CERT_DATA"), Usage: "client certificate `PEM` for mutual TLS"},
-		&cli.StringFlag{Name: "temporal-key-data", Category: catTemporal, EnvVars: vars("TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"), Usage: "private key `PEM` of the client certificate"},
-		&cli.StringFlag{Name: "temporal-api-key", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_API_KEY"), Usage: "Temporal Cloud API `KEY` (implies TLS)"},
-		&cli.StringFlag{Name: "temporal-tls-ca", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_TLS_CA"), Usage: "`PEM` or file of the CAs of the server's certificate (default: the system's)"},
-		&cli.StringFlag{Name: "temporal-tls-server-name", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_TLS_SERVER_NAME"), Usage: "`NAME` checked against the server's certificate (default: the address's host)"},
-		&cli.BoolFlag{Name: "temporal-tls-insecure-skip-verify", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_TLS_INSECURE_SKIP_VERIFY"), Usage: "accept any server certificate"},
-		&cli.StringFlag{Name: "temporal-requests-per-second", Category: catTemporal, EnvVars: vars("FAS_TEMPORAL_REQUESTS_PER_SECOND"), Usage: "`RATE` of Temporal requests of one run (default: 10)"},
+		&cli.StringFlag{Name: "temporal-address", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`, e.g. my-ns.a1b2c.tmprl.cloud:7233"},
+		&cli.StringFlag{Name: "temporal-namespace", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_NAMESPACE"}, Usage: "Temporal `NAMESPACE` queried"},
+		&cli.StringFlag{Name: "temporal-metric-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_METRIC_NAME"}, Usage: "`NAME` of the Temporal value in expressions"},
+		&cli.StringFlag{Name: "temporal-task-queue", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TASK_QUEUE"}, Usage: "task `QUEUE` whose backlog is measured, e.g. jobs-$APP_NAME"},
+		&cli.StringFlag{Name: "temporal-queue-types", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUEUE_TYPES"}, Usage: "task queue `TYPES` whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"},
+		&cli.StringFlag{Name: "temporal-query", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUERY"}, Usage: "visibility `QUERY`: counts running workflows that match it (the original's measure)"},
+		&cli.StringFlag{Name: "temporal-cert-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_CERT_DATA", "FAS_TEMPORAL_CERT_DATA"}, Usage: "client certificate `PEM` for mutual TLS"},
+		&cli.StringFlag{Name: "temporal-key-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"}, Usage: "private key `PEM` of the client certificate"},
+		&cli.StringFlag{Name: "temporal-api-key", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_API_KEY"}, Usage: "Temporal Cloud API `KEY` (implies TLS)"},
+		&cli.StringFlag{Name: "temporal-tls-ca", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_CA"}, Usage: "`PEM` or file of the CAs of the server's certificate (default: the system's)"},
+		&cli.StringFlag{Name: "temporal-tls-server-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_SERVER_NAME"}, Usage: "`NAME` checked against the server's certificate (default: the address's host)"},
+		&cli.BoolFlag{Name: "temporal-tls-insecure-skip-verify", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_INSECURE_SKIP_VERIFY"}, Usage: "accept any server certificate"},
+		&cli.StringFlag{Name: "temporal-requests-per-second", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_REQUESTS_PER_SECOND"}, Usage: "`RATE` of Temporal requests of one run (default: 10)"},
 	}
 }
 

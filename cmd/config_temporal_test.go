@@ -35,13 +35,12 @@ func TestTemporalFlagErrors(t *testing.T) {
 		{"name of a fleet variable", map[string]string{"FAS_TEMPORAL_METRIC_NAME": "started"}, `metric name "started" is taken by a fleet or time variable`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			for k, v := range temporalEnv() {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
 			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
@@ -76,7 +75,6 @@ func TestTemporalFileErrors(t *testing.T) {
 			`metric-collectors[1] in CONFIG: metric name "w" is already defined by metric-collectors[0]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			path := writeFile(t, "config.yml", head+"  - "+tc.collector+"\n")
 			code, _, stderr := runCLI(t, "run", "--config", path)
@@ -96,17 +94,16 @@ func TestTemporalVariables(t *testing.T) {
 	pki := promtest.NewPKI(t)
 	cert, key := pki.Issue(t, "client")
 	otherCert, otherKey := pki.Issue(t, "other")
-	clearEnv(t)
 	for k, v := range temporalEnv() {
-		t.Setenv(k, v)
+		setenv(t, k, v)
 	}
-	t.Setenv("TEMPORAL_TLS_CERT_DATA", cert)
-	t.Setenv("TEMPORAL_TLS_KEY_DATA", key)
-	t.Setenv("FAS_TEMPORAL_CERT_DATA", otherCert)
-	t.Setenv("FAS_TEMPORAL_KEY_DATA", otherKey)
-	t.Setenv("FAS_TEMPORAL_API_KEY", "tmprl-api-key-value")
-	t.Setenv("FAS_TEMPORAL_TLS_SERVER_NAME", "ns.acct.tmprl.cloud")
-	t.Setenv("FAS_TEMPORAL_REQUESTS_PER_SECOND", "2.5")
+	setenv(t, "TEMPORAL_TLS_CERT_DATA", cert)
+	setenv(t, "TEMPORAL_TLS_KEY_DATA", key)
+	setenv(t, "FAS_TEMPORAL_CERT_DATA", otherCert)
+	setenv(t, "FAS_TEMPORAL_KEY_DATA", otherKey)
+	setenv(t, "FAS_TEMPORAL_API_KEY", "tmprl-api-key-value")
+	setenv(t, "FAS_TEMPORAL_TLS_SERVER_NAME", "ns.acct.tmprl.cloud")
+	setenv(t, "FAS_TEMPORAL_REQUESTS_PER_SECOND", "2.5")
 	rc, err := loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "running")
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +121,8 @@ func TestTemporalVariables(t *testing.T) {
 	}
 
 	// The FAS_TEMPORAL_* names alone work too.
-	t.Setenv("TEMPORAL_TLS_CERT_DATA", "")
-	t.Setenv("TEMPORAL_TLS_KEY_DATA", "")
+	setenv(t, "TEMPORAL_TLS_CERT_DATA", "")
+	setenv(t, "TEMPORAL_TLS_KEY_DATA", "")
 	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "running"); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +133,7 @@ func TestTemporalVariables(t *testing.T) {
 	// TLS variables alone define no collector: a worker's environment may
 	// hold them for its own use.
 	for k := range temporalEnv() {
-		t.Setenv(k, "")
+		setenv(t, k, "")
 	}
 	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"); err != nil || len(rc.temporal) != 0 {
 		t.Errorf("TLS variables alone: %v collectors, %v", rc, err)
@@ -162,18 +159,17 @@ func TestTemporalSecretsRedacted(t *testing.T) {
 			[]string{apiKey}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			tripwire(t)
 			for k, v := range temporalEnv() {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			args := []string{"run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
 			if tc.yaml != "" {
 				for k := range temporalEnv() {
-					t.Setenv(k, "")
+					setenv(t, k, "")
 				}
 				args = []string{"run", "--api-token", "tok", "--apps", "a", "--config", writeFile(t, "c.yml", tc.yaml)}
 			}

@@ -25,27 +25,16 @@ func tripwire(t *testing.T) *atomic.Int64 {
 		http.Error(w, "unexpected call", http.StatusTeapot)
 	}))
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
 	return &n
 }
 
 // clearEnv unsets every FAS_* and TEMPORAL_* variable for the test.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "FAS_") || strings.HasPrefix(k, "TEMPORAL_") || k == "FLY_API_TOKEN" || k == "NO_COLOR" {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-}
-
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := BufferStreams()
-	err := Main(context.Background(), append([]string{"fly-autoscaler"}, args...), s)
+	err := Main(context.Background(), append([]string{"fly-autoscaler"}, args...), envFor(t), s)
 	if err != nil {
 		fmt.Fprintln(s.Err, err.Error())
 	}
@@ -127,10 +116,9 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			for k, v := range tt.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			expectUsageError(t, calls, tt.want, tt.args...)
 		})
@@ -163,7 +151,6 @@ func TestConfigFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			path := writeFile(t, "config.yml", tt.yaml)
 			expectUsageError(t, calls, tt.want, "run", "--config", path)
@@ -198,16 +185,15 @@ func TestSplitList(t *testing.T) {
 }
 
 func TestExpandEnvKeepsAppName(t *testing.T) {
-	t.Setenv("FAS_API_TOKEN", "secret-token")
-	t.Setenv("REGION", "ord")
-	got := expandEnv("tok=${FAS_API_TOKEN} r=$REGION app=$APP_NAME app2=${APP_NAME}")
+	setenv(t, "FAS_API_TOKEN", "secret-token")
+	setenv(t, "REGION", "ord")
+	got := envFor(t).expand("tok=${FAS_API_TOKEN} r=$REGION app=$APP_NAME app2=${APP_NAME}")
 	if want := "tok=secret-token r=ord app=$APP_NAME app2=${APP_NAME}"; got != want {
-		t.Errorf("expandEnv = %q, want %q", got, want)
+		t.Errorf("expand = %q, want %q", got, want)
 	}
 }
 
 func TestOriginalReferenceFileLoads(t *testing.T) {
-	clearEnv(t)
 	path := writeFile(t, "fly-autoscaler.yml", `app-name: "target-app"
 regions: ["iad", "ord", "sjc"]
 process-group: "app"
@@ -226,9 +212,9 @@ metric-collectors:
     query: 'sum(queue_depth{app="$APP_NAME"})'
     token: "FlyV1 ..."
 `)
-	t.Setenv("FAS_TEST_TOKEN", "FlyV1 fm2_from-env")
+	setenv(t, "FAS_TEST_TOKEN", "FlyV1 fm2_from-env")
 	var rc *runConfig
-	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
+	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}}, envFor(t))
 	for _, c := range app.Commands {
 		if c.Name == "run" {
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
@@ -252,7 +238,7 @@ metric-collectors:
 	// The original's Temporal collector loads, with its keys as they were.
 	temporal := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
 		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: '${FAS_TEST_NS}', query: 'WorkflowType=\"$APP_NAME\"'}\n")
-	t.Setenv("FAS_TEST_NS", "jobs-ns")
+	setenv(t, "FAS_TEST_NS", "jobs-ns")
 	rc, err := loadConfig(t, "--config", temporal)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +253,7 @@ metric-collectors:
 func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
 	t.Helper()
 	var rc *runConfig
-	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}})
+	app := newApp(&Streams{Out: &strings.Builder{}, Err: &strings.Builder{}}, envFor(t))
 	for _, c := range app.Commands {
 		if c.Name == "run" {
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
@@ -280,7 +266,6 @@ func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
 // TestEmptyVariablesFallBackToFile: urfave/cli counts FAS_X= as set; an
 // empty value must not hide the file's.
 func TestEmptyVariablesFallBackToFile(t *testing.T) {
-	clearEnv(t)
 	path := writeFile(t, "config.yml", `app-name: "*"
 org: my-org
 exclude: b-*
@@ -294,7 +279,7 @@ verbose: true
 `)
 	for _, v := range []string{"FAS_APP_NAME", "FAS_ORG", "FAS_EXCLUDE", "FAS_API_TOKEN", "FLY_API_TOKEN", "FAS_STARTED_MACHINE_COUNT",
 		"FAS_REGIONS", "FAS_TIMEOUT", "FAS_CONCURRENCY", "FAS_SCALE_DOWN", "FAS_VERBOSE", "FAS_LOG_FORMAT"} {
-		t.Setenv(v, "")
+		setenv(t, v, "")
 	}
 	rc, err := loadConfig(t, "--config", path)
 	if err != nil {
@@ -358,7 +343,6 @@ func TestStrictNumbers(t *testing.T) {
 		{"concurrency", "8", true},
 	} {
 		t.Run(tc.flag+"="+tc.val, func(t *testing.T) {
-			clearEnv(t)
 			rc, err := loadConfig(t, append(base, "--"+tc.flag, tc.val)...)
 			if tc.ok {
 				if err != nil {
@@ -379,7 +363,6 @@ func TestStrictNumbers(t *testing.T) {
 // TestMalformedGlobNamesItsOption: a bad --exclude pattern is blamed on
 // --exclude (or the file's exclude key), not on --apps.
 func TestMalformedGlobNamesItsOption(t *testing.T) {
-	clearEnv(t)
 	base := []string{"--api-token", "tok", "--org", "o", "--started-machine-count", "1"}
 	path := writeFile(t, "config.yml", "org: o\napi-token: tok\nstarted-machine-count: 1\napp-name: a-*\nexclude: b-[\n")
 	for _, tc := range []struct {
@@ -395,7 +378,7 @@ func TestMalformedGlobNamesItsOption(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			_, err := loadConfig(t, tc.args...)
 			msg := fmt.Sprint(err)
@@ -430,7 +413,6 @@ func TestConfigFileYAMLErrors(t *testing.T) {
 			`: type: missing: use prometheus`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			path := writeFile(t, "config.yml", tc.yaml)
 			code, _, stderr := runCLI(t, "run", "--config", path)
@@ -447,7 +429,6 @@ func TestConfigFileYAMLErrors(t *testing.T) {
 	}
 
 	// A value in the wrong place is not quoted: it may be a token.
-	clearEnv(t)
 	path := writeFile(t, "config.yml", head+"verbose: FlyV1 fm2_literal-secret\n")
 	code, _, stderr := runCLI(t, "run", "--config", path)
 	if code != ExitUsage || strings.Contains(stderr, "fm2_literal-secret") || !strings.Contains(stderr, "config.yml:4: verbose: want true or false, not a string") {
@@ -464,7 +445,6 @@ func TestConfigFileLists(t *testing.T) {
 		{"block lists", "app-name:\n  - a-*\n  - '{b,c}-x'\nexclude:\n  - a-1\n  - a-2\nregions:\n  - ord\n  - iad\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			path := writeFile(t, "config.yml", "org: o\napi-token: t\nstarted-machine-count: 1\n"+tc.yaml)
 			rc, err := loadConfig(t, "--config", path)
 			if err != nil {
@@ -486,14 +466,14 @@ func TestConfigFileLists(t *testing.T) {
 // TestExpandEnvDollarDollar: $$ writes a literal $ in expanded values;
 // queries are not expanded at all.
 func TestExpandEnvDollarDollar(t *testing.T) {
-	t.Setenv("FAS_API_TOKEN", "secret-token")
-	t.Setenv("HOME", "/home/x")
-	got := expandEnv("pa$$word $${HOME} $$FAS_API_TOKEN $$$HOME $5 $$APP_NAME")
+	setenv(t, "FAS_API_TOKEN", "secret-token")
+	setenv(t, "HOME", "/home/x")
+	got := envFor(t).expand("pa$$word $${HOME} $$FAS_API_TOKEN $$$HOME $5 $$APP_NAME")
 	if want := "pa$word ${HOME} $FAS_API_TOKEN $/home/x $5 $APP_NAME"; got != want {
-		t.Errorf("expandEnv = %q, want %q", got, want)
+		t.Errorf("expand = %q, want %q", got, want)
 	}
 
-	clearEnv(t)
+	resetEnv(t)
 	path := writeFile(t, "config.yml", `app-name: a
 api-token: "FlyV1 pa$$word"
 started-machine-count: q
@@ -542,10 +522,10 @@ func TestPrometheusFlagErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, withFile := range []bool{false, true} {
-				clearEnv(t)
+				resetEnv(t)
 				calls := tripwire(t)
 				for k, v := range tc.env {
-					t.Setenv(k, v)
+					setenv(t, k, v)
 				}
 				args := []string{"run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
 				if withFile {
@@ -604,10 +584,9 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 			want: "does not compile", secrets: []string{"flag-api-secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			args := append([]string{"run"}, tc.args...)
 			if tc.yaml != "" {
@@ -632,7 +611,6 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 	}
 
 	// A short token is not a secret worth blanking every word for.
-	clearEnv(t)
 	tripwire(t)
 	code, _, stderr := runCLI(t, "run", "--api-token", "app", "--org", "o")
 	if code != ExitUsage || !strings.Contains(stderr, "no app selected: name an app or a pattern such as 'my-app-*'") {
@@ -641,10 +619,9 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 }
 
 func TestEmptyFirstVariableDoesNotHideTheSecond(t *testing.T) {
-	clearEnv(t)
 	calls := tripwire(t)
-	t.Setenv("FAS_API_TOKEN", "")
-	t.Setenv("FLY_API_TOKEN", "FlyV1 fm2_from-fly-api-token")
+	setenv(t, "FAS_API_TOKEN", "")
+	setenv(t, "FLY_API_TOKEN", "FlyV1 fm2_from-fly-api-token")
 	// The token is found: the run gets past validation to the (tripwire) API.
 	code, _, stderr := runCLI(t, "run", "--apps", "app-a", "--started-machine-count", "1")
 	if strings.Contains(stderr, "missing Fly API token") || calls.Load() == 0 {
@@ -653,10 +630,9 @@ func TestEmptyFirstVariableDoesNotHideTheSecond(t *testing.T) {
 }
 
 func TestConfigErrorsRedactTokenPieces(t *testing.T) {
-	clearEnv(t)
 	tripwire(t)
 	tok := "FlyV1 fm2_lJPECAAAAAAAAMTIxqfK3ZeBPabcd+xyzPIECEAWEFGHijkl/zz==,fm2_secondPIECEofTHEtoken"
-	t.Setenv("FAS_API_TOKEN", tok)
+	setenv(t, "FAS_API_TOKEN", tok)
 	path := writeFile(t, "c.yml", "app-name: a\napi-token: ${FAS_API_TOKEN}\nstarted-machine-count: ${FAS_API_TOKEN}\n")
 	code, out, stderr := runCLI(t, "run", "--config", path)
 	if code != ExitUsage {

@@ -124,19 +124,14 @@ func demo(ctx context.Context, s *Streams) error {
 	return nil
 }
 
-// demoPass runs the run command with args against the fake Fly API at
-// flyURL: the same command line, flags, loadRunConfig, runOnce and
-// scale.Run as "fly-autoscaler run", except that the flags are bound to no
-// FAS_* variable (the demo must not pick up the operator's real
-// configuration) and the base URLs are set here rather than from the
-// environment.
+// demoPass runs "fly-autoscaler run" with args against the fake Fly API
+// at flyURL: the same command, flags and code as the operator's, in an
+// environment of the demo's own, which holds only the base URLs: the demo
+// must not pick up the operator's real configuration (FAS_* variables).
 func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) error {
-	run := runCommand(s, noVariables, func(ctx context.Context, s *Streams, rc *runConfig) error {
-		rc.apiBaseURL, rc.machinesBaseURL = flyURL, flyURL
-		return runOrRepeat(ctx, s, rc)
-	})
-	argv := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
-	return appWithRun(s, run).RunContext(ctx, argv)
+	env := Env{"FLY_API_BASE_URL": flyURL, "FLY_FLAPS_BASE_URL": flyURL}
+	run := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
+	return newApp(s, env).RunContext(ctx, run)
 }
 
 // shellCommand renders argv as a shell command line, one option per line.

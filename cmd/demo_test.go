@@ -45,16 +45,15 @@ func demoResults(t *testing.T, section string) map[string]string {
 }
 
 func TestDemo(t *testing.T) {
-	clearEnv(t)
 	// The demo must contact nothing but its own loopback servers, and read
 	// none of the operator's settings.
 	calls := tripwire(t)
-	t.Setenv("FAS_CONFIG", "/nonexistent/fly-autoscaler.yml")
-	t.Setenv("FAS_EXCLUDE", "*")
-	t.Setenv("FAS_DRY_RUN", "true")
-	t.Setenv("FAS_OUTPUT", "json")
-	t.Setenv("FAS_PROMETHEUS_ADDRESS", "http://192.0.2.1:9090")
-	t.Setenv("FAS_API_TOKEN", "FlyV1 real-token-must-not-be-used")
+	setenv(t, "FAS_CONFIG", "/nonexistent/fly-autoscaler.yml")
+	setenv(t, "FAS_EXCLUDE", "*")
+	setenv(t, "FAS_DRY_RUN", "true")
+	setenv(t, "FAS_OUTPUT", "json")
+	setenv(t, "FAS_PROMETHEUS_ADDRESS", "http://192.0.2.1:9090")
+	setenv(t, "FAS_API_TOKEN", "FlyV1 real-token-must-not-be-used")
 
 	start := time.Now()
 	code, out, stderr := runCLI(t, "demo")

@@ -22,7 +22,7 @@ func TestDocsCommandLines(t *testing.T) {
 	}
 	files = append(files, filepath.Join("..", "README.md"), filepath.Join("..", "deploy", "fly.toml"))
 	var commands []string
-	for _, c := range newApp(&Streams{}).Commands {
+	for _, c := range newApp(&Streams{}, Env{}).Commands {
 		commands = append(commands, c.Names()...)
 	}
 	commands = append(commands, "help", "--help", "--version")

@@ -17,7 +17,7 @@ func evalCommand(s *Streams) *cli.Command {
 			"Machines API is never called: the fleet variables started, stopped, suspended and created are 0\n" +
 			"in the expressions. Options about changes (--dry-run, --scale-down, --max-scale-*, --every,\n" +
 			"--pushgateway, ...) are accepted and ignored.",
-		Flags:        runFlags(variables),
+		Flags:        runFlags(),
 		OnUsageError: onUsageError,
 		Action:       withRunConfig(s, evalOnce),
 	}

@@ -19,13 +19,12 @@ var exitOrg = &flytest.Org{Slug: "exit-org", Apps: []flytest.AppSpec{
 // exitEnv starts flytest with exitOrg and points the CLI at it.
 func exitEnv(t *testing.T, opts flytest.Options) *flytest.Server {
 	t.Helper()
-	clearEnv(t)
 	opts.Token = testToken
 	srv := flytest.New(exitOrg, opts)
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv
 }
 
@@ -80,7 +79,7 @@ func TestExitCodes(t *testing.T) {
 			var args []string
 			for _, a := range tc.args {
 				if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "FAS_") {
-					t.Setenv(k, v)
+					setenv(t, k, v)
 					continue
 				}
 				args = append(args, a)
@@ -129,7 +128,6 @@ func TestExitCodeMapping(t *testing.T) {
 }
 
 func TestExitCodeCommands(t *testing.T) {
-	clearEnv(t)
 	for _, tc := range []struct {
 		args []string
 		want int
@@ -143,7 +141,7 @@ func TestExitCodeCommands(t *testing.T) {
 		{[]string{"demo", "extra"}, ExitUsage},
 	} {
 		s, _, _ := BufferStreams()
-		err := Main(context.Background(), append([]string{"fly-autoscaler"}, tc.args...), s)
+		err := Main(context.Background(), append([]string{"fly-autoscaler"}, tc.args...), envFor(t), s)
 		if got := ExitCode(err); got != tc.want {
 			t.Errorf("%v: exit code %d (%v), want %d", tc.args, got, err, tc.want)
 		}

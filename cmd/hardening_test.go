@@ -112,11 +112,10 @@ func TestCarelessInput(t *testing.T) {
 		{name: "version extra", args: []string{"version", "extra"}, want: []string{"version takes no arguments"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
-			t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_careless")
+			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_careless")
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			code, out, stderr := runCLI(t, tc.args...)
 			if code != ExitUsage || out != "" || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
@@ -138,17 +137,16 @@ func TestCarelessInput(t *testing.T) {
 // returns; nothing may log a signal then. Real processes, as the race is
 // between main's exit path and the run's signal watcher.
 func TestNoSignalLoggedWithoutOne(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_nosignal")
+	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_nosignal")
 	// An API that refuses the token at once: the run fails in a moment.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
 	// One P: the watcher made runnable as the run ends runs only after
 	// main's goroutine yields, by which time the context is cancelled.
-	t.Setenv("GOMAXPROCS", "1")
+	setenv(t, "GOMAXPROCS", "1")
 	runs := 20
 	if testing.Short() {
 		runs = 10
@@ -164,7 +162,6 @@ func TestNoSignalLoggedWithoutOne(t *testing.T) {
 // TestSmallThingsAUserMeets: plain help words, errors that name the option
 // as set, FAS_OUTPUT named, counts as numbers in JSON logs.
 func TestSmallThingsAUserMeets(t *testing.T) {
-	clearEnv(t)
 	_, help, _ := runCLI(t, "run", "--help")
 	if !strings.Contains(help, "--api-token TOKEN  Fly API token (") || strings.Contains(help, "Fly API TOKEN") {
 		t.Errorf("run --help placeholders:\n%s", help)
@@ -176,7 +173,7 @@ func TestSmallThingsAUserMeets(t *testing.T) {
 	}
 
 	calls := tripwire(t)
-	t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_small")
+	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_small")
 	expectUsageError(t, calls, []string{"--output (FAS_OUTPUT)", `"yaml"`}, "run", "--apps", "web", "--started-machine-count", "1", "--output", "yaml")
 
 	fleetEnv(t, "small.json")
@@ -211,7 +208,6 @@ func TestSmallThingsAUserMeets(t *testing.T) {
 // TestReadmeYAMLExampleCreates runs the README's YAML example as a dry run:
 // it must plan creates, spread over its regions.
 func TestReadmeYAMLExampleCreates(t *testing.T) {
-	clearEnv(t)
 	b, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -231,10 +227,10 @@ func TestReadmeYAMLExampleCreates(t *testing.T) {
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "my-app-1", ReleaseVersion: 1,
 		Machines: []flytest.MachineSpec{{State: "started", Region: "ord"}, {State: "stopped", Region: "ord"}}}}}, flytest.Options{Token: testToken})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
-	t.Setenv("FAS_PROMETHEUS_TOKEN", "prom-token")
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
+	setenv(t, "FAS_PROMETHEUS_TOKEN", "prom-token")
 	code, out, stderr := runCLI(t, "run", "--config", writeFile(t, "example.yml", example), "--dry-run", "--output", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, out)

@@ -128,7 +128,7 @@ func envVarsOf(f cli.Flag) []string {
 func TestConfigReference(t *testing.T) {
 	rows := readmeConfigReference(t)
 	flags := map[string]cli.Flag{}
-	for _, f := range runFlags(variables) {
+	for _, f := range runFlags() {
 		flags[f.Names()[0]] = f
 	}
 
@@ -212,7 +212,6 @@ func TestConfigReference(t *testing.T) {
 // TestRunHelp checks that run --help groups every flag under a category
 // and shows each flag's variables.
 func TestRunHelp(t *testing.T) {
-	clearEnv(t)
 	code, out, stderr := runCLI(t, "run", "--help")
 	if code != ExitOK {
 		t.Fatalf("exit code %d: %s", code, stderr)
@@ -223,7 +222,7 @@ func TestRunHelp(t *testing.T) {
 		}
 	}
 	lines := strings.Split(out, "\n")
-	for _, f := range runFlags(variables) {
+	for _, f := range runFlags() {
 		d := f.(cli.DocGenerationFlag)
 		if c, ok := f.(cli.CategorizableFlag); !ok || c.GetCategory() == "" {
 			t.Errorf("--%s has no category", f.Names()[0])
@@ -256,7 +255,6 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	clearEnv(t)
 	v, c := Version, Commit
 	t.Cleanup(func() { Version, Commit = v, c })
 

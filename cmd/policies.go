@@ -83,15 +83,15 @@ func (p *policyConfig) UnmarshalYAML(n *yaml.Node) error {
 
 // expand replaces environment references in every value, as loadFile does
 // for the top level's.
-func (p *policyConfig) expand() {
+func (p *policyConfig) expand(env Env) {
 	for _, v := range []*string{&p.Name, &p.ProcessGroup, &p.StartedMachineCount, &p.MinStartedMachineCount,
 		&p.MaxStartedMachineCount, &p.CreatedMachineCount, &p.MinCreatedMachineCount, &p.MaxCreatedMachineCount,
 		&p.InitialMachineState, &p.ScaleDown, &p.MaxScaleUp, &p.MaxScaleDown, &p.MaxMachines, &p.MinStartedDuration} {
-		*v = strings.TrimSpace(expandEnv(*v))
+		*v = strings.TrimSpace(env.expand(*v))
 	}
 	for _, l := range []stringList{p.Apps, p.Exclude, p.Regions} {
 		for i := range l {
-			l[i] = expandEnv(l[i])
+			l[i] = env.expand(l[i])
 		}
 	}
 }
@@ -117,7 +117,7 @@ func (p *policyConfig) at(path, key string) string {
 // from def, the top level's settings. metrics are the names of every
 // collector's metrics. The error names the policy and its line; the
 // warnings are about policies that no app of the selection can take.
-func buildPolicies(path string, file *fileConfig, def scale.AppPolicy, metrics []string, sel *scale.Selector) ([]scale.AppPolicy, []string, error) {
+func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, metrics []string, sel *scale.Selector) ([]scale.AppPolicy, []string, error) {
 	var (
 		out      []scale.AppPolicy
 		warnings []string
@@ -125,7 +125,7 @@ func buildPolicies(path string, file *fileConfig, def scale.AppPolicy, metrics [
 	)
 	for i := range file.Policies {
 		pc := &file.Policies[i]
-		pc.expand()
+		pc.expand(env)
 		switch prev, dup := names[pc.Name]; {
 		case pc.Name == "":
 			return nil, nil, usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)

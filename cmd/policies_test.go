@@ -174,14 +174,13 @@ func TestPolicyConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
 			// The redaction takes PWD for a password: the working
 			// directory's name must not blank words of the message.
-			t.Setenv("PWD", "")
-			t.Setenv("OLDPWD", "")
+			setenv(t, "PWD", "")
+			setenv(t, "OLDPWD", "")
 			calls := tripwire(t)
 			for k, v := range tt.env {
-				t.Setenv(k, v)
+				setenv(t, k, v)
 			}
 			path := writeFile(t, "config.yml", tt.yaml)
 			code, out, stderr := runCLI(t, append([]string{"run", "--config", path}, tt.args...)...)
@@ -237,8 +236,7 @@ policies:
 }
 
 func TestPolicyInheritance(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("FAS_API_TOKEN", "tok")
+	setenv(t, "FAS_API_TOKEN", "tok")
 	path := policyConfigFile(t, `  - name: eu
     apps: ['*-eu']
     regions: [fra]
@@ -315,8 +313,7 @@ func exprString(x scale.Expressions) string {
 }
 
 func TestPolicyMatchingNoSelectedAppWarns(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("FAS_API_TOKEN", "tok")
+	setenv(t, "FAS_API_TOKEN", "tok")
 	path := policyConfigFile(t, "")
 	// batch's apps include trial-batch-*, which trial-* selects.
 	rc, err := loadConfig(t, "--config", path, "--apps", "paying-*,trial-*")
@@ -360,7 +357,6 @@ func tierQueue(k int) float64 { return float64((k*7)%11) * 4.5 }
 // policy.
 func TestPoliciesE2E(t *testing.T) {
 	skipShort(t)
-	clearEnv(t)
 	var specs []flytest.AppSpec
 	series := map[string]float64{}
 	type tenant struct {
@@ -381,11 +377,11 @@ func TestPoliciesE2E(t *testing.T) {
 	}
 	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: specs}, flytest.Options{Token: testToken})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	prom := promtest.Start(t, series)
-	t.Setenv("FAS_PROMETHEUS_ADDRESS", "") // the file's collector only
+	setenv(t, "FAS_PROMETHEUS_ADDRESS", "") // the file's collector only
 	path := policyConfigFile(t, "")
 	gw := promtest.StartPushgateway(t)
 
@@ -534,11 +530,10 @@ func TestPoliciesE2E(t *testing.T) {
 // floor with eval's code, --timezone and an injected clock: the run's
 // start decides the time variables.
 func TestTimeVariablesThroughTheConfig(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("FAS_API_TOKEN", "tok")
+	setenv(t, "FAS_API_TOKEN", "tok")
 	calls := tripwire(t) // eval of a named app calls no Fly API
 	prom := promtest.Start(t, map[string]float64{"web": 0, "busy": 35})
-	t.Setenv("PROM_URL", prom.URL())
+	setenv(t, "PROM_URL", prom.URL())
 	const floor = "max(weekday >= 1 && weekday <= 5 && hour >= 8 && hour < 18 ? 2 : 0, ceil(queue_depth / 10))"
 	path := writeFile(t, "config.yml", "org: my-org\napp-name: web,busy\ntimezone: Europe/Berlin\nstarted-machine-count: '"+floor+"'\n"+
 		"metric-collectors:\n  - {type: prometheus, metric-name: queue_depth, address: '${PROM_URL}', query: 'sum by (app) (queue_depth)'}\n")
@@ -682,9 +677,8 @@ func TestRenderEvalPolicies(t *testing.T) {
 // TestReadmePolicyExample loads README's three-tier example and checks the
 // walk-through: which app takes which policy, and the targets it gets.
 func TestReadmePolicyExample(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("FAS_API_TOKEN", "tok")
-	t.Setenv("FAS_PROMETHEUS_TOKEN", "prom-token")
+	setenv(t, "FAS_API_TOKEN", "tok")
+	setenv(t, "FAS_PROMETHEUS_TOKEN", "prom-token")
 	b, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)

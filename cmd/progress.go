@@ -3,7 +3,6 @@ package cmd
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +20,7 @@ var (
 // only on a terminal, with NO_COLOR unset or empty, and neither --quiet nor
 // --verbose (whose logs would tear the line apart).
 func progressEnabled(s *Streams, rc *runConfig) bool {
-	return s.ErrIsTerminal && os.Getenv("NO_COLOR") == "" && !rc.render.Quiet && !rc.verbose
+	return s.ErrIsTerminal && !rc.noColor && !rc.render.Quiet && !rc.verbose
 }
 
 // progress draws "reconciling 340/1000 apps" on one line of w, redrawn in

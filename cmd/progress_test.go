@@ -67,9 +67,8 @@ func TestProgressEnabled(t *testing.T) {
 		{name: "verbose", terminal: true, verbose: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("NO_COLOR", tc.noColor)
 			s := &Streams{ErrIsTerminal: tc.terminal}
-			rc := &runConfig{verbose: tc.verbose}
+			rc := &runConfig{verbose: tc.verbose, noColor: tc.noColor != ""}
 			rc.render.Quiet = tc.quiet
 			if got := progressEnabled(s, rc); got != tc.want {
 				t.Errorf("progressEnabled = %v, want %v", got, tc.want)
@@ -91,10 +90,10 @@ func TestRunProgressOnTerminal(t *testing.T) {
 	srv := repeatEnv(t, 20*time.Millisecond)
 	// One app lags, so the line shows the others done before the run ends.
 	srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-4", Latency: 200 * time.Millisecond})
-	t.Setenv("NO_COLOR", "")
+	setenv(t, "NO_COLOR", "")
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	s := &Streams{Out: out, Err: errOut, ErrIsTerminal: true}
-	err := Main(context.Background(), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, s)
+	err := Main(context.Background(), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, envFor(t), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +123,11 @@ func TestRunProgressPiped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repeatEnv(t, 20*time.Millisecond)
-			t.Setenv("NO_COLOR", tc.env)
+			setenv(t, "NO_COLOR", tc.env)
 			s, _, errOut := BufferStreams()
 			tc.s(s)
 			args := append([]string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, tc.args...)
-			if err := Main(context.Background(), args, s); err != nil {
+			if err := Main(context.Background(), args, envFor(t), s); err != nil {
 				t.Fatal(err)
 			}
 			if e := errOut.String(); e != "" {

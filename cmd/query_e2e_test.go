@@ -243,13 +243,13 @@ func TestQueryE2E(t *testing.T) {
     query: 'sum by (service) (label_replace(queue_depth, "service", "$1", "app", "(.*)"))'
     app-label: service
 `, prom.URL(), prom.DirectURL()))
-		t.Setenv("FAS_PROMETHEUS_ADDRESS", prom.URL())
-		t.Setenv("FAS_PROMETHEUS_METRIC_NAME", "depth_c")
-		t.Setenv("FAS_PROMETHEUS_QUERY", `2 * sum(queue_depth{app="$APP_NAME"})`)
-		t.Setenv("FAS_PROMETHEUS_TOKEN", "token-c")
-		t.Setenv("FAS_STARTED_MACHINE_COUNT", "ceil((depth_a + depth_b + depth_c) / 40)")
-		t.Setenv("FAS_MIN_CREATED_MACHINE_COUNT", "ceil((depth_a + depth_b + depth_c) / 40)")
-		t.Setenv("FAS_MAX_CREATED_MACHINE_COUNT", "8")
+		setenv(t, "FAS_PROMETHEUS_ADDRESS", prom.URL())
+		setenv(t, "FAS_PROMETHEUS_METRIC_NAME", "depth_c")
+		setenv(t, "FAS_PROMETHEUS_QUERY", `2 * sum(queue_depth{app="$APP_NAME"})`)
+		setenv(t, "FAS_PROMETHEUS_TOKEN", "token-c")
+		setenv(t, "FAS_STARTED_MACHINE_COUNT", "ceil((depth_a + depth_b + depth_c) / 40)")
+		setenv(t, "FAS_MIN_CREATED_MACHINE_COUNT", "ceil((depth_a + depth_b + depth_c) / 40)")
+		setenv(t, "FAS_MAX_CREATED_MACHINE_COUNT", "8")
 
 		prom.ResetQueries()
 		code, out, stderr := runCLI(t, "run", "--config", cfg, "--org", "my-org", "--apps", "my-app-0[0-1]*", "--dry-run", "--output", "json")
@@ -380,7 +380,7 @@ func TestQueryE2E(t *testing.T) {
 
 		// A sharded run covers its shard's apps only and pushes to groups
 		// of its own (shard="2/4"): the whole-fleet groups stay as they were.
-		t.Setenv("FAS_SHARD", "2/4")
+		setenv(t, "FAS_SHARD", "2/4")
 		code, out, stderr = runCLI(t, args([]string{"run", "--org", "my-org", "--apps", "my-app-*", "--output", "json", "--pushgateway", gw.URL()},
 			promArgs(prom.URL(), fleetQuery), targetArgs)...)
 		if code != ExitOK {
@@ -571,13 +571,12 @@ func TestQueryE2EDuplicateMetricNames(t *testing.T) {
 		{"within YAML", "metric-collectors:\n" + collector("depth_a") + collector("depth_a"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
 			calls := tripwire(t)
-			t.Setenv("FAS_API_TOKEN", testToken)
+			setenv(t, "FAS_API_TOKEN", testToken)
 			if tc.env {
-				t.Setenv("FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:9")
-				t.Setenv("FAS_PROMETHEUS_METRIC_NAME", "depth_b")
-				t.Setenv("FAS_PROMETHEUS_QUERY", "sum(y)")
+				setenv(t, "FAS_PROMETHEUS_ADDRESS", "http://127.0.0.1:9")
+				setenv(t, "FAS_PROMETHEUS_METRIC_NAME", "depth_b")
+				setenv(t, "FAS_PROMETHEUS_QUERY", "sum(y)")
 			}
 			cfg := writeFile(t, "fas.yml", tc.yaml)
 			for _, command := range []string{"run", "eval"} {

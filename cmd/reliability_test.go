@@ -20,13 +20,12 @@ import (
 // command's environment at it.
 func flyEnv(t *testing.T, org *flytest.Org, opts flytest.Options) *flytest.Server {
 	t.Helper()
-	clearEnv(t)
 	opts.Token = testToken
 	srv := flytest.New(org, opts)
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv
 }
 
@@ -93,7 +92,7 @@ func TestRepeatKeepsItsRateLimitsAcrossPasses(t *testing.T) {
 func startProcess(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
-	cmd.Env = append(os.Environ(), "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+	cmd.Env = childEnv(t, "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +170,7 @@ func TestThreeOverlappingProcessesNeverGoBelowTheTarget(t *testing.T) {
 		for i := range procs {
 			outs[i] = &strings.Builder{}
 			procs[i] = exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
-			procs[i].Env = append(os.Environ(), "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+			procs[i].Env = childEnv(t, "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 			procs[i].Stdout, procs[i].Stderr = outs[i], outs[i]
 		}
 		for _, p := range procs {

@@ -55,7 +55,7 @@ func startRepeat(t *testing.T, args ...string) *repeatRun {
 	s := &Streams{Out: r.out, Err: r.err}
 	go func() {
 		defer close(r.done)
-		err := Main(ctx, append([]string{"fly-autoscaler", "run"}, args...), s)
+		err := Main(ctx, append([]string{"fly-autoscaler", "run"}, args...), envFor(t), s)
 		r.code, r.ended = ExitCode(err), time.Now()
 		if err != nil {
 			r.err.Write([]byte(err.Error() + "\n"))
@@ -98,12 +98,11 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 
 func repeatEnv(t *testing.T, latency time.Duration) *flytest.Server {
 	t.Helper()
-	clearEnv(t)
 	srv := flytest.New(repeatOrg, flytest.Options{Token: testToken, Latency: latency})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv
 }
 

@@ -25,77 +25,64 @@ const (
 	catSchedule  = "Schedule"
 )
 
-// flagVars binds each option to the variables it names, which urfave/cli
-// reads when it parses the flags: variables for run and eval, noVariables
-// for the demo's passes, which must not read the operator's configuration.
-type flagVars func(names ...string) []string
-
-func variables(names ...string) []string { return names }
-
-func noVariables(...string) []string { return nil }
-
 // runFlags returns the run command's flags, each bound to its FAS_*
-// variables through vars. They are built anew for every App: urfave flags
-// keep state.
-func runFlags(vars flagVars) []cli.Flag {
+// variable. They are built anew for every App: urfave flags keep state.
+func runFlags() []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "config", Category: catSelection, EnvVars: vars("FAS_CONFIG"), Usage: "YAML config `file` (the original fly-autoscaler's keys); flags and variables take precedence"},
-		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: vars("FAS_ORG"), Usage: "Fly organization `slug` whose apps are listed (required with a wildcard)"},
-		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: vars("FAS_APP_NAME"), Usage: "app `name` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
-		&cli.StringSliceFlag{Name: "exclude", Category: catSelection, EnvVars: vars("FAS_EXCLUDE"), Usage: "glob `pattern` of apps to leave alone; repeat or comma-separate"},
-		&cli.StringFlag{Name: "shard", Category: catSelection, EnvVars: vars("FAS_SHARD"), Usage: "reconcile only shard `K/N` of the selected apps (by a stable hash of the name), e.g. 2/4: N runners split a fleet"},
-		&cli.StringFlag{Name: "process-group", Category: catSelection, EnvVars: vars("FAS_PROCESS_GROUP"), Usage: "process `group` whose machines are scaled (default: app)"},
+		&cli.StringFlag{Name: "config", Category: catSelection, EnvVars: []string{"FAS_CONFIG"}, Usage: "YAML config `file` (the original fly-autoscaler's keys); flags and variables take precedence"},
+		&cli.StringFlag{Name: "org", Category: catSelection, EnvVars: []string{"FAS_ORG"}, Usage: "Fly organization `slug` whose apps are listed (required with a wildcard)"},
+		&cli.StringSliceFlag{Name: "apps", Aliases: []string{"app-name"}, Category: catSelection, EnvVars: []string{"FAS_APP_NAME"}, Usage: "app `name` or glob (*, ?, [a-c], {a,b}); repeat or comma-separate"},
+		&cli.StringSliceFlag{Name: "exclude", Category: catSelection, EnvVars: []string{"FAS_EXCLUDE"}, Usage: "glob `pattern` of apps to leave alone; repeat or comma-separate"},
+		&cli.StringFlag{Name: "shard", Category: catSelection, EnvVars: []string{"FAS_SHARD"}, Usage: "reconcile only shard `K/N` of the selected apps (by a stable hash of the name), e.g. 2/4: N runners split a fleet"},
+		&cli.StringFlag{Name: "process-group", Category: catSelection, EnvVars: []string{"FAS_PROCESS_GROUP"}, Usage: "process `group` whose machines are scaled (default: app)"},
 
-		&cli.StringFlag{Name: "started-machine-count", Category: catTargets, EnvVars: vars("FAS_STARTED_MACHINE_COUNT"), Usage: "`expression` for the number of started machines (sets min and max)"},
-		&cli.StringFlag{Name: "min-started-machine-count", Category: catTargets, EnvVars: vars("FAS_MIN_STARTED_MACHINE_COUNT"), Usage: "`expression` for the least started machines"},
-		&cli.StringFlag{Name: "max-started-machine-count", Category: catTargets, EnvVars: vars("FAS_MAX_STARTED_MACHINE_COUNT"), Usage: "`expression` for the most started machines"},
-		&cli.StringFlag{Name: "created-machine-count", Category: catTargets, EnvVars: vars("FAS_CREATED_MACHINE_COUNT"), Usage: "`expression` for the number of machines (sets min and max)"},
-		&cli.StringFlag{Name: "min-created-machine-count", Category: catTargets, EnvVars: vars("FAS_MIN_CREATED_MACHINE_COUNT"), Usage: "`expression` for the least machines"},
-		&cli.StringFlag{Name: "max-created-machine-count", Category: catTargets, EnvVars: vars("FAS_MAX_CREATED_MACHINE_COUNT"), Usage: "`expression` for the most machines"},
-		&cli.StringFlag{Name: "initial-machine-state", Category: catTargets, EnvVars: vars("FAS_INITIAL_MACHINE_STATE"), Usage: "`state` of new machines when no started target decides: started or stopped (default: started)"},
-		&cli.StringFlag{Name: "timezone", Category: catTargets, EnvVars: vars("FAS_TIMEZONE"), Usage: "IANA time `zone` the time variables (hour, minute, weekday, day, month) are read in, e.g. Europe/Berlin (default: UTC)"},
-		&cli.StringSliceFlag{Name: "regions", Category: catTargets, EnvVars: vars("FAS_REGIONS"), Usage: "`regions` new machines are spread over, round-robin (default: the cloned machine's)"},
+		&cli.StringFlag{Name: "started-machine-count", Category: catTargets, EnvVars: []string{"FAS_STARTED_MACHINE_COUNT"}, Usage: "`expression` for the number of started machines (sets min and max)"},
+		&cli.StringFlag{Name: "min-started-machine-count", Category: catTargets, EnvVars: []string{"FAS_MIN_STARTED_MACHINE_COUNT"}, Usage: "`expression` for the least started machines"},
+		&cli.StringFlag{Name: "max-started-machine-count", Category: catTargets, EnvVars: []string{"FAS_MAX_STARTED_MACHINE_COUNT"}, Usage: "`expression` for the most started machines"},
+		&cli.StringFlag{Name: "created-machine-count", Category: catTargets, EnvVars: []string{"FAS_CREATED_MACHINE_COUNT"}, Usage: "`expression` for the number of machines (sets min and max)"},
+		&cli.StringFlag{Name: "min-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MIN_CREATED_MACHINE_COUNT"}, Usage: "`expression` for the least machines"},
+		&cli.StringFlag{Name: "max-created-machine-count", Category: catTargets, EnvVars: []string{"FAS_MAX_CREATED_MACHINE_COUNT"}, Usage: "`expression` for the most machines"},
+		&cli.StringFlag{Name: "initial-machine-state", Category: catTargets, EnvVars: []string{"FAS_INITIAL_MACHINE_STATE"}, Usage: "`state` of new machines when no started target decides: started or stopped (default: started)"},
+		&cli.StringFlag{Name: "timezone", Category: catTargets, EnvVars: []string{"FAS_TIMEZONE"}, Usage: "IANA time `zone` the time variables (hour, minute, weekday, day, month) are read in, e.g. Europe/Berlin (default: UTC)"},
+		&cli.StringSliceFlag{Name: "regions", Category: catTargets, EnvVars: []string{"FAS_REGIONS"}, Usage: "`regions` new machines are spread over, round-robin (default: the cloned machine's)"},
 
-		&cli.StringFlag{Name: "prometheus-address", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_ADDRESS"), Usage: "Prometheus `address`, e.g. https://api.fly.io/prometheus/my-org"},
-		&cli.StringFlag{Name: "prometheus-metric-name", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_METRIC_NAME"), Usage: "`name` of the query's value in expressions"},
-		&cli.StringFlag{Name: "prometheus-query", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_QUERY"), Usage: "PromQL `query`; $APP_NAME is replaced by the app's name"},
-		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_TOKEN"), Usage: "`token` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
-		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_APP_LABEL"), Usage: "`label` naming the app in a fleet-wide query's series (default: app)"},
-		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: vars("FAS_PROMETHEUS_ON_EMPTY"), Usage: "`mode` for a query without series or with NaN: error (skip the app) or zero (default: error)"},
+		&cli.StringFlag{Name: "prometheus-address", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ADDRESS"}, Usage: "Prometheus `address`, e.g. https://api.fly.io/prometheus/my-org"},
+		&cli.StringFlag{Name: "prometheus-metric-name", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_METRIC_NAME"}, Usage: "`name` of the query's value in expressions"},
+		&cli.StringFlag{Name: "prometheus-query", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_QUERY"}, Usage: "PromQL `query`; $APP_NAME is replaced by the app's name"},
+		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_TOKEN"}, Usage: "`token` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
+		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`label` naming the app in a fleet-wide query's series (default: app)"},
+		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "`mode` for a query without series or with NaN: error (skip the app) or zero (default: error)"},
 	}
-	flags = append(flags, sourceFlags(vars)...)
+	flags = append(flags, sourceFlags()...)
 	flags = append(flags, []cli.Flag{
 
-		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: vars("FAS_PUSHGATEWAY_URL"), Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
+		&cli.StringFlag{Name: "pushgateway", Category: catMetrics, EnvVars: []string{"FAS_PUSHGATEWAY_URL"}, Usage: "Prometheus Pushgateway `URL` that receives the run's figures at the end of each run"},
 
-		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: vars("FAS_DRY_RUN"), Usage: "plan and report, change nothing"},
-		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: vars("FAS_CONCURRENCY"), Usage: "`N` apps reconciled at once (default: 32)"},
-		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: vars("FAS_TIMEOUT"), Usage: "`duration` allowed for everything done for one app (default: 30s)"},
+		&cli.BoolFlag{Name: "dry-run", Category: catSafety, EnvVars: []string{"FAS_DRY_RUN"}, Usage: "plan and report, change nothing"},
+		&cli.StringFlag{Name: "concurrency", Category: catSafety, EnvVars: []string{"FAS_CONCURRENCY"}, Usage: "`N` apps reconciled at once (default: 32)"},
+		&cli.StringFlag{Name: "timeout", Category: catSafety, EnvVars: []string{"FAS_TIMEOUT"}, Usage: "`duration` allowed for everything done for one app (default: 30s)"},
 
-		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: vars("FAS_MAX_SCALE_UP"), Usage: "at most `N` machines more per app and run, started and created each; 0 freezes (default: no limit)"},
-		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: vars("FAS_MAX_SCALE_DOWN"), Usage: "at most `N` machines fewer per app and run, started and created each; 0 freezes (default: no limit)"},
-		&cli.StringFlag{Name: "max-machines", Category: catSafety, EnvVars: vars("FAS_MAX_MACHINES"), Usage: "`N` machines per app and process group above which a created target fails the app as implausible (default: 500)"},
-		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: vars("FAS_MIN_STARTED_DURATION"), Usage: "never stop, suspend or destroy a machine that started less than `duration` ago"},
-		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: vars("FAS_MAX_FAILURE_RATIO"), Usage: "abort all remaining changes once more than this `ratio` (0..1) of the apps failed (default: 1, never)"},
-		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: vars("FAS_SCALE_DOWN"), Usage: "`mode` of taking started machines down: stop or suspend (default: stop)"},
+		&cli.StringFlag{Name: "max-scale-up", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_UP"}, Usage: "at most `N` machines more per app and run, started and created each; 0 freezes (default: no limit)"},
+		&cli.StringFlag{Name: "max-scale-down", Category: catSafety, EnvVars: []string{"FAS_MAX_SCALE_DOWN"}, Usage: "at most `N` machines fewer per app and run, started and created each; 0 freezes (default: no limit)"},
+		&cli.StringFlag{Name: "max-machines", Category: catSafety, EnvVars: []string{"FAS_MAX_MACHINES"}, Usage: "`N` machines per app and process group above which a created target fails the app as implausible (default: 500)"},
+		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: []string{"FAS_MIN_STARTED_DURATION"}, Usage: "never stop, suspend or destroy a machine that started less than `duration` ago"},
+		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `ratio` (0..1) of the apps failed (default: 1, never)"},
+		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`mode` of taking started machines down: stop or suspend (default: stop)"},
 
-		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: vars("FAS_EVERY"), Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
+		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
 
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: vars("FAS_OUTPUT"), Usage: "report `format`: table, json or markdown"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: vars("FAS_QUIET"), Usage: "print only failed apps and the summary"},
-		&cli.BoolFlag{Name: "detailed-exitcode", Category: catOutput, EnvVars: vars("FAS_DETAILED_EXITCODE"), Usage: "exit 3 when changes were planned (dry run) or made, 0 when nothing needed to change"},
-		&cli.StringFlag{Name: "log-format", Category: catOutput, Value: "text", EnvVars: vars("FAS_LOG_FORMAT"), Usage: "`format` of the logs on stderr: text or json"},
-		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: vars("FAS_VERBOSE"), Usage: "log each app's decisions and API calls at debug level"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `format`: table, json or markdown"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
+		&cli.BoolFlag{Name: "detailed-exitcode", Category: catOutput, EnvVars: []string{"FAS_DETAILED_EXITCODE"}, Usage: "exit 3 when changes were planned (dry run) or made, 0 when nothing needed to change"},
+		&cli.StringFlag{Name: "log-format", Category: catOutput, Value: "text", EnvVars: []string{"FAS_LOG_FORMAT"}, Usage: "`format` of the logs on stderr: text or json"},
+		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
 
-		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: vars("FAS_API_TOKEN", "FLY_API_TOKEN"), Usage: "Fly API `token` (an org token: fly tokens create org)"},
+		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `token` (an org token: fly tokens create org)"},
 	}...)
-	return append(flags, temporalFlags(vars)...)
+	return append(flags, temporalFlags()...)
 }
 
-// runCommand is the run command: its flags bound through vars, its
-// action loading the run configuration and calling run (runOrRepeat, or
-// the demo's pass).
-func runCommand(s *Streams, vars flagVars, run func(context.Context, *Streams, *runConfig) error) *cli.Command {
+func runCommand(s *Streams) *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "reconcile every selected app once, print the report and exit",
@@ -105,9 +92,9 @@ func runCommand(s *Streams, vars flagVars, run func(context.Context, *Streams, *
 			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
 			"--detailed-exitcode).",
-		Flags:        runFlags(vars),
+		Flags:        runFlags(),
 		OnUsageError: onUsageError,
-		Action:       withRunConfig(s, run),
+		Action:       withRunConfig(s, runOrRepeat),
 	}
 }
 

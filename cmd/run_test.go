@@ -18,16 +18,15 @@ const testToken = "FlyV1 fm2_test-token-for-e2e"
 // FLY_API_BASE_URL and FLY_FLAPS_BASE_URL, with FAS_API_TOKEN set.
 func fleetEnv(t *testing.T, fixture string) *flytest.Server {
 	t.Helper()
-	clearEnv(t)
 	org, err := flytest.LoadOrg(filepath.Join("..", "testdata", "flytest", fixture))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := flytest.New(org, flytest.Options{Token: testToken})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv
 }
 
@@ -46,12 +45,12 @@ func fleetProm(t *testing.T) *promtest.Server {
 		series[fmt.Sprintf("my-app-%03d", i)] = queueDepth(i)
 	}
 	prom := promtest.Start(t, series)
-	t.Setenv("FAS_PROMETHEUS_ADDRESS", prom.URL())
-	t.Setenv("FAS_PROMETHEUS_METRIC_NAME", "queue_depth")
-	t.Setenv("FAS_PROMETHEUS_QUERY", `sum(queue_depth{app="$APP_NAME"})`)
-	t.Setenv("FAS_STARTED_MACHINE_COUNT", "ceil(queue_depth / 10)")
-	t.Setenv("FAS_MIN_CREATED_MACHINE_COUNT", "ceil(queue_depth / 10)")
-	t.Setenv("FAS_MAX_CREATED_MACHINE_COUNT", "8")
+	setenv(t, "FAS_PROMETHEUS_ADDRESS", prom.URL())
+	setenv(t, "FAS_PROMETHEUS_METRIC_NAME", "queue_depth")
+	setenv(t, "FAS_PROMETHEUS_QUERY", `sum(queue_depth{app="$APP_NAME"})`)
+	setenv(t, "FAS_STARTED_MACHINE_COUNT", "ceil(queue_depth / 10)")
+	setenv(t, "FAS_MIN_CREATED_MACHINE_COUNT", "ceil(queue_depth / 10)")
+	setenv(t, "FAS_MAX_CREATED_MACHINE_COUNT", "8")
 	return prom
 }
 

@@ -30,13 +30,12 @@ var safetyArgs = []string{"run", "--org", "my-org", "--apps", "s*", "--output", 
 
 func safetyServer(t *testing.T, opts flytest.Options) *flytest.Server {
 	t.Helper()
-	clearEnv(t)
 	opts.Token = testToken
 	srv := flytest.New(safetyOrg(), opts)
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", testToken)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", testToken)
 	return srv
 }
 
@@ -219,16 +218,15 @@ func TestTokensNeverAppearInOutput(t *testing.T) {
 	for _, format := range []string{"table", "json", "markdown"} {
 		for _, tc := range cases {
 			t.Run(format+"/"+tc.name, func(t *testing.T) {
-				clearEnv(t)
 				if tc.opts.Token == "" {
 					tc.opts.Token = tok
 				}
 				srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "app-%d", Count: 3,
 					Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}, tc.opts)
 				t.Cleanup(srv.Close)
-				t.Setenv("FLY_API_BASE_URL", srv.URL)
-				t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-				t.Setenv("FAS_API_TOKEN", tok)
+				setenv(t, "FLY_API_BASE_URL", srv.URL)
+				setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+				setenv(t, "FAS_API_TOKEN", tok)
 				args := append([]string{"run", "--org", "my-org", "--apps", "app-*", "--output", format, "--verbose"}, tc.args...)
 				code, out, stderr := runCLI(t, args...)
 				if code == ExitOK {
@@ -272,7 +270,7 @@ func TestMaxFailureRatioAbortsRemainingChanges(t *testing.T) {
 func runProcess(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
-	cmd.Env = append(os.Environ(), "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+	cmd.Env = childEnv(t, "FAS_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -294,7 +292,7 @@ func TestMainProcess(t *testing.T) {
 	// As main.go: the context is cancelled as soon as Main returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	s := SystemStreams()
-	err := Main(ctx, append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), s)
+	err := Main(ctx, append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), SystemEnv(), s)
 	cancel()
 	runtime.Gosched() // a goroutine Main left behind would run now
 	PrintError(s, err)
@@ -302,12 +300,11 @@ func TestMainProcess(t *testing.T) {
 }
 
 func TestUnauthorizedSaysWhatToCheck(t *testing.T) {
-	clearEnv(t)
 	srv := flytest.New(safetyOrg(), flytest.Options{Token: "FlyV1 fm2_the-right-one"})
 	t.Cleanup(srv.Close)
-	t.Setenv("FLY_API_BASE_URL", srv.URL)
-	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-	t.Setenv("FAS_API_TOKEN", "FlyV1 fm2_a-wrong-one")
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_a-wrong-one")
 	code, out, stderr := runCLI(t, safetyArgs...)
 	if code != ExitFailed || !strings.Contains(stderr, "401 unauthorized: check the Fly API token (FAS_API_TOKEN") {
 		t.Errorf("exit %d, stderr %q, stdout %q", code, stderr, out)
@@ -319,7 +316,7 @@ func TestSignalLetsTheRunInFlightFinish(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(150*time.Millisecond, cancel) // SIGINT while apps are being reconciled
 	s, out, errOut := BufferStreams()
-	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), s)
+	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), envFor(t), s)
 	if code := ExitCode(err); code != ExitOK {
 		t.Fatalf("exit %d: %v\n%s", code, err, errOut)
 	}

@@ -83,7 +83,6 @@ func echoingGateway(t *testing.T) string {
 // anywhere, and runs each in every output format, with and without
 // --verbose, with text and JSON logs.
 func TestSecretsNeverPrinted(t *testing.T) {
-	clearEnv(t)
 	prom := echoingProm(t)
 	gateway := echoingGateway(t)
 	closed := "http://" + promtest.ClosedAddr(t)
@@ -161,12 +160,12 @@ func TestSecretsNeverPrinted(t *testing.T) {
 							t.Fatal(err)
 						}
 						srv := flytest.New(org, flytest.Options{Token: secretAPIToken})
-						t.Setenv("FLY_API_BASE_URL", srv.URL)
-						t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
-						t.Setenv("FAS_API_TOKEN", secretAPIToken)
-						t.Setenv("FAS_PROMETHEUS_TOKEN", secretPromToken)
+						setenv(t, "FLY_API_BASE_URL", srv.URL)
+						setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+						setenv(t, "FAS_API_TOKEN", secretAPIToken)
+						setenv(t, "FAS_PROMETHEUS_TOKEN", secretPromToken)
 						for k, v := range tc.env {
-							t.Setenv(k, v)
+							setenv(t, k, v)
 						}
 						args := []string{"run", "--output", format, "--log-format", logFormat}
 						if tc.name == "unknown command" {

@@ -306,7 +306,7 @@ metric-collectors:
 
 	// A configuration error that echoes a value expanded from a secret
 	// variable: the password is redacted there too.
-	t.Setenv("KAFKA_SECRET", kafkaPass)
+	setenv(t, "KAFKA_SECRET", kafkaPass)
 	cfg := writeFile(t, "bad.yml", fmt.Sprintf(`org: my-org
 app-name: my-app-001
 started-machine-count: lag

@@ -49,7 +49,7 @@ func fleet(t *testing.T) *flytest.Server {
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := cmd.BufferStreams()
-	err := cmd.Main(context.Background(), append([]string{"fly-autoscaler"}, args...), s)
+	err := cmd.Main(context.Background(), append([]string{"fly-autoscaler"}, args...), cmd.SystemEnv(), s)
 	if err != nil {
 		errOut.WriteString(err.Error() + "\n")
 	}

@@ -1,0 +1,68 @@
+package cmd
+
+import (
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The environment of a test's runs: setenv records a variable for the
+// test and its subtests, and runCLI passes the test's Env to Main, so
+// tests leave the process's environment alone and can run in parallel.
+var testEnvs sync.Map // test name -> Env
+
+// setenv sets a variable for the runs of t and of its subtests, until t
+// ends.
+func setenv(t *testing.T, key, value string) {
+	t.Helper()
+	name := t.Name()
+	env, loaded := testEnvs.LoadOrStore(name, Env{key: value})
+	if loaded {
+		// A test's own goroutine sets its variables: no other writer.
+		env.(Env)[key] = value
+		return
+	}
+	t.Cleanup(func() { testEnvs.Delete(name) })
+}
+
+// envFor returns the Env of t: its variables over those of the tests it
+// is a subtest of.
+func envFor(t *testing.T) Env {
+	env := Env{}
+	parts := strings.Split(t.Name(), "/")
+	for i := range parts {
+		if e, ok := testEnvs.Load(strings.Join(parts[:i+1], "/")); ok {
+			maps.Copy(env, e.(Env))
+		}
+	}
+	return env
+}
+
+// childEnv returns the environment of a child process running Main (see
+// TestMainProcess): the process's, without the variables that configure a
+// run (a developer's FAS_API_TOKEN must not reach a test), then t's Env,
+// then extra.
+func childEnv(t *testing.T, extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "FAS_") && !strings.HasPrefix(k, "TEMPORAL_") && !strings.HasPrefix(k, "FLY_") && k != "NO_COLOR" {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(envFor(t))) {
+		out = append(out, k+"="+envFor(t)[k])
+	}
+	return append(out, extra...)
+}
+
+// resetEnv forgets the variables set for t itself (those of the tests it
+// is a subtest of stay).
+func resetEnv(t *testing.T) {
+	if e, ok := testEnvs.Load(t.Name()); ok {
+		clear(e.(Env))
+	}
+}
