@@ -41,12 +41,12 @@ type runConfig struct {
 	// sets both to its loopback server.
 	apiBaseURL, machinesBaseURL string
 	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
-	noColor bool
-	collectors                  []query.PrometheusConfig
-	temporal                    []query.TemporalConfig
-	sources                     sourceConfigs // NATS and Kafka
-	render                      RenderOptions
-	warnings                    []string
+	noColor    bool
+	collectors []query.PrometheusConfig
+	temporal   []query.TemporalConfig
+	sources    sourceConfigs // NATS and Kafka
+	render     RenderOptions
+	warnings   []string
 
 	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
 	pushgateway string

@@ -120,8 +120,10 @@ func countOp(srv *flytest.Server, op string) int {
 // the command returns at once instead of waiting for the next tick.
 func TestRepeatFinishesPassInFlight(t *testing.T) {
 	srv := repeatEnv(t, 60*time.Millisecond)
+	// One app at a time: an app's starts go out at once, so the pass is
+	// still in flight after the first change only while apps remain.
 	r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
-		"--every", "50ms", "--detailed-exitcode")
+		"--every", "50ms", "--detailed-exitcode", "--concurrency", "1")
 
 	// Signal as soon as the pass has changed its first machine.
 	waitFor(t, 10*time.Second, "the first machine change", func() bool { return len(srv.Mutations()) > 0 })
