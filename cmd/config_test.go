@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -34,7 +33,7 @@ func tripwire(t *testing.T) *atomic.Int64 {
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := BufferStreams()
-	err := Main(context.Background(), append([]string{"fly-autoscaler"}, args...), envFor(t), s)
+	err := Main(testContext(t), append([]string{"fly-autoscaler"}, args...), envFor(t), s)
 	if err != nil {
 		fmt.Fprintln(s.Err, err.Error())
 	}

@@ -9,9 +9,8 @@ import (
 )
 
 // Progress line timing: nothing is drawn for runs shorter than
-// progressDelay, then the line is redrawn every progressInterval. Tests
-// shorten them.
-var (
+// progressDelay, then the line is redrawn every progressInterval.
+const (
 	progressDelay    = time.Second
 	progressInterval = 100 * time.Millisecond
 )

@@ -1,9 +1,9 @@
 package cmd
 
 import (
-	"context"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -77,40 +77,33 @@ func TestProgressEnabled(t *testing.T) {
 	}
 }
 
-// fastProgress draws the progress line at once, for the test.
-func fastProgress(t *testing.T) {
-	t.Helper()
-	d, i := progressDelay, progressInterval
-	progressDelay, progressInterval = 0, time.Millisecond
-	t.Cleanup(func() { progressDelay, progressInterval = d, i })
-}
-
 func TestRunProgressOnTerminal(t *testing.T) {
-	fastProgress(t)
-	srv := repeatEnv(t, 20*time.Millisecond)
-	// One app lags, so the line shows the others done before the run ends.
-	srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-4", Latency: 200 * time.Millisecond})
-	setenv(t, "NO_COLOR", "")
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	s := &Streams{Out: out, Err: errOut, ErrIsTerminal: true}
-	err := Main(context.Background(), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, envFor(t), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := errOut.String()
-	if !strings.Contains(e, "\rreconciling 3/4 apps\x1b[K") {
-		t.Errorf("no progress line on a terminal's stderr: %q", e)
-	}
-	if !strings.HasSuffix(e, "\r\x1b[K") {
-		t.Errorf("progress line not cleared: %q", e)
-	}
-	if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "reconciling") {
-		t.Errorf("progress went to stdout: %q", out.String())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		// On fake time: the line is drawn after progressDelay, while one app
+		// lags, so it shows the others done before the run ends.
+		srv := repeatEnv(t, 20*time.Millisecond)
+		srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-4", Latency: 2 * progressDelay})
+		setenv(t, "NO_COLOR", "")
+		out, errOut := &syncBuffer{}, &syncBuffer{}
+		s := &Streams{Out: out, Err: errOut, ErrIsTerminal: true}
+		err := Main(testContext(t), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, envFor(t), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := errOut.String()
+		if !strings.Contains(e, "\rreconciling 3/4 apps\x1b[K") {
+			t.Errorf("no progress line on a terminal's stderr: %q", e)
+		}
+		if !strings.HasSuffix(e, "\r\x1b[K") {
+			t.Errorf("progress line not cleared: %q", e)
+		}
+		if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "reconciling") {
+			t.Errorf("progress went to stdout: %q", out.String())
+		}
+	})
 }
 
 func TestRunProgressPiped(t *testing.T) {
-	fastProgress(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -122,17 +115,21 @@ func TestRunProgressPiped(t *testing.T) {
 		{name: "quiet", s: func(s *Streams) { s.ErrIsTerminal = true }, args: []string{"--quiet"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			repeatEnv(t, 20*time.Millisecond)
-			setenv(t, "NO_COLOR", tc.env)
-			s, _, errOut := BufferStreams()
-			tc.s(s)
-			args := append([]string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, tc.args...)
-			if err := Main(context.Background(), args, envFor(t), s); err != nil {
-				t.Fatal(err)
-			}
-			if e := errOut.String(); e != "" {
-				t.Errorf("stderr: %q, want nothing", e)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				// A run long enough for a progress line, were it drawn.
+				srv := repeatEnv(t, 20*time.Millisecond)
+				srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-4", Latency: 2 * progressDelay})
+				setenv(t, "NO_COLOR", tc.env)
+				s, _, errOut := BufferStreams()
+				tc.s(s)
+				args := append([]string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, tc.args...)
+				if err := Main(testContext(t), args, envFor(t), s); err != nil {
+					t.Fatal(err)
+				}
+				if e := errOut.String(); e != "" {
+					t.Errorf("stderr: %q, want nothing", e)
+				}
+			})
 		})
 	}
 }

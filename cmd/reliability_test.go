@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -30,61 +31,63 @@ func flyEnv(t *testing.T, org *flytest.Org, opts flytest.Options) *flytest.Serve
 }
 
 func TestRepeatKeepsItsRateLimitsAcrossPasses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("20 passes of --every 1s")
-	}
-	const passes = 20
-	srv := flyEnv(t, &flytest.Org{Slug: "ev-org", Apps: []flytest.AppSpec{{Name: "ev-%02d", Count: 60,
-		Machines: []flytest.MachineSpec{{State: "started", Count: 2}}}}}, flytest.Options{RateLimit: true})
-	// Changes made behind the command's back, as someone else would.
-	_, other, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: testToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := startRepeat(t, "--org", "ev-org", "--apps", "ev-*", "--created-machine-count", "2", "--started-machine-count", "2",
-		"--every", "1s", "--output", "json")
-	reports := func() int { return strings.Count(r.out.String(), `"schema_version"`) }
-	for done := 0; done < passes; {
-		waitFor(t, 30*time.Second, "the next pass", func() bool { return reports() > done })
-		done = reports()
-		if done%5 == 0 && done < passes {
-			// A change every 5 passes: one machine of each app destroyed,
-			// which the next pass creates again (list, lease, recount,
-			// create).
-			for _, app := range srv.Apps() {
-				ms := srv.Machines(app)
-				if err := other.Destroy(context.Background(), app, fly.RemoveMachineInput{ID: ms[len(ms)-1].ID, Kill: true}, ""); err != nil {
-					t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("20 passes of --every 1s")
+		}
+		const passes = 20
+		srv := inMemoryFly(t, &flytest.Org{Slug: "ev-org", Apps: []flytest.AppSpec{{Name: "ev-%02d", Count: 60,
+			Machines: []flytest.MachineSpec{{State: "started", Count: 2}}}}}, flytest.Options{Token: testToken, RateLimit: true})
+		// Changes made behind the command's back, as someone else would.
+		_, other, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: testToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: srv.Transport()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := startRepeat(t, "--org", "ev-org", "--apps", "ev-*", "--created-machine-count", "2", "--started-machine-count", "2",
+			"--every", "1s", "--output", "json")
+		reports := func() int { return strings.Count(r.out.String(), `"schema_version"`) }
+		for done := 0; done < passes; {
+			waitFor(t, 30*time.Second, "the next pass", func() bool { return reports() > done })
+			done = reports()
+			if done%5 == 0 && done < passes {
+				// A change every 5 passes: one machine of each app destroyed,
+				// which the next pass creates again (list, lease, recount,
+				// create).
+				for _, app := range srv.Apps() {
+					ms := srv.Machines(app)
+					if err := other.Destroy(context.Background(), app, fly.RemoveMachineInput{ID: ms[len(ms)-1].ID, Kill: true}, ""); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		}
-	}
-	if code, _ := r.signal(t, 30*time.Second); code != ExitOK {
-		t.Errorf("exit %d\n%s", code, r.err)
-	}
+		if code, _ := r.signal(t, 30*time.Second); code != ExitOK {
+			t.Errorf("exit %d\n%s", code, r.err)
+		}
 
-	limited, lists, creates := 0, 0, 0
-	for _, c := range srv.Calls() {
-		switch {
-		case c.Status == 429:
-			limited++
-		case c.Op == flytest.OpList:
-			lists++
-		case c.Op == flytest.OpLaunch:
-			creates++
+		limited, lists, creates := 0, 0, 0
+		for _, c := range srv.Calls() {
+			switch {
+			case c.Status == 429:
+				limited++
+			case c.Op == flytest.OpList:
+				lists++
+			case c.Op == flytest.OpLaunch:
+				creates++
+			}
 		}
-	}
-	if limited != 0 {
-		t.Errorf("%d answers 429 from the Machines API's rate limits over %d passes (%d lists, %d creates)", limited, passes, lists, creates)
-	}
-	if creates < 3*60 {
-		t.Errorf("%d creates, want at least 180: the changes were not made again", creates)
-	}
-	for _, app := range srv.Apps() {
-		if n := srv.Count(app, ""); n != 2 {
-			t.Errorf("%s: %d machines, want 2 after the last change was made up for", app, n)
+		if limited != 0 {
+			t.Errorf("%d answers 429 from the Machines API's rate limits over %d passes (%d lists, %d creates)", limited, passes, lists, creates)
 		}
-	}
+		if creates < 3*60 {
+			t.Errorf("%d creates, want at least 180: the changes were not made again", creates)
+		}
+		for _, app := range srv.Apps() {
+			if n := srv.Count(app, ""); n != 2 {
+				t.Errorf("%s: %d machines, want 2 after the last change was made up for", app, n)
+			}
+		}
+	})
 }
 
 // startProcess starts the command line in a child process (see

@@ -204,6 +204,9 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 // limits on our side.
 func newFlyClients(ctx context.Context, rc *runConfig) (*flyClients, error) {
 	var transport http.RoundTripper = pooledTransport(rc.scale.Concurrency)
+	if rt, ok := ctx.Value(flyTransportKey{}).(http.RoundTripper); ok {
+		transport = rt
+	}
 	if rc.verbose && rc.log != nil {
 		transport = newLogTransport(transport, rc.log)
 	}
@@ -220,6 +223,17 @@ func newFlyClients(ctx context.Context, rc *runConfig) (*flyClients, error) {
 		return nil, err
 	}
 	return &flyClients{apps: apps, machines: machines}, nil
+}
+
+// flyTransportKey keys, in a test's context, the transport the Fly
+// clients use in place of the network: scale/flytest served in memory, so
+// that a test can run whole commands on fake time (testing/synctest),
+// where no real socket may be used. The program never sets it.
+type flyTransportKey struct{}
+
+// withFlyTransport returns ctx carrying rt for the Fly clients.
+func withFlyTransport(ctx context.Context, rt http.RoundTripper) context.Context {
+	return context.WithValue(ctx, flyTransportKey{}, rt)
 }
 
 // unauthorizedAdvice follows "401 unauthorized: " when either Fly API

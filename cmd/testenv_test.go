@@ -1,12 +1,16 @@
 package cmd
 
 import (
+	"context"
+	"net/http"
 	"maps"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
 // The environment of a test's runs: setenv records a variable for the
@@ -65,4 +69,35 @@ func resetEnv(t *testing.T) {
 	if e, ok := testEnvs.Load(t.Name()); ok {
 		clear(e.(Env))
 	}
+}
+
+// testTransports holds the in-memory Fly API of a test (inMemoryFly).
+var testTransports sync.Map // test name -> http.RoundTripper
+
+// inMemoryFly serves org from flytest in memory to the runs of t and of
+// its subtests (through testContext), with the variables that point the
+// command at it: such a test can run on fake time (testing/synctest).
+func inMemoryFly(t *testing.T, org *flytest.Org, opts flytest.Options) *flytest.Server {
+	t.Helper()
+	srv := flytest.NewInMemory(org, opts)
+	name := t.Name()
+	testTransports.Store(name, srv.Transport())
+	t.Cleanup(func() { testTransports.Delete(name) })
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	setenv(t, "FAS_API_TOKEN", opts.Token)
+	return srv
+}
+
+// testContext returns the context of a run of t: carrying the in-memory
+// Fly API of t or of a test it is a subtest of, if any.
+func testContext(t *testing.T) context.Context {
+	ctx := context.Background()
+	parts := strings.Split(t.Name(), "/")
+	for i := range parts {
+		if rt, ok := testTransports.Load(strings.Join(parts[:i+1], "/")); ok {
+			ctx = withFlyTransport(ctx, rt.(http.RoundTripper))
+		}
+	}
+	return ctx
 }
