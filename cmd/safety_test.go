@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -50,63 +51,67 @@ func fleetState(srv *flytest.Server) map[string]fleetCounts {
 }
 
 func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 200-app run under injected faults")
-	}
-	srv := safetyServer(t, flytest.Options{Seed: 7})
-	before := fleetState(srv)
-	for _, op := range []string{flytest.OpList, flytest.OpStart, flytest.OpStop, flytest.OpLaunch, flytest.OpDestroy, flytest.OpLeaseAcquire} {
-		srv.Inject(flytest.Fault{Op: op, Status: 500, Probability: 0.1})
-	}
-	srv.Inject(flytest.Fault{Op: flytest.OpList, Status: 429, RetryAfter: time.Second, Times: 20})
-	srv.Inject(flytest.Fault{Op: flytest.OpLaunch, Status: 429, RetryAfter: time.Second, Times: 10})
-	srv.Inject(flytest.Fault{Latency: 300 * time.Millisecond, Probability: 0.05})
-	for _, a := range []string{"sa-005", "sb-005", "sb-006"} {
-		for _, m := range srv.Machines(a) {
-			srv.HoldLease(a, m.ID, "deploy", time.Minute)
+	synctest.Test(t, func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("a 200-app run under injected faults")
 		}
-	}
-
-	code, out, stderr := runCLI(t, append(safetyArgs, "--timeout", "20s")...)
-	rep := decodeReport(t, out)
-	failed := rep.Summary.Failed > 0 || rep.Error != ""
-	if (code == ExitFailed) != failed || (code != ExitOK && code != ExitFailed) {
-		t.Errorf("exit code %d with %d failed apps (run error %q); stderr: %s", code, rep.Summary.Failed, rep.Error, stderr)
-	}
-	if len(rep.Apps) != 200 {
-		t.Fatalf("%d apps reported, want 200", len(rep.Apps))
-	}
-	after := fleetState(srv)
-	apps := byApp(rep)
-	exact := 0
-	for name, b := range before {
-		a, r := after[name], apps[name]
-		// A fault may leave an app short of its target, never past it and
-		// never moved the wrong way.
-		if a.started > max(b.started, 3) || a.started < min(b.started, 2) {
-			t.Errorf("%s: %d started (was %d), outside [2,3] because of a fault (%s %s)", name, a.started, b.started, r.Status, r.Reason)
+		// On fake time: the 429s' Retry-After and the latencies are not
+		// waited out.
+		srv := inMemoryFly(t, safetyOrg(), flytest.Options{Token: testToken, Seed: 7})
+		before := fleetState(srv)
+		for _, op := range []string{flytest.OpList, flytest.OpStart, flytest.OpStop, flytest.OpLaunch, flytest.OpDestroy, flytest.OpLeaseAcquire} {
+			srv.Inject(flytest.Fault{Op: op, Status: 500, Probability: 0.1})
 		}
-		if a.created > max(b.created, 4) || a.created < min(b.created, 4) {
-			t.Errorf("%s: %d machines (was %d), past the target 4: duplicates or over-destroy (%s %s)", name, a.created, b.created, r.Status, r.Reason)
-		}
-		if r.Status != "failed" && r.Status != "blocked" && len(r.Warnings) == 0 {
-			if a.started < 2 || a.started > 3 || a.created != 4 {
-				t.Errorf("%s: reported %s without warnings but ends at %d started, %d machines", name, r.Status, a.started, a.created)
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: 429, RetryAfter: time.Second, Times: 20})
+		srv.Inject(flytest.Fault{Op: flytest.OpLaunch, Status: 429, RetryAfter: time.Second, Times: 10})
+		srv.Inject(flytest.Fault{Latency: 300 * time.Millisecond, Probability: 0.05})
+		for _, a := range []string{"sa-005", "sb-005", "sb-006"} {
+			for _, m := range srv.Machines(a) {
+				srv.HoldLease(a, m.ID, "deploy", time.Minute)
 			}
-			exact++
 		}
-	}
-	if exact < 100 {
-		t.Errorf("only %d of 200 apps reached their targets: the retries are not working", exact)
-	}
-	for _, name := range []string{"sa-005", "sb-005", "sb-006"} {
-		if after[name] != before[name] {
-			t.Errorf("%s: fully leased by a deploy but changed from %+v to %+v", name, before[name], after[name])
+
+		code, out, stderr := runCLI(t, append(safetyArgs, "--timeout", "20s")...)
+		rep := decodeReport(t, out)
+		failed := rep.Summary.Failed > 0 || rep.Error != ""
+		if (code == ExitFailed) != failed || (code != ExitOK && code != ExitFailed) {
+			t.Errorf("exit code %d with %d failed apps (run error %q); stderr: %s", code, rep.Summary.Failed, rep.Error, stderr)
 		}
-		if r := apps[name]; r.Status != "blocked" && r.Status != "failed" {
-			t.Errorf("%s: fully leased by a deploy but reported %s (%s), want blocked", name, r.Status, r.Reason)
+		if len(rep.Apps) != 200 {
+			t.Fatalf("%d apps reported, want 200", len(rep.Apps))
 		}
-	}
+		after := fleetState(srv)
+		apps := byApp(rep)
+		exact := 0
+		for name, b := range before {
+			a, r := after[name], apps[name]
+			// A fault may leave an app short of its target, never past it and
+			// never moved the wrong way.
+			if a.started > max(b.started, 3) || a.started < min(b.started, 2) {
+				t.Errorf("%s: %d started (was %d), outside [2,3] because of a fault (%s %s)", name, a.started, b.started, r.Status, r.Reason)
+			}
+			if a.created > max(b.created, 4) || a.created < min(b.created, 4) {
+				t.Errorf("%s: %d machines (was %d), past the target 4: duplicates or over-destroy (%s %s)", name, a.created, b.created, r.Status, r.Reason)
+			}
+			if r.Status != "failed" && r.Status != "blocked" && len(r.Warnings) == 0 {
+				if a.started < 2 || a.started > 3 || a.created != 4 {
+					t.Errorf("%s: reported %s without warnings but ends at %d started, %d machines", name, r.Status, a.started, a.created)
+				}
+				exact++
+			}
+		}
+		if exact < 100 {
+			t.Errorf("only %d of 200 apps reached their targets: the retries are not working", exact)
+		}
+		for _, name := range []string{"sa-005", "sb-005", "sb-006"} {
+			if after[name] != before[name] {
+				t.Errorf("%s: fully leased by a deploy but changed from %+v to %+v", name, before[name], after[name])
+			}
+			if r := apps[name]; r.Status != "blocked" && r.Status != "failed" {
+				t.Errorf("%s: fully leased by a deploy but reported %s (%s), want blocked", name, r.Status, r.Reason)
+			}
+		}
+	})
 }
 
 func TestConcurrentRunsEndLikeOneRun(t *testing.T) {
