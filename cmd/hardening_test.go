@@ -137,6 +137,7 @@ func TestCarelessInput(t *testing.T) {
 // returns; nothing may log a signal then. Real processes, as the race is
 // between main's exit path and the run's signal watcher.
 func TestNoSignalLoggedWithoutOne(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_nosignal")
 	// An API that refuses the token at once: the run fails in a moment.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -148,6 +148,7 @@ func TestCrashedRunLeavesLeasesForSecondsNotATimeout(t *testing.T) {
 }
 
 func TestThreeOverlappingProcessesNeverGoBelowTheTarget(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("10 trials of 3 processes over 150 apps")
 	}

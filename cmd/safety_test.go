@@ -115,6 +115,7 @@ func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
 }
 
 func TestConcurrentRunsEndLikeOneRun(t *testing.T) {
+	t.Parallel()
 	// Reference: one run on a fresh org.
 	ref := safetyServer(t, flytest.Options{})
 	if code, _, stderr := runCLI(t, safetyArgs...); code != ExitOK {

@@ -83,6 +83,7 @@ func echoingGateway(t *testing.T) string {
 // anywhere, and runs each in every output format, with and without
 // --verbose, with text and JSON logs.
 func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
 	prom := echoingProm(t)
 	gateway := echoingGateway(t)
 	closed := "http://" + promtest.ClosedAddr(t)

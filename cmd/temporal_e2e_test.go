@@ -12,6 +12,7 @@ import (
 // whole run, and nothing is scaled. (The runs against a real Temporal
 // server are in query/temporal/servertest, a module of its own.)
 func TestTemporalUnreachableFailsEveryApp(t *testing.T) {
+	t.Parallel()
 	skipShort(t)
 	srv := fleetEnv(t, "fleet-100.json")
 	silent := promtest.Silent(t)
