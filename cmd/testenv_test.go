@@ -2,8 +2,8 @@ package cmd
 
 import (
 	"context"
-	"net/http"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
