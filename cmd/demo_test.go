@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -55,13 +54,9 @@ func TestDemo(t *testing.T) {
 	setenv(t, "FAS_PROMETHEUS_ADDRESS", "http://192.0.2.1:9090")
 	setenv(t, "FAS_API_TOKEN", "FlyV1 real-token-must-not-be-used")
 
-	start := time.Now()
 	code, out, stderr := runCLI(t, "demo")
 	if code != ExitOK {
 		t.Fatalf("demo exit code %d, stderr:\n%s\nstdout:\n%s", code, stderr, out)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("demo took %s, want a few seconds", d)
 	}
 	if n := calls.Load(); n != 0 {
 		t.Errorf("demo made %d requests outside its own servers", n)
