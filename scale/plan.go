@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	fly "github.com/superfly/fly-go"
 )
 
 // Policy holds the scaling rules that do not come from expressions.
@@ -335,10 +337,24 @@ func (pl *planner) starts(n int) []Action {
 			pl.spare(ActionStart, m.ID)
 			continue
 		}
-		out = append(out, Action{Kind: ActionStart, MachineID: m.ID, Region: m.Region,
-			Reason: fmt.Sprintf("started below target (%s)", m.State)})
+		out = append(out, Action{Kind: ActionStart, MachineID: m.ID, Region: m.Region, Reason: startReason(m.State)})
 	}
 	return out
+}
+
+// startReason is the reason of a start from state: one string per state a
+// machine is started from, not one per action of a report that may hold
+// tens of thousands.
+func startReason(state string) string {
+	switch state {
+	case fly.MachineStateSuspended:
+		return "started below target (suspended)"
+	case fly.MachineStateStopped:
+		return "started below target (stopped)"
+	case fly.MachineStateCreated:
+		return "started below target (created)"
+	}
+	return fmt.Sprintf("started below target (%s)", state)
 }
 
 // spare records id as a further candidate for kind.

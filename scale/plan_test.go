@@ -2,10 +2,12 @@ package scale
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	fly "github.com/superfly/fly-go"
 )
@@ -363,6 +365,17 @@ func TestSpareRule(t *testing.T) {
 		p := Plan{Target: Counts{Started: tt.target}, Actions: tt.actions}
 		if got := SpareNeeded(f, p, tt.kind); got != tt.want {
 			t.Errorf("%s: SpareNeeded = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestStartReasonsAreShared: the reason of a start is the same string for
+// every start from the same state, not a copy per action.
+func TestStartReasonsAreShared(t *testing.T) {
+	for _, state := range []string{"suspended", "stopped", "created"} {
+		a, b := startReason(state), startReason(state)
+		if a != fmt.Sprintf("started below target (%s)", state) || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Errorf("%s: %q and %q are not one string", state, a, b)
 		}
 	}
 }
