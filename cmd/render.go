@@ -228,15 +228,10 @@ func actionsCell(actions []scale.ActionResult, dryRun bool) string {
 }
 
 // metricsCell renders "name=value" pairs sorted by name.
-func metricsCell(m map[string]float64) string {
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = oneLine(name) + "=" + compactNumber(m[name])
+func metricsCell(ms scale.MetricValues) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = oneLine(m.Name) + "=" + compactNumber(m.Value)
 	}
 	return strings.Join(parts, " ")
 }
@@ -425,7 +420,7 @@ func evalRow(r *scale.EvalReport, a scale.EvalResult) []string {
 	}
 	return withPolicy(r.HasPolicies, []string{
 		oneLine(a.App),
-		metricsCell(a.Metrics),
+		metricsCell(scale.MetricsOf(a.Metrics)),
 		rangeCell(a.Targets.Started),
 		rangeCell(a.Targets.Created),
 		oneLine(result),

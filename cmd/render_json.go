@@ -218,14 +218,15 @@ func writeJSON(w io.Writer, v any) error {
 
 // jsonMetrics gives each metric its value, or null for NaN or an infinity,
 // which JSON cannot hold.
-func jsonMetrics(m map[string]float64) map[string]*float64 {
-	out := make(map[string]*float64, len(m))
-	for name, v := range m {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			out[name] = nil
+func jsonMetrics(ms scale.MetricValues) map[string]*float64 {
+	out := make(map[string]*float64, len(ms))
+	for _, m := range ms {
+		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			out[m.Name] = nil
 			continue
 		}
-		out[name] = &v
+		v := m.Value
+		out[m.Name] = &v
 	}
 	return out
 }
@@ -273,7 +274,7 @@ func renderEvalJSON(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult) e
 		ja := jsonEvalApp{
 			App:     a.App,
 			Policy:  policyName(a.Policy),
-			Metrics: jsonMetrics(a.Metrics),
+			Metrics: jsonMetrics(scale.MetricsOf(a.Metrics)),
 			Targets: jsonTargets{
 				MinStarted: a.Targets.Started.Min, MaxStarted: a.Targets.Started.Max,
 				MinCreated: a.Targets.Created.Min, MaxCreated: a.Targets.Created.Max,

@@ -62,7 +62,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "worker",
 				Status:   scale.StatusScaled,
-				Metrics:  map[string]float64{"queue_depth": 0},
+				Metrics:  scale.MetricsOf(map[string]float64{"queue_depth": 0}),
 				Observed: true,
 				Current:  scale.Counts{Started: 3, Created: 4},
 				Target:   scale.Counts{Started: 1, Created: 3},
@@ -76,7 +76,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "api",
 				Status:   scale.StatusScaled,
-				Metrics:  map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678},
+				Metrics:  scale.MetricsOf(map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678}),
 				Observed: true,
 				Current:  scale.Counts{Started: 1, Created: 2},
 				Target:   scale.Counts{Started: 5, Created: 4},
@@ -91,7 +91,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "batch",
 				Status:   scale.StatusPlanned,
-				Metrics:  map[string]float64{"pending_jobs": 7},
+				Metrics:  scale.MetricsOf(map[string]float64{"pending_jobs": 7}),
 				Observed: true,
 				Current:  scale.Counts{Started: 0, Created: 2},
 				Target:   scale.Counts{Started: 2, Created: 2},
@@ -104,7 +104,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "cron",
 				Status:   scale.StatusUnchanged,
-				Metrics:  map[string]float64{"lag_seconds": math.NaN()},
+				Metrics:  scale.MetricsOf(map[string]float64{"lag_seconds": math.NaN()}),
 				Observed: true,
 				Current:  scale.Counts{Started: 2, Created: 2},
 				Target:   scale.Counts{Started: 2, Created: 2},

@@ -412,7 +412,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	if err != nil {
 		return fail(err)
 	}
-	res.Metrics = metrics
+	res.Metrics = MetricsOf(metrics)
 
 	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
 	if err == nil {

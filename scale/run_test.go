@@ -3,6 +3,8 @@ package scale
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +108,20 @@ func TestChangedCountsABlockedAppThatChangedSomething(t *testing.T) {
 	}
 	if !(&Report{Apps: []AppResult{{Status: StatusBlocked, Actions: []ActionResult{start, busy}}}}).Changed() {
 		t.Error("a blocked app that started a machine does not count as changed")
+	}
+}
+
+func TestMetricsOf(t *testing.T) {
+	m := map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 1}
+	got := MetricsOf(m)
+	want := MetricValues{{"bytes_in", 1}, {"cpu", 0.756}, {"rps", 1520}}
+	if !slices.Equal(got, want) {
+		t.Errorf("MetricsOf = %v, want %v sorted by name", got, want)
+	}
+	if back := got.Map(); !maps.Equal(back, m) {
+		t.Errorf("Map = %v, want %v", back, m)
+	}
+	if MetricsOf(nil) != nil || MetricsOf(map[string]float64{}) != nil {
+		t.Errorf("no metrics are not nil")
 	}
 }

@@ -5,6 +5,8 @@ package scale
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -156,7 +158,7 @@ type AppResult struct {
 	Policy  string
 	Status  Status
 	Reason  string
-	Metrics map[string]float64
+	Metrics MetricValues
 	// Observed is whether the app's machines were read: Current and Target
 	// mean nothing otherwise (skipped before listing, or the list failed).
 	Observed bool
@@ -165,6 +167,39 @@ type AppResult struct {
 	Actions  []ActionResult
 	Warnings []string
 	Elapsed  time.Duration
+}
+
+// Metric is one metric value of an app.
+type Metric struct {
+	Name  string
+	Value float64
+}
+
+// MetricValues are an app's metric values, sorted by name. A report holds
+// them for every app: one or two values take a few dozen bytes as a
+// slice, about 250 as a map.
+type MetricValues []Metric
+
+// MetricsOf returns m's values sorted by name; nil when m is empty.
+func MetricsOf(m map[string]float64) MetricValues {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(MetricValues, 0, len(m))
+	for name, v := range m {
+		out = append(out, Metric{Name: name, Value: v})
+	}
+	slices.SortFunc(out, func(a, b Metric) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Map returns the values by name.
+func (ms MetricValues) Map() map[string]float64 {
+	out := make(map[string]float64, len(ms))
+	for _, m := range ms {
+		out[m.Name] = m.Value
+	}
+	return out
 }
 
 // ActionResult is one planned action and what became of it.
