@@ -118,11 +118,17 @@ func withPolicy(has bool, cells []string, policy string) []string {
 	return slices.Insert(slices.Clone(cells), 1, policy)
 }
 
-// sortByApp returns a copy of apps sorted by app name, for the run's results
-// and the evaluation's alike.
+// sortByApp returns apps sorted by app name, for the run's results and the
+// evaluation's alike: apps itself when it is sorted already (a run's are:
+// no copy of a 10,000-app report at its end), else a sorted copy. Callers
+// do not modify it.
 func sortByApp[T any](apps []T, name func(T) string) []T {
+	byName := func(a, b T) int { return strings.Compare(name(a), name(b)) }
+	if slices.IsSortedFunc(apps, byName) {
+		return apps
+	}
 	apps = slices.Clone(apps)
-	slices.SortStableFunc(apps, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+	slices.SortStableFunc(apps, byName)
 	return apps
 }
 
@@ -143,7 +149,13 @@ func appsNoun(n int) string {
 func visibleApps(r *scale.Report, o RenderOptions) []scale.AppResult {
 	apps := sortedApps(r)
 	if o.Quiet {
-		apps = slices.DeleteFunc(apps, func(a scale.AppResult) bool { return a.Status != scale.StatusFailed })
+		var failed []scale.AppResult
+		for _, a := range apps {
+			if a.Status == scale.StatusFailed {
+				failed = append(failed, a)
+			}
+		}
+		apps = failed
 	}
 	return apps
 }

@@ -703,3 +703,21 @@ func (w *largestWrite) Write(p []byte) (int, error) {
 	w.cut = w.cut || !bytes.HasSuffix(p, []byte("\n"))
 	return w.buf.Write(p)
 }
+
+// TestRenderLeavesTheReportUntouched: every format, quiet or not, over a
+// report sorted by app (as a run's is) or not, leaves its apps as they were.
+func TestRenderLeavesTheReportUntouched(t *testing.T) {
+	sorted := fixtureReport()
+	slices.SortFunc(sorted.Apps, func(a, b scale.AppResult) int { return strings.Compare(a.App, b.App) })
+	for name, r := range map[string]*scale.Report{"sorted": sorted, "unsorted": fixtureReport()} {
+		before := fmt.Sprintf("%+v", r.Apps) // NaN metrics: not reflect.DeepEqual
+		for _, format := range Formats {
+			for _, quiet := range []bool{false, true} {
+				render(t, r, RenderOptions{Format: format, Quiet: quiet})
+				if fmt.Sprintf("%+v", r.Apps) != before {
+					t.Fatalf("%s report, %s, quiet %v: apps changed", name, format, quiet)
+				}
+			}
+		}
+	}
+}
