@@ -52,29 +52,19 @@ func (r *EvalReport) Failed() bool {
 // reading or changing any machine: deps.Machines is never used and may be
 // nil. The fleet variables (started, stopped, suspended, created) are 0.
 func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
-	now := cfg.clock()
-	rep := &EvalReport{Org: cfg.Org, StartedAt: now(), HasPolicies: len(cfg.Policies) > 0}
-	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
-
-	apps, err := selectApps(ctx, cfg, deps, rep.StartedAt)
-	if err != nil {
-		rep.Err = err
-		return rep
-	}
-	rep.Matched = len(apps)
-	rep.Apps = make([]EvalResult, len(apps))
-	each(cfg, len(apps), func(i int) {
-		actx, cancel := context.WithTimeout(ctx, cfg.timeout())
-		defer cancel()
-		start := now()
-		res := EvalResult{App: apps[i].name, Policy: apps[i].policy.Name}
-		res.Metrics, res.Targets, res.Err = evalApp(actx, apps[i], deps.Metrics)
-		res.Elapsed = now().Sub(start)
-		rep.Apps[i] = res
+	rep := &EvalReport{Org: cfg.Org, HasPolicies: len(cfg.Policies) > 0}
+	rep.StartedAt, rep.Elapsed, rep.Matched, rep.Err = pass(ctx, cfg, deps, "evaluation", func(apps []app, now func() time.Time) {
+		rep.Apps = make([]EvalResult, len(apps))
+		each(cfg, len(apps), func(i int) {
+			actx, cancel := context.WithTimeout(ctx, cfg.timeout())
+			defer cancel()
+			start := now()
+			res := EvalResult{App: apps[i].name, Policy: apps[i].policy.Name}
+			res.Metrics, res.Targets, res.Err = evalApp(actx, apps[i], deps.Metrics)
+			res.Elapsed = now().Sub(start)
+			rep.Apps[i] = res
+		})
 	})
-	if err := ctx.Err(); err != nil {
-		rep.Err = fmt.Errorf("evaluation interrupted: %w", err)
-	}
 	return rep
 }
 

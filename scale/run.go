@@ -95,53 +95,70 @@ type app struct {
 // observes, measures, decides and (unless DryRun) acts on each app in a
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
-	now := cfg.clock()
-	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, StartedAt: now(), HasPolicies: len(cfg.Policies) > 0}
-	defer func() { rep.Elapsed = now().Sub(rep.StartedAt) }()
+	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, HasPolicies: len(cfg.Policies) > 0}
+	rep.StartedAt, rep.Elapsed, rep.Matched, rep.Err = pass(ctx, cfg, deps, "run", func(apps []app, now func() time.Time) {
+		rep.Apps = reconcile(ctx, cfg, deps, apps, now)
+	})
+	return rep
+}
 
-	apps, err := selectApps(ctx, cfg, deps, rep.StartedAt)
+// pass is what Run and Eval share: it reads the clock, selects the apps
+// and, unless that failed, calls body with them and notes an interruption
+// (what names the pass). It times the whole.
+func pass(ctx context.Context, cfg Config, deps Deps, what string, body func(apps []app, now func() time.Time)) (start time.Time, elapsed time.Duration, matched int, err error) {
+	now := cfg.clock()
+	start = now()
+	defer func() { elapsed = now().Sub(start) }()
+
+	apps, err := selectApps(ctx, cfg, deps, start)
 	if err != nil {
-		rep.Err = err
-		return rep
+		return
 	}
-	rep.Matched = len(apps)
-	rep.Apps = make([]AppResult, len(apps))
+	matched = len(apps)
+	body(apps, now)
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("%s interrupted: %w", what, cerr)
+	}
+	return
+}
+
+// reconcile observes, measures, decides and acts on each app, and returns
+// their results in the apps' order.
+func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func() time.Time) []AppResult {
+	results := make([]AppResult, len(apps))
 	if len(apps) > 0 && apps[0].releases != nil {
 		defer apps[0].releases.refresh(ctx, deps.Apps)()
 	}
 	if !cfg.LimitFailures {
 		each(cfg, len(apps), func(i int) {
 			w := prepare(ctx, cfg, deps, apps[i], now)
-			rep.Apps[i] = w.act(ctx, cfg, deps, now)
+			results[i] = w.act(ctx, cfg, deps, now)
 		})
-	} else {
-		// Every app is observed, measured and planned before the failure
-		// ratio is checked, and only then acted on: the decision does not
-		// depend on which apps happened to finish first.
-		work := make([]*appWork, len(apps))
-		each(cfg, len(apps), func(i int) { work[i] = prepare(ctx, cfg, deps, apps[i], now) })
-		failed := 0
-		for _, w := range work {
-			if w.res.Status == StatusFailed {
-				failed++
-			}
-		}
-		if float64(failed) > cfg.MaxFailureRatio*float64(len(apps)) {
-			reason := fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", failed, len(apps), cfg.MaxFailureRatio)
-			for i, w := range work {
-				rep.Apps[i] = w.abort(reason)
-			}
-		} else {
-			each(cfg, len(apps), func(i int) {
-				rep.Apps[i] = work[i].act(ctx, cfg, deps, now)
-				work[i] = nil // its result holds what the report needs
-			})
+		return results
+	}
+	// Every app is observed, measured and planned before the failure
+	// ratio is checked, and only then acted on: the decision does not
+	// depend on which apps happened to finish first.
+	work := make([]*appWork, len(apps))
+	each(cfg, len(apps), func(i int) { work[i] = prepare(ctx, cfg, deps, apps[i], now) })
+	failed := 0
+	for _, w := range work {
+		if w.res.Status == StatusFailed {
+			failed++
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		rep.Err = fmt.Errorf("run interrupted: %w", err)
+	if float64(failed) > cfg.MaxFailureRatio*float64(len(apps)) {
+		reason := fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", failed, len(apps), cfg.MaxFailureRatio)
+		for i, w := range work {
+			results[i] = w.abort(reason)
+		}
+		return results
 	}
-	return rep
+	each(cfg, len(apps), func(i int) {
+		results[i] = work[i].act(ctx, cfg, deps, now)
+		work[i] = nil // its result holds what the report needs
+	})
+	return results
 }
 
 func (cfg Config) clock() func() time.Time {
