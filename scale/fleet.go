@@ -126,33 +126,15 @@ func countsAsStarted(s string) bool {
 // startRank orders the states a machine can be started from: suspended
 // machines resume fastest, then stopped ones, then never-started ones.
 // Other states cannot be started (-1).
-func startRank(s string) int {
-	switch s {
-	case fly.MachineStateSuspended:
-		return 0
-	case fly.MachineStateStopped:
-		return 1
-	case fly.MachineStateCreated:
-		return 2
-	}
-	return -1
-}
+func startRank(s string) int { return slices.Index(startOrder, s) }
+
+var startOrder = []string{fly.MachineStateSuspended, fly.MachineStateStopped, fly.MachineStateCreated}
 
 // destroyRank orders the states a machine is destroyed from: stopped first,
 // then suspended, then never-started, then started. Others are left alone (-1).
-func destroyRank(s string) int {
-	switch s {
-	case fly.MachineStateStopped:
-		return 0
-	case fly.MachineStateSuspended:
-		return 1
-	case fly.MachineStateCreated:
-		return 2
-	case fly.MachineStateStarted:
-		return 3
-	}
-	return -1
-}
+func destroyRank(s string) int { return slices.Index(destroyOrder, s) }
+
+var destroyOrder = []string{fly.MachineStateStopped, fly.MachineStateSuspended, fly.MachineStateCreated, fly.MachineStateStarted}
 
 // Counts returns the started and created counts of the fleet.
 func (f Fleet) Counts() Counts {

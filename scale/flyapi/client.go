@@ -1,6 +1,7 @@
 package flyapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,14 +48,8 @@ type Options struct {
 // that serves every app of a run. Their errors carry the meanings the
 // domain decides from (scale.ErrBusy, scale.APIError, ...).
 func NewClients(ctx context.Context, o Options) (scale.Apps, scale.Machines, error) {
-	base := o.APIBaseURL
-	if base == "" {
-		base = defaultAPIBaseURL
-	}
-	machinesBase := o.MachinesBaseURL
-	if machinesBase == "" {
-		machinesBase = defaultMachinesBaseURL
-	}
+	base := cmp.Or(o.APIBaseURL, defaultAPIBaseURL)
+	machinesBase := cmp.Or(o.MachinesBaseURL, defaultMachinesBaseURL)
 	u, err := url.Parse(machinesBase)
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("machines api base url %q: not an absolute URL", machinesBase)

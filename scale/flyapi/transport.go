@@ -573,15 +573,11 @@ func (s *rtLimiters) wait(ctx context.Context, ep rtEndpoint) error {
 		r.CancelAt(now)
 		return fmt.Errorf("client rate limit of %s: a wait of %v would pass the deadline: %w", key, d.Round(time.Millisecond), context.DeadlineExceeded)
 	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
+	if !rtSleep(ctx, d) {
 		r.Cancel()
 		return ctx.Err()
 	}
+	return nil
 }
 
 func (s *rtLimiters) reserve(key string, l Limit) (time.Time, *rate.Reservation) {
