@@ -481,18 +481,40 @@ func (p *gqlParser) selectionSet() ([]*gqlField, error) {
 		return nil, err
 	}
 	var fields []*gqlField
-	for !p.peekPunct("}") {
-		if p.peek().kind == tokEOF {
-			return nil, errors.New("syntax error: unterminated selection set")
-		}
+	err := p.until("}", "selection set", func() error {
 		f, err := p.field()
-		if err != nil {
-			return nil, err
-		}
 		fields = append(fields, f)
+		return err
+	})
+	return fields, err
+}
+
+// until parses items with item up to the punctuation close, which it
+// consumes; the input ending first is an unterminated what.
+func (p *gqlParser) until(close, what string, item func() error) error {
+	for !p.peekPunct(close) {
+		if p.peek().kind == tokEOF {
+			return fmt.Errorf("syntax error: unterminated %s", what)
+		}
+		if err := item(); err != nil {
+			return err
+		}
 	}
 	p.pos++
-	return fields, nil
+	return nil
+}
+
+// pair parses "name: value", an argument or an object's field.
+func (p *gqlParser) pair() (string, any, error) {
+	name, err := p.name()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := p.expect(":"); err != nil {
+		return "", nil, err
+	}
+	v, err := p.value()
+	return name, v, err
 }
 
 func (p *gqlParser) field() (*gqlField, error) {
@@ -510,21 +532,14 @@ func (p *gqlParser) field() (*gqlField, error) {
 	}
 	if p.peekPunct("(") {
 		p.pos++
-		for !p.peekPunct(")") {
-			arg, err := p.name()
-			if err != nil {
-				return nil, err
-			}
-			if err := p.expect(":"); err != nil {
-				return nil, err
-			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
+		err := p.until(")", "arguments", func() error {
+			arg, v, err := p.pair()
 			f.args[arg] = v
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		p.pos++
 	}
 	if p.peekPunct("@") {
 		return nil, errors.New("flytest: directives are not supported")
@@ -577,36 +592,20 @@ func (p *gqlParser) value() (any, error) {
 			return v, nil
 		case "[":
 			var list []any
-			for !p.peekPunct("]") {
-				if p.peek().kind == tokEOF {
-					return nil, errors.New("syntax error: unterminated list")
-				}
+			err := p.until("]", "list", func() error {
 				v, err := p.value()
-				if err != nil {
-					return nil, err
-				}
 				list = append(list, v)
-			}
-			p.pos++
-			return list, nil
+				return err
+			})
+			return list, err
 		case "{":
 			obj := map[string]any{}
-			for !p.peekPunct("}") {
-				k, err := p.name()
-				if err != nil {
-					return nil, err
-				}
-				if err := p.expect(":"); err != nil {
-					return nil, err
-				}
-				v, err := p.value()
-				if err != nil {
-					return nil, err
-				}
+			err := p.until("}", "object", func() error {
+				k, v, err := p.pair()
 				obj[k] = v
-			}
-			p.pos++
-			return obj, nil
+				return err
+			})
+			return obj, err
 		}
 	}
 	return nil, fmt.Errorf("syntax error: unexpected %q in a value", t.text)

@@ -383,21 +383,17 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, a *app, rt route
 		m.m.State = fly.MachineStateStarted
 		m.event("start", "started", "flyd", now)
 		writeJSON(w, http.StatusOK, map[string]any{"previous_state": state, "migrated": false, "new_host": ""})
-	case OpStop:
+	case OpStop, OpSuspend:
+		verb, to := "stop", fly.MachineStateStopped
+		if rt.op == OpSuspend {
+			verb, to = "suspend", fly.MachineStateSuspended
+		}
 		if state != fly.MachineStateStarted {
-			precondition(fmt.Sprintf("unable to stop machine from current state: '%s'", state))
+			precondition(fmt.Sprintf("unable to %s machine from current state: '%s'", verb, state))
 			return
 		}
-		m.m.State = fly.MachineStateStopped
-		m.event("stop", "stopped", "user", now)
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case OpSuspend:
-		if state != fly.MachineStateStarted {
-			precondition(fmt.Sprintf("unable to suspend machine from current state: '%s'", state))
-			return
-		}
-		m.m.State = fly.MachineStateSuspended
-		m.event("suspend", "suspended", "user", now)
+		m.m.State = to
+		m.event(verb, to, "user", now)
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	case OpDestroy:
 		q := r.URL.Query()

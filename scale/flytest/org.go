@@ -2,6 +2,7 @@ package flytest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -268,38 +269,20 @@ func (a *app) newFixtureMachine(ms MachineSpec, appVersion int) (*machine, error
 	} else if a.machines[id] != nil {
 		return nil, fmt.Errorf("duplicate machine id %q", id)
 	}
-	state := ms.State
-	if state == "" {
-		state = fly.MachineStateStarted
-	}
+	state := cmp.Or(ms.State, fly.MachineStateStarted)
 	if !knownStates[state] {
 		return nil, fmt.Errorf("machine %s: unknown state %q", id, state)
 	}
-	host := ms.HostStatus
-	if host == "" {
-		host = string(fly.HostStatusOk)
-	}
+	host := cmp.Or(ms.HostStatus, string(fly.HostStatusOk))
 	switch fly.HostStatus(host) {
 	case fly.HostStatusOk, fly.HostStatusUnknown, fly.HostStatusUnreachable:
 	default:
 		return nil, fmt.Errorf("machine %s: unknown host_status %q", id, host)
 	}
-	region := ms.Region
-	if region == "" {
-		region = defaultRegion
-	}
-	group := ms.Group
-	if group == "" {
-		group = defaultGroup
-	}
-	version := ms.ReleaseVersion
-	if version == 0 {
-		version = appVersion
-	}
-	image := ms.Image
-	if image == "" {
-		image = a.image
-	}
+	region := cmp.Or(ms.Region, defaultRegion)
+	group := cmp.Or(ms.Group, defaultGroup)
+	version := cmp.Or(ms.ReleaseVersion, appVersion)
+	image := cmp.Or(ms.Image, a.image)
 	guest := ms.Guest
 	if guest == nil {
 		guest = &fly.MachineGuest{CPUKind: "shared", CPUs: 1, MemoryMB: 256}
