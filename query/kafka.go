@@ -79,14 +79,12 @@ func (c KafkaConfig) Validate() error {
 }
 
 func (c KafkaConfig) normalize() (KafkaConfig, error) {
-	if c.Name == "" {
-		return c, errors.New("kafka: metric-name: empty")
+	errorf, err := checkName("kafka", c.Name)
+	if err != nil {
+		return c, err
 	}
 	fail := func(format string, args ...any) (KafkaConfig, error) {
-		return c, fmt.Errorf("kafka metric %q: %s", c.Name, fmt.Sprintf(format, args...))
-	}
-	if !identPattern.MatchString(c.Name) {
-		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+		return c, errorf(format, args...)
 	}
 	var brokers []string
 	for _, b := range c.Brokers {

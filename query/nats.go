@@ -60,14 +60,12 @@ func (c NATSConfig) Validate() error {
 }
 
 func (c NATSConfig) normalize() (NATSConfig, error) {
-	if c.Name == "" {
-		return c, errors.New("nats: metric-name: empty")
+	errorf, err := checkName("nats", c.Name)
+	if err != nil {
+		return c, err
 	}
 	fail := func(format string, args ...any) (NATSConfig, error) {
-		return c, fmt.Errorf("nats metric %q: %s", c.Name, fmt.Sprintf(format, args...))
-	}
-	if !identPattern.MatchString(c.Name) {
-		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+		return c, errorf(format, args...)
 	}
 	urls, err := natsURLs(c.URL)
 	if err != nil {

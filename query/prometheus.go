@@ -54,10 +54,7 @@ func (c PrometheusConfig) String() string {
 // GoString keeps the token out of %#v.
 func (c PrometheusConfig) GoString() string { return c.String() }
 
-var (
-	identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+var labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate checks c. Its errors name the field by its configuration key
 // (metric-name, address, query, token, app-label, on-empty).
@@ -69,14 +66,12 @@ func (c PrometheusConfig) Validate() error {
 // normalize validates c and returns it with the token trimmed, the app label
 // defaulted and the credentials taken out of the address.
 func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
-	if c.Name == "" {
-		return c, nil, errors.New("prometheus: metric-name: empty")
+	errorf, err := checkName("prometheus", c.Name)
+	if err != nil {
+		return c, nil, err
 	}
 	fail := func(format string, args ...any) (PrometheusConfig, *url.Userinfo, error) {
-		return c, nil, fmt.Errorf("prometheus metric %q: %s", c.Name, fmt.Sprintf(format, args...))
-	}
-	if !identPattern.MatchString(c.Name) {
-		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+		return c, nil, errorf(format, args...)
 	}
 	if strings.TrimSpace(c.Query) == "" {
 		return fail("query: empty")
@@ -214,21 +209,13 @@ func (p *Prometheus) GoString() string { return p.String() }
 // must give a scalar or exactly one sample. A fleet-wide query is run and
 // split (without caching: a Set runs it once per run instead).
 func (p *Prometheus) Collect(ctx context.Context, app string) (float64, error) {
-	if !p.perApp {
-		lookup, err := p.CollectFleet(ctx)
+	return collectApp(ctx, p, app, func(ctx context.Context, app string) (float64, error) {
+		val, err := p.query(ctx, Expand(p.cfg.Query, app))
 		if err != nil {
 			return 0, err
 		}
-		return lookup(app)
-	}
-	if err := ValidAppName(app); err != nil {
-		return 0, err
-	}
-	val, err := p.query(ctx, Expand(p.cfg.Query, app))
-	if err != nil {
-		return 0, err
-	}
-	return p.single(val)
+		return p.single(val)
+	})
 }
 
 // CollectFleet runs the fleet-wide query and returns the lookup that splits

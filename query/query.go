@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -38,6 +39,23 @@ type FleetSource interface {
 	// CollectFleet runs the fleet-wide query and returns the lookup that
 	// gives each app its value.
 	CollectFleet(ctx context.Context) (Lookup, error)
+}
+
+// collectApp is the Collect of a source that may be fleet-wide: one that
+// is runs its fleet-wide query and looks app up in the result; one that is
+// not checks app's name and calls perApp.
+func collectApp(ctx context.Context, s FleetSource, app string, perApp func(ctx context.Context, app string) (float64, error)) (float64, error) {
+	if s.FleetWide() {
+		lookup, err := s.CollectFleet(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return lookup(app)
+	}
+	if err := ValidAppName(app); err != nil {
+		return 0, err
+	}
+	return perApp(ctx, app)
 }
 
 // Lookup gives the value of a fleet-wide query for one app. It does no I/O
@@ -69,6 +87,26 @@ func (e *resultError) Is(target error) bool { return target == e.kind }
 
 func resultErrorf(kind error, format string, args ...any) error {
 	return &resultError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// identPattern is what a metric name matches: it is a variable of the
+// scaling expressions.
+var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkName checks the name of a metric of the given kind ("prometheus",
+// "nats", ...) as every source does, and returns the function that words
+// the source's other configuration errors: the kind and the metric first.
+func checkName(kind, name string) (errorf func(format string, args ...any) error, err error) {
+	if name == "" {
+		return nil, fmt.Errorf("%s: metric-name: empty", kind)
+	}
+	errorf = func(format string, args ...any) error {
+		return fmt.Errorf("%s metric %q: %s", kind, name, fmt.Sprintf(format, args...))
+	}
+	if !identPattern.MatchString(name) {
+		return nil, errorf("metric-name: want letters, digits and underscores, not starting with a digit")
+	}
+	return errorf, nil
 }
 
 // OnEmpty says what a query that has no value for an app (an empty vector,

@@ -160,14 +160,12 @@ func (c TemporalConfig) Validate() error {
 // normalize validates c and returns it with its fields trimmed and
 // defaulted, and the TLS configuration it asks for (nil: plain text).
 func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
-	if c.Name == "" {
-		return c, nil, errors.New("temporal: metric-name: empty")
+	errorf, err := checkName("temporal", c.Name)
+	if err != nil {
+		return c, nil, err
 	}
 	fail := func(format string, args ...any) (TemporalConfig, *tls.Config, error) {
-		return c, nil, fmt.Errorf("temporal metric %q: %s", c.Name, fmt.Sprintf(format, args...))
-	}
-	if !identPattern.MatchString(c.Name) {
-		return fail("metric-name: want letters, digits and underscores, not starting with a digit")
+		return c, nil, errorf(format, args...)
 	}
 	c.Address, c.Namespace = strings.TrimSpace(c.Address), strings.TrimSpace(c.Namespace)
 	c.TaskQueue, c.Query = strings.TrimSpace(c.TaskQueue), strings.TrimSpace(c.Query)
@@ -375,17 +373,7 @@ func (t *Temporal) GoString() string { return t.String() }
 // number of its running workflows. Every error fails the app; none reads
 // as 0.
 func (t *Temporal) Collect(ctx context.Context, app string) (float64, error) {
-	if !t.perApp {
-		lookup, err := t.CollectFleet(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return lookup(app)
-	}
-	if err := ValidAppName(app); err != nil {
-		return 0, err
-	}
-	return t.measure(ctx, app)
+	return collectApp(ctx, t, app, t.measure)
 }
 
 // CollectFleet measures once for a task queue or query without $APP_NAME;

@@ -126,16 +126,7 @@ func Start(t testing.TB, series map[string]float64) *Server {
 // StartConfig is Start with a Config.
 func StartConfig(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("promtest: real Prometheus skipped in -short mode")
-	}
-	bin, err := Binary()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtest: %v; CI=true, so the test fails rather than skips", err)
-		}
-		t.Skipf("promtest: %v; skipping", err)
-	}
+	bin := requireBinary(t, "Prometheus", Binary)
 	if cfg.Metric == "" {
 		cfg.Metric = DefaultMetric
 	}
@@ -576,6 +567,24 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// requireBinary returns the binary find finds, of the server named what.
+// It skips the test under -short or when there is none, or fails it
+// instead when CI=true, so that CI cannot pass by skipping.
+func requireBinary(t testing.TB, what string, find func() (string, error)) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("promtest: real %s skipped in -short mode", what)
+	}
+	bin, err := find()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("promtest: %v; CI=true, so the test fails rather than skips", err)
+		}
+		t.Skipf("promtest: %v; skipping", err)
+	}
+	return bin
 }
 
 // lockedBuffer collects the output of the process.

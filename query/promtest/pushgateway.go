@@ -54,16 +54,7 @@ func PushgatewayBinary() (string, error) {
 // instead when CI=true.
 func StartPushgateway(t testing.TB) *Pushgateway {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("promtest: real Pushgateway skipped in -short mode")
-	}
-	bin, err := PushgatewayBinary()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtest: %v; CI=true, so the test fails rather than skips", err)
-		}
-		t.Skipf("promtest: %v; skipping", err)
-	}
+	bin := requireBinary(t, "Pushgateway", PushgatewayBinary)
 	gw := &Pushgateway{stderr: &lockedBuffer{}}
 	dir := t.TempDir()
 	gw.url = startProcess(t, "pushgateway", bin, dir, gw.stderr, DefaultStartTimeout, func(addr string) []string {
