@@ -442,26 +442,6 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		seen[name] = where
 		return nil
 	}
-	add := func(where string, pc query.PrometheusConfig) error {
-		if err := claim(where, pc.Name); err != nil {
-			return err
-		}
-		if err := pc.Validate(); err != nil {
-			return usagef("%s: %v", where, err)
-		}
-		out = append(out, pc)
-		return nil
-	}
-	addTemporal := func(where string, tc query.TemporalConfig) error {
-		if err := claim(where, tc.Name); err != nil {
-			return err
-		}
-		if err := tc.Validate(); err != nil {
-			return usagef("%s: %v", where, err)
-		}
-		temporal = append(temporal, tc)
-		return nil
-	}
 	for i, c := range file.MetricCollectors {
 		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
@@ -486,7 +466,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		if typ == "temporal" {
 			tc, err := temporalFromFile(c)
 			if err == nil {
-				err = addTemporal(where, tc)
+				err = addCollector(&temporal, claim, where, tc.Name, tc)
 			}
 			if err != nil {
 				return nil, nil, usagef("%s: %v", where, err)
@@ -497,8 +477,9 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		if err != nil {
 			return nil, nil, usagef("%s: %v", where, err)
 		}
-		if err := add(where, query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
-			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}); err != nil {
+		pc := query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
+			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
+		if err := addCollector(&out, claim, where, pc.Name, pc); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -507,7 +488,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		return nil, nil, err
 	}
 	if tc != nil {
-		if err := addTemporal(s.flagWhere("temporal-metric-name"), *tc); err != nil {
+		if err := addCollector(&temporal, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -545,7 +526,23 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 	if err := pc.Validate(); err != nil {
 		return nil, nil, usagef("%s", promFlagError(s, pc, err))
 	}
-	return out, temporal, add(s.flagWhere("prometheus-metric-name"), pc)
+	if err := addCollector(&out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc); err != nil {
+		return nil, nil, err
+	}
+	return out, temporal, nil
+}
+
+// addCollector claims the metric name of the collector c at where,
+// validates c and appends it to *to.
+func addCollector[C interface{ Validate() error }](to *[]C, claim claimFunc, where, name string, c C) error {
+	if err := claim(where, name); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return usagef("%s: %v", where, err)
+	}
+	*to = append(*to, c)
+	return nil
 }
 
 // promFieldFlags maps the fields query's PrometheusConfig.Validate names, by

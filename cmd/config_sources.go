@@ -307,16 +307,19 @@ func (sc sourceConfigs) build(rc *runConfig) ([]query.Source, error) {
 	if rc.verbose && rc.log != nil {
 		opts = append(opts, query.WithTrace(traceLogger(rc.log)))
 	}
-	var out []query.Source
-	for _, c := range sc.nats {
-		src, err := query.NewNATS(c, opts...)
-		if err != nil {
-			return nil, &UsageError{Msg: err.Error()}
-		}
-		out = append(out, src)
+	out, err := appendSources(nil, sc.nats, query.NewNATS, opts...)
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range sc.kafka {
-		src, err := query.NewKafka(c, opts...)
+	return appendSources(out, sc.kafka, query.NewKafka, opts...)
+}
+
+// appendSources builds a source of each configuration with build and
+// appends it to out. A configuration the source refuses is the user's
+// mistake: a usage error.
+func appendSources[C, O any, S query.Source](out []query.Source, cfgs []C, build func(C, ...O) (S, error), opts ...O) ([]query.Source, error) {
+	for _, c := range cfgs {
+		src, err := build(c, opts...)
 		if err != nil {
 			return nil, &UsageError{Msg: err.Error()}
 		}

@@ -185,15 +185,7 @@ func temporalSources(rc *runConfig) ([]query.Source, error) {
 	if rc.verbose && rc.log != nil {
 		opts = append(opts, query.WithTemporalLogger(rc.log))
 	}
-	var out []query.Source
-	for _, tc := range rc.temporal {
-		t, err := query.NewTemporal(tc, opts...)
-		if err != nil {
-			return nil, &UsageError{Msg: err.Error()}
-		}
-		out = append(out, t)
-	}
-	return out, nil
+	return appendSources(nil, rc.temporal, query.NewTemporal, opts...)
 }
 
 // closeMetrics closes the connections of the run's metric sources.

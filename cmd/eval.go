@@ -9,7 +9,7 @@ import (
 )
 
 func evalCommand(s *Streams) *cli.Command {
-	return &cli.Command{
+	return withRunOptions(s, evalOnce, &cli.Command{
 		Name:      "eval",
 		Usage:     "collect the metrics and evaluate the target expressions of every selected app; no machine is read or changed",
 		UsageText: "fly-autoscaler eval --org my-org --apps 'my-app-*' [options]",
@@ -17,10 +17,7 @@ func evalCommand(s *Streams) *cli.Command {
 			"Machines API is never called: the fleet variables started, stopped, suspended and created are 0\n" +
 			"in the expressions. Options about changes (--dry-run, --scale-down, --max-scale-*, --every,\n" +
 			"--pushgateway, ...) are accepted and ignored.",
-		Flags:        runFlags(),
-		OnUsageError: onUsageError,
-		Action:       withRunConfig(s, evalOnce),
-	}
+	})
 }
 
 // evalOnce builds the clients, evaluates every selected app and renders the

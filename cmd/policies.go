@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -212,48 +213,31 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 	if o.Expressions, err = policyExpressions(pc, at, metrics); err != nil {
 		return scale.AppPolicy{}, err
 	}
-	if v := pc.InitialMachineState; v != "" {
-		st, err := parseInitialState(v)
-		if err != nil {
-			return scale.AppPolicy{}, usagef("%s: %v", at("initial-machine-state"), err)
-		}
-		o.InitialState = &st
-	}
-	if v := pc.ScaleDown; v != "" {
-		sd, err := parseScaleDown(v)
-		if err != nil {
-			return scale.AppPolicy{}, usagef("%s: %v", at("scale-down"), err)
-		}
-		o.ScaleDown = &sd
-	}
-	for _, f := range []struct {
-		key, val string
-		dst      **int
-	}{{"max-scale-up", pc.MaxScaleUp, &o.MaxScaleUp}, {"max-scale-down", pc.MaxScaleDown, &o.MaxScaleDown}} {
-		if f.val == "" {
-			continue
-		}
-		n, err := parseCount(f.val)
-		if err != nil {
-			return scale.AppPolicy{}, usagef("%s: %v", at(f.key), err)
-		}
-		*f.dst = &n
-	}
-	if v := pc.MaxMachines; v != "" {
-		n, err := parseMaxMachines(v)
-		if err != nil {
-			return scale.AppPolicy{}, usagef("%s: %v", at("max-machines"), err)
-		}
-		o.MaxMachines = &n
-	}
-	if v := pc.MinStartedDuration; v != "" {
-		d, err := parseDuration(v)
-		if err != nil {
-			return scale.AppPolicy{}, usagef("%s: %v", at("min-started-duration"), err)
-		}
-		o.MinStartedDuration = &d
+	// cmp.Or: the first error, in the order of the keys.
+	if err := cmp.Or(
+		override(&o.InitialState, pc.InitialMachineState, at("initial-machine-state"), parseInitialState),
+		override(&o.ScaleDown, pc.ScaleDown, at("scale-down"), parseScaleDown),
+		override(&o.MaxScaleUp, pc.MaxScaleUp, at("max-scale-up"), parseCount),
+		override(&o.MaxScaleDown, pc.MaxScaleDown, at("max-scale-down"), parseCount),
+		override(&o.MaxMachines, pc.MaxMachines, at("max-machines"), parseMaxMachines),
+		override(&o.MinStartedDuration, pc.MinStartedDuration, at("min-started-duration"), parseDuration),
+	); err != nil {
+		return scale.AppPolicy{}, err
 	}
 	return scale.NewAppPolicy(pc.Name, apps, o, def), nil
+}
+
+// override parses v, when set, with parse into *dst; where names the key.
+func override[T any](dst **T, v, where string, parse func(string) (T, error)) error {
+	if v == "" {
+		return nil
+	}
+	x, err := parse(v)
+	if err != nil {
+		return usagef("%s: %v", where, err)
+	}
+	*dst = &x
+	return nil
 }
 
 // policyExpressions compiles the target expressions a policy sets.

@@ -83,7 +83,7 @@ func runFlags() []cli.Flag {
 }
 
 func runCommand(s *Streams) *cli.Command {
-	return &cli.Command{
+	return withRunOptions(s, runOrRepeat, &cli.Command{
 		Name:      "run",
 		Usage:     "reconcile every selected app once, print the report and exit",
 		UsageText: "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
@@ -92,22 +92,22 @@ func runCommand(s *Streams) *cli.Command {
 			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
 			"--detailed-exitcode).",
-		Flags:        runFlags(),
-		OnUsageError: onUsageError,
-		Action:       withRunConfig(s, runOrRepeat),
-	}
+	})
 }
 
-// withRunConfig is the action of a command that takes the run options:
-// it loads and validates them, then calls fn.
-func withRunConfig(s *Streams, fn func(context.Context, *Streams, *runConfig) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
+// withRunOptions makes cmd a command that takes the run options: its
+// action loads and validates them, then calls fn.
+func withRunOptions(s *Streams, fn func(context.Context, *Streams, *runConfig) error, cmd *cli.Command) *cli.Command {
+	cmd.Flags = runFlags()
+	cmd.OnUsageError = onUsageError
+	cmd.Action = func(c *cli.Context) error {
 		rc, err := loadRunConfig(c, s)
 		if err != nil {
 			return err
 		}
 		return fn(c.Context, s, rc)
 	}
+	return cmd
 }
 
 // runOnce builds the clients, runs one pass and renders the report.
