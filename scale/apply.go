@@ -107,6 +107,32 @@ func inParallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+// sendRound sends the n changes of a round with send, each only while
+// the anchor's lease holds and ctx is not done (else stopped is told why):
+// the first alone, then, if burst says it went well, the others at once,
+// else one at a time: a failing API is not sent a burst.
+func sendRound(ctx context.Context, anchor *lease, n int, send func(i int), stopped func(i int, why error), burst func() bool) {
+	try := func(i int) {
+		err := anchor.held()
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			stopped(i, err)
+			return
+		}
+		send(i)
+	}
+	try(0)
+	if burst() {
+		inParallel(n-1, func(i int) { try(i + 1) })
+		return
+	}
+	for i := 1; i < n; i++ {
+		try(i)
+	}
+}
+
 type applier struct {
 	m    Machines
 	f    Fleet
@@ -441,16 +467,8 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 		results := make([]ActionResult, len(pending))
 		errs := make([]error, len(pending))
 		sent := make([]bool, len(pending))
-		launch := func(i int) {
+		sendRound(ctx, anchor, len(pending), func(i int) {
 			act := pending[i]
-			if err := anchor.held(); err != nil {
-				results[i] = ActionResult{Action: act, Outcome: outcomeOf(ctx, err), Error: err.Error()}
-				return
-			}
-			if err := ctx.Err(); err != nil {
-				results[i] = ActionResult{Action: act, Outcome: OutcomeAborted, Error: err.Error()}
-				return
-			}
 			sent[i] = true
 			in, err := launchInput(a.f, act)
 			if err == nil {
@@ -461,15 +479,9 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 				}
 			}
 			results[i], errs[i] = result(ctx, act, err), err
-		}
-		launch(0)
-		if results[0].Outcome == OutcomeDone {
-			inParallel(len(pending)-1, func(i int) { launch(i + 1) })
-		} else {
-			for i := 1; i < len(pending); i++ {
-				launch(i)
-			}
-		}
+		}, func(i int, why error) {
+			results[i] = ActionResult{Action: pending[i], Outcome: outcomeOf(ctx, why), Error: why.Error()}
+		}, func() bool { return results[0].Outcome == OutcomeDone })
 		for i, r := range results {
 			a.out = append(a.out, r)
 			switch {
@@ -670,27 +682,11 @@ func (a *applier) sendDestroys(ctx context.Context, round []Action, anchor *leas
 	out := make([]sentDestroy, len(round))
 	ok := make([]bool, len(round))
 	stops := make([]error, len(round))
-	send := func(i int) {
+	sendRound(ctx, anchor, len(round), func(i int) {
 		act := round[i]
-		if err := anchor.held(); err != nil {
-			stops[i] = err
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			stops[i] = err
-			return
-		}
 		err := a.do(ctx, act)
 		out[i], ok[i] = sentDestroy{act: act, res: result(ctx, act, err), err: err}, true
-	}
-	send(0)
-	if out[0].res.Outcome != OutcomeFailed {
-		inParallel(len(round)-1, func(i int) { send(i + 1) })
-	} else {
-		for i := 1; i < len(round); i++ {
-			send(i)
-		}
-	}
+	}, func(i int, why error) { stops[i] = why }, func() bool { return out[0].res.Outcome != OutcomeFailed })
 	var sent []sentDestroy
 	for i := range round {
 		if ok[i] {
