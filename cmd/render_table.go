@@ -47,17 +47,15 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 	apps := visibleApps(r, o)
 
 	if len(apps) > 0 {
-		styles := make([]lipgloss.Style, len(apps))
 		rows := make([][]string, len(apps))
 		for i, a := range apps {
-			styles[i] = rowStyle(re, a)
 			rows[i] = row(r, a)
 		}
 		headers := withPolicy(r.HasPolicies, columns, policyColumn)
 		if o.Width > 0 {
 			fitWidth(headers, rows, o.Width)
 		}
-		writeTable(bw, re, headers, rows, func(i int) lipgloss.Style { return styles[i] })
+		writeTable(bw, re, headers, rows, func(i int) lipgloss.Style { return rowStyle(re, apps[i]) })
 	}
 
 	warnings, errs := notes(apps)
@@ -90,9 +88,49 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 // writeTable writes an aligned, borderless table: a bold header, then the
 // rows, each in the style rowStyle gives it.
 func writeTable(bw *bufio.Writer, re *lipgloss.Renderer, headers []string, rows [][]string, rowStyle func(i int) lipgloss.Style) {
+	writeTableIn(bw, re, headers, rows, rowStyle, tableChunk)
+}
+
+// tableChunk is the most rows writeTable lays out at once. The table of a
+// 10,000-app run, laid out whole, held some 40 MiB while it was made (each
+// cell rendered and copied several times over); in pieces, it holds a
+// piece's worth, and reads the same.
+const tableChunk = 256
+
+// writeTableIn writes the table chunk rows at a time. Each piece is laid
+// out with the header and a last row of the widest cell of each column,
+// so that its columns are as wide as the whole table's; the lines of the
+// repeated header and of that row are dropped.
+func writeTableIn(bw *bufio.Writer, re *lipgloss.Renderer, headers []string, rows [][]string, rowStyle func(i int) lipgloss.Style, chunk int) {
+	if len(rows) <= chunk {
+		writeLines(bw, layOut(re, headers, rows, rowStyle), 0, 0)
+		return
+	}
+	widest := make([]string, len(headers))
+	for c := range widest {
+		for _, r := range rows {
+			if lipgloss.Width(r[c]) > lipgloss.Width(widest[c]) {
+				widest[c] = r[c]
+			}
+		}
+	}
+	for start := 0; start < len(rows); start += chunk {
+		end := min(start+chunk, len(rows))
+		piece := append(rows[start:end:end], widest)
+		skip := 1 // the header, written with the first piece only
+		if start == 0 {
+			skip = 0
+		}
+		writeLines(bw, layOut(re, headers, piece, func(i int) lipgloss.Style { return rowStyle(start + min(i, end-start-1)) }), skip, 1)
+	}
+}
+
+// layOut lays out a table: a bold header, then the rows, each in the style
+// rowStyle gives it, two spaces between columns.
+func layOut(re *lipgloss.Renderer, headers []string, rows [][]string, rowStyle func(i int) lipgloss.Style) string {
 	header := re.NewStyle().Bold(true)
 	last := len(headers) - 1
-	out := table.New().
+	return table.New().
 		Border(lipgloss.HiddenBorder()).
 		BorderTop(false).BorderBottom(false).BorderLeft(false).BorderRight(false).
 		BorderHeader(false).BorderColumn(false).
@@ -109,9 +147,22 @@ func writeTable(bw *bufio.Writer, re *lipgloss.Renderer, headers []string, rows 
 			return s
 		}).
 		String()
+}
+
+// writeLines writes the lines of a laid-out table without their padding,
+// leaving out the first skip lines and the last drop.
+func writeLines(bw *bufio.Writer, out string, skip, drop int) {
+	lines := strings.Count(out, "\n") + 1
+	if strings.HasSuffix(out, "\n") {
+		lines--
+	}
+	i := 0
 	for line := range strings.Lines(out) {
-		bw.WriteString(trimLineEnd(line))
-		bw.WriteByte('\n')
+		if i >= skip && i < lines-drop {
+			bw.WriteString(trimLineEnd(line))
+			bw.WriteByte('\n')
+		}
+		i++
 	}
 }
 

@@ -1,11 +1,13 @@
 package cmd
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -716,6 +718,54 @@ func TestRenderLeavesTheReportUntouched(t *testing.T) {
 				render(t, r, RenderOptions{Format: format, Quiet: quiet})
 				if fmt.Sprintf("%+v", r.Apps) != before {
 					t.Fatalf("%s report, %s, quiet %v: apps changed", name, format, quiet)
+				}
+			}
+		}
+	}
+}
+
+// TestRenderTableInPieces: a table laid out a piece at a time reads, byte
+// for byte, as the table laid out whole, in colour or not, fitted to a
+// width or not, and the renderer of a large report lays it out in pieces.
+func TestRenderTableInPieces(t *testing.T) {
+	r := fixtureReport()
+	base := r.Apps
+	r.Apps = nil
+	for i := range 700 {
+		a := base[(i*7)%len(base)]
+		a.App = fmt.Sprintf("app-%s%d", strings.Repeat("x", (i*13)%17), i)
+		a.Policy = []string{"", "paying", "a-longer-policy-name"}[i%3]
+		r.Apps = append(r.Apps, a)
+	}
+	r.HasPolicies = true
+	for _, profile := range []termenv.Profile{termenv.Ascii, termenv.ANSI} {
+		for _, width := range []int{0, 90} {
+			var rows [][]string
+			apps := sortedApps(r)
+			for _, a := range apps {
+				rows = append(rows, row(r, a))
+			}
+			headers := withPolicy(r.HasPolicies, columns, policyColumn)
+			if width > 0 {
+				fitWidth(headers, rows, width)
+			}
+			re := lipgloss.NewRenderer(io.Discard)
+			re.SetColorProfile(profile)
+			style := func(i int) lipgloss.Style { return rowStyle(re, apps[i]) }
+			out := func(chunk int) string {
+				var buf bytes.Buffer
+				bw := bufio.NewWriter(&buf)
+				writeTableIn(bw, re, headers, rows, style, chunk)
+				bw.Flush()
+				return buf.String()
+			}
+			whole := out(len(rows))
+			if n := strings.Count(whole, "\n"); n != len(rows)+1 {
+				t.Fatalf("whole table has %d lines, want %d", n, len(rows)+1)
+			}
+			for _, chunk := range []int{1, 50, tableChunk} {
+				if got := out(chunk); got != whole {
+					t.Errorf("profile %v, width %d, pieces of %d: differs from the whole table", profile, width, chunk)
 				}
 			}
 		}
