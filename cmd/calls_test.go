@@ -53,7 +53,6 @@ func callsByApp(srv *flytest.Server) map[string]map[string]int {
 // GraphQL page per 200 apps and one Prometheus query; a scale-up run adds
 // no call per app beyond its actions.
 func TestRunCallCounts(t *testing.T) {
-	t.Parallel()
 	skipShort(t)
 	const apps = 500
 	srv, prom := callsEnv(t, apps)

@@ -72,7 +72,6 @@ func byApp(r jsonReport) map[string]jsonApp {
 }
 
 func TestRunFleetConvergesInOneInvocation(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
@@ -143,7 +142,6 @@ func TestRunFleetConvergesInOneInvocation(t *testing.T) {
 }
 
 func TestRunDryRunChangesNothing(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
@@ -175,7 +173,6 @@ func TestRunDryRunChangesNothing(t *testing.T) {
 }
 
 func TestRunOneFailingAppDoesNotStopTheOthers(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
