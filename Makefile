@@ -9,7 +9,7 @@ BENCH_APPS        ?= 1000,10000
 BENCH_CONCURRENCY ?= 8,16,32,64
 BENCH_LATENCY     ?= 20ms
 
-.PHONY: help build test test-short lint check-deps bench demo image fmt clean
+.PHONY: help build test test-deps test-short lint check-deps bench demo image fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,9 +17,26 @@ help: ## list the targets
 build: ## build the binary into bin/ (version and commit through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: ## run every test: the root module under the race detector, then the Temporal server tests (needs prometheus and prometheus-pushgateway)
+test: test-deps ## run every test: the root module under the race detector, then the Temporal server tests
 	go test -race -count=1 -timeout 30m $(PKGS)
 	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
+
+# The real-server tests need Debian's prometheus and prometheus-pushgateway
+# (promtest skips without them, which a test run must not do quietly):
+# installed with apt-get when missing and this user can, else named.
+TEST_PACKAGES := prometheus prometheus-pushgateway
+test-deps: ## install the test servers that come as Debian packages (prometheus, prometheus-pushgateway) when missing
+	@missing=""; for p in $(TEST_PACKAGES); do command -v $$p >/dev/null 2>&1 || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
+		echo "installing$$missing"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+		for svc in $$missing; do ($$sudo service $$svc stop || $$sudo systemctl stop $$svc) >/dev/null 2>&1 || true; done; \
+	else \
+		echo "the tests need$$missing: install with  sudo apt-get install$$missing  (or set PROMTEST_PROMETHEUS / PROMTEST_PUSHGATEWAY to the binaries)"; exit 1; \
+	fi
 
 test-short: ## run the quick tests only
 	go test -short $(PKGS)
