@@ -9,7 +9,7 @@ BENCH_APPS        ?= 1000,10000
 BENCH_CONCURRENCY ?= 8,16,32,64
 BENCH_LATENCY     ?= 20ms
 
-.PHONY: help build test test-deps test-short lint check-deps bench demo image fmt clean
+.PHONY: help build test test-root test-temporal test-deps test-short lint check-deps bench demo image fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,16 @@ help: ## list the targets
 build: ## build the binary into bin/ (version and commit through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: test-deps ## run every test: the root module under the race detector, then the Temporal server tests
+test: test-deps ## run every test: the root module under the race detector and, beside it, the Temporal server tests
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-root test-temporal
+
+# The two modules' tests run at once: the root module's cmd package takes
+# most of the time on one core's worth of work, which leaves room for the
+# Temporal server module's. Each one's output is printed whole when it ends.
+test-root:
 	go test -race -count=1 -timeout 30m $(PKGS)
+
+test-temporal:
 	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
 
 # The real-server tests need Debian's prometheus and prometheus-pushgateway

@@ -29,11 +29,14 @@ func tripwire(t *testing.T) *atomic.Int64 {
 	return &n
 }
 
-// clearEnv unsets every FAS_* and TEMPORAL_* variable for the test.
+// runCLI runs Main with args, the Env of t (setenv) and its in-memory Fly
+// API if any (inMemoryFly), and returns the exit code and the output.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := BufferStreams()
+	mainMu.Lock()
 	err := Main(testContext(t), append([]string{"fly-autoscaler"}, args...), envFor(t), s)
+	mainMu.Unlock()
 	if err != nil {
 		fmt.Fprintln(s.Err, err.Error())
 	}
@@ -219,7 +222,10 @@ metric-collectors:
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
-	if err := app.Run([]string{"fly-autoscaler", "run", "--config", path}); err != nil {
+	mainMu.Lock()
+	err := app.Run([]string{"fly-autoscaler", "run", "--config", path})
+	mainMu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.token != "FlyV1 fm2_from-env" || rc.scale.Concurrency != 4 || rc.scale.Timeout != 10*time.Second || !rc.verbose {
@@ -238,7 +244,7 @@ metric-collectors:
 	temporal := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
 		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: '${FAS_TEST_NS}', query: 'WorkflowType=\"$APP_NAME\"'}\n")
 	setenv(t, "FAS_TEST_NS", "jobs-ns")
-	rc, err := loadConfig(t, "--config", temporal)
+	rc, err = loadConfig(t, "--config", temporal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +264,8 @@ func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
+	mainMu.Lock()
+	defer mainMu.Unlock()
 	err := app.Run(append([]string{"fly-autoscaler", "run"}, args...))
 	return rc, err
 }

@@ -141,7 +141,9 @@ func TestExitCodeCommands(t *testing.T) {
 		{[]string{"demo", "extra"}, ExitUsage},
 	} {
 		s, _, _ := BufferStreams()
+		mainMu.Lock()
 		err := Main(context.Background(), append([]string{"fly-autoscaler"}, tc.args...), envFor(t), s)
+		mainMu.Unlock()
 		if got := ExitCode(err); got != tc.want {
 			t.Errorf("%v: exit code %d (%v), want %d", tc.args, got, err, tc.want)
 		}

@@ -86,7 +86,9 @@ func TestRunProgressOnTerminal(t *testing.T) {
 		setenv(t, "NO_COLOR", "")
 		out, errOut := &syncBuffer{}, &syncBuffer{}
 		s := &Streams{Out: out, Err: errOut, ErrIsTerminal: true}
+		mainMu.Lock()
 		err := Main(testContext(t), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, envFor(t), s)
+		mainMu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +125,10 @@ func TestRunProgressPiped(t *testing.T) {
 				s, _, errOut := BufferStreams()
 				tc.s(s)
 				args := append([]string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, tc.args...)
-				if err := Main(testContext(t), args, envFor(t), s); err != nil {
+				mainMu.Lock()
+				err := Main(testContext(t), args, envFor(t), s)
+				mainMu.Unlock()
+				if err != nil {
 					t.Fatal(err)
 				}
 				if e := errOut.String(); e != "" {

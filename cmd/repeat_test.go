@@ -56,7 +56,9 @@ func startRepeat(t *testing.T, args ...string) *repeatRun {
 	s := &Streams{Out: r.out, Err: r.err}
 	go func() {
 		defer close(r.done)
+		mainMu.Lock()
 		err := Main(ctx, append([]string{"fly-autoscaler", "run"}, args...), envFor(t), s)
+		mainMu.Unlock()
 		r.code, r.ended = ExitCode(err), time.Now()
 		if err != nil {
 			r.err.Write([]byte(err.Error() + "\n"))

@@ -322,7 +322,9 @@ func TestSignalLetsTheRunInFlightFinish(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(150*time.Millisecond, cancel) // SIGINT while apps are being reconciled
 	s, out, errOut := BufferStreams()
+	mainMu.Lock()
 	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), envFor(t), s)
+	mainMu.Unlock()
 	if code := ExitCode(err); code != ExitOK {
 		t.Fatalf("exit %d: %v\n%s", code, err, errOut)
 	}
