@@ -3,6 +3,7 @@ package servertest
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -98,7 +99,8 @@ func TestTLS(t *testing.T) {
 	eventually(t, "backlog over mutual TLS", func() error {
 		v, err := collect(src, "app-a")
 		if err == nil && v != 2 {
-			t.Fatalf("backlog %v, want 2", v)
+			// The backlog is approximate and catches up with the jobs.
+			err = fmt.Errorf("backlog %v, want 2", v)
 		}
 		return err
 	})
