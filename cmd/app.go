@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -70,7 +71,7 @@ func Main(ctx context.Context, args []string, env Env, s *Streams) (err error) {
 	}()
 	s.AddSecrets(envSecrets(env)...)
 	app := newApp(s, env)
-	err = app.RunContext(ctx, args)
+	err = runApp(ctx, app, args)
 	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
 	// for 'NAME'") would read as --detailed-exitcode's "changes made".
 	if m := noHelpTopic.FindStringSubmatch(fmt.Sprint(err)); m != nil {
@@ -80,6 +81,40 @@ func Main(ctx context.Context, args []string, env Env, s *Streams) (err error) {
 		err = redactError(err, nil, s)
 	}
 	return err
+}
+
+// appMu is held while an App sets itself up and parses its command line:
+// urfave/cli v2 writes package variables then (fields of its help command
+// and help flag), so two Apps in one process must not do it at once. The
+// program runs one at a time but for the demo, whose passes run inside its
+// command; tests run many. It is released as the command's own work
+// begins (the command's Before), so that Apps' actions may overlap.
+var appMu sync.Mutex
+
+// appLock is one App's hold of appMu, released once.
+type appLock struct{ once sync.Once }
+
+func (l *appLock) release() { l.once.Do(appMu.Unlock) }
+
+type appLockKey struct{}
+
+// runApp runs app with args under appMu, released by the command's Before
+// (releaseApp) or, at the latest, when app returns.
+func runApp(ctx context.Context, app *cli.App, args []string) error {
+	l := &appLock{}
+	appMu.Lock()
+	defer l.release()
+	return app.RunContext(context.WithValue(ctx, appLockKey{}, l), args)
+}
+
+// releaseApp releases the hold of appMu of the App c runs in, if any.
+func releaseApp(c *cli.Context) {
+	if c.Context == nil {
+		return
+	}
+	if l, ok := c.Context.Value(appLockKey{}).(*appLock); ok {
+		l.release()
+	}
 }
 
 // PrintError prints the error Main returned, if it has a message, on the
@@ -187,6 +222,7 @@ func withUsageErrors(cmds []*cli.Command) []*cli.Command {
 			if err := bindEnv(ctx); err != nil {
 				return err
 			}
+			releaseApp(ctx)
 			if before != nil {
 				return before(ctx)
 			}

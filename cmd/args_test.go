@@ -11,6 +11,7 @@ import (
 // so "run idle --dry-run" would drop --dry-run and really scale. run and
 // eval refuse any positional argument before calling anything.
 func TestPositionalArgumentsRejected(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -45,6 +46,7 @@ func TestPositionalArgumentsRejected(t *testing.T) {
 // TestNoAppMatchedWarns: a selection that matches no app is a warning on
 // stderr, not an error: exit 0.
 func TestNoAppMatchedWarns(t *testing.T) {
+	t.Parallel()
 	for _, command := range []string{"run", "eval"} {
 		t.Run(command, func(t *testing.T) {
 			exitEnv(t, flytest.Options{})
@@ -74,6 +76,7 @@ func TestNoAppMatchedWarns(t *testing.T) {
 // unknown command, also after help, is a usage error with a suggestion;
 // -v is the app's --version, not run's --verbose.
 func TestHelpCommandAndUnknownCommands(t *testing.T) {
+	t.Parallel()
 	tripwire(t)
 	code, out, stderr := runCLI(t, "help", "run")
 	if code != ExitOK || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "fly-autoscaler run --org my-org") {

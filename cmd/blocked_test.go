@@ -23,6 +23,7 @@ func blockedReport() *scale.Report {
 }
 
 func TestBlockedIsDistinctInEveryOutput(t *testing.T) {
+	t.Parallel()
 	rep := blockedReport()
 	for _, format := range []string{FormatTable, FormatMarkdown} {
 		out := string(render(t, rep, RenderOptions{Format: format}))

@@ -14,6 +14,7 @@ func temporalEnv() map[string]string {
 }
 
 func TestTemporalFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string // over temporalEnv; "" unsets
@@ -54,6 +55,7 @@ func TestTemporalFlagErrors(t *testing.T) {
 }
 
 func TestTemporalFileErrors(t *testing.T) {
+	t.Parallel()
 	head := "app-name: a\napi-token: tok\nstarted-machine-count: w\nmetric-collectors:\n"
 	for _, tc := range []struct {
 		name, collector, want string
@@ -91,6 +93,7 @@ func TestTemporalFileErrors(t *testing.T) {
 // TestTemporalVariables: the original's variables, its TEMPORAL_TLS_* names
 // first, and this tool's additions.
 func TestTemporalVariables(t *testing.T) {
+	t.Parallel()
 	pki := promtest.NewPKI(t)
 	cert, key := pki.Issue(t, "client")
 	otherCert, otherKey := pki.Issue(t, "other")
@@ -143,6 +146,7 @@ func TestTemporalVariables(t *testing.T) {
 // TestTemporalSecretsRedacted: an API key or private key that a mistake
 // puts into another option never shows in a configuration error.
 func TestTemporalSecretsRedacted(t *testing.T) {
+	t.Parallel()
 	_, key := promtest.NewPKI(t).Issue(t, "client")
 	keyLine := strings.Split(key, "\n")[1]
 	const apiKey = "tmprl-api-key-secret-value"

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -34,9 +35,7 @@ func tripwire(t *testing.T) *atomic.Int64 {
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := BufferStreams()
-	mainMu.Lock()
 	err := Main(testContext(t), append([]string{"fly-autoscaler"}, args...), envFor(t), s)
-	mainMu.Unlock()
 	if err != nil {
 		fmt.Fprintln(s.Err, err.Error())
 	}
@@ -54,6 +53,7 @@ func writeFile(t *testing.T, name, body string) string {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	base := []string{"run", "--api-token", "tok", "--org", "my-org"}
 	tests := []struct {
 		name string
@@ -128,6 +128,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestConfigFileErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, yaml string
 		want       []string
@@ -179,6 +180,7 @@ func expectUsageError(t *testing.T, calls *atomic.Int64, want []string, args ...
 }
 
 func TestSplitList(t *testing.T) {
+	t.Parallel()
 	got := splitList("my-app-*, {a,b}-x", "c")
 	want := []string{"my-app-*", "{a,b}-x", "c"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -187,6 +189,7 @@ func TestSplitList(t *testing.T) {
 }
 
 func TestExpandEnvKeepsAppName(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "secret-token")
 	setenv(t, "REGION", "ord")
 	got := envFor(t).expand("tok=${FAS_API_TOKEN} r=$REGION app=$APP_NAME app2=${APP_NAME}")
@@ -196,6 +199,7 @@ func TestExpandEnvKeepsAppName(t *testing.T) {
 }
 
 func TestOriginalReferenceFileLoads(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "fly-autoscaler.yml", `app-name: "target-app"
 regions: ["iad", "ord", "sjc"]
 process-group: "app"
@@ -222,9 +226,7 @@ metric-collectors:
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
-	mainMu.Lock()
-	err := app.Run([]string{"fly-autoscaler", "run", "--config", path})
-	mainMu.Unlock()
+	err := runApp(context.Background(), app, []string{"fly-autoscaler", "run", "--config", path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,15 +266,14 @@ func loadConfig(t *testing.T, args ...string) (*runConfig, error) {
 			c.Action = func(c *cli.Context) (err error) { rc, err = loadRunConfig(c, nil); return err }
 		}
 	}
-	mainMu.Lock()
-	defer mainMu.Unlock()
-	err := app.Run(append([]string{"fly-autoscaler", "run"}, args...))
+	err := runApp(context.Background(), app, append([]string{"fly-autoscaler", "run"}, args...))
 	return rc, err
 }
 
 // TestEmptyVariablesFallBackToFile: urfave/cli counts FAS_X= as set; an
 // empty value must not hide the file's.
 func TestEmptyVariablesFallBackToFile(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "config.yml", `app-name: "*"
 org: my-org
 exclude: b-*
@@ -326,6 +327,7 @@ verbose: true
 // TestStrictNumbers: --max-failure-ratio and --concurrency read the whole
 // value, nothing but a number.
 func TestStrictNumbers(t *testing.T) {
+	t.Parallel()
 	base := []string{"--api-token", "tok", "--apps", "a", "--started-machine-count", "1"}
 	for _, tc := range []struct {
 		flag, val string
@@ -370,6 +372,7 @@ func TestStrictNumbers(t *testing.T) {
 // TestMalformedGlobNamesItsOption: a bad --exclude pattern is blamed on
 // --exclude (or the file's exclude key), not on --apps.
 func TestMalformedGlobNamesItsOption(t *testing.T) {
+	t.Parallel()
 	base := []string{"--api-token", "tok", "--org", "o", "--started-machine-count", "1"}
 	path := writeFile(t, "config.yml", "org: o\napi-token: tok\nstarted-machine-count: 1\napp-name: a-*\nexclude: b-[\n")
 	for _, tc := range []struct {
@@ -400,6 +403,7 @@ func TestMalformedGlobNamesItsOption(t *testing.T) {
 // "file:line: ..." messages that name keys, suggest the nearest known key
 // and never quote a value.
 func TestConfigFileYAMLErrors(t *testing.T) {
+	t.Parallel()
 	head := "org: o\napi-token: t\nstarted-machine-count: 1\n"
 	for _, tc := range []struct {
 		name, yaml string
@@ -446,6 +450,7 @@ func TestConfigFileYAMLErrors(t *testing.T) {
 // TestConfigFileLists: app-name, exclude and regions take a YAML list or
 // a comma-separated string.
 func TestConfigFileLists(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, yaml string }{
 		{"strings", "app-name: 'a-*, {b,c}-x'\nexclude: 'a-1,a-2'\nregions: 'ord, iad'\n"},
 		{"lists", "app-name: [a-*, '{b,c}-x']\nexclude: [a-1, a-2]\nregions: [ord, iad]\n"},
@@ -473,6 +478,7 @@ func TestConfigFileLists(t *testing.T) {
 // TestExpandEnvDollarDollar: $$ writes a literal $ in expanded values;
 // queries are not expanded at all.
 func TestExpandEnvDollarDollar(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "secret-token")
 	setenv(t, "HOME", "/home/x")
 	got := envFor(t).expand("pa$$word $${HOME} $$FAS_API_TOKEN $$$HOME $5 $$APP_NAME")
@@ -506,6 +512,7 @@ metric-collectors:
 // --prometheus-* flags (FAS_PROMETHEUS_*) name the flag and its variable,
 // never a YAML key, also when a config file is given.
 func TestPrometheusFlagErrors(t *testing.T) {
+	t.Parallel()
 	file := "app-name: a\napi-token: tok\nstarted-machine-count: 1\n"
 	for _, tc := range []struct {
 		name string
@@ -558,6 +565,7 @@ func TestPrometheusFlagErrors(t *testing.T) {
 // TestConfigErrorsRedactSecrets: a secret that ${VAR} expansion or a
 // mistake put into another option is never echoed by a configuration error.
 func TestConfigErrorsRedactSecrets(t *testing.T) {
+	t.Parallel()
 	const (
 		apiToken  = "FlyV1 fm2_api-secret-value,fm2_second-part"
 		promToken = "prom-secret-value"
@@ -626,6 +634,7 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 }
 
 func TestEmptyFirstVariableDoesNotHideTheSecond(t *testing.T) {
+	t.Parallel()
 	calls := tripwire(t)
 	setenv(t, "FAS_API_TOKEN", "")
 	setenv(t, "FLY_API_TOKEN", "FlyV1 fm2_from-fly-api-token")
@@ -637,6 +646,7 @@ func TestEmptyFirstVariableDoesNotHideTheSecond(t *testing.T) {
 }
 
 func TestConfigErrorsRedactTokenPieces(t *testing.T) {
+	t.Parallel()
 	tripwire(t)
 	tok := "FlyV1 fm2_lJPECAAAAAAAAMTIxqfK3ZeBPabcd+xyzPIECEAWEFGHijkl/zz==,fm2_secondPIECEofTHEtoken"
 	setenv(t, "FAS_API_TOKEN", tok)

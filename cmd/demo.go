@@ -131,7 +131,7 @@ func demo(ctx context.Context, s *Streams) error {
 func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) error {
 	env := Env{"FLY_API_BASE_URL": flyURL, "FLY_FLAPS_BASE_URL": flyURL}
 	run := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
-	return newApp(s, env).RunContext(ctx, run)
+	return runApp(ctx, newApp(s, env), run)
 }
 
 // shellCommand renders argv as a shell command line, one option per line.

@@ -44,6 +44,7 @@ func demoResults(t *testing.T, section string) map[string]string {
 }
 
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	// The demo must contact nothing but its own loopback servers, and read
 	// none of the operator's settings.
 	calls := tripwire(t)
@@ -116,6 +117,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoOrgIsValid(t *testing.T) {
+	t.Parallel()
 	org, err := flytest.ParseOrg(demoOrgJSON)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +138,7 @@ func TestDemoOrgIsValid(t *testing.T) {
 // TestDemoMetricsSpeaksPrometheus queries the demo's endpoint with the
 // same Prometheus client a run uses: per app and fleet-wide, GET and POST.
 func TestDemoMetricsSpeaksPrometheus(t *testing.T) {
+	t.Parallel()
 	m, err := startDemoMetrics(map[string]float64{"a": 1.5, "b": 20})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +202,7 @@ func TestDemoMetricsSpeaksPrometheus(t *testing.T) {
 }
 
 func TestShellCommand(t *testing.T) {
+	t.Parallel()
 	got := shellCommand([]string{"fly-autoscaler", "run", "--org", "o", "--apps", "a-*", "--query", `x{app="$APP_NAME"}`, "--q", "it's"})
 	want := "fly-autoscaler run --org o \\\n    --apps 'a-*' \\\n    --query 'x{app=\"$APP_NAME\"}' \\\n    --q 'it'\\''s'"
 	if got != want {

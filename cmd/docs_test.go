@@ -16,6 +16,7 @@ var commandLine = regexp.MustCompile("(?:^|`|\\$ |&& |\\| )fly-autoscaler +(\\S+
 // TestDocsCommandLines: every command line in the docs names a command
 // (fly-autoscaler --output json would print the help, not a report).
 func TestDocsCommandLines(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)

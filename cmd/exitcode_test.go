@@ -29,6 +29,7 @@ func exitEnv(t *testing.T, opts flytest.Options) *flytest.Server {
 }
 
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -108,6 +109,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestExitCodeMapping(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want int
@@ -128,6 +130,7 @@ func TestExitCodeMapping(t *testing.T) {
 }
 
 func TestExitCodeCommands(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want int
@@ -141,9 +144,7 @@ func TestExitCodeCommands(t *testing.T) {
 		{[]string{"demo", "extra"}, ExitUsage},
 	} {
 		s, _, _ := BufferStreams()
-		mainMu.Lock()
 		err := Main(context.Background(), append([]string{"fly-autoscaler"}, tc.args...), envFor(t), s)
-		mainMu.Unlock()
 		if got := ExitCode(err); got != tc.want {
 			t.Errorf("%v: exit code %d (%v), want %d", tc.args, got, err, tc.want)
 		}

@@ -19,6 +19,7 @@ import (
 // --max-machines) with a report of a few lines, in every format; a target
 // at a raised ceiling is planned with a report that grows with the plan.
 func TestHugeCreatedTarget(t *testing.T) {
+	t.Parallel()
 	for _, format := range Formats {
 		srv := fleetEnv(t, "small.json")
 		code, out, stderr := runCLI(t, "run", "--apps", "web", "--created-machine-count", "1e9", "--dry-run", "--output", format)
@@ -54,6 +55,7 @@ func TestHugeCreatedTarget(t *testing.T) {
 // TestRepeatedOutcomesAreGrouped: actions that ended the same way are one
 // note, with their count; JSON keeps every action.
 func TestRepeatedOutcomesAreGrouped(t *testing.T) {
+	t.Parallel()
 	a := scale.AppResult{App: "web", Status: scale.StatusFailed, Observed: true}
 	for i := range 97 {
 		a.Actions = append(a.Actions, scale.ActionResult{Action: scale.Action{Kind: scale.ActionCreate, Region: "ord"},
@@ -85,6 +87,7 @@ func TestRepeatedOutcomesAreGrouped(t *testing.T) {
 // TestCarelessInput: input a careless or hostile user gives is refused with
 // exit 2, one line, and no API call.
 func TestCarelessInput(t *testing.T) {
+	t.Parallel()
 	big := writeFile(t, "big.yml", "app-name: web\nstarted-machine-count: 1\n# "+strings.Repeat("x", maxConfigSize)+"\n")
 	for _, tc := range []struct {
 		name string
@@ -163,6 +166,7 @@ func TestNoSignalLoggedWithoutOne(t *testing.T) {
 // TestSmallThingsAUserMeets: plain help words, errors that name the option
 // as set, FAS_OUTPUT named, counts as numbers in JSON logs.
 func TestSmallThingsAUserMeets(t *testing.T) {
+	t.Parallel()
 	_, help, _ := runCLI(t, "run", "--help")
 	if !strings.Contains(help, "--api-token TOKEN  Fly API token (") || strings.Contains(help, "Fly API TOKEN") {
 		t.Errorf("run --help placeholders:\n%s", help)
@@ -209,6 +213,7 @@ func TestSmallThingsAUserMeets(t *testing.T) {
 // TestReadmeYAMLExampleCreates runs the README's YAML example as a dry run:
 // it must plan creates, spread over its regions.
 func TestReadmeYAMLExampleCreates(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ func envVarsOf(f cli.Flag) []string {
 // command's flags in step, both ways: names, aliases, variables, YAML keys
 // and defaults.
 func TestConfigReference(t *testing.T) {
+	t.Parallel()
 	rows := readmeConfigReference(t)
 	flags := map[string]cli.Flag{}
 	for _, f := range runFlags() {
@@ -212,6 +213,7 @@ func TestConfigReference(t *testing.T) {
 // TestRunHelp checks that run --help groups every flag under a category
 // and shows each flag's variables.
 func TestRunHelp(t *testing.T) {
+	t.Parallel()
 	code, out, stderr := runCLI(t, "run", "--help")
 	if code != ExitOK {
 		t.Fatalf("exit code %d: %s", code, stderr)
@@ -282,6 +284,7 @@ func TestVersion(t *testing.T) {
 // builds through the same target. (It reads make's plan rather than
 // building: a cold static build takes minutes.)
 func TestVersionStampedByMakefile(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}

@@ -13,6 +13,7 @@ import (
 )
 
 func TestLogFormats(t *testing.T) {
+	t.Parallel()
 	cfg := "interval: 15s\n" // a warning: interval is ignored
 	for _, tc := range []struct {
 		name  string
@@ -82,6 +83,7 @@ func TestLogFormats(t *testing.T) {
 }
 
 func TestLogTransportVerboseMetrics(t *testing.T) {
+	t.Parallel()
 	prom := httptest.NewServer(&promfake.Handler{Values: map[string]float64{"steady": 1, "grow": 2}})
 	defer prom.Close()
 	exitEnv(t, flytest.Options{})
@@ -102,6 +104,7 @@ func TestLogTransportVerboseMetrics(t *testing.T) {
 // TestJSONLogDurations: durations are Go duration strings in both log
 // formats, never JSON nanoseconds.
 func TestJSONLogDurations(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{LogJSON, LogText} {
 		var b strings.Builder
 		newLogger(&b, format, false).Info("x", "elapsed", 10*time.Millisecond, "wait", 1500*time.Millisecond)
@@ -145,6 +148,7 @@ func TestJSONLogDurations(t *testing.T) {
 // TestVerbosePushIsLogged: with --verbose the Pushgateway's requests are
 // logged like the other HTTP requests, without the URL's credentials.
 func TestVerbosePushIsLogged(t *testing.T) {
+	t.Parallel()
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer gw.Close()
 	exitEnv(t, flytest.Options{})

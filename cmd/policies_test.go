@@ -27,6 +27,7 @@ policies:
 `
 
 func TestPolicyConfigErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		yaml string
@@ -236,6 +237,7 @@ policies:
 }
 
 func TestPolicyInheritance(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "tok")
 	path := policyConfigFile(t, `  - name: eu
     apps: ['*-eu']
@@ -313,6 +315,7 @@ func exprString(x scale.Expressions) string {
 }
 
 func TestPolicyMatchingNoSelectedAppWarns(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "tok")
 	path := policyConfigFile(t, "")
 	// batch's apps include trial-batch-*, which trial-* selects.
@@ -585,6 +588,7 @@ func TestTimeVariablesThroughTheConfig(t *testing.T) {
 // TestTimeZoneDataIsBuiltIn: the container image has no zone database, so
 // the binary carries one.
 func TestTimeZoneDataIsBuiltIn(t *testing.T) {
+	t.Parallel()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command")
@@ -616,6 +620,7 @@ func policyReport() *scale.Report {
 }
 
 func TestRenderPolicies(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		o    RenderOptions
@@ -648,6 +653,7 @@ func TestRenderPolicies(t *testing.T) {
 }
 
 func TestRenderEvalPolicies(t *testing.T) {
+	t.Parallel()
 	n := 2
 	ev := &scale.EvalReport{Org: "acme", Matched: 2, HasPolicies: true, Apps: []scale.EvalResult{
 		{App: "trial-bob", Policy: "trial", Metrics: map[string]float64{"queue_depth": 3}, Targets: scale.Targets{Started: scale.Range{Max: &n}}},
@@ -677,6 +683,7 @@ func TestRenderEvalPolicies(t *testing.T) {
 // TestReadmePolicyExample loads README's three-tier example and checks the
 // walk-through: which app takes which policy, and the targets it gets.
 func TestReadmePolicyExample(t *testing.T) {
+	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "tok")
 	setenv(t, "FAS_PROMETHEUS_TOKEN", "prom-token")
 	b, err := os.ReadFile(filepath.Join("..", "README.md"))
@@ -741,6 +748,7 @@ func TestReadmePolicyExample(t *testing.T) {
 }
 
 func TestVerboseLogNamesThePolicy(t *testing.T) {
+	t.Parallel()
 	var buf strings.Builder
 	logReport(newLogger(&buf, LogText, true), policyReport())
 	if !strings.Contains(buf.String(), "app=api status=scaled") || !strings.Contains(buf.String(), "policy=paying") {

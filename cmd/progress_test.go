@@ -10,6 +10,7 @@ import (
 )
 
 func TestProgressLine(t *testing.T) {
+	t.Parallel()
 	var buf syncBuffer
 	p := startProgress(&buf, 0, 2*time.Millisecond)
 	p.Update(3, 10)
@@ -38,6 +39,7 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestProgressShortRunDrawsNothing(t *testing.T) {
+	t.Parallel()
 	var buf syncBuffer
 	p := startProgress(&buf, time.Hour, time.Millisecond)
 	p.Update(1, 1)
@@ -51,6 +53,7 @@ func TestProgressShortRunDrawsNothing(t *testing.T) {
 }
 
 func TestProgressEnabled(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		terminal bool
@@ -78,6 +81,7 @@ func TestProgressEnabled(t *testing.T) {
 }
 
 func TestRunProgressOnTerminal(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		// On fake time: the line is drawn after progressDelay, while one app
 		// lags, so it shows the others done before the run ends.
@@ -86,9 +90,7 @@ func TestRunProgressOnTerminal(t *testing.T) {
 		setenv(t, "NO_COLOR", "")
 		out, errOut := &syncBuffer{}, &syncBuffer{}
 		s := &Streams{Out: out, Err: errOut, ErrIsTerminal: true}
-		mainMu.Lock()
 		err := Main(testContext(t), []string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, envFor(t), s)
-		mainMu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,6 +108,7 @@ func TestRunProgressOnTerminal(t *testing.T) {
 }
 
 func TestRunProgressPiped(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -125,9 +128,7 @@ func TestRunProgressPiped(t *testing.T) {
 				s, _, errOut := BufferStreams()
 				tc.s(s)
 				args := append([]string{"fly-autoscaler", "run", "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3"}, tc.args...)
-				mainMu.Lock()
 				err := Main(testContext(t), args, envFor(t), s)
-				mainMu.Unlock()
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -19,6 +19,7 @@ import (
 // run's group is replaced (PUT) after every run, the success group only
 // after a successful one.
 func TestPushRunGroups(t *testing.T) {
+	t.Parallel()
 	var (
 		mu   sync.Mutex
 		reqs []string
@@ -84,6 +85,7 @@ func TestPushRunGroups(t *testing.T) {
 }
 
 func TestRedactPush(t *testing.T) {
+	t.Parallel()
 	rc := &runConfig{pushgateway: "https://u:longpassword@gw.example.com", token: "FlyV1 fm2_secret"}
 	msg := `Put "https://u:longpassword@gw.example.com/metrics/job/fly-autoscaler": unauthorized for user u, password longpassword, token FlyV1 fm2_secret`
 	got := redactPush(msg, rc)

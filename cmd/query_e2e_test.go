@@ -503,6 +503,7 @@ func jsonString(v any) string {
 // TestQueryE2EPrometheusUnavailable: with Prometheus down or failing, every
 // app fails, the run exits 1, and no machine is touched.
 func TestQueryE2EPrometheusUnavailable(t *testing.T) {
+	t.Parallel()
 	skipShort(t)
 	var hits atomic.Int64
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -555,6 +556,7 @@ func TestQueryE2EPrometheusUnavailable(t *testing.T) {
 // YAML file or across the file and FAS_PROMETHEUS_*, is a configuration
 // error: exit 2 before any call.
 func TestQueryE2EDuplicateMetricNames(t *testing.T) {
+	t.Parallel()
 	collector := func(name string) string {
 		return fmt.Sprintf(`  - type: prometheus
     metric-name: %s
@@ -599,6 +601,7 @@ func TestQueryE2EDuplicateMetricNames(t *testing.T) {
 // TestQueryE2EPushgatewayUnavailable: a push that fails is a warning on
 // stderr without credentials; the run's exit code stays 0.
 func TestQueryE2EPushgatewayUnavailable(t *testing.T) {
+	t.Parallel()
 	skipShort(t)
 	var (
 		mu    sync.Mutex

@@ -31,6 +31,7 @@ func flyEnv(t *testing.T, org *flytest.Org, opts flytest.Options) *flytest.Serve
 }
 
 func TestRepeatKeepsItsRateLimitsAcrossPasses(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("20 passes of --every 1s")
@@ -107,6 +108,7 @@ func startProcess(t *testing.T, args ...string) *exec.Cmd {
 }
 
 func TestCrashedRunLeavesLeasesForSecondsNotATimeout(t *testing.T) {
+	t.Parallel()
 	// The server's clock runs from the real one plus an offset the test
 	// moves, so 20 s pass at once.
 	var offset atomic.Int64

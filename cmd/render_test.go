@@ -142,6 +142,7 @@ func render(t *testing.T, r *scale.Report, o RenderOptions) []byte {
 }
 
 func TestRenderTable(t *testing.T) {
+	t.Parallel()
 	got := render(t, fixtureReport(), RenderOptions{Format: FormatTable})
 	assertGolden(t, got)
 	if i := bytes.IndexByte(got, 0x1b); i >= 0 {
@@ -158,6 +159,7 @@ func TestRenderTable(t *testing.T) {
 }
 
 func TestRenderTableDefaultFormat(t *testing.T) {
+	t.Parallel()
 	table := render(t, fixtureReport(), RenderOptions{Format: FormatTable})
 	if got := render(t, fixtureReport(), RenderOptions{}); !bytes.Equal(got, table) {
 		t.Errorf("empty format differs from table:\n%s", got)
@@ -165,6 +167,7 @@ func TestRenderTableDefaultFormat(t *testing.T) {
 }
 
 func TestRenderTableColor(t *testing.T) {
+	t.Parallel()
 	// A buffer is no terminal, so the renderer would pick Ascii: force ANSI.
 	var buf bytes.Buffer
 	re := lipgloss.NewRenderer(&buf)
@@ -206,6 +209,7 @@ func TestRenderTableColor(t *testing.T) {
 }
 
 func TestRenderTableColorNotTerminal(t *testing.T) {
+	t.Parallel()
 	// Color asks for colour, but the renderer bound to a non-terminal
 	// writer detects that it has none.
 	got := render(t, fixtureReport(), RenderOptions{Color: true})
@@ -227,6 +231,7 @@ func trimTrailingSpaces(s string) string {
 }
 
 func TestRenderTableQuiet(t *testing.T) {
+	t.Parallel()
 	got := render(t, fixtureReport(), RenderOptions{Quiet: true})
 	assertGolden(t, got)
 	for _, app := range []string{"api", "batch", "cron", "deploying", "worker"} {
@@ -240,6 +245,7 @@ func TestRenderTableQuiet(t *testing.T) {
 }
 
 func TestRenderTableQuietNothingFailed(t *testing.T) {
+	t.Parallel()
 	r := fixtureReport()
 	r.Apps = slices.DeleteFunc(r.Apps, func(a scale.AppResult) bool {
 		return a.Status == scale.StatusFailed || len(a.Warnings) > 0 || a.App == "api"
@@ -252,6 +258,7 @@ func TestRenderTableQuietNothingFailed(t *testing.T) {
 }
 
 func TestRenderTableWidth(t *testing.T) {
+	t.Parallel()
 	const width = 60
 	got := render(t, fixtureReport(), RenderOptions{Width: width})
 	assertGolden(t, got)
@@ -270,6 +277,7 @@ func TestRenderTableWidth(t *testing.T) {
 }
 
 func TestRenderMarkdown(t *testing.T) {
+	t.Parallel()
 	got := render(t, fixtureReport(), RenderOptions{Format: FormatMarkdown})
 	assertGolden(t, got)
 	// Every table line has exactly 7 unescaped pipes: the cells did not
@@ -286,6 +294,7 @@ func TestRenderMarkdown(t *testing.T) {
 }
 
 func TestRenderMarkdownQuiet(t *testing.T) {
+	t.Parallel()
 	got := render(t, fixtureReport(), RenderOptions{Format: FormatMarkdown, Quiet: true})
 	if bytes.Contains(got, []byte("| api |")) || !bytes.Contains(got, []byte("| broken |")) {
 		t.Errorf("quiet markdown should list only the failed app:\n%s", got)
@@ -293,6 +302,7 @@ func TestRenderMarkdownQuiet(t *testing.T) {
 }
 
 func TestRenderJSON(t *testing.T) {
+	t.Parallel()
 	got := render(t, fixtureReport(), RenderOptions{Format: FormatJSON, Quiet: true, Width: 10})
 	assertGolden(t, got)
 	if !json.Valid(got) {
@@ -348,6 +358,7 @@ type outputDoc struct {
 }
 
 func TestRenderJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := fixtureReport()
 	r.Err = errors.New("list apps: context deadline exceeded")
 	got := render(t, r, RenderOptions{Format: FormatJSON})
@@ -408,6 +419,7 @@ func TestRenderJSONRoundTrip(t *testing.T) {
 // TestRenderJSONDocumented checks that the keys the JSON output has are
 // exactly the fields docs/output.md documents.
 func TestRenderJSONDocumented(t *testing.T) {
+	t.Parallel()
 	r := fixtureReport()
 	r.Err = errors.New("list apps: context deadline exceeded")
 	r.Shard = "2/4"
@@ -482,6 +494,7 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 func TestRenderRunError(t *testing.T) {
+	t.Parallel()
 	r := &scale.Report{
 		Org:       "acme",
 		DryRun:    true,
@@ -518,6 +531,7 @@ func TestRenderRunError(t *testing.T) {
 // TestRenderShard: every format says which shard a sharded run covered;
 // an unsharded run's JSON has no shard field.
 func TestRenderShard(t *testing.T) {
+	t.Parallel()
 	r := fixtureReport()
 	r.Shard = "2/4"
 	for format, want := range map[string]string{
@@ -535,6 +549,7 @@ func TestRenderShard(t *testing.T) {
 }
 
 func TestRenderEmpty(t *testing.T) {
+	t.Parallel()
 	for _, format := range Formats {
 		for _, r := range []*scale.Report{nil, {}} {
 			var buf bytes.Buffer
@@ -552,6 +567,7 @@ func TestRenderEmpty(t *testing.T) {
 }
 
 func TestRenderValidateFormat(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"", "table", "json", "markdown"} {
 		if err := ValidateFormat(ok); err != nil {
 			t.Errorf("ValidateFormat(%q) = %v", ok, err)
@@ -572,6 +588,7 @@ func TestRenderValidateFormat(t *testing.T) {
 }
 
 func TestRenderHelpers(t *testing.T) {
+	t.Parallel()
 	t.Run("compactNumber", func(t *testing.T) {
 		for v, want := range map[float64]string{
 			0: "0", 42: "42", 999: "999", 0.756: "0.756", 12.345: "12.3", -3.5: "-3.5",
@@ -659,6 +676,7 @@ func TestRenderHelpers(t *testing.T) {
 // about 32 KiB, each ending on a line end, never the whole document at
 // once, and its bytes are those of the whole document encoded in one piece.
 func TestRenderJSONOneAppAtATime(t *testing.T) {
+	t.Parallel()
 	many := fixtureReport()
 	for i := range 2_000 {
 		a := many.Apps[i%len(many.Apps)]
@@ -709,6 +727,7 @@ func (w *largestWrite) Write(p []byte) (int, error) {
 // TestRenderLeavesTheReportUntouched: every format, quiet or not, over a
 // report sorted by app (as a run's is) or not, leaves its apps as they were.
 func TestRenderLeavesTheReportUntouched(t *testing.T) {
+	t.Parallel()
 	sorted := fixtureReport()
 	slices.SortFunc(sorted.Apps, func(a, b scale.AppResult) int { return strings.Compare(a.App, b.App) })
 	for name, r := range map[string]*scale.Report{"sorted": sorted, "unsorted": fixtureReport()} {
@@ -728,6 +747,7 @@ func TestRenderLeavesTheReportUntouched(t *testing.T) {
 // for byte, as the table laid out whole, in colour or not, fitted to a
 // width or not, and the renderer of a large report lays it out in pieces.
 func TestRenderTableInPieces(t *testing.T) {
+	t.Parallel()
 	r := fixtureReport()
 	base := r.Apps
 	r.Apps = nil

@@ -56,9 +56,7 @@ func startRepeat(t *testing.T, args ...string) *repeatRun {
 	s := &Streams{Out: r.out, Err: r.err}
 	go func() {
 		defer close(r.done)
-		mainMu.Lock()
 		err := Main(ctx, append([]string{"fly-autoscaler", "run"}, args...), envFor(t), s)
-		mainMu.Unlock()
 		r.code, r.ended = ExitCode(err), time.Now()
 		if err != nil {
 			r.err.Write([]byte(err.Error() + "\n"))
@@ -117,6 +115,7 @@ func countOp(srv *flytest.Server, op string) int {
 // A signal during a pass lets the pass finish, every app of it, and then
 // the command returns at once instead of waiting for the next tick.
 func TestRepeatFinishesPassInFlight(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 60*time.Millisecond)
 		// One app at a time: an app's starts go out at once, so the pass is
@@ -165,6 +164,7 @@ func TestRepeatFinishesPassInFlight(t *testing.T) {
 
 // A signal between passes ends the wait for the next tick at once.
 func TestRepeatStopsWaitingOnSignal(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "1h")
@@ -186,6 +186,7 @@ func TestRepeatStopsWaitingOnSignal(t *testing.T) {
 // again), and the exit code is the last pass's: the first pass scales (3),
 // the later ones find nothing to do (0).
 func TestRepeatExitCodeOfLastPass(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
@@ -216,6 +217,7 @@ func TestRepeatExitCodeOfLastPass(t *testing.T) {
 
 // --every with --dry-run is allowed: every pass plans, none changes.
 func TestRepeatDryRun(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
@@ -234,6 +236,7 @@ func TestRepeatDryRun(t *testing.T) {
 // A failed pass is logged when the next one starts; the last pass decides
 // the exit code.
 func TestRepeatRecoversFromFailedPass(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-2", Status: 404, Body: `{"error":"app not found"}`, Times: 1})

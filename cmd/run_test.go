@@ -220,6 +220,7 @@ func TestRunOneFailingAppDoesNotStopTheOthers(t *testing.T) {
 }
 
 func TestRunPlainAppNamesNeedNoOrgListing(t *testing.T) {
+	t.Parallel()
 	srv := fleetEnv(t, "fleet-250.json")
 	code, out, stderr := runCLI(t, "run", "--apps", "my-app-001,my-app-150", "--started-machine-count", "2", "--output", "json")
 	if code != ExitOK {

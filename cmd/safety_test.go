@@ -51,6 +51,7 @@ func fleetState(srv *flytest.Server) map[string]fleetCounts {
 }
 
 func TestRunUnderFaultsStaysWithinTargets(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("a 200-app run under injected faults")
@@ -159,6 +160,7 @@ func TestConcurrentRunsEndLikeOneRun(t *testing.T) {
 }
 
 func TestRunDuringADeployChangesNothingItMustNot(t *testing.T) {
+	t.Parallel()
 	srv := safetyServer(t, flytest.Options{})
 	srv.SetReleaseStatus("sa-001", "running") // a release rolls out
 	for _, a := range []string{"sa-002", "sb-002"} {
@@ -207,6 +209,7 @@ func TestRunDuringADeployChangesNothingItMustNot(t *testing.T) {
 }
 
 func TestTokensNeverAppearInOutput(t *testing.T) {
+	t.Parallel()
 	const secret = "fm2_PLANTED-SECRET-42"
 	tok := "FlyV1 " + secret
 	cases := []struct {
@@ -249,6 +252,7 @@ func TestTokensNeverAppearInOutput(t *testing.T) {
 }
 
 func TestMaxFailureRatioAbortsRemainingChanges(t *testing.T) {
+	t.Parallel()
 	srv := safetyServer(t, flytest.Options{})
 	// The first 50 apps in name order cannot be read.
 	for i := 1; i <= 50; i++ {
@@ -306,6 +310,7 @@ func TestMainProcess(t *testing.T) {
 }
 
 func TestUnauthorizedSaysWhatToCheck(t *testing.T) {
+	t.Parallel()
 	srv := flytest.New(safetyOrg(), flytest.Options{Token: "FlyV1 fm2_the-right-one"})
 	t.Cleanup(srv.Close)
 	setenv(t, "FLY_API_BASE_URL", srv.URL)
@@ -318,13 +323,12 @@ func TestUnauthorizedSaysWhatToCheck(t *testing.T) {
 }
 
 func TestSignalLetsTheRunInFlightFinish(t *testing.T) {
+	t.Parallel()
 	srv := safetyServer(t, flytest.Options{Latency: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(150*time.Millisecond, cancel) // SIGINT while apps are being reconciled
 	s, out, errOut := BufferStreams()
-	mainMu.Lock()
 	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), envFor(t), s)
-	mainMu.Unlock()
 	if code := ExitCode(err); code != ExitOK {
 		t.Fatalf("exit %d: %v\n%s", code, err, errOut)
 	}

@@ -199,6 +199,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 // several writes, in any letter case, and what it held back comes out on
 // Flush.
 func TestRedactingStreams(t *testing.T) {
+	t.Parallel()
 	s, out, _ := BufferStreams()
 	s.AddSecrets(secretAPIToken)
 	macaroon := "fm2_secondPIECEofTHEtoken"
@@ -224,6 +225,7 @@ func TestRedactingStreams(t *testing.T) {
 // whole lines at a time, about 32 KiB each, not copied whole, and a secret
 // or a URL's credentials anywhere in it are still removed.
 func TestRedactingStreamsLargeWrite(t *testing.T) {
+	t.Parallel()
 	s, _, _ := BufferStreams()
 	rec := &largestWrite{}
 	s.Out.(*redactWriter).w = rec

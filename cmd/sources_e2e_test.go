@@ -173,6 +173,7 @@ func TestSourcesE2E(t *testing.T) {
 // app; a stopped NATS server or Kafka broker fails every app after one
 // connection attempt. No failure scales anything.
 func TestSourcesFailuresLeaveAppsAlone(t *testing.T) {
+	t.Parallel()
 	skipShort(t)
 	srv := fleetEnv(t, "fleet-100.json")
 	nats, kafka := sourcesFixture(t, natstest.Options{}, "")
@@ -228,6 +229,7 @@ func TestSourcesFailuresLeaveAppsAlone(t *testing.T) {
 // Kafka password never appear in the output, in any format, with
 // --verbose, on success or on any failure path.
 func TestSourcesSecrets(t *testing.T) {
+	t.Parallel()
 	skipShort(t)
 	const (
 		natsToken = "natsTOKEN-8f3a9c2e71"

@@ -13,13 +13,6 @@ import (
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
-// mainMu lets one Main run in the test process at a time: urfave/cli v2
-// keeps its help command and help flag in package variables and writes
-// them whenever an App runs, so two Apps at once race (the program runs
-// one). Tests that run in parallel overlap in what they do around Main:
-// child processes, servers, waits.
-var mainMu sync.Mutex
-
 // The environment of a test's runs: setenv records a variable for the
 // test and its subtests, and runCLI passes the test's Env to Main, so
 // tests leave the process's environment alone and can run in parallel.
