@@ -53,6 +53,7 @@ func callsByApp(srv *flytest.Server) map[string]map[string]int {
 // GraphQL page per 200 apps and one Prometheus query; a scale-up run adds
 // no call per app beyond its actions.
 func TestRunCallCounts(t *testing.T) {
+	onRealPrometheus(t)
 	skipShort(t)
 	const apps = 500
 	srv, prom := callsEnv(t, apps)

@@ -359,6 +359,7 @@ func tierQueue(k int) float64 { return float64((k*7)%11) * 4.5 }
 // the org and one fleet-wide query, and the report names each app's
 // policy.
 func TestPoliciesE2E(t *testing.T) {
+	onRealPrometheus(t)
 	skipShort(t)
 	var specs []flytest.AppSpec
 	series := map[string]float64{}
@@ -533,6 +534,7 @@ func TestPoliciesE2E(t *testing.T) {
 // floor with eval's code, --timezone and an injected clock: the run's
 // start decides the time variables.
 func TestTimeVariablesThroughTheConfig(t *testing.T) {
+	onRealPrometheus(t)
 	setenv(t, "FAS_API_TOKEN", "tok")
 	calls := tripwire(t) // eval of a named app calls no Fly API
 	prom := promtest.Start(t, map[string]float64{"web": 0, "busy": 35})

@@ -80,6 +80,7 @@ func assertNoScaling(t *testing.T, srv *flytest.Server) {
 // TestQueryE2E shares one real Prometheus, serving queue_depth for the 100
 // apps of fleet-100.json, among its subtests.
 func TestQueryE2E(t *testing.T) {
+	onRealPrometheus(t)
 	skipShort(t)
 	series := map[string]float64{}
 	for i := 1; i <= 100; i++ {

@@ -72,6 +72,7 @@ func byApp(r jsonReport) map[string]jsonApp {
 }
 
 func TestRunFleetConvergesInOneInvocation(t *testing.T) {
+	onRealPrometheus(t)
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
@@ -142,6 +143,7 @@ func TestRunFleetConvergesInOneInvocation(t *testing.T) {
 }
 
 func TestRunDryRunChangesNothing(t *testing.T) {
+	onRealPrometheus(t)
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
@@ -173,6 +175,7 @@ func TestRunDryRunChangesNothing(t *testing.T) {
 }
 
 func TestRunOneFailingAppDoesNotStopTheOthers(t *testing.T) {
+	onRealPrometheus(t)
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}

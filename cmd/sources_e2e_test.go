@@ -92,6 +92,7 @@ func startedCounts(srv *flytest.Server) map[string]int {
 // value; dry run and run reach the targets those values give, and the
 // table and JSON show all three.
 func TestSourcesE2E(t *testing.T) {
+	onRealPrometheus(t)
 	skipShort(t)
 	srv := fleetEnv(t, "fleet-100.json")
 	prom := promtest.Start(t, map[string]float64{"my-app-001": 1, "my-app-002": 2, "my-app-003": 3})

@@ -101,3 +101,17 @@ func testContext(t *testing.T) context.Context {
 	}
 	return ctx
 }
+
+// realPrometheus lets one test at a time run against a real Prometheus.
+var realPrometheus = make(chan struct{}, 1)
+
+// onRealPrometheus runs t in parallel with the other tests but with no
+// other test on a real Prometheus: each starts its own server, whose
+// scrapes must not come late (a late scrape leaves series stale, and a
+// run then finds none). While one waits on its server, the other tests
+// use the CPU.
+func onRealPrometheus(t *testing.T) {
+	t.Parallel()
+	realPrometheus <- struct{}{}
+	t.Cleanup(func() { <-realPrometheus })
+}
