@@ -36,13 +36,23 @@ func setenv(t *testing.T, key, value string) {
 // is a subtest of.
 func envFor(t *testing.T) Env {
 	env := Env{}
-	parts := strings.Split(t.Name(), "/")
-	for i := range parts {
-		if e, ok := testEnvs.Load(strings.Join(parts[:i+1], "/")); ok {
+	for _, name := range lineage(t) {
+		if e, ok := testEnvs.Load(name); ok {
 			maps.Copy(env, e.(Env))
 		}
 	}
 	return env
+}
+
+// lineage returns the names of t and of the tests it is a subtest of,
+// outermost first.
+func lineage(t *testing.T) []string {
+	parts := strings.Split(t.Name(), "/")
+	out := make([]string, len(parts))
+	for i := range parts {
+		out[i] = strings.Join(parts[:i+1], "/")
+	}
+	return out
 }
 
 // childEnv returns the environment of a child process running Main (see
@@ -57,8 +67,9 @@ func childEnv(t *testing.T, extra ...string) []string {
 			out = append(out, kv)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(envFor(t))) {
-		out = append(out, k+"="+envFor(t)[k])
+	env := envFor(t)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
 	}
 	return append(out, extra...)
 }
@@ -93,9 +104,8 @@ func inMemoryFly(t *testing.T, org *flytest.Org, opts flytest.Options) *flytest.
 // Fly API of t or of a test it is a subtest of, if any.
 func testContext(t *testing.T) context.Context {
 	ctx := context.Background()
-	parts := strings.Split(t.Name(), "/")
-	for i := range parts {
-		if rt, ok := testTransports.Load(strings.Join(parts[:i+1], "/")); ok {
+	for _, name := range lineage(t) {
+		if rt, ok := testTransports.Load(name); ok {
 			ctx = withFlyTransport(ctx, rt.(http.RoundTripper))
 		}
 	}

@@ -62,17 +62,7 @@ func TestApplyDestroysOfAnAppOverlap(t *testing.T) {
 		if n := srv.Count("app-a", ""); n != 1 {
 			t.Errorf("%d machines, want 1 (%q)", n, outcomes(res))
 		}
-		if peak := srv.PeakInFlight("app-a"); peak < 2 || peak > scale.MaxActionsInFlight {
-			t.Errorf("peak in flight %d, want the destroys overlapping, at most %d", peak, scale.MaxActionsInFlight)
-		}
-		if len(res) != len(plan.Actions) {
-			t.Fatalf("outcomes %q, want one per action", outcomes(res))
-		}
-		for i, r := range res {
-			if r.MachineID != plan.Actions[i].MachineID || r.Outcome != scale.OutcomeDone {
-				t.Errorf("result %d: %s %s, want %s done (the plan's order)", i, r.MachineID, r.Outcome, plan.Actions[i].MachineID)
-			}
-		}
+		assertOverlappedInPlanOrder(t, srv, plan, res, "destroys")
 		if n := len(ops(srv, flytest.OpList)); n != 1 {
 			t.Errorf("%d lists, want the one recount under the anchor's lease", n)
 		}

@@ -38,17 +38,7 @@ func TestApplyActionsOfAnAppOverlap(t *testing.T) {
 		if n := srv.Count("app-a", "started"); n != 13 {
 			t.Errorf("%d started, want 13 (%q)", n, outcomes(res))
 		}
-		if peak := srv.PeakInFlight("app-a"); peak < 2 || peak > scale.MaxActionsInFlight {
-			t.Errorf("peak in flight %d, want the starts overlapping, at most %d", peak, scale.MaxActionsInFlight)
-		}
-		if len(res) != len(plan.Actions) {
-			t.Fatalf("outcomes %q, want one per action", outcomes(res))
-		}
-		for i, r := range res {
-			if r.MachineID != plan.Actions[i].MachineID || r.Outcome != scale.OutcomeDone {
-				t.Errorf("result %d: %s %s, want %s done (the plan's order)", i, r.MachineID, r.Outcome, plan.Actions[i].MachineID)
-			}
-		}
+		assertOverlappedInPlanOrder(t, srv, plan, res, "starts")
 	})
 	t.Run("creates", func(t *testing.T) {
 		srv, m := slowWorld(t, machines("a1=started")...)
@@ -66,6 +56,24 @@ func TestApplyActionsOfAnAppOverlap(t *testing.T) {
 			t.Errorf("calls %s, want the lease, one recount, five creates, the release", got)
 		}
 	})
+}
+
+// assertOverlappedInPlanOrder checks that the actions of app-a overlapped,
+// at most MaxActionsInFlight in flight, and that every one is done, its
+// result in the plan's order.
+func assertOverlappedInPlanOrder(t *testing.T, srv *flytest.Server, plan scale.Plan, res []scale.ActionResult, what string) {
+	t.Helper()
+	if peak := srv.PeakInFlight("app-a"); peak < 2 || peak > scale.MaxActionsInFlight {
+		t.Errorf("peak in flight %d, want the %s overlapping, at most %d", peak, what, scale.MaxActionsInFlight)
+	}
+	if len(res) != len(plan.Actions) {
+		t.Fatalf("outcomes %q, want one per action", outcomes(res))
+	}
+	for i, r := range res {
+		if r.MachineID != plan.Actions[i].MachineID || r.Outcome != scale.OutcomeDone {
+			t.Errorf("result %d: %s %s, want %s done (the plan's order)", i, r.MachineID, r.Outcome, plan.Actions[i].MachineID)
+		}
+	}
 }
 
 // opsOf lists the operations the server answered, in order.
