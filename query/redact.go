@@ -171,8 +171,24 @@ type Redactor struct {
 	// prefixes holds the proper prefixes of the pieces, for Holdback.
 	prefixes map[string]bool
 	lens     []int
+	// starts is a filter of where a piece can start: the bit of the first
+	// four bytes of every piece (see startBit) is set. Most of a text's
+	// positions are ruled out by one bit, not a map lookup per length.
+	starts [1 << (startBits - 6)]uint64
 	// added holds the secrets added, each added once.
 	added map[string]bool
+}
+
+// startBits is the size, in bits of hash, of Redactor.starts: 2^16 bits
+// (8 KiB), so that a few hundred pieces leave a random position of a
+// text about one chance in a hundred of a lookup.
+const startBits = 16
+
+// startBit hashes the four bytes at the start of s (at least four) to a
+// bit of Redactor.starts. Every piece is at least MinSecretLen long.
+func startBit(s string) uint32 {
+	v := uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+	return (v * 0x9E3779B1) >> (32 - startBits)
 }
 
 // NewRedactor returns a Redactor of secrets, each taken as it is (see
@@ -206,6 +222,8 @@ func (r *Redactor) Add(secrets ...string) {
 				continue // the neighbours cover it; the text's spaces stay
 			}
 			r.pieces[n][piece] = true
+			bit := startBit(piece)
+			r.starts[bit/64] |= 1 << (bit % 64)
 			for j := 1; j < n; j++ {
 				r.prefixes[piece[:j]] = true
 			}
@@ -227,7 +245,10 @@ func (r *Redactor) replace(s string) string {
 	var b strings.Builder
 	last, end := 0, -1 // [start, end) is the span being covered
 	start := 0
-	for i := range len(lower) {
+	for i := range len(lower) - MinSecretLen + 1 {
+		if bit := startBit(lower[i:]); r.starts[bit/64]&(1<<(bit%64)) == 0 {
+			continue
+		}
 		for _, n := range r.lens {
 			if i+n <= len(lower) && r.pieces[n][lower[i:i+n]] {
 				if i > end {

@@ -187,3 +187,51 @@ func TestRedactorPolicy(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRedactReport redacts a JSON report of 1,000 apps, as the
+// command's output streams do, with a Fly token and a Prometheus token
+// known in each of their forms, none of which the report holds.
+func BenchmarkRedactReport(b *testing.B) {
+	var sb strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&sb, `{"app":"bench-%05d","policy":"","status":"unchanged","reason":"","elapsed_seconds":0.021,"metrics":{"queue_depth":20},"current":{"started":2,"created":5},"target":{"started":2,"created":5},"warnings":[],"actions":[]},`+"\n", i)
+	}
+	text := sb.String()
+	r := NewRedactor(append(SecretForms("FlyV1 fm2_lJPECAAAAAAAAMl7xBDmGvMkKxHCWWsuL6U1qqCXwrVodHRwczovL2FwaS5mbHkuaW8vdjGUAJLOAAP7jx8Lk7lodHRwczovL2FwaS5mbHkuaW8vYWFhL3YxxDzEd0PW4BzDpb2g"),
+		SecretForms("glc_eyJvIjoiMTIzNDU2IiwibiI6InN0YWNrLTEyMzQ1Ni1obS1yZWFkIiwiayI6IkFCQ0RFRkdISUoifQ==")...)...)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if out := r.Redact(text); len(out) != len(text) {
+			b.Fatal("the report was changed")
+		}
+	}
+}
+
+// TestRedactEveryPosition: a secret, or any run of PieceLen characters of
+// one, in any letter case, is redacted wherever it stands in a text: at its
+// start, its end, alone, or amid other secrets' pieces and look-alikes that
+// share its first characters (which the filter of where a piece can start
+// lets through to the lookup).
+func TestRedactEveryPosition(t *testing.T) {
+	secrets := []string{"abc123", "Zq9-longer_Secret/value", "abc1XYZW"}
+	r := NewRedactor(secrets...)
+	for _, sec := range secrets {
+		forms := []string{sec, strings.ToUpper(sec), strings.ToLower(sec)}
+		if len(sec) > PieceLen {
+			forms = append(forms, sec[3:3+PieceLen], sec[len(sec)-PieceLen:])
+		}
+		for _, form := range forms {
+			for _, text := range []string{form, "x" + form, form + "y", "abc12 " + form + " abc1", "abc1" + form} {
+				got := r.Redact(text)
+				if strings.Contains(strings.ToLower(got), strings.ToLower(form)) || !strings.Contains(got, "REDACTED") {
+					t.Errorf("Redact(%q) = %q: %q not redacted", text, got, form)
+				}
+			}
+		}
+	}
+	for _, text := range []string{"", "abc12", "abc12 abc1 abc1XYZ", "abc1234"[:5]} {
+		if got := r.Redact(text); got != text {
+			t.Errorf("Redact(%q) = %q, want it unchanged", text, got)
+		}
+	}
+}
