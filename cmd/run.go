@@ -199,6 +199,10 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 	return deps, nil
 }
 
+// A query.Set is a scale.MetricStarter: a run sends its fleet-wide queries
+// while it lists the org's apps.
+var _ scale.MetricStarter = (*query.Set)(nil)
+
 // newFlyClients builds the Fly clients over a transport that retries what
 // cannot duplicate a create and keeps the Machines API's published rate
 // limits on our side.

@@ -4,8 +4,10 @@
 // A Source is one metric collector (Prometheus today). A source is either
 // per-app, queried once for every app, or fleet-wide (a FleetSource whose
 // FleetWide reports true), queried once per run with the result split among
-// the apps. A Set bundles the sources of one run: Prefetch runs the
-// fleet-wide queries, Collect gives every metric's value for one app.
+// the apps. A Set bundles the sources of one run: Start sends the
+// fleet-wide queries before the run's apps are known, Prefetch opens the
+// sources that need the apps and waits for all, Collect gives every
+// metric's value for one app.
 //
 // No error or printed value of this package contains a token or the
 // credentials of an address.

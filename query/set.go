@@ -9,7 +9,7 @@ import (
 )
 
 // DefaultFleetTimeout bounds a fleet-wide query that Collect has to start
-// itself because Prefetch was not called.
+// itself because neither Start nor Prefetch was called.
 const DefaultFleetTimeout = 30 * time.Second
 
 // Set is the metric sources of one run. It runs every fleet-wide query at
@@ -18,7 +18,7 @@ const DefaultFleetTimeout = 30 * time.Second
 // serves.
 type Set struct {
 	// FleetTimeout bounds a fleet-wide query started by Collect (not by
-	// Prefetch, which the caller's ctx bounds); zero means
+	// Start or Prefetch, which the caller's ctx bounds); zero means
 	// DefaultFleetTimeout.
 	FleetTimeout time.Duration
 
@@ -78,19 +78,32 @@ func (s *Set) names() []string {
 	return names
 }
 
-// Prefetch runs the fleet-wide queries, concurrently, and waits for them;
-// ctx bounds them. A failed query is kept, and Collect returns its error for
-// every app. With no apps there is nothing to prefetch. Calling Prefetch
-// again, or after Collect started a query, does not query again.
-func (s *Set) Prefetch(ctx context.Context, apps []string) {
-	if len(apps) == 0 {
-		return
-	}
+// Start sends the fleet-wide queries, concurrently, under ctx, and returns
+// without waiting for them. They need no app names, so a run can send them
+// while it lists its apps instead of after: their time then overlaps the
+// listing's instead of adding to it. Prefetch waits for them; ctx must last
+// until it has returned. A query already started (by Start, Prefetch or
+// Collect) is not started again.
+func (s *Set) Start(ctx context.Context) {
 	for _, c := range s.fleet {
 		if c != nil {
 			c.start(ctx)
 		}
 	}
+}
+
+// Prefetch runs the fleet-wide queries that Start did not, and opens the run
+// of each BatchSource for apps, concurrently, and waits for all of them;
+// ctx bounds what it starts. A failed query is kept, and Collect returns its
+// error for every app. With no apps there is nothing to prefetch: Prefetch
+// sends nothing and returns at once, without waiting for the queries Start
+// sent (their ctx ends them). Calling Prefetch again, or after Collect
+// started a query, does not query again.
+func (s *Set) Prefetch(ctx context.Context, apps []string) {
+	if len(apps) == 0 {
+		return
+	}
+	s.Start(ctx)
 	for _, c := range s.batch {
 		if c != nil {
 			c.start(ctx, apps)
@@ -110,10 +123,11 @@ func (s *Set) Prefetch(ctx context.Context, apps []string) {
 
 // Collect returns every metric's value for app, keyed by metric name, or the
 // first error, which names the metric. Per-app queries run one after the
-// other under ctx. A fleet-wide query that Prefetch did not run is started by
-// the first Collect that needs it, detached from that caller's ctx (bounded
-// by FleetTimeout instead) so one app's deadline cannot fail it for the
-// others; each caller waits for it only as long as its own ctx allows.
+// other under ctx. A fleet-wide query that neither Start nor Prefetch
+// started is started by the first Collect that needs it, detached from that
+// caller's ctx (bounded by FleetTimeout instead) so one app's deadline
+// cannot fail it for the others; each caller waits for it only as long as
+// its own ctx allows.
 func (s *Set) Collect(ctx context.Context, app string) (map[string]float64, error) {
 	values := make(map[string]float64, len(s.sources))
 	for i, src := range s.sources {

@@ -4,15 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/superfly/fly-autoscaler/query/promfake"
 )
 
-// metrics is scale.Metrics, restated here: query does not import scale.
+// metrics is scale.Metrics and scale.MetricStarter, restated here: query
+// does not import scale.
 type metrics interface {
+	Start(ctx context.Context)
 	Prefetch(ctx context.Context, apps []string)
 	Collect(ctx context.Context, app string) (map[string]float64, error)
 }
@@ -243,4 +252,157 @@ func TestSetLazyFleetTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want context.DeadlineExceeded from FleetTimeout", err)
 	}
+}
+
+// handlerTransport serves every request with h in the caller's goroutine:
+// no socket, so that a test can run under testing/synctest.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	if err := req.Context().Err(); err != nil {
+		return nil, err // the handler gave up on a request the client left
+	}
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+// recordingBatch is a BatchSource that records the apps of each Start and
+// reads 100 for every app.
+type recordingBatch struct {
+	mu     sync.Mutex
+	starts [][]string
+}
+
+func (*recordingBatch) Name() string { return "stream" }
+
+func (*recordingBatch) Collect(context.Context, string) (float64, error) {
+	return 0, errors.New("read outside the batch")
+}
+
+func (b *recordingBatch) Start(_ context.Context, apps []string) (Batch, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.starts = append(b.starts, apps)
+	return fixedBatch(100), nil
+}
+
+func (b *recordingBatch) started() [][]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.starts)
+}
+
+// fixedBatch reads its value for every app.
+type fixedBatch float64
+
+func (v fixedBatch) Read(context.Context, string) (Reading, error) {
+	return Reading{Value: float64(v)}, nil
+}
+func (fixedBatch) Close() error { return nil }
+
+// heldFleet is a Set of two fleet-wide Prometheus queries and a batch
+// source, over a fake Prometheus served in memory whose answers wait until
+// release is closed. cancelled counts the queries whose request ended
+// before their answer.
+func heldFleet(t *testing.T, apps []string) (s *Set, h *promfake.Handler, b *recordingBatch, release chan struct{}, cancelled *atomic.Int64) {
+	t.Helper()
+	release, cancelled = make(chan struct{}), new(atomic.Int64)
+	h = &promfake.Handler{Answer: func(ctx context.Context, q promfake.Request) promfake.Reply {
+		select {
+		case <-release:
+			return promfake.Reply{Body: fleetFixture(apps)}
+		case <-ctx.Done():
+			cancelled.Add(1)
+			return promfake.Reply{}
+		}
+	}}
+	rt := WithTransport(handlerTransport{h})
+	b = &recordingBatch{}
+	s, err := NewSet(
+		newProm(t, PrometheusConfig{Name: "depth", Address: "http://prometheus.invalid", Query: "sum by (app) (queue_depth)"}, rt),
+		newProm(t, PrometheusConfig{Name: "lag", Address: "http://prometheus.invalid", Query: "sum by (app) (lag)"}, rt),
+		b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, h, b, release, cancelled
+}
+
+// sentQueries counts the requests h received by query text.
+func sentQueries(h *promfake.Handler) map[string]int {
+	n := map[string]int{}
+	for _, r := range h.Requests() {
+		n[r.Query]++
+	}
+	return n
+}
+
+// Start sends the fleet-wide queries before the apps are known and opens
+// no batch source (it needs the apps); Prefetch then opens the batch
+// sources for the apps, waits for everything, and sends no query again.
+func TestSetStartThenPrefetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		apps := appNames(3)
+		s, h, b, release, _ := heldFleet(t, apps)
+		ctx := context.Background()
+
+		s.Start(ctx)
+		synctest.Wait() // every goroutine Start made has done what it can
+		want := map[string]int{"sum by (app) (queue_depth)": 1, "sum by (app) (lag)": 1}
+		if got := sentQueries(h); !maps.Equal(got, want) {
+			t.Fatalf("after Start, queries %v; want each fleet-wide query sent once", got)
+		}
+		if n := len(b.started()); n != 0 {
+			t.Errorf("Start opened the batch source %d times; want it left to Prefetch", n)
+		}
+
+		close(release)
+		s.Start(ctx) // started already: no query again
+		s.Prefetch(ctx, apps)
+		s.Prefetch(ctx, apps)
+		if got := sentQueries(h); !maps.Equal(got, want) {
+			t.Errorf("after Prefetch, queries %v; want each fleet-wide query sent once", got)
+		}
+		if got := b.started(); len(got) != 1 || !slices.Equal(got[0], apps) {
+			t.Errorf("batch source opened for %v; want once, for %v", got, apps)
+		}
+		for i, app := range apps {
+			got, err := s.Collect(ctx, app)
+			want := map[string]float64{"depth": float64(i), "lag": float64(i), "stream": 100}
+			if err != nil || !maps.Equal(got, want) {
+				t.Errorf("Collect(%s) = %v, %v; want %v", app, got, err, want)
+			}
+		}
+	})
+}
+
+// A run whose selection matches no app has sent its fleet-wide queries
+// with Start: Prefetch with no apps sends nothing more and does not wait
+// for them, and the end of Start's ctx ends them.
+func TestSetStartThenPrefetchWithoutApps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, h, b, release, cancelled := heldFleet(t, nil)
+		defer close(release)
+		ctx, cancel := context.WithCancel(context.Background())
+		s.Start(ctx)
+		s.Prefetch(context.Background(), nil) // returns with the queries unanswered
+		synctest.Wait()
+		if got := sentQueries(h); len(got) != 2 || got["sum by (app) (queue_depth)"] != 1 || got["sum by (app) (lag)"] != 1 {
+			t.Errorf("queries %v; want each fleet-wide query sent once", got)
+		}
+		if n := cancelled.Load(); n != 0 {
+			t.Fatalf("%d queries ended before Start's ctx did", n)
+		}
+		cancel()
+		synctest.Wait()
+		if n := cancelled.Load(); n != 2 {
+			t.Errorf("%d of 2 queries ended with Start's ctx", n)
+		}
+		if n := len(b.started()); n != 0 {
+			t.Errorf("batch source opened %d times with no apps", n)
+		}
+	})
 }

@@ -177,8 +177,23 @@ func (cfg Config) timeout() time.Duration {
 
 // selectApps discovers the run's apps, gives each its policy and the
 // moment the run started, and runs the metrics queries that serve the
-// whole fleet once.
+// whole fleet once. The queries that need no app names start before the
+// org's apps are listed, so that they run while the pages come in; those
+// that need the names (and a run that names its apps, which lists nothing)
+// start once the apps are known.
 func selectApps(ctx context.Context, cfg Config, deps Deps, start time.Time) ([]app, error) {
+	// A fleet-wide query is bounded like one app's work; if it fails,
+	// every app that needs it fails, none is scaled on a guess.
+	if s, ok := deps.Metrics.(MetricStarter); ok {
+		if _, named := cfg.Selector.Names(); !named {
+			// Cancelled on return: by then Prefetch has waited for the
+			// queries, unless the listing failed or matched no app, and
+			// the cancel ends what is still in flight.
+			sctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+			defer cancel()
+			s.Start(sctx)
+		}
+	}
 	lctx, cancel := context.WithTimeout(ctx, max(cfg.timeout(), listTimeout))
 	defer cancel()
 	apps, err := discover(lctx, cfg, deps.Apps)
@@ -195,8 +210,6 @@ func selectApps(ctx context.Context, cfg Config, deps Deps, start time.Time) ([]
 		for i, a := range apps {
 			names[i] = a.name
 		}
-		// A fleet-wide query is bounded like one app's work; if it fails,
-		// every app that needs it fails, none is scaled on a guess.
 		pctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 		defer cancel()
 		deps.Metrics.Prefetch(pctx, names)

@@ -49,11 +49,23 @@ type Machines interface {
 // the implementation; scale knows nothing of PromQL.
 type Metrics interface {
 	// Prefetch runs, once per run and before any app is reconciled, the
-	// queries that do not depend on the app. Errors are kept and returned by
-	// Collect for every app that needs the failed query.
+	// queries that do not depend on the app (waiting for those that a
+	// MetricStarter's Start sent). Errors are kept and returned by Collect
+	// for every app that needs the failed query.
 	Prefetch(ctx context.Context, apps []string)
 	// Collect returns the value of every metric for app, keyed by metric name.
 	Collect(ctx context.Context, app string) (map[string]float64, error)
+}
+
+// MetricStarter is implemented by Metrics whose queries that do not depend
+// on the app can be sent before the run's apps are known (a PromQL query
+// without $APP_NAME). A run that lists the org's apps calls Start just
+// before the listing, so that those queries' time overlaps the listing's
+// instead of adding to every run's; Prefetch then waits for them. ctx ends
+// when the selection is over: a failed listing, or one that matches no app,
+// cancels whatever is still in flight.
+type MetricStarter interface {
+	Start(ctx context.Context)
 }
 
 // MetricWarnings is implemented by Metrics that have warnings about an
