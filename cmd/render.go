@@ -351,6 +351,18 @@ func notes(apps []scale.AppResult) (warnings, errs []note) {
 	return warnings, errs
 }
 
+// evalWarnings returns the warnings of the evaluated apps, one note each,
+// as notes lists a run's: eval shows them the way run does.
+func evalWarnings(apps []scale.EvalResult) []note {
+	var warnings []note
+	for _, a := range apps {
+		for _, w := range a.Warnings {
+			warnings = append(warnings, note{oneLine(a.App), oneLine(w)})
+		}
+	}
+	return warnings
+}
+
 // summary is "6 apps: 1 scaled, 1 unchanged, 1 skipped, 2 failed in 2.3s",
 // with planned instead of scaled and a "(dry run)" marker in a dry run, and
 // "6 apps of shard 2/4: ..." in a sharded run.

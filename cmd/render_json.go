@@ -249,7 +249,9 @@ type jsonEvalApp struct {
 	Policy  string              `json:"policy"`
 	Metrics map[string]*float64 `json:"metrics"`
 	Targets jsonTargets         `json:"targets"`
-	Error   string              `json:"error,omitempty"`
+	// Warnings is always present, [] when there are none, as a run's.
+	Warnings []string `json:"warnings"`
+	Error    string   `json:"error,omitempty"`
 }
 
 type jsonTargets struct {
@@ -279,6 +281,7 @@ func renderEvalJSON(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult) e
 				MinStarted: a.Targets.Started.Min, MaxStarted: a.Targets.Started.Max,
 				MinCreated: a.Targets.Created.Min, MaxCreated: a.Targets.Created.Max,
 			},
+			Warnings: append([]string{}, a.Warnings...),
 		}
 		if a.Err != nil {
 			ja.Error = a.Err.Error()

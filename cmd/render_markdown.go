@@ -22,19 +22,21 @@ func renderMarkdown(w io.Writer, r *scale.Report, o RenderOptions) error {
 	markdownTable(bw, withPolicy(r.HasPolicies, columns, policyColumn), len(apps), func(i int) []string { return row(r, apps[i]) })
 
 	warnings, errs := notes(apps)
-	for _, sec := range []struct {
-		title string
-		ns    []note
-	}{{"Warnings", warnings}, {"Action errors", errs}} {
-		if len(sec.ns) == 0 {
-			continue
-		}
-		fmt.Fprintf(bw, "\n**%s**\n\n", sec.title)
-		for _, n := range sec.ns {
-			fmt.Fprintf(bw, "- %s: %s\n", mdEscape(n.app), mdEscape(n.text))
-		}
-	}
+	markdownNotes(bw, "Warnings", warnings)
+	markdownNotes(bw, "Action errors", errs)
 	return bw.Flush()
+}
+
+// markdownNotes writes the notes as a list under a bold title, each
+// escaped; nothing when there are none.
+func markdownNotes(bw *bufio.Writer, title string, ns []note) {
+	if len(ns) == 0 {
+		return
+	}
+	fmt.Fprintf(bw, "\n**%s**\n\n", title)
+	for _, n := range ns {
+		fmt.Fprintf(bw, "- %s: %s\n", mdEscape(n.app), mdEscape(n.text))
+	}
 }
 
 // mdEscape puts text on one line and backslash-escapes the characters that
@@ -71,6 +73,8 @@ func markdownTable(bw *bufio.Writer, headers []string, n int, row func(i int) []
 	}
 }
 
+// renderEvalMarkdown writes the evaluation as renderMarkdown writes a run:
+// the summary in bold, the table, then the warnings as a list.
 func renderEvalMarkdown(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "**%s**\n", mdEscape(evalSummary(r)))
@@ -78,5 +82,6 @@ func renderEvalMarkdown(w io.Writer, r *scale.EvalReport, apps []scale.EvalResul
 		fmt.Fprintf(bw, "\n**%s**\n", mdEscape("evaluation incomplete: "+r.Err.Error()))
 	}
 	markdownTable(bw, withPolicy(r.HasPolicies, evalColumns, policyColumn), len(apps), func(i int) []string { return evalRow(r, apps[i]) })
+	markdownNotes(bw, "Warnings", evalWarnings(apps))
 	return bw.Flush()
 }

@@ -59,21 +59,8 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 	}
 
 	warnings, errs := notes(apps)
-	writeNotes := func(title string, ns []note) {
-		if len(ns) == 0 {
-			return
-		}
-		fmt.Fprintf(bw, "\n%s\n", re.NewStyle().Bold(true).Render(title+":"))
-		for _, n := range ns {
-			line := "  " + n.app + ": " + n.text
-			if o.Width > 0 {
-				line = truncate(line, o.Width)
-			}
-			bw.WriteString(line + "\n")
-		}
-	}
-	writeNotes("Warnings", warnings)
-	writeNotes("Action errors", errs)
+	writeNotes(bw, re, "Warnings", warnings, o.Width)
+	writeNotes(bw, re, "Action errors", errs, o.Width)
 
 	if len(apps) > 0 || len(warnings) > 0 || len(errs) > 0 {
 		bw.WriteByte('\n')
@@ -83,6 +70,23 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 		bw.WriteString(re.NewStyle().Foreground(colorFailed).Render(e) + "\n")
 	}
 	return bw.Flush()
+}
+
+// writeNotes writes the notes under a bold title, one "  app: text" line
+// each, cut to width columns when width is not 0; nothing when there are
+// none.
+func writeNotes(bw *bufio.Writer, re *lipgloss.Renderer, title string, ns []note, width int) {
+	if len(ns) == 0 {
+		return
+	}
+	fmt.Fprintf(bw, "\n%s\n", re.NewStyle().Bold(true).Render(title+":"))
+	for _, n := range ns {
+		line := "  " + n.app + ": " + n.text
+		if width > 0 {
+			line = truncate(line, width)
+		}
+		bw.WriteString(line + "\n")
+	}
 }
 
 // writeTable writes an aligned, borderless table: a bold header, then the
@@ -228,6 +232,8 @@ func truncate(s string, width int) string {
 	return ansi.Truncate(s, width, "…")
 }
 
+// renderEvalTable writes the evaluation as a table followed by the
+// warnings, as renderTable writes a run's, and the summary.
 func renderEvalTable(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult, re *lipgloss.Renderer) error {
 	bw := bufio.NewWriter(w)
 	if len(apps) > 0 {
@@ -242,6 +248,10 @@ func renderEvalTable(w io.Writer, r *scale.EvalReport, apps []scale.EvalResult, 
 			}
 			return re.NewStyle()
 		})
+	}
+	warnings := evalWarnings(apps)
+	writeNotes(bw, re, "Warnings", warnings, 0)
+	if len(apps) > 0 || len(warnings) > 0 {
 		bw.WriteByte('\n')
 	}
 	bw.WriteString(evalSummary(r) + "\n")

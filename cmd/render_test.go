@@ -423,8 +423,98 @@ func TestRenderJSONDocumented(t *testing.T) {
 	r := fixtureReport()
 	r.Err = errors.New("list apps: context deadline exceeded")
 	r.Shard = "2/4"
+	assertDocumented(t, render(t, r, RenderOptions{Format: FormatJSON}), "### Fields")
+}
+
+// TestRenderEvalJSONDocumented checks that the keys of eval's JSON output
+// are exactly the fields docs/output.md documents for it.
+func TestRenderEvalJSONDocumented(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	r := evalFixture()
+	r.Err = errors.New("list apps: context deadline exceeded")
+	if err := renderEval(&buf, r, FormatJSON, false); err != nil {
+		t.Fatal(err)
+	}
+	assertDocumented(t, buf.Bytes(), "### Eval fields")
+}
+
+// evalFixture is an evaluation of three apps, in no particular order: one
+// whose source warns about its value, one without warnings, and one that
+// failed after a source warned about a value it read.
+func evalFixture() *scale.EvalReport {
+	one, eight := 1, 8
+	return &scale.EvalReport{
+		Org:       "acme",
+		StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 678_000_000, time.UTC),
+		Elapsed:   120 * time.Millisecond,
+		Matched:   3,
+		Apps: []scale.EvalResult{
+			{
+				App:     "worker-2",
+				Metrics: map[string]float64{"lag": 0},
+				Targets: scale.Targets{Started: scale.Range{Min: &one, Max: &one}, Created: scale.Range{Max: &eight}},
+			},
+			{
+				App:      "worker-1",
+				Metrics:  map[string]float64{"lag": 3},
+				Targets:  scale.Targets{Started: scale.Range{Min: &one, Max: &one}, Created: scale.Range{Max: &eight}},
+				Warnings: []string{"group workers-worker-1 has no committed offsets"},
+			},
+			{
+				App:      "broken",
+				Warnings: []string{"group workers_broken has no committed offsets"},
+				Err:      errors.New("metrics: metric \"pending\": stream jobs-broken\nnot found"),
+			},
+		},
+	}
+}
+
+// TestRenderEval: each format shows an app's warnings as a run's report
+// does (the table and Markdown after the table, as "app: text" notes; JSON
+// as the app's warnings, [] when none), and only for the app they belong
+// to.
+func TestRenderEval(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{FormatTable, FormatMarkdown, FormatJSON} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			if err := renderEval(&buf, evalFixture(), format, false); err != nil {
+				t.Fatal(err)
+			}
+			assertGolden(t, buf.Bytes())
+		})
+	}
+	var buf bytes.Buffer
+	if err := renderEval(&buf, evalFixture(), FormatJSON, false); err != nil {
+		t.Fatal(err)
+	}
+	var doc jsonEval
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"broken":   {"group workers_broken has no committed offsets"},
+		"worker-1": {"group workers-worker-1 has no committed offsets"},
+		"worker-2": {},
+	}
+	for _, a := range doc.Apps {
+		if a.Warnings == nil || !slices.Equal(a.Warnings, want[a.App]) {
+			t.Errorf("%s: JSON warnings %q, want %q", a.App, a.Warnings, want[a.App])
+		}
+	}
+	if !strings.Contains(buf.String(), `"warnings": []`) {
+		t.Errorf("an app without warnings has no \"warnings\": []:\n%s", buf.String())
+	}
+}
+
+// assertDocumented checks that the keys of the JSON document doc are
+// exactly the fields of the table under heading in docs/output.md.
+func assertDocumented(t *testing.T, doc []byte, heading string) {
+	t.Helper()
 	var v any
-	if err := json.Unmarshal(render(t, r, RenderOptions{Format: FormatJSON}), &v); err != nil {
+	if err := json.Unmarshal(doc, &v); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
@@ -456,11 +546,12 @@ func TestRenderJSONDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The field table is the one under "### Fields".
-	fields, ok := strings.CutPrefix(string(docText)[strings.Index(string(docText), "\n### Fields\n")+1:], "### Fields\n")
-	if !ok {
-		t.Fatal(`docs/output.md has no "### Fields" section`)
+	// The field table is the one under the heading.
+	i := strings.Index(string(docText), "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("docs/output.md has no %q section", heading)
 	}
+	fields := string(docText)[i+len(heading)+2:]
 	if end := strings.Index(fields, "\n#"); end >= 0 {
 		fields = fields[:end]
 	}
@@ -474,12 +565,12 @@ func TestRenderJSONDocumented(t *testing.T) {
 	}
 	for _, k := range sortedKeys(got) {
 		if !documented[k] {
-			t.Errorf("JSON field %s is not documented in docs/output.md", k)
+			t.Errorf("JSON field %s is not documented in docs/output.md under %s", k, heading)
 		}
 	}
 	for _, k := range sortedKeys(documented) {
 		if !got[k] {
-			t.Errorf("docs/output.md documents %s, which the output lacks", k)
+			t.Errorf("docs/output.md documents %s under %s, which the output lacks", k, heading)
 		}
 	}
 }

@@ -6,9 +6,11 @@ package cmd
 // Prometheus (query/promtest).
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -325,5 +327,60 @@ metric-collectors:
 	code, out, stderr := runCLI(t, "run", "--config", cfg)
 	if code != ExitUsage || strings.Contains(out+stderr, kafkaPass) || !strings.Contains(stderr, "brokers") {
 		t.Errorf("config error: exit %d, %s%s", code, out, stderr)
+	}
+}
+
+// TestEvalShowsKafkaWarnings: eval, the command that checks the metrics,
+// shows the Kafka source's warning about a group that never committed, in
+// every format, for that app alone, as run does; a warning fails nothing.
+func TestEvalShowsKafkaWarnings(t *testing.T) {
+	t.Parallel()
+	inMemoryFly(t, &flytest.Org{Slug: "kq-org", Apps: []flytest.AppSpec{{Name: "kq-%d", Count: 2}}}, flytest.Options{Token: testToken})
+	kafka := kafkatest.Start(t, 1)
+	// kq-1's group committed (lag 6); kq-2's never did (lag 3, the whole
+	// topic, and a warning).
+	kafka.Topic(t, "orders-kq-1", 1)
+	kafka.Produce(t, "orders-kq-1", 0, 10)
+	kafka.Commit(t, "workers-kq-1", "orders-kq-1", 0, 4)
+	kafka.Topic(t, "orders-kq-2", 1)
+	kafka.Produce(t, "orders-kq-2", 0, 3)
+	const warning = "group workers-kq-2 has no committed offsets"
+	args := []string{"eval", "--org", "kq-org", "--apps", "kq-*", "--started-machine-count", "ceil(lag / 10)",
+		"--kafka-brokers", kafka.Brokers()[0], "--kafka-topic", "orders-$APP_NAME", "--kafka-group", "workers-$APP_NAME",
+		"--kafka-metric-name", "lag"}
+
+	code, out, stderr := runCLI(t, append(args, "--output", "json")...)
+	if code != ExitOK {
+		t.Fatalf("eval: exit %d: %s\n%s", code, stderr, out)
+	}
+	var rep jsonEval
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out)
+	}
+	want := map[string]struct {
+		lag  float64
+		warn []string
+	}{"kq-1": {6, []string{}}, "kq-2": {3, []string{warning}}}
+	if len(rep.Apps) != len(want) {
+		t.Fatalf("%d apps, want %d:\n%s", len(rep.Apps), len(want), out)
+	}
+	for _, a := range rep.Apps {
+		w := want[a.App]
+		if v := a.Metrics["lag"]; v == nil || *v != w.lag {
+			t.Errorf("%s: lag %v, want %v", a.App, v, w.lag)
+		}
+		if a.Warnings == nil || !slices.Equal(a.Warnings, w.warn) {
+			t.Errorf("%s: warnings %q, want %q", a.App, a.Warnings, w.warn)
+		}
+	}
+
+	for format, line := range map[string]string{"table": "  kq-2: " + warning, "markdown": "- kq-2: " + warning} {
+		code, out, stderr := runCLI(t, append(args, "--output", format)...)
+		if code != ExitOK {
+			t.Fatalf("eval --output %s: exit %d: %s\n%s", format, code, stderr, out)
+		}
+		if !slices.Contains(strings.Split(out, "\n"), line) || strings.Count(out, "no committed offsets") != 1 {
+			t.Errorf("eval --output %s: want the one line %q:\n%s", format, line, out)
+		}
 	}
 }

@@ -29,8 +29,13 @@ type EvalResult struct {
 	Policy  string
 	Metrics map[string]float64
 	Targets Targets
-	Err     error
-	Elapsed time.Duration
+	// Warnings are the metric sources' warnings about the app's values
+	// (MetricWarnings), such as a Kafka group that never committed: eval is
+	// where a user checks the metrics, so a misspelt group shows here. They
+	// are kept when the app failed too, for the values that were read.
+	Warnings []string
+	Err      error
+	Elapsed  time.Duration
 }
 
 // Failed reports whether any app failed or the evaluation could not
@@ -61,6 +66,9 @@ func Eval(ctx context.Context, cfg Config, deps Deps) *EvalReport {
 			start := now()
 			res := EvalResult{App: apps[i].name, Policy: apps[i].policy.Name}
 			res.Metrics, res.Targets, res.Err = evalApp(actx, apps[i], deps.Metrics)
+			if mw, ok := deps.Metrics.(MetricWarnings); ok {
+				res.Warnings = mw.Warnings(apps[i].name)
+			}
 			res.Elapsed = now().Sub(start)
 			rep.Apps[i] = res
 		})

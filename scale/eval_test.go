@@ -3,7 +3,9 @@ package scale
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -65,5 +67,72 @@ func TestEval(t *testing.T) {
 	}
 	if !rep.Failed() {
 		t.Error("Failed() is false with a failed app")
+	}
+}
+
+// warningMetrics is a fakeMetrics whose source has warnings about some
+// apps' values, as query.Set has: an app's warnings exist only once its
+// Collect ran, as a Kafka group's do once its offsets were read.
+type warningMetrics struct {
+	fakeMetrics
+	warn map[string][]string
+
+	mu        sync.Mutex
+	collected map[string]bool
+}
+
+func (m *warningMetrics) Collect(ctx context.Context, app string) (map[string]float64, error) {
+	m.mu.Lock()
+	m.collected[app] = true
+	m.mu.Unlock()
+	return m.fakeMetrics.Collect(ctx, app)
+}
+
+func (m *warningMetrics) Warnings(app string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.collected[app] {
+		return nil
+	}
+	return slices.Clone(m.warn[app])
+}
+
+// TestEvalWarnings: Eval gives each app the warnings its metric source has
+// about its values, and no other app's; a failed app keeps those about the
+// values that were read.
+func TestEvalWarnings(t *testing.T) {
+	sel, err := NewSelector([]string{"a", "b", "c"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := CompileExpr("ceil(queue_depth / 10)", []string{"queue_depth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Selector: sel, Expressions: Expressions{MinStarted: started, MaxStarted: started}}
+	m := &warningMetrics{
+		fakeMetrics: fakeMetrics{"a": 3, "b": 12},
+		warn: map[string][]string{
+			"a": {"group workers-a has no committed offsets"},
+			"c": {"group workers-c has no committed offsets", "second"},
+		},
+		collected: map[string]bool{},
+	}
+	rep := Eval(context.Background(), cfg, Deps{Metrics: m})
+	if rep.Err != nil || len(rep.Apps) != 3 {
+		t.Fatalf("report: err %v, %d apps", rep.Err, len(rep.Apps))
+	}
+	want := map[string][]string{
+		"a": {"group workers-a has no committed offsets"},
+		"b": nil,
+		"c": {"group workers-c has no committed offsets", "second"},
+	}
+	for _, got := range rep.Apps {
+		if !slices.Equal(got.Warnings, want[got.App]) {
+			t.Errorf("%s: warnings %q, want %q", got.App, got.Warnings, want[got.App])
+		}
+		if (got.Err != nil) != (got.App == "c") {
+			t.Errorf("%s: err %v", got.App, got.Err)
+		}
 	}
 }
