@@ -25,7 +25,7 @@ var (
 	sizes     = flag.String("apps", "1000,10000", "fleet sizes, comma-separated")
 	workers   = flag.String("concurrency", "8,16,64", "values of --concurrency, comma-separated")
 	latency   = flag.Duration("latency", 20*time.Millisecond, "latency flytest adds to every Fly call")
-	scenarios = flag.String("scenarios", "steady,scale-up", "scenarios, comma-separated: steady, scale-up")
+	scenarios = flag.String("scenarios", "floor,steady,scale-up", "scenarios, comma-separated: floor, steady, scale-up")
 	prebuilt  = flag.String("bin", "", "a built command to measure instead of this tree's (a baseline build, for comparison)")
 )
 
@@ -47,9 +47,12 @@ type scenario struct {
 	rounds int
 	// status is what every app must end as.
 	status string
+	// floor runs the floor client (see floor) instead of the command.
+	floor bool
 }
 
 var allScenarios = []scenario{
+	{name: "floor", rounds: 1, floor: true},
 	{name: "steady", expr: "ceil(queue_depth / 10)", rounds: 1, status: "unchanged"},
 	{name: "scale-up", expr: "ceil(queue_depth / 10) + 2", rounds: 2, status: "scaled"},
 }
@@ -63,8 +66,12 @@ var allScenarios = []scenario{
 //
 // The bound is the critical path at that latency: the org lookup and the
 // app pages one after another, then ceil(apps / concurrency) apps per
-// worker at rounds round trips each. Nothing here asserts a time: shared
-// machines are noisy. It fails only when a run does not do its work.
+// worker at rounds round trips each. The floor scenario is the baseline of
+// the same table: a client that makes a steady run's Fly calls and does
+// nothing else (see floor), so that what flytest and a shared machine add
+// to the bound is measured beside what the command adds. Nothing here
+// asserts a time: shared machines are noisy. It fails only when a run does
+// not do its work.
 func TestFleetTable(t *testing.T) {
 	if !*fleet {
 		t.Skip("the fleet table runs with make bench (-fleet)")
@@ -137,6 +144,10 @@ func measure(t *testing.T, bin string, prom *promtest.Server, n, conc int, sc sc
 		"--prometheus-address", prom.URL(), "--prometheus-metric-name", "queue_depth", "--prometheus-query", "sum by (app) (queue_depth)",
 		"--started-machine-count", sc.expr)
 	cmd.Env = append(childEnv(srv.URL), wrapEnv+"="+usage)
+	if sc.floor {
+		cmd = exec.Command(os.Args[0], os.Args[0], "floor", "--org", "bench-org", "--concurrency", strconv.Itoa(conc))
+		cmd.Env = append(childEnv(srv.URL), wrapEnv+"="+usage, floorEnv+"=1")
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -145,21 +156,30 @@ func measure(t *testing.T, bin string, prom *promtest.Server, n, conc int, sc sc
 	if err != nil {
 		t.Fatalf("%s, %d apps, concurrency %d: %v\n%s", sc.name, n, conc, err, tail(stderr.String()))
 	}
-	var rep struct {
-		Apps []struct {
-			Status string `json:"status"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("report: %v", err)
-	}
-	for _, a := range rep.Apps {
-		if a.Status != sc.status {
-			t.Fatalf("%s, %d apps, concurrency %d: an app ended %s, want every app %s", sc.name, n, conc, a.Status, sc.status)
+	if sc.floor {
+		var rep struct {
+			Apps int `json:"apps"`
 		}
-	}
-	if len(rep.Apps) != n {
-		t.Fatalf("%d apps reported, want %d", len(rep.Apps), n)
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || rep.Apps != n {
+			t.Fatalf("floor, %d apps: listed %d (%v), want every app", n, rep.Apps, err)
+		}
+	} else {
+		var rep struct {
+			Apps []struct {
+				Status string `json:"status"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("report: %v", err)
+		}
+		for _, a := range rep.Apps {
+			if a.Status != sc.status {
+				t.Fatalf("%s, %d apps, concurrency %d: an app ended %s, want every app %s", sc.name, n, conc, a.Status, sc.status)
+			}
+		}
+		if len(rep.Apps) != n {
+			t.Fatalf("%d apps reported, want %d", len(rep.Apps), n)
+		}
 	}
 
 	machineCalls, graphqlCalls := map[string]int{}, map[string]int{}
@@ -208,6 +228,9 @@ const wrapEnv = "FLEETBENCH_RUSAGE"
 func TestMain(m *testing.M) {
 	if path := os.Getenv(wrapEnv); path != "" {
 		os.Exit(wrap(path, os.Args[1], os.Args[2:]))
+	}
+	if os.Getenv(floorEnv) != "" {
+		os.Exit(floor(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
