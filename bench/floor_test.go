@@ -1,111 +1,53 @@
 package bench
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"sync"
+	"strings"
+	"testing"
 
-	"github.com/superfly/fly-go/tokens"
-
-	"github.com/superfly/fly-autoscaler/scale/flyapi"
+	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
-// floorEnv, set in the environment of the test binary re-executed by the
-// wrapper, makes it the floor client instead of running tests.
-const floorEnv = "FLEETBENCH_FLOOR"
+// TestFloorMakesASteadyRunsCalls: the floor client, the fleet table's
+// baseline, makes every call a steady run makes (the org lookup, each app
+// page, one list per app) and fails rather than report a run that did less:
+// a baseline that skipped work would make the command look slow beside it.
+// Not parallel: it sets the process's environment, as the wrapper does.
+func TestFloorMakesASteadyRunsCalls(t *testing.T) {
+	org := &flytest.Org{Slug: "floor-org", Apps: []flytest.AppSpec{{Name: "floor-%03d", Count: 450,
+		Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}}}}
+	srv := flytest.New(org, flytest.Options{Token: token})
+	t.Cleanup(srv.Close)
+	t.Setenv("FLY_API_BASE_URL", srv.URL)
+	t.Setenv("FLY_FLAPS_BASE_URL", srv.URL)
+	t.Setenv("FAS_API_TOKEN", token)
 
-// floor is the "floor" scenario's client: the Fly calls of a steady run
-// (the org lookup and the app pages through flyapi, then each app's
-// machine list with `--concurrency` workers) and nothing else. Each list
-// is read to its end and dropped: no decoding, metrics, planning or report.
-// Its ratio to the bound is what flytest and the machine cost a client that
-// costs nothing; a command's ratio over the floor's, in the same table, is
-// what the command itself adds.
-//
-// It writes {"apps": N} with the apps it listed, and exits 1 on any error
-// or an answer other than 200.
-func floor(args []string) int {
-	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
-	org := fs.String("org", "", "org slug")
-	conc := fs.Int("concurrency", 8, "workers")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var out strings.Builder
+	if err := runFloor(&out, "floor-org", 16); err != nil {
+		t.Fatal(err)
 	}
-	if err := runFloor(*org, *conc); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		return 1
+	calls := map[string]int{}
+	lists := map[string]int{}
+	for _, c := range srv.Calls() {
+		calls[c.Op]++
+		if c.Op == flytest.OpList {
+			lists[c.App]++
+		}
+		if c.Status != http.StatusOK {
+			t.Errorf("%s %s answered %d", c.Op, c.App, c.Status)
+		}
 	}
-	return 0
-}
+	if calls[flytest.OpList] != 450 || len(lists) != 450 || calls[flytest.OpGraphQLOrg] != 1 || calls[flytest.OpGraphQLApps] != 3 {
+		t.Errorf("calls %v over %d apps listed, want one org lookup, 3 pages and one list for each of 450 apps", calls, len(lists))
+	}
+	if out.String() != `{"apps":450}`+"\n" {
+		t.Errorf("floor wrote %q", out.String())
+	}
 
-func runFloor(org string, conc int) error {
-	ctx := context.Background()
-	base, tok := os.Getenv("FLY_FLAPS_BASE_URL"), os.Getenv("FAS_API_TOKEN")
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = conc // one connection a worker, kept, as the command keeps them
-	apps, _, err := flyapi.NewClients(ctx, flyapi.Options{Token: tok, APIBaseURL: os.Getenv("FLY_API_BASE_URL"), MachinesBaseURL: base, Transport: t})
-	if err != nil {
-		return err
+	srv.ResetCalls()
+	srv.Inject(flytest.Fault{Op: flytest.OpList, App: "floor-200", Status: http.StatusInternalServerError})
+	if err := runFloor(io.Discard, "floor-org", 16); err == nil || !strings.Contains(err.Error(), "floor-200") {
+		t.Errorf("a list answered 500: %v, want an error naming the app", err)
 	}
-	o, err := apps.GetOrganizationBySlug(ctx, org)
-	if err != nil {
-		return err
-	}
-	listed, err := apps.ListApps(ctx, o.ID)
-	if err != nil {
-		return err
-	}
-	auth := tokens.Parse(tok).FlapsHeader()
-	client := &http.Client{Transport: t}
-	names := make(chan string)
-	errs := make(chan error, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for name := range names {
-				if err := drop(ctx, client, base+"/v1/apps/"+name+"/machines", auth); err != nil {
-					errs <- fmt.Errorf("%s: %w", name, err)
-					for range names {
-					}
-					return
-				}
-			}
-		})
-	}
-	for _, a := range listed {
-		names <- a.Name
-	}
-	close(names)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]int{"apps": len(listed)})
-}
-
-// drop GETs url and reads the answer to its end.
-func drop(ctx context.Context, c *http.Client, url, auth string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", auth)
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
 }
