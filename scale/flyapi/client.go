@@ -174,15 +174,15 @@ type machines struct {
 // List lists the app's machines with one request (the same call fly-go's
 // List makes: GET /v1/apps/{app}/machines, with state as the raw query
 // string, "state=started" say, as fly-go sends it) and decodes the same
-// records. It is a run's one call per app, and fly-go's
-// client spends more CPU on each of its requests than on the request
-// itself: a tracing span, the token's macaroon parsed for the span's
-// caveat names, HTTP metric attributes, and a retry loop of its own over
-// this package's transport, which already retries a read (see the package
-// documentation). Sent directly, a steady run over 1,000 apps takes some
-// 10% less CPU, fake server included (BenchmarkRunPerApp), and the command
-// itself some 14% less (make bench); a real token's macaroon, parsed on
-// every request by fly-go, would make the difference larger.
+// records. It is a run's one call per app, and fly-go's client spends more
+// CPU on each of its requests than on the request itself: a tracing span,
+// the token's macaroon parsed for the span's caveat names, HTTP metric
+// attributes, and a retry loop of its own over this package's transport,
+// which already retries a read (see the package documentation). Sent
+// directly, a steady run takes some 10% less CPU per app, fake server
+// included (BenchmarkRunPerApp), and the command itself 11 to 17% less
+// (make bench); a real token's macaroon, which fly-go parses on every
+// request, would make the difference larger.
 func (m *machines) List(ctx context.Context, app, state string) ([]*fly.Machine, error) {
 	u := m.base.JoinPath("v1", "apps", app, "machines")
 	u.RawQuery = state
