@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -254,21 +253,6 @@ func TestSetLazyFleetTimeout(t *testing.T) {
 	}
 }
 
-// handlerTransport serves every request with h in the caller's goroutine:
-// no socket, so that a test can run under testing/synctest.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, req)
-	if err := req.Context().Err(); err != nil {
-		return nil, err // the handler gave up on a request the client left
-	}
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
-}
-
 // recordingBatch is a BatchSource that records the apps of each Start and
 // reads 100 for every app.
 type recordingBatch struct {
@@ -319,7 +303,7 @@ func heldFleet(t *testing.T, apps []string) (s *Set, h *promfake.Handler, b *rec
 			return promfake.Reply{}
 		}
 	}}
-	rt := WithTransport(handlerTransport{h})
+	rt := WithTransport(h.Transport())
 	b = &recordingBatch{}
 	s, err := NewSet(
 		newProm(t, PrometheusConfig{Name: "depth", Address: "http://prometheus.invalid", Query: "sum by (app) (queue_depth)"}, rt),

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strconv"
@@ -83,6 +84,26 @@ func (h *Handler) Requests() []Request {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.requests)
+}
+
+// Transport returns a RoundTripper that serves each request with h in the
+// caller's goroutine, whatever its URL's origin: no socket, so that a
+// client under testing/synctest reaches h without real time passing. A
+// request its client gave up on while h answered fails with the context's
+// error, as over a socket.
+func (h *Handler) Transport() http.RoundTripper { return memTransport{h} }
+
+type memTransport struct{ h *Handler }
+
+func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
