@@ -109,7 +109,7 @@ func TestListAppsAsksOnlyForWhatARunReads(t *testing.T) {
 	}}
 	srv := flytest.New(org, flytest.Options{Token: trToken})
 	t.Cleanup(srv.Close)
-	rec := &queryRecorder{base: http.DefaultTransport}
+	rec := &recorder{base: http.DefaultTransport, note: graphQLQuery}
 	a, _, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rec})
 	if err != nil {
 		t.Fatal(err)
@@ -166,43 +166,24 @@ func firstDiff(a, b []scale.ListedApp) int {
 	return min(len(a), len(b))
 }
 
-// queryRecorder records the query of every GraphQL request it passes on.
-type queryRecorder struct {
-	base    http.RoundTripper
-	mu      sync.Mutex
-	queries []string
-}
-
-func (r *queryRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(req.URL.Path, "/graphql") && req.Body != nil {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, err
-		}
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		var b struct {
-			Query string `json:"query"`
-		}
-		if err := json.Unmarshal(body, &b); err != nil {
-			return nil, err
-		}
-		r.mu.Lock()
-		r.queries = append(r.queries, b.Query)
-		r.mu.Unlock()
+// graphQLQuery notes the query of a GraphQL request, and nothing of
+// others (a recorder's note).
+func graphQLQuery(req *http.Request) (string, error) {
+	if !strings.HasSuffix(req.URL.Path, "/graphql") || req.Body == nil {
+		return "", nil
 	}
-	return r.base.RoundTrip(req)
-}
-
-func (r *queryRecorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.queries = nil
-}
-
-func (r *queryRecorder) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.queries)
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return "", err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	var b struct {
+		Query string `json:"query"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return "", err
+	}
+	return b.Query, nil
 }
 
 var spaces = regexp.MustCompile(`\s+`)
@@ -274,12 +255,12 @@ func TestListAsFlyGoLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ua = "fly-autoscaler/test"
-	ours := &requestRecorder{base: http.DefaultTransport}
+	ours := &recorder{base: http.DefaultTransport, note: requestLine}
 	_, m, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, UserAgent: ua, Transport: ours})
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := &requestRecorder{base: http.DefaultTransport}
+	theirs := &recorder{base: http.DefaultTransport, note: requestLine}
 	fc, err := flaps.NewWithOptions(t.Context(), flaps.NewClientOpts{Tokens: tokens.Parse(trToken), UserAgent: ua, Transport: &rebase{base: theirs, to: u}})
 	if err != nil {
 		t.Fatal(err)
@@ -350,30 +331,43 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-// requestRecorder notes each request's method, path, raw query and the
-// Authorization and User-Agent headers.
-type requestRecorder struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	reqs []string
+// requestLine notes a request's method, path, raw query and its
+// Authorization and User-Agent headers (a recorder's note).
+func requestLine(req *http.Request) (string, error) {
+	return fmt.Sprintf("%s %s?%s Authorization=%q User-Agent=%q",
+		req.Method, req.URL.Path, req.URL.RawQuery, req.Header.Get("Authorization"), req.Header.Get("User-Agent")), nil
 }
 
-func (r *requestRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.mu.Lock()
-	r.reqs = append(r.reqs, fmt.Sprintf("%s %s?%s Authorization=%q User-Agent=%q",
-		req.Method, req.URL.Path, req.URL.RawQuery, req.Header.Get("Authorization"), req.Header.Get("User-Agent")))
-	r.mu.Unlock()
+// recorder passes requests on to base and keeps what note says of each
+// ("" keeps nothing).
+type recorder struct {
+	base  http.RoundTripper
+	note  func(*http.Request) (string, error)
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	line, err := r.note(req)
+	if err != nil {
+		return nil, err
+	}
+	if line != "" {
+		r.mu.Lock()
+		r.lines = append(r.lines, line)
+		r.mu.Unlock()
+	}
 	return r.base.RoundTrip(req)
 }
 
-func (r *requestRecorder) reset() {
+func (r *recorder) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reqs = nil
+	r.lines = nil
 }
 
-func (r *requestRecorder) all() []string {
+func (r *recorder) all() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
+	return slices.Clone(r.lines)
 }
