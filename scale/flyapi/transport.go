@@ -71,14 +71,18 @@ func defaultLimits() Limits {
 // defaults below and does not rate-limit.
 type TransportOptions struct {
 	// MaxAttempts bounds the attempts at one request, the first included
-	// (default 4; 1 turns retries off).
+	// (default 4; 1 turns retries off), except those after a 429 when the
+	// request's context has a deadline: a 429 is retried, after the wait
+	// it asks for, until that deadline.
 	MaxAttempts int
 	// BaseDelay and MaxDelay shape the backoff before a retry without
 	// Retry-After: the n-th retry waits between half and all of
 	// min(MaxDelay, BaseDelay·2^(n-1)) (defaults 250ms and 4s).
 	BaseDelay, MaxDelay time.Duration
-	// MaxRetryAfter is the longest Retry-After honoured (default 30s): an
-	// answer asking for a longer wait is returned at once.
+	// MaxRetryAfter is the longest Retry-After honoured for a request
+	// without a deadline (default 30s): an answer asking for a longer wait
+	// is returned at once, saying so. With a deadline, the time left is the
+	// bound.
 	MaxRetryAfter time.Duration
 	// RateLimit turns client-side rate limiting on, with Limits or, when
 	// Limits is nil, defaultLimits. A Limit with Rate <= 0 is no limit.
@@ -149,6 +153,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rerr      error
 		ambiguous bool // an attempt may have taken effect
 		sent      int
+		gaveUp    string // why a retryable answer was not retried
 	)
 	for {
 		if err := t.limits.wait(ctx, ep); err != nil {
@@ -161,11 +166,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		sent++
 		retry, amb := rtJudge(ctx, ep, resp, rerr)
 		ambiguous = ambiguous || amb
-		if !retry || sent >= t.o.MaxAttempts {
+		if !retry || sent >= t.o.MaxAttempts && !t.untilDeadline(ctx, resp) {
 			break
 		}
-		wait, ok := t.delay(ctx, resp, sent)
+		wait, ok, why := t.delay(ctx, resp, sent)
 		if !ok {
+			gaveUp = why
 			break
 		}
 		if t.o.OnRetry != nil {
@@ -182,7 +188,22 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			break
 		}
 	}
-	return rtFinish(ep, resp, rerr, ambiguous, sent)
+	if rerr == nil && resp != nil && resp.StatusCode < 300 {
+		gaveUp = ""
+	}
+	return rtFinish(ep, resp, rerr, ambiguous, sent, gaveUp)
+}
+
+// untilDeadline reports whether resp, an answer to be retried, is retried
+// past MaxAttempts: a 429 is, while the context has a deadline, since the
+// request was not carried out and the wait it asks for is bounded by that
+// deadline (see delay).
+func (t *retryTransport) untilDeadline(ctx context.Context, resp *http.Response) bool {
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		return false
+	}
+	_, ok := ctx.Deadline()
+	return ok
 }
 
 // rtJudge tells whether an attempt's outcome may be retried, and whether the
@@ -204,40 +225,71 @@ func rtJudge(ctx context.Context, ep rtEndpoint, resp *http.Response, err error)
 	return false, false
 }
 
-// delay returns the wait before the next attempt, or false when there is to
-// be none: Retry-After asks for too long, or the wait would reach the
-// context's deadline.
-func (t *retryTransport) delay(ctx context.Context, resp *http.Response, sent int) (time.Duration, bool) {
+// delay returns the wait before the next attempt, or false when there is
+// to be none: the wait its Retry-After asks for would reach the context's
+// deadline (or, without one, is above MaxRetryAfter), or a backoff would.
+// why then says so, for an answer with a Retry-After or a 429.
+// A Retry-After is waited out with up to a tenth more (at most a second)
+// of jitter, so that the clients it held back do not all come back at
+// once; the jitter never takes the wait to the deadline.
+func (t *retryTransport) delay(ctx context.Context, resp *http.Response, sent int) (time.Duration, bool, string) {
 	now := time.Now()
-	var wait time.Duration
+	dl, hasDeadline := ctx.Deadline()
+	left := dl.Sub(now)
 	ra, ok := time.Duration(0), false
 	if resp != nil {
 		ra, ok = rtRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	if ok {
-		if ra > t.o.MaxRetryAfter {
-			return 0, false
+		switch {
+		case hasDeadline && ra >= left:
+			return 0, false, fmt.Sprintf("Retry-After %v, more than the %v left before the deadline", ra, rtRound(left))
+		case !hasDeadline && ra > t.o.MaxRetryAfter:
+			return 0, false, fmt.Sprintf("Retry-After %v, more than the %v this client waits", ra, t.o.MaxRetryAfter)
 		}
-		wait = ra
-	} else {
-		d := t.o.BaseDelay
-		for i := 1; i < sent && d < t.o.MaxDelay; i++ {
-			d *= 2
+		wait := ra + rand.N(min(ra/10, time.Second)+1)
+		if hasDeadline && wait >= left {
+			wait = ra
 		}
-		d = min(d, t.o.MaxDelay)
-		wait = d/2 + rand.N(d/2+1)
+		return wait, true, ""
 	}
-	if dl, ok := ctx.Deadline(); ok && !now.Add(wait).Before(dl) {
-		return 0, false
+	d := t.o.BaseDelay
+	for i := 1; i < sent && d < t.o.MaxDelay; i++ {
+		d *= 2
 	}
-	return wait, true
+	d = min(d, t.o.MaxDelay)
+	wait := d/2 + rand.N(d/2+1)
+	if hasDeadline && wait >= left {
+		why := ""
+		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+			why = fmt.Sprintf("a retry after %v would pass the deadline, %v away", rtRound(wait), rtRound(left))
+		}
+		return 0, false, why
+	}
+	return wait, true, ""
+}
+
+// rtRound rounds a duration for a message: to 100 ms, to a second from
+// 10 s on.
+func rtRound(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 // rtFinish turns the last attempt's outcome into the transport's answer.
-func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sent int) (*http.Response, error) {
+func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sent int, gaveUp string) (*http.Response, error) {
 	uncertain := ambiguous && !ep.read
 	if err != nil {
 		return nil, &rtError{err: err, attempts: sent, uncertain: uncertain}
+	}
+	if gaveUp != "" && ep.graphql {
+		// The GraphQL client reports only a status code: the reason the
+		// answer was not retried goes up in an error of its own.
+		_ = resp.Body.Close()
+		s := resp.StatusCode
+		return nil, &rtError{err: fmt.Errorf("%d %s: not retried: %s", s, strings.ToLower(http.StatusText(s)), gaveUp), attempts: sent}
 	}
 	s := resp.StatusCode
 	switch {
@@ -253,8 +305,8 @@ func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sen
 		// keeps rehttp from resending the request.
 		_ = resp.Body.Close()
 		return nil, &rtError{err: fmt.Errorf("%d %s", s, strings.ToLower(http.StatusText(s))), attempts: sent}
-	case uncertain || s >= 500:
-		rtAnnotate(resp, uncertain)
+	case uncertain || s >= 500 || gaveUp != "":
+		rtAnnotate(resp, uncertain, gaveUp)
 	}
 	return resp, nil
 }
@@ -262,8 +314,9 @@ func rtFinish(ep rtEndpoint, resp *http.Response, err error, ambiguous bool, sen
 // rtAnnotate passes a 502 or 503 on as a 500, and gives a 5xx or uncertain
 // answer the transport's verdict, "uncertain": true or false in its JSON
 // body (where fly-go's FlapsError keeps it), noting an uncertain one in its
-// headers and message too.
-func rtAnnotate(resp *http.Response, uncertain bool) {
+// headers and message too. gaveUp, when set, is noted in the message: why
+// the answer was not retried.
+func rtAnnotate(resp *http.Response, uncertain bool, gaveUp string) {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 	orig := resp.StatusCode
@@ -276,6 +329,9 @@ func rtAnnotate(resp *http.Response, uncertain bool) {
 	if uncertain {
 		resp.Header.Set(uncertainHeader, "1")
 		notes = append(notes, errUncertain.Error())
+	}
+	if gaveUp != "" {
+		notes = append(notes, "not retried: "+gaveUp)
 	}
 	note := ""
 	if len(notes) > 0 {

@@ -176,9 +176,19 @@ func TestTransport429RetryAfterAbsorbed(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		want := []string{"GET /v1/apps/tr-001/machines 429 1s", "GET /v1/apps/tr-001/machines 429 1s"}
-		if fmt.Sprint(retries) != fmt.Sprint(want) {
-			t.Errorf("OnRetry saw %q, want %q", retries, want)
+		// Retry-After's 1s, with up to a tenth more of jitter.
+		if len(retries) != 2 {
+			t.Fatalf("OnRetry saw %q, want two retries", retries)
+		}
+		for _, r := range retries {
+			var wait time.Duration
+			w, ok := strings.CutPrefix(r, "GET /v1/apps/tr-001/machines 429 ")
+			if ok {
+				wait, _ = time.ParseDuration(w)
+			}
+			if wait < time.Second || wait > 1100*time.Millisecond {
+				t.Errorf("OnRetry saw %q, want a GET of the list, 429, waiting 1s to 1.1s", r)
+			}
 		}
 	})
 }
@@ -217,6 +227,37 @@ func TestTransportDeadlineShorterThanRetryAfter(t *testing.T) {
 		}
 		if n := len(trCalls(srv, flytest.OpList)); n != 1 {
 			t.Errorf("%d list attempts, want 1", n)
+		}
+		if want := "(not retried: Retry-After 5s, more than the 1.5s left before the deadline)"; !strings.Contains(err.Error(), want) {
+			t.Errorf("list: %v, want it to say %q", err, want)
+		}
+	})
+}
+
+func TestTransport429RetriedUntilTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Six refusals: more than MaxAttempts allows other answers.
+		srv, m := trMemEnv(t, 1, flytest.Options{}, TransportOptions{})
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 6})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := m.List(ctx, "tr-001", ""); err != nil {
+			t.Fatalf("list: %v, want it retried until it succeeds", err)
+		}
+		if got, want := fmt.Sprint(trStatuses(trCalls(srv, flytest.OpList))), "[429 429 429 429 429 429 200]"; got != want {
+			t.Errorf("list statuses %s, want %s", got, want)
+		}
+		if d := time.Since(start); d < 6*time.Second || d > 6600*time.Millisecond {
+			t.Errorf("six Retry-After 1s took %v, want 6s to 6.6s (with jitter)", d)
+		}
+
+		// Without a deadline, MaxAttempts bounds them, and a Retry-After
+		// above MaxRetryAfter is not waited for, saying so.
+		srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusTooManyRequests, RetryAfter: time.Minute, Times: 1})
+		_, err := m.List(context.Background(), "tr-001", "")
+		if want := "429: Too Many Requests (not retried: Retry-After 1m0s, more than the 30s this client waits)"; err == nil || err.Error() != want {
+			t.Errorf("list: %v, want %q", err, want)
 		}
 	})
 }
