@@ -447,6 +447,47 @@ type failedCreate struct {
 	act       Action
 	at        int
 	uncertain bool
+	credited  bool // a recount found its machine
+}
+
+// madeIDs returns the machine IDs of the done creates among rs.
+func madeIDs(rs []ActionResult) map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range rs {
+		if r.Outcome == OutcomeDone && r.MachineID != "" {
+			ids[r.MachineID] = true
+		}
+	}
+	return ids
+}
+
+// foundMachines are the machines a recount found that the count before a
+// round of creates did not have and no create of the round answered with:
+// those the round's uncertain creates may have made.
+type foundMachines []Machine
+
+func newMachines(before, after Fleet, made map[string]bool) foundMachines {
+	var out foundMachines
+	for _, m := range after.Machines {
+		if before.machine(m.ID) == nil && !made[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// claim removes from f and returns a machine for the create act: one in
+// the state (started or not) and region act asked for, or, unless exact,
+// any. It returns nil when there is none.
+func (f *foundMachines) claim(act Action, exact bool) *Machine {
+	for i, m := range *f {
+		if exact && (countsAsStarted(m.State) != act.Started || act.Region != "" && m.Region != act.Region) {
+			continue
+		}
+		*f = slices.Delete(*f, i, i+1)
+		return &m
+	}
+	return nil
 }
 
 func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, anchor *lease) {
@@ -456,7 +497,6 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 		if len(pending) == 0 {
 			return
 		}
-		base, made := fresh.Counts().Created, 0
 		var failed []failedCreate
 		unsure, stop := false, false
 		// The round's creates go out under the one anchor lease that the
@@ -489,7 +529,6 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 				stop = true // the lease or the deadline ended the round
 				continue
 			case r.Outcome == OutcomeDone:
-				made++
 				continue
 			}
 			u := uncertain(errs[i])
@@ -505,13 +544,38 @@ func (a *applier) createFrom(ctx context.Context, acts []Action, fresh Fleet, an
 		if err != nil {
 			return // the failures stay recorded; nothing more is created
 		}
+		found := newMachines(fresh, f, madeIDs(a.out[len(a.out)-len(results):]))
 		fresh = f
-		extra := fresh.Counts().Created - base - made
 		pending = pending[:0:0]
+		for i, fc := range failed {
+			if !fc.uncertain {
+				continue
+			}
+			// An uncertain create is credited with a machine the recount
+			// found that is what it asked for: started or not, in its
+			// region; never by the order the machines were found in.
+			if m := found.claim(fc.act, true); m != nil {
+				a.resolve(fc.at, OutcomeDone, "a recount found the machine made: "+m.ID)
+				a.out[fc.at].MachineID = m.ID
+				failed[i].credited = true
+			}
+		}
+		for i, fc := range failed {
+			if !fc.uncertain || fc.credited {
+				continue
+			}
+			// A machine found that is not what any create asked for (a
+			// started create whose machine is stopped already) still
+			// counts toward the created target, so that nothing is
+			// created twice; the final recount tells the shortfall.
+			if m := found.claim(fc.act, false); m != nil {
+				a.resolve(fc.at, OutcomeDone, fmt.Sprintf("a recount found a machine made, %s in %s: %s", m.State, m.Region, m.ID))
+				a.out[fc.at].MachineID = m.ID
+				failed[i].credited = true
+			}
+		}
 		for _, fc := range failed {
-			if fc.uncertain && extra > 0 {
-				a.resolve(fc.at, OutcomeDone, "a recount found the machine made")
-				extra--
+			if fc.credited {
 				continue
 			}
 			fc.act.MachineID = ""

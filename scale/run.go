@@ -494,7 +494,53 @@ func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() tim
 	res := w.res
 	res.Actions = Apply(ctx, deps.Machines, w.fleet, w.plan)
 	res = statusFrom(res, w.plan)
+	res = verify(ctx, deps.Machines, w.fleet, w.plan, res)
 	res.Elapsed += now().Sub(start)
+	return res
+}
+
+// verify settles the status of res, an app whose plan was applied, from a
+// final count of the app when any of its actions did not plainly succeed
+// (a failure made up for, a lost answer a recount settled, a busy machine,
+// an action a recount found unneeded): an app is reported scaled, or
+// unchanged, only if that count meets every target of its plan; otherwise
+// it fails, with the shortfall named (a failed or blocked app has it added
+// to its reason). Being above a target is not a shortfall: when a run
+// cannot know, it errs toward capacity.
+func verify(ctx context.Context, m Machines, f Fleet, plan Plan, res AppResult) AppResult {
+	ok := res.Status == StatusScaled || res.Status == StatusUnchanged
+	if !ok && res.Status != StatusFailed && res.Status != StatusBlocked {
+		return res
+	}
+	plain := true
+	for _, ar := range res.Actions {
+		plain = plain && ar.Outcome == OutcomeDone && ar.Error == ""
+	}
+	if plain {
+		return res
+	}
+	list, err := m.List(ctx, f.App, "")
+	if err != nil {
+		if ok {
+			res.Status, res.Reason = StatusFailed, "final recount: list machines: "+cleanError(err)+" (whether the app reached its target is not known)"
+		}
+		return res
+	}
+	got, want := NewFleet(f.App, f.Group, list).Counts(), plan.Target
+	var short []string
+	if got.Started < want.Started {
+		short = append(short, fmt.Sprintf("%d of %d started", got.Started, want.Started))
+	}
+	if got.Created < want.Created {
+		short = append(short, fmt.Sprintf("%s of %d", nMachines(got.Created), want.Created))
+	}
+	switch {
+	case len(short) == 0:
+	case ok:
+		res.Status, res.Reason = StatusFailed, "short of its target after its actions: "+strings.Join(short, ", ")
+	default:
+		res.Reason += " (short of its target: " + strings.Join(short, ", ") + ")"
+	}
 	return res
 }
 

@@ -37,10 +37,14 @@
 // Anything else, create (POST /v1/apps/{app}/machines), update and every
 // GraphQL mutation included, is sent once, unless it
 // certainly never left: a request that could not connect is retried
-// whatever it is. Attempts are bounded by MaxAttempts, each one waits for
-// the rate limiter, and no wait runs past the request context's deadline:
-// when a wait would end at or after it, the last answer or error is
-// returned at once.
+// whatever it is. Attempts are bounded by MaxAttempts, except that a 429 is
+// retried until the request context's deadline when it has one; each one
+// waits for the rate limiter, and no wait runs past that deadline: when a
+// wait would end at or after it, the last answer or error is returned at
+// once. A Retry-After is waited out with up to a tenth more of jitter (at
+// most a second); one that asks for the time left or more (without a
+// deadline, more than MaxRetryAfter) is not waited for, and the answer's
+// message says so, naming the Retry-After and the time left.
 //
 // # Uncertainty
 //
