@@ -131,3 +131,69 @@ func machineByID(srv *flytest.Server, id string) *fly.Machine {
 	}
 	return nil
 }
+
+func TestOneRunUnderLostAnswersMeetsItsTargets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 apps under injected faults")
+	}
+	// Targets of 3 started and 4 machines. mix-*: b is started, and two
+	// machines created, one started and one stopped; new-*: three created,
+	// two of them started; down-*: one stopped and one started machine
+	// destroyed, one started stopped.
+	org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{
+		{Name: "mix-%03d", Count: 100, Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped"}}},
+		{Name: "new-%03d", Count: 100, Machines: []flytest.MachineSpec{{State: "started"}}},
+		{Name: "down-%03d", Count: 100, Machines: []flytest.MachineSpec{{State: "started", Count: 5}, {State: "stopped"}}},
+	}}
+	// Under seed 3, a recount that credited found machines in order left
+	// 3 apps scaled below their started target.
+	srv := flytest.New(org, flytest.Options{Token: token, Seed: 3})
+	t.Cleanup(srv.Close)
+	// Of the creates, starts and stops, 5% refused before they take
+	// effect, 7% taking effect with their answer lost (a 500 or a dropped
+	// connection).
+	for _, op := range []string{flytest.OpLaunch, flytest.OpStart, flytest.OpStop} {
+		srv.Inject(flytest.Fault{Op: op, Status: http.StatusInternalServerError, Probability: 0.05})
+		srv.Inject(flytest.Fault{Op: op, Status: http.StatusInternalServerError, After: true, Probability: 0.035 / 0.95})
+		srv.Inject(flytest.Fault{Op: op, Drop: true, After: true, Probability: 0.035 / 0.915})
+	}
+
+	rt := flyapi.NewTransport(nil, flyapi.TransportOptions{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
+	apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := scale.NewSelector([]string{"*"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 3, 4), Concurrency: 16}
+	rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: m})
+	if rep.Err != nil || len(rep.Apps) != 300 {
+		t.Fatalf("run: %v, %d apps", rep.Err, len(rep.Apps))
+	}
+
+	atTarget, status := 0, map[scale.Status]int{}
+	for _, r := range rep.Apps {
+		status[r.Status]++
+		started, created := srv.Count(r.App, "started"), srv.Count(r.App, "")
+		if started == 3 && created == 4 {
+			atTarget++
+		}
+		if r.Status == scale.StatusScaled && (started < 3 || created < 4) {
+			t.Errorf("%s: reported scaled at %d started of %d machines, below the target of 3 of 4 (%q)", r.App, started, created, outcomes(r.Actions))
+		}
+		if created > 4 {
+			t.Errorf("%s: %d machines, past the target of 4: a create made twice (%s %s)", r.App, created, r.Status, r.Reason)
+		}
+		if r.Status == scale.StatusFailed && testing.Verbose() {
+			t.Logf("%s: %d started of %d: %s", r.App, started, created, r.Reason)
+		}
+	}
+	pct := float64(atTarget) * 100 / 300
+	t.Logf("one run under 5%% refusals and 7%% lost answers on creates, starts and stops: %d of 300 apps (%.1f%%) at target; statuses %v", atTarget, pct, status)
+	if pct < 95 {
+		t.Errorf("%.1f%% of apps at target after one run, want at least 95%%", pct)
+	}
+}
+
