@@ -196,4 +196,3 @@ func TestOneRunUnderLostAnswersMeetsItsTargets(t *testing.T) {
 		t.Errorf("%.1f%% of apps at target after one run, want at least 95%%", pct)
 	}
 }
-
