@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	fly "github.com/superfly/fly-go"
@@ -195,4 +196,55 @@ func TestOneRunUnderLostAnswersMeetsItsTargets(t *testing.T) {
 	if pct < 95 {
 		t.Errorf("%.1f%% of apps at target after one run, want at least 95%%", pct)
 	}
+}
+
+func TestA429IsWaitedOutWithinTheAppsTimeout(t *testing.T) {
+	run := func(t *testing.T, fault flytest.Fault) (scale.AppResult, *flytest.Server, time.Duration) {
+		org := &flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "app-a", ReleaseVersion: 2, Machines: machines("a1=started")}}}
+		srv := flytest.NewInMemory(org, flytest.Options{Token: token})
+		srv.Inject(fault)
+		rt := flyapi.NewTransport(srv.Transport(), flyapi.TransportOptions{})
+		apps, m, err := flyapi.NewClients(context.Background(), flyapi.Options{Token: token, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Transport: rt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel, err := scale.NewSelector([]string{"app-a"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := scale.Config{Org: "my-org", Selector: sel, Expressions: fixedTargets(t, 2, 2), Timeout: 30 * time.Second}
+		start := time.Now()
+		rep := scale.Run(context.Background(), cfg, scale.Deps{Apps: apps, Machines: m})
+		if rep.Err != nil || len(rep.Apps) != 1 {
+			t.Fatalf("run: %v, %d apps", rep.Err, len(rep.Apps))
+		}
+		return rep.Apps[0], srv, time.Since(start)
+	}
+
+	t.Run("Retry-After 1 on the first 6 lists", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r, srv, took := run(t, flytest.Fault{Op: flytest.OpList, App: "app-a", Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 6})
+			if r.Status != scale.StatusScaled || srv.Count("app-a", "started") != 2 {
+				t.Errorf("%s (%s), %d started, want scaled to 2 started", r.Status, r.Reason, srv.Count("app-a", "started"))
+			}
+			if took < 6*time.Second || took > 10*time.Second {
+				t.Errorf("run took %v, want six Retry-After waits of 1s (and their jitter)", took)
+			}
+		})
+	})
+	t.Run("Retry-After 40 with 30s left", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r, srv, took := run(t, flytest.Fault{Op: flytest.OpList, App: "app-a", Status: http.StatusTooManyRequests, RetryAfter: 40 * time.Second})
+			want := "list machines: 429: Too Many Requests (not retried: Retry-After 40s, more than the 30s left before the deadline)"
+			if r.Status != scale.StatusFailed || r.Reason != want {
+				t.Errorf("%s (%s), want failed: %s", r.Status, r.Reason, want)
+			}
+			if took > time.Second {
+				t.Errorf("the app failed after %v, want at once", took)
+			}
+			if n := len(ops(srv, flytest.OpList)); n != 1 {
+				t.Errorf("%d lists, want 1: no retry is waited for", n)
+			}
+		})
+	})
 }
