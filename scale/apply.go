@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -64,10 +65,25 @@ const createRounds = 3
 // flight, never more than the fresh count still needs). A destroy holds
 // its victim's lease too, and a busy or failed one leaves its place to a
 // spare in the next round.
+//
+// A plan that both creates or destroys and starts, stops or suspends takes
+// the anchor's lease first, waiting a while for it when it is busy, and
+// holds it through all its batches: an overlapping run that is creating
+// is let finish. When there is evidence that another run changed the app
+// since the plan (the anchor's lease was busy, or the count under it
+// differs from the plan's), the starts, stops and suspends are sent only
+// as far as a fresh count still needs them (see stillNeeded), so that
+// overlapping runs do not start one machine too many.
 func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 	a := applier{m: m, f: f, plan: plan, used: map[string]bool{}}
 	for _, act := range plan.Actions {
 		a.used[act.MachineID] = true
+	}
+	if a.anchorFirst() {
+		a.takeAnchorFirst(ctx)
+		if a.held != nil {
+			defer a.held.release(ctx)
+		}
 	}
 	for i := 0; i < len(plan.Actions); i++ {
 		kind := plan.Actions[i].Kind
@@ -78,11 +94,14 @@ func Apply(ctx context.Context, m Machines, f Fleet, plan Plan) []ActionResult {
 		switch kind {
 		case ActionCreate:
 			a.creates(ctx, plan.Actions[i:j])
+			a.anchorDone = true
 		case ActionDestroy:
 			a.destroys(ctx, plan.Actions[i:j])
+			a.anchorDone = true
 		default:
-			a.batch(ctx, plan.Actions[i:j])
+			a.batch(ctx, a.stillNeeded(ctx, plan.Actions[i:j]))
 		}
+		a.fresh = nil // the batch changed the app: a count made before is stale
 		i = j - 1
 	}
 	return a.out
@@ -139,6 +158,18 @@ type applier struct {
 	plan Plan
 	out  []ActionResult
 	used map[string]bool
+
+	// held is the anchor's lease when it was taken before the first batch
+	// (see anchorFirst), released when Apply returns.
+	held *lease
+	// fresh is a count of the app made since the last batch, under held.
+	fresh *Fleet
+	// changed is set once there is evidence that another run changed the
+	// app since the plan: the anchor's lease was busy, or a count under it
+	// differed from the plan's.
+	changed bool
+	// anchorDone is set once the creates or destroys were applied.
+	anchorDone bool
 }
 
 // record records act's attempt, which ended with err.
@@ -289,14 +320,18 @@ func alreadyThere(kind ActionKind, err error) bool {
 
 func (a *applier) call(ctx context.Context, act Action) error {
 	app := a.f.App
+	nonce := "" // the lease of our own on the machine, if we hold one
+	if a.held != nil && a.held.id == act.MachineID {
+		nonce = a.held.nonce // the anchor's, taken before the first batch
+	}
 	switch act.Kind {
 	case ActionStart:
-		_, err := a.m.Start(ctx, app, act.MachineID, "")
+		_, err := a.m.Start(ctx, app, act.MachineID, nonce)
 		return err
 	case ActionStop:
-		return a.m.Stop(ctx, app, fly.StopMachineInput{ID: act.MachineID}, "")
+		return a.m.Stop(ctx, app, fly.StopMachineInput{ID: act.MachineID}, nonce)
 	case ActionSuspend:
-		return a.m.Suspend(ctx, app, act.MachineID, "")
+		return a.m.Suspend(ctx, app, act.MachineID, nonce)
 	case ActionDestroy:
 		// The victim's own lease keeps us off a machine a deploy holds.
 		l, err := a.lease(ctx, act.MachineID)
@@ -425,6 +460,20 @@ func (a *applier) creates(ctx context.Context, acts []Action) {
 func (a *applier) underAnchor(ctx context.Context, acts []Action, body func(fresh Fleet, anchor *lease)) {
 	if err := ctx.Err(); err != nil {
 		a.skip(acts, OutcomeAborted, CauseNone, err)
+		return
+	}
+	if a.held != nil {
+		// Taken before the first batch: counted under it then, or now.
+		fresh := a.fresh
+		if fresh == nil {
+			f, err := a.recount(ctx)
+			if err != nil {
+				a.skip(acts, outcomeOf(ctx, err), CauseNone, err)
+				return
+			}
+			fresh = &f
+		}
+		body(*fresh, a.held)
 		return
 	}
 	anchor, err := a.anchor(ctx)
@@ -894,4 +943,157 @@ func (e *opError) Unwrap() error { return e.err }
 
 func wrapOp(op string, err error) error {
 	return &opError{msg: op + ": " + cleanError(err), err: err}
+}
+
+// anchorWait bounds the wait for a busy anchor's lease before the first
+// batch: as long as a lease lasts, so that the lease of a run that died
+// runs out within it. It is also at most half the time left.
+const anchorWait = LeaseTTL
+
+// anchorFirst reports whether the plan takes the anchor's lease before its
+// first batch: it creates or destroys (so it has an anchor) and also
+// starts, stops or suspends, whose number depends on what an overlapping
+// run creating or destroying under that lease is doing.
+func (a *applier) anchorFirst() bool {
+	if a.plan.Anchor == "" {
+		return false
+	}
+	anchored := countKind(a.plan.Actions, ActionCreate, ActionDestroy)
+	return anchored > 0 && anchored < len(a.plan.Actions)
+}
+
+// takeAnchorFirst takes the anchor's lease, waiting while it is busy (see
+// waitAnchor), and counts the app under it. A busy lease, or a count that
+// differs from the plan's, is evidence that another run changed the app.
+// When the lease cannot be had, the batches go on without it: the creates
+// or destroys try to take it again.
+func (a *applier) takeAnchorFirst(ctx context.Context) {
+	l, busy, err := a.waitAnchor(ctx)
+	a.changed = busy
+	if err != nil {
+		return
+	}
+	a.held = l
+	fresh, err := a.recount(ctx)
+	if err != nil {
+		return
+	}
+	a.fresh = &fresh
+	a.changed = a.changed || !sameFleet(a.f, fresh)
+}
+
+// waitAnchor takes the anchor's lease; while someone else holds it, it
+// tries again every half second to second, for at most anchorWait and half
+// the time ctx has left. It reports whether the lease was ever busy.
+func (a *applier) waitAnchor(ctx context.Context) (*lease, bool, error) {
+	until := time.Now().Add(anchorWait)
+	if dl, ok := ctx.Deadline(); ok {
+		until = minTime(until, time.Now().Add(time.Until(dl)/2))
+	}
+	busy := false
+	for {
+		l, err := a.anchor(ctx)
+		if err == nil || !isBusy(err) {
+			return l, busy, err
+		}
+		busy = true
+		wait := 500*time.Millisecond + rand.N(500*time.Millisecond)
+		if time.Now().Add(wait).After(until) {
+			return nil, busy, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, busy, err
+		case <-t.C:
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// sameFleet reports whether fresh has the machines of f, each started or
+// not as in f.
+func sameFleet(f, fresh Fleet) bool {
+	if len(f.Machines) != len(fresh.Machines) {
+		return false
+	}
+	for _, m := range f.Machines {
+		n := fresh.machine(m.ID)
+		if n == nil || countsAsStarted(n.State) != countsAsStarted(m.State) {
+			return false
+		}
+	}
+	return true
+}
+
+// stillNeeded returns the starts, stops or suspends of acts that a fresh
+// count still needs, once another run changed the app since the plan (see
+// applier.changed); otherwise acts as planned. The count is the one made
+// under the anchor's lease when no batch ran since, else a new one; the
+// creates still to come count as started machines when they are started
+// creates, the started machines still to be destroyed do not. The planned
+// machines still able to take the action go first, then the plan's spares
+// for it; those not needed are recorded as unneeded. Without a count, the
+// plan stands.
+func (a *applier) stillNeeded(ctx context.Context, acts []Action) []Action {
+	if !a.changed || len(acts) == 0 {
+		return acts
+	}
+	fresh := a.fresh
+	if fresh == nil {
+		f, err := a.recount(ctx)
+		if err != nil {
+			return acts
+		}
+		fresh = &f
+	}
+	started := fresh.Counts().Started
+	if !a.anchorDone {
+		for _, act := range a.plan.Actions {
+			if m := fresh.machine(act.MachineID); act.Kind == ActionDestroy && m != nil && countsAsStarted(m.State) {
+				started--
+			}
+		}
+		creates := countKind(a.plan.Actions, ActionCreate)
+		started += min(countStartedCreates(a.plan.Actions), CreatesNeeded(*fresh, a.plan, creates))
+	}
+	kind := acts[0].Kind
+	need := started - a.plan.Target.Started
+	able := func(m *Machine) bool { return m != nil && m.State == fly.MachineStateStarted }
+	if kind == ActionStart {
+		need = -need
+		able = func(m *Machine) bool { return m != nil && startRank(m.State) >= 0 }
+	}
+	var out, unneeded []Action
+	for _, act := range acts {
+		if m := fresh.machine(act.MachineID); inWantedState(kind, m) {
+			// Another run got there: done, as an answer "already there"
+			// would have it.
+			a.out = append(a.out, ActionResult{Action: act, Outcome: OutcomeDone, Error: "already " + stateOf(m) + ": a recount found the app changed by another run since the plan"})
+			continue
+		}
+		if len(out) < need && able(fresh.machine(act.MachineID)) {
+			out = append(out, act)
+		} else {
+			unneeded = append(unneeded, act)
+		}
+	}
+	for _, id := range a.plan.Spares[kind] {
+		if len(out) >= need {
+			break
+		}
+		if m := fresh.machine(id); !a.used[id] && able(m) {
+			a.used[id] = true
+			out = append(out, Action{Kind: kind, MachineID: id, Region: m.Region, Reason: "a recount found the app changed by another run"})
+		}
+	}
+	a.skip(unneeded, OutcomeUnneeded, CauseNone, fmt.Errorf("a recount found the app changed by another run since the plan: %d started for a target of %d, %d %s still needed", fresh.Counts().Started, a.plan.Target.Started, max(need, 0), kind))
+	return out
 }

@@ -302,7 +302,7 @@ func TestOneRunConvergesUnderFaults(t *testing.T) {
 		if a == (counts{2, 4}) {
 			atTarget++
 		} else if r.Status != scale.StatusFailed {
-			t.Errorf("%s: reported %s but ends at %+v", r.App, r.Status, a)
+			t.Errorf("%s: reported %s but ends at %+v (%s; %q)", r.App, r.Status, a, r.Reason, outcomes(r.Actions))
 		}
 	}
 	for _, r := range rep.Apps {
