@@ -248,3 +248,44 @@ func TestA429IsWaitedOutWithinTheAppsTimeout(t *testing.T) {
 		})
 	})
 }
+
+func TestApplyCountsAgainBeforeItsStartsWhenAnotherRunChangedTheApp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Another run is creating under the anchor's lease: this run's
+		// plan saw one of its new machines, stopped, in passing, and plans
+		// to start it and create five more for 5 started of 7.
+		srv, m := memWorld(t, machines("a1=started", "b2=stopped")...)
+		f := snapshot(t, m)
+		plan := scale.NewPlan(f, scale.Targets{Started: exactly(5), Created: exactly(7)}, scale.Policy{}, time.Now())
+		if len(plan.Actions) != 6 || plan.Actions[0].Kind != scale.ActionStart || plan.Actions[0].MachineID != "b2" {
+			t.Fatalf("plan %+v, want b2 started and 5 machines created", plan.Actions)
+		}
+		srv.HoldLease("app-a", plan.Anchor, "another run", 3*time.Second)
+		// The other run ends at its target, 5 started of 7, before its
+		// lease runs out.
+		for i := range 5 {
+			in := fly.LaunchMachineInput{Config: f.Machines[0].Raw().Config, Region: "ord", SkipLaunch: i == 4}
+			if _, err := m.Launch(context.Background(), "app-a", in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv.ResetCalls()
+
+		start := time.Now()
+		res := scale.Apply(context.Background(), m, f, plan)
+		if started, created := srv.Count("app-a", "started"), srv.Count("app-a", ""); started != 5 || created != 7 {
+			t.Errorf("%d started of %d machines, want 5 of 7 (%q)", started, created, outcomes(res))
+		}
+		for _, r := range res {
+			if r.Outcome != scale.OutcomeUnneeded {
+				t.Errorf("%s %s: %s (%s), want unneeded", r.Kind, r.MachineID, r.Outcome, r.Error)
+			}
+		}
+		if n := len(ops(srv, flytest.OpStart)) + len(ops(srv, flytest.OpLaunch)); n != 0 {
+			t.Errorf("%d starts and creates sent, want none", n)
+		}
+		if d := time.Since(start); d < 3*time.Second || d > scale.LeaseTTL {
+			t.Errorf("applied after %v, want the other run's lease waited out (3s)", d)
+		}
+	})
+}

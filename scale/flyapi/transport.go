@@ -160,6 +160,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if sent == 0 {
 				return nil, &rtError{err: err}
 			}
+			if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+				gaveUp = err.Error()
+			}
 			break
 		}
 		resp, rerr = t.base.RoundTrip(rtAttempt(req, body))
