@@ -33,6 +33,12 @@ type Policy struct {
 	// MinStartedDuration keeps a machine that started less than this long
 	// ago from being stopped, suspended or destroyed.
 	MinStartedDuration time.Duration
+	// FallbackStarted, when above 0, is the started count an app whose
+	// metrics cannot be read is raised to (never lowered): see Run.
+	FallbackStarted int
+	// Priority orders the apps' growth under a fleet budget: higher
+	// first (see Allocate).
+	Priority int
 	// Names are the words a plan's warnings and CheckTargets' error use
 	// for the limits above: the caller's (cmd names its flags). Unset,
 	// they read "max-scale-up", "max-scale-down" and "max-machines".
@@ -134,6 +140,7 @@ func (pl *planner) warn(format string, args ...any) {
 func (pl *planner) run(t Targets) Plan {
 	pl.anchor = anchorOf(pl.f.Machines)
 	cur := pl.plan.Current
+	pl.plan.Demand = Counts{Started: demand(cur.Started, t.Started), Created: demand(cur.Created, t.Created)}
 	createdTarget := pl.target("created", cur.Created, t.Created)
 	if limit := max(pl.p.maxMachines(), cur.Created); createdTarget > limit {
 		pl.warn("created capped %d → %d by %s", createdTarget, limit, pl.p.Names.or(pl.p.Names.MaxMachines, "max-machines"))
@@ -217,6 +224,19 @@ func (pl *planner) run(t Targets) Plan {
 	pl.plan.Target = Counts{Created: cur.Created - len(pl.removed) + creates}
 	pl.plan.Target.Started = started + len(starts) + countStartedCreates(pl.plan.Actions) - countKind(pl.plan.Actions, ActionStop, ActionSuspend)
 	return pl.plan
+}
+
+// demand is current clamped into r, a min above the max taken as the max:
+// what the targets ask for before any limit.
+func demand(current int, r Range) int {
+	lo, hi := 0, int(^uint(0)>>1)
+	if r.Min != nil {
+		lo = *r.Min
+	}
+	if r.Max != nil {
+		hi = *r.Max
+	}
+	return min(max(current, min(lo, hi)), hi)
 }
 
 // target clamps current into r and applies the step limits, noting why.

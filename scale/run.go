@@ -53,6 +53,13 @@ type Config struct {
 	// broken metrics source must not reshape the fleet.
 	MaxFailureRatio float64
 	LimitFailures   bool
+	// Budget caps the growth of the selected apps' totals (see
+	// Allocate); a sharded run enforces its shard's share (Budget.Share).
+	// It makes the run plan every app before acting on any.
+	Budget Budget
+	// OwnApp is the autoscaler's own app (FLY_APP_NAME): never changed,
+	// whatever selects it.
+	OwnApp string
 	// Progress, when set, is called after each app with the number of apps
 	// done and the total. It must be safe for concurrent use.
 	Progress func(done, total int)
@@ -96,8 +103,11 @@ type app struct {
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, HasPolicies: len(cfg.Policies) > 0}
+	if cfg.Budget.Set() {
+		rep.Budget = cfg.Budget.Share(cfg.Shard)
+	}
 	rep.StartedAt, rep.Elapsed, rep.Matched, rep.Err = pass(ctx, cfg, deps, "run", func(apps []app, now func() time.Time) {
-		rep.Apps = reconcile(ctx, cfg, deps, apps, now)
+		rep.Apps, rep.Warnings = reconcile(ctx, cfg, deps, apps, now)
 	})
 	return rep
 }
@@ -123,24 +133,29 @@ func pass(ctx context.Context, cfg Config, deps Deps, what string, body func(app
 }
 
 // reconcile observes, measures, decides and acts on each app, and returns
-// their results in the apps' order.
-func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func() time.Time) []AppResult {
+// their results in the apps' order, and the run's own warnings.
+func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func() time.Time) ([]AppResult, []string) {
 	results := make([]AppResult, len(apps))
 	if len(apps) > 0 && apps[0].releases != nil {
 		defer apps[0].releases.refresh(ctx, deps.Apps)()
 	}
-	if !cfg.LimitFailures {
+	if !cfg.LimitFailures && !cfg.Budget.Set() {
 		each(cfg, len(apps), func(i int) {
 			w := prepare(ctx, cfg, deps, apps[i], now)
 			results[i] = w.act(ctx, cfg, deps, now)
 		})
-		return results
+		return results, nil
 	}
 	// Every app is observed, measured and planned before the failure
 	// ratio is checked, and only then acted on: the decision does not
 	// depend on which apps happened to finish first.
 	work := make([]*appWork, len(apps))
 	each(cfg, len(apps), func(i int) { work[i] = prepare(ctx, cfg, deps, apps[i], now) })
+	// The fleet budget is allocated over every app's plan (see Allocate).
+	var warnings []string
+	if cfg.Budget.Set() {
+		warnings = allocateBudget(cfg, cfg.Budget.Share(cfg.Shard), work, now)
+	}
 	failed := 0
 	for _, w := range work {
 		if w.res.Status == StatusFailed {
@@ -152,13 +167,40 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func(
 		for i, w := range work {
 			results[i] = w.abort(reason)
 		}
-		return results
+		return results, warnings
 	}
-	each(cfg, len(apps), func(i int) {
-		results[i] = work[i].act(ctx, cfg, deps, now)
-		work[i] = nil // its result holds what the report needs
-	})
-	return results
+	act := func(idx []int) {
+		each(cfg, len(idx), func(j int) {
+			i := idx[j]
+			results[i] = work[i].act(ctx, cfg, deps, now)
+			work[i] = nil // its result holds what the report needs
+		})
+	}
+	if !cfg.Budget.Set() {
+		act(allOf(len(work)))
+		return results, warnings
+	}
+	// Under a budget, the apps that do not grow act first: their
+	// scale-downs free what the others were granted.
+	var down, up []int
+	for i, w := range work {
+		if w.res.Target.Started > w.res.Current.Started || w.res.Target.Created > w.res.Current.Created {
+			up = append(up, i)
+		} else {
+			down = append(down, i)
+		}
+	}
+	act(down)
+	act(up)
+	return results, warnings
+}
+
+func allOf(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 func (cfg Config) clock() func() time.Time {
@@ -371,6 +413,16 @@ type appWork struct {
 	plan  Plan
 	// ready is set when the plan has actions to apply.
 	ready bool
+	// fallback is, for an app planned from its fallback started count,
+	// the metric error that put it there.
+	fallback string
+	// Under a fleet budget, an app's plan waits for the allocation
+	// (pending): full is its whole fleet, floor its own minimums, policy
+	// its rules.
+	pending bool
+	full    Fleet
+	floor   Counts
+	policy  *AppPolicy
 }
 
 // prepare runs one app through observe, measure and decide. It never
@@ -381,9 +433,13 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
-	w = &appWork{res: AppResult{App: a.name, Policy: a.policy.Name}}
+	w = &appWork{res: AppResult{App: a.name, Policy: a.policy.Name}, policy: a.policy}
 	res := &w.res
 	defer func() { res.Elapsed = now().Sub(start) }()
+	if cfg.OwnApp != "" && a.name == cfg.OwnApp {
+		res.Status, res.Reason = StatusSkipped, OwnAppReason
+		return w
+	}
 	fail := func(err error) *appWork {
 		res.Status, res.Reason = StatusFailed, err.Error()
 		if run.Err() != nil {
@@ -423,11 +479,19 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		}
 		return nil
 	})
+	// With a fallback, a metric error leaves the machines to be read.
+	var metricErr error
+	fallback := a.policy.Policy.FallbackStarted > 0
 	if deps.Metrics != nil {
 		g.Go(func() error {
 			var err error
 			if metrics, err = deps.Metrics.Collect(gctx, a.name); err != nil {
-				return fmt.Errorf("metrics: %w", err)
+				err = fmt.Errorf("metrics: %w", err)
+				if fallback {
+					metricErr = err
+					return nil
+				}
+				return err
 			}
 			return nil
 		})
@@ -438,21 +502,38 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		res.Observed = true
 		res.Current = fleet.Counts()
 		res.Target = res.Current
+		res.Demand = res.Current
+		// A paused app is left alone, whatever else went wrong.
+		if p, ok := fleet.PausedAt(now()); ok {
+			res.Status, res.Reason = StatusPaused, p.String()
+			res.Metrics = MetricsOf(metrics)
+			return w
+		}
 	}
 	if err != nil {
 		return fail(err)
 	}
 	res.Metrics = MetricsOf(metrics)
 
-	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
-	if err == nil {
-		err = CheckTargets(res.Current, targets, a.policy.Policy)
-	}
-	if err != nil {
-		return fail(err)
+	var targets Targets
+	if metricErr != nil {
+		w.fallback = metricErr.Error()
+		if run.Err() != nil {
+			return fail(metricErr)
+		}
+		targets = fallbackTargets(a.policy, fleet, *a.at, res.Current)
+	} else {
+		targets, err = a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
+		if err == nil {
+			err = CheckTargets(res.Current, targets, a.policy.Policy)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	plan := NewPlan(fleet, targets, a.policy.Policy, now())
-	res.Target, res.Warnings = plan.Target, plan.Warnings
+	res.Target, res.Demand, res.Warnings = plan.Target, plan.Demand, plan.Warnings
+	res.Warnings = append(res.Warnings, fleet.BadPauses...)
 	if mw, ok := deps.Metrics.(MetricWarnings); ok {
 		res.Warnings = append(mw.Warnings(a.name), res.Warnings...)
 	}
@@ -464,6 +545,21 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		res.Warnings = append(res.Warnings, nMachines(fleet.Unreachable)+where+" not counted")
 	}
 
+	if cfg.Budget.Set() {
+		w.pending, w.full, w.plan = true, fleet, plan
+		if w.fallback == "" {
+			w.floor = floorOf(a.policy.Expressions, targets)
+		}
+		return w
+	}
+	return w.finish(cfg, fleet, plan)
+}
+
+// finish ends the app's preparation with its plan: an app with nothing to
+// do (or a dry run's) is done, another is ready to act.
+func (w *appWork) finish(cfg Config, fleet Fleet, plan Plan) *appWork {
+	res := &w.res
+	defer fellBack(res, w.fallback)
 	if len(plan.Actions) == 0 {
 		res.Status = StatusUnchanged
 		if plan.Unreachable != "" {
@@ -483,6 +579,99 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	return w
 }
 
+// fellBack reports an app planned from its fallback (reason, the metric
+// error; "" for none) as such, unless it failed.
+func fellBack(res *AppResult, reason string) {
+	if reason != "" && res.Status != StatusFailed {
+		res.Status, res.Reason = StatusFallback, reason
+	}
+}
+
+// fallbackTargets are the targets of an app whose metrics could not be
+// read: its started count raised to the policy's FallbackStarted, never
+// lowered; its created count raised only as far as that needs, within
+// its max created count (when that evaluates without metrics) and
+// max-machines, never lowered either.
+func fallbackTargets(p *AppPolicy, f Fleet, at Moment, cur Counts) Targets {
+	n := max(p.Policy.FallbackStarted, cur.Started)
+	created := cur.Created
+	if x := p.Expressions; x.MaxCreated != nil {
+		ct, err := Expressions{MaxCreated: x.MaxCreated}.Evaluate(nil, f, at)
+		if err == nil && ct.Created.Max != nil {
+			created = max(cur.Created, min(n, *ct.Created.Max, p.Policy.maxMachines()))
+		}
+	}
+	return Targets{Started: Range{Min: &n}, Created: Range{Min: &created, Max: &created}}
+}
+
+// floorOf returns the app's own minimums under t: those its min- counts
+// set apart from its max- counts (a started-machine-count sets both, and
+// is a demand, not a minimum).
+func floorOf(x Expressions, t Targets) Counts {
+	var c Counts
+	if x.MinStarted != nil && x.MinStarted != x.MaxStarted && t.Started.Min != nil {
+		c.Started = *t.Started.Min
+	}
+	if x.MinCreated != nil && x.MinCreated != x.MaxCreated && t.Created.Min != nil {
+		c.Created = *t.Created.Min
+	}
+	return c
+}
+
+// allocateBudget allocates b over the prepared apps (see Allocate),
+// plans again those held back, and finishes every pending app. It
+// returns the budget's warnings.
+func allocateBudget(cfg Config, b Budget, work []*appWork, now func() time.Time) []string {
+	claims := make([]BudgetClaim, len(work))
+	for i, w := range work {
+		c := BudgetClaim{App: w.res.App, Priority: w.policy.Policy.Priority}
+		if w.res.Observed {
+			// An app not planned keeps what it has.
+			c.Current, c.Want = w.res.Current, w.res.Current
+		}
+		if w.pending {
+			c.Want, c.Floor = w.plan.Target, w.floor
+		}
+		claims[i] = c
+	}
+	granted, warnings := Allocate(b, claims)
+	for i, w := range work {
+		if !w.pending {
+			continue
+		}
+		fleet, plan := w.full, w.plan
+		w.pending, w.full = false, Fleet{}
+		if g := granted[i]; g != plan.Target {
+			held := heldBack(b, plan.Target, g)
+			demand := plan.Demand
+			plan = NewPlan(fleet, Targets{Started: exactly(g.Started), Created: exactly(g.Created)}, w.policy.Policy, now())
+			plan.Demand = demand
+			w.res.Target = plan.Target
+			w.res.Warnings = append(w.res.Warnings, held...)
+		}
+		w.finish(cfg, fleet, plan)
+	}
+	return warnings
+}
+
+func exactly(n int) Range { return Range{Min: &n, Max: &n} }
+
+// heldBack is an app's warning of what the budget b held back of want.
+func heldBack(b Budget, want, granted Counts) []string {
+	var out []string
+	if granted.Created < want.Created && b.MaxCreated != nil {
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d created granted", b.Names.or(b.Names.MaxCreated, "fleet-max-created"), *b.MaxCreated, granted.Created, want.Created))
+	}
+	if granted.Started < want.Started && b.MaxStarted != nil {
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d started granted", b.Names.or(b.Names.MaxStarted, "fleet-max-started"), *b.MaxStarted, granted.Started, want.Started))
+	}
+	if len(out) == 0 {
+		// Fewer started for lack of created machines granted.
+		out = append(out, fmt.Sprintf("held back by the fleet budget: %d of %d started granted", granted.Started, want.Started))
+	}
+	return out
+}
+
 // act applies the app's plan, when it has one, within a timeout of its own.
 func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() time.Time) AppResult {
 	if !w.ready {
@@ -494,6 +683,7 @@ func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() tim
 	res := w.res
 	res.Actions = Apply(ctx, deps.Machines, w.fleet, w.plan)
 	res = statusFrom(res, w.plan)
+	fellBack(&res, w.fallback)
 	res.Elapsed += now().Sub(start)
 	return res
 }
@@ -594,7 +784,7 @@ func (r *Report) Failed() bool {
 		return true
 	}
 	for _, a := range r.Apps {
-		if a.Status == StatusFailed {
+		if a.Status == StatusFailed || a.Status == StatusFallback {
 			return true
 		}
 	}
