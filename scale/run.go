@@ -502,7 +502,6 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		res.Observed = true
 		res.Current = fleet.Counts()
 		res.Target = res.Current
-		res.Demand = res.Current
 		// A paused app is left alone, whatever else went wrong.
 		if p, ok := fleet.PausedAt(now()); ok {
 			res.Status, res.Reason = StatusPaused, p.String()
@@ -532,7 +531,7 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		}
 	}
 	plan := NewPlan(fleet, targets, a.policy.Policy, now())
-	res.Target, res.Demand, res.Warnings = plan.Target, plan.Demand, plan.Warnings
+	res.Target, res.Demand, res.Warnings = plan.Target, &plan.Demand, plan.Warnings
 	res.Warnings = append(res.Warnings, fleet.BadPauses...)
 	if mw, ok := deps.Metrics.(MetricWarnings); ok {
 		res.Warnings = append(mw.Warnings(a.name), res.Warnings...)

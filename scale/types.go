@@ -193,8 +193,9 @@ type AppResult struct {
 	Current  Counts
 	Target   Counts
 	// Demand is what the app's expressions ask for, before the step
-	// limits, the machines it has and the fleet budget cap it into Target.
-	Demand   Counts
+	// limits, the machines it has and the fleet budget cap it into Target;
+	// nil when nothing was decided.
+	Demand   *Counts
 	Actions  []ActionResult
 	Warnings []string
 	Elapsed  time.Duration
