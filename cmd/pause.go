@@ -151,7 +151,9 @@ func markAction(c *cli.Context, s *Streams, resume bool) error {
 			}
 		}
 	}
-	cfg := scale.MarkConfig{Org: vals["org"], Selector: sel, Group: vals["process-group"], OwnApp: own, Resume: resume}
+	// A machine held by a lease (a deploy) is tried 3 times over 3s.
+	cfg := scale.MarkConfig{Org: vals["org"], Selector: sel, Group: vals["process-group"], OwnApp: own, Resume: resume,
+		Attempts: 3, RetryDelay: time.Second}
 	if !resume {
 		d, err := parsePauseFor(vals["for"])
 		if err != nil {

@@ -256,14 +256,25 @@ func outcome(rep *scale.Report) error {
 	if rep.Err != nil {
 		return &exitError{code: ExitFailed, msg: rep.Err.Error()}
 	}
-	failed := 0
+	failed, fallback := 0, 0
 	for _, a := range rep.Apps {
-		if a.Status == scale.StatusFailed {
+		switch a.Status {
+		case scale.StatusFailed:
 			failed++
+		case scale.StatusFallback:
+			fallback++
 		}
 	}
+	var msgs []string
 	if failed > 0 {
-		return &exitError{code: ExitFailed, msg: fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps))}
+		msgs = append(msgs, fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps)))
+	}
+	if fallback > 0 {
+		// Their metrics could not be read: a source failed.
+		msgs = append(msgs, fmt.Sprintf("%d of %d apps fell back to their fallback started count (metrics not read)", fallback, len(rep.Apps)))
+	}
+	if len(msgs) > 0 {
+		return &exitError{code: ExitFailed, msg: strings.Join(msgs, ", ")}
 	}
 	return nil
 }

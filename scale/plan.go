@@ -140,7 +140,6 @@ func (pl *planner) warn(format string, args ...any) {
 func (pl *planner) run(t Targets) Plan {
 	pl.anchor = anchorOf(pl.f.Machines)
 	cur := pl.plan.Current
-	pl.plan.Demand = Counts{Started: demand(cur.Started, t.Started), Created: demand(cur.Created, t.Created)}
 	createdTarget := pl.target("created", cur.Created, t.Created)
 	if limit := max(pl.p.maxMachines(), cur.Created); createdTarget > limit {
 		pl.warn("created capped %d → %d by %s", createdTarget, limit, pl.p.Names.or(pl.p.Names.MaxMachines, "max-machines"))
@@ -226,8 +225,14 @@ func (pl *planner) run(t Targets) Plan {
 	return pl.plan
 }
 
-// demand is current clamped into r, a min above the max taken as the max:
-// what the targets ask for before any limit.
+// DemandOf returns what targets t ask of counts current before any limit
+// (the step limits, max-machines, the machines there are, a fleet
+// budget): each count clamped into its range, a min above the max taken
+// as the max.
+func DemandOf(current Counts, t Targets) Counts {
+	return Counts{Started: demand(current.Started, t.Started), Created: demand(current.Created, t.Created)}
+}
+
 func demand(current int, r Range) int {
 	lo, hi := 0, int(^uint(0)>>1)
 	if r.Min != nil {

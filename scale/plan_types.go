@@ -17,12 +17,9 @@ type Action struct {
 
 // Plan is the planner's decision for one app: data, not behaviour.
 type Plan struct {
-	App     string `json:"app"`
-	Current Counts `json:"current"`
-	Target  Counts `json:"target"`
-	// Demand is what the targets ask for, clamped into their ranges only:
-	// before the step limits, max-machines and the machines there are.
-	Demand   Counts   `json:"demand"`
+	App      string   `json:"app"`
+	Current  Counts   `json:"current"`
+	Target   Counts   `json:"target"`
 	Actions  []Action `json:"actions"`
 	Warnings []string `json:"warnings,omitempty"`
 	// Unreachable says why the target cannot be reached at all, such as a

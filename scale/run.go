@@ -531,7 +531,8 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		}
 	}
 	plan := NewPlan(fleet, targets, a.policy.Policy, now())
-	res.Target, res.Demand, res.Warnings = plan.Target, &plan.Demand, plan.Warnings
+	demand := DemandOf(res.Current, targets)
+	res.Target, res.Demand, res.Warnings = plan.Target, &demand, plan.Warnings
 	res.Warnings = append(res.Warnings, fleet.BadPauses...)
 	if mw, ok := deps.Metrics.(MetricWarnings); ok {
 		res.Warnings = append(mw.Warnings(a.name), res.Warnings...)
@@ -642,9 +643,7 @@ func allocateBudget(cfg Config, b Budget, work []*appWork, now func() time.Time)
 		w.pending, w.full = false, Fleet{}
 		if g := granted[i]; g != plan.Target {
 			held := heldBack(b, plan.Target, g)
-			demand := plan.Demand
 			plan = NewPlan(fleet, Targets{Started: exactly(g.Started), Created: exactly(g.Created)}, w.policy.Policy, now())
-			plan.Demand = demand
 			w.res.Target = plan.Target
 			w.res.Warnings = append(w.res.Warnings, held...)
 		}

@@ -1,0 +1,58 @@
+package scale
+
+import (
+	"testing"
+	"time"
+
+	fly "github.com/superfly/fly-go"
+)
+
+func pausedMachine(id, group string, md map[string]string) *fly.Machine {
+	meta := map[string]string{"fly_process_group": group}
+	for k, v := range md {
+		meta[k] = v
+	}
+	return &fly.Machine{ID: id, State: "started", HostStatus: fly.HostStatusOk, Config: &fly.MachineConfig{Metadata: meta}}
+}
+
+func TestFleetPausedAt(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	list := []*fly.Machine{
+		pausedMachine("m1", "app", nil),
+		pausedMachine("m2", "app", map[string]string{MetaPausedUntil: "2026-12-06T14:00:00Z", MetaPausedReason: "migration"}),
+		pausedMachine("m3", "app", map[string]string{MetaPausedUntil: "2026-12-06T11:00:00Z", MetaPausedReason: "old"}),
+		// Another group's pause is not this group's.
+		pausedMachine("w1", "worker", map[string]string{MetaPausedUntil: "2026-12-07T00:00:00Z"}),
+		pausedMachine("m4", "app", map[string]string{MetaPausedUntil: "tomorrow"}),
+	}
+	// An unreachable machine's mark counts: it is read from incomplete_config.
+	off := pausedMachine("m5", "app", map[string]string{MetaPausedUntil: "2026-12-06T13:00:00Z"})
+	off.HostStatus, off.IncompleteConfig, off.Config = "unreachable", off.Config, nil
+	list = append(list, off)
+
+	f := NewFleet("web", "app", list)
+	p, ok := f.PausedAt(now)
+	if !ok || p.Machine != "m2" || p.String() != "paused until 2026-12-06T14:00Z: migration" {
+		t.Errorf("PausedAt = %+v %v, %q", p, ok, p.String())
+	}
+	if len(f.BadPauses) != 1 {
+		t.Errorf("bad pauses %q", f.BadPauses)
+	}
+	// Once every mark has expired, nothing is paused.
+	if p, ok := f.PausedAt(now.Add(2 * time.Hour)); ok {
+		t.Errorf("expired pause in force: %+v", p)
+	}
+	// The unreachable machine's mark alone.
+	g := NewFleet("web", "app", []*fly.Machine{off})
+	if p, ok := g.PausedAt(now); !ok || p.String() != "paused until 2026-12-06T13:00Z" {
+		t.Errorf("unreachable machine's pause: %+v %v", p, ok)
+	}
+}
+
+func TestStripMarks(t *testing.T) {
+	c := &fly.MachineConfig{Metadata: map[string]string{MetaPausedUntil: "x", MetaPausedReason: "y", "fas_other": "z", "fly_process_group": "app"}}
+	stripMarks(c)
+	if len(c.Metadata) != 1 || c.Metadata["fly_process_group"] != "app" {
+		t.Errorf("metadata after strip: %v", c.Metadata)
+	}
+}
