@@ -523,3 +523,123 @@ func TestFallback(t *testing.T) {
 		t.Errorf("without a fallback: exit %d, %s, %d changes", code, a.Status, len(srv.Mutations()))
 	}
 }
+
+// TestDemandCappedByMachines: an app whose started target is capped by
+// the machines it has reports its demand beside the capped target, in
+// the JSON and the table.
+func TestDemandCappedByMachines(t *testing.T) {
+	t.Parallel()
+	tenantsEnv(t, &flytest.Org{Slug: "tenants", Apps: []flytest.AppSpec{
+		{Name: "acme", Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped", Count: 3}}},
+	}})
+	code, out, stderr := runCLI(t, "run", "--apps", "acme", "--started-machine-count", "8", "--output", "json", "--dry-run")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	a := appOf(t, decodeReport(t, out), "acme")
+	if a.Target.Started != 4 || a.Demand == nil || a.Demand.Started != 8 || a.Demand.Created != 4 {
+		t.Errorf("target %+v, demand %+v; want 4 started aimed at, 8 asked for", a.Target, a.Demand)
+	}
+	_, table, _ := runCLI(t, "run", "--apps", "acme", "--started-machine-count", "8", "--dry-run")
+	if !strings.Contains(table, "1 → 4 (wants 8)") {
+		t.Errorf("table:\n%s", table)
+	}
+}
+
+// TestRunRegistryTenants: the Pushgateway's figures count paused and
+// fallback apps, carry each app's demand and the budget the run enforced.
+func TestRunRegistryTenants(t *testing.T) {
+	t.Parallel()
+	capStarted := 10
+	rep := &scale.Report{Org: "tenants", Budget: scale.Budget{MaxStarted: &capStarted}, Apps: []scale.AppResult{
+		{App: "acme", Status: scale.StatusPlanned, Observed: true, Current: scale.Counts{Started: 1, Created: 4},
+			Target: scale.Counts{Started: 4, Created: 4}, Demand: &scale.Counts{Started: 8, Created: 4}},
+		{App: "held", Status: scale.StatusPaused, Observed: true, Current: scale.Counts{Started: 2, Created: 2}, Target: scale.Counts{Started: 2, Created: 2}},
+		{App: "blind", Status: scale.StatusFallback, Observed: true, Current: scale.Counts{Started: 1, Created: 3}, Target: scale.Counts{Started: 3, Created: 3}},
+	}}
+	mfs, err := runRegistry(rep).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += fmt.Sprintf(",%s=%s", l.GetName(), l.GetValue())
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		metricDemandStarted + ",app=acme,policy=default": 8,
+		metricDemandCreated + ",app=acme,policy=default": 4,
+		metricTargetStarted + ",app=acme,policy=default": 4,
+		metricBudgetStarted:                              10,
+		metricApps + ",result=paused":                    1,
+		metricApps + ",result=fallback":                  1,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", key, v, ok, want)
+		}
+	}
+	if _, ok := got[metricBudgetCreated]; ok {
+		t.Errorf("%s pushed without --fleet-max-created", metricBudgetCreated)
+	}
+}
+
+func TestTenantsConfigErrors(t *testing.T) {
+	t.Parallel()
+	calls := tripwire(t)
+	base := []string{"run", "--api-token", "tok", "--apps", "acme", "--started-machine-count", "1"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append(base, "--fleet-max-started", "-1"), "--fleet-max-started (FAS_FLEET_MAX_STARTED)"},
+		{append(base, "--fleet-max-created", "many"), "--fleet-max-created (FAS_FLEET_MAX_CREATED)"},
+		{append(base, "--fallback-started", "0"), "--fallback-started (FAS_FALLBACK_STARTED)"},
+		{append(base, "--config", writeFile(t, "p.yml", "policies:\n  - name: paying\n    apps: [pay-*]\n    priority: high\n")), "priority"},
+		{append(base, "--config", writeFile(t, "f.yml", "policies:\n  - name: paying\n    apps: [pay-*]\n    fallback-started: -2\n")), "fallback-started"},
+	} {
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, %s; want 2 and %q", tc.args[len(tc.args)-2:], code, stderr, tc.want)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Errorf("%d API calls for bad input", calls.Load())
+	}
+}
+
+// TestFallbackPolicyKey: fallback-started as a policy key applies to the
+// policy's apps only.
+func TestFallbackPolicyKey(t *testing.T) {
+	t.Parallel()
+	srv := tenantsEnv(t, &flytest.Org{Slug: "tenants", Apps: []flytest.AppSpec{
+		{Name: "pay-1", Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped", Count: 3}}},
+		{Name: "trial-1", Machines: []flytest.MachineSpec{{State: "started"}, {State: "stopped", Count: 3}}},
+	}})
+	cfg := writeFile(t, "fas.yml", `
+org: tenants
+app-name: "*"
+started-machine-count: ceil(queue / 10)
+metric-collectors:
+  - type: prometheus
+    metric-name: queue
+    address: http://127.0.0.1:1
+    query: sum(queue_depth{app="$APP_NAME"})
+policies:
+  - name: paying
+    apps: [pay-*]
+    fallback-started: 2
+`)
+	code, out, _ := runCLI(t, "run", "--config", cfg, "--output", "json", "--timeout", "10s")
+	rep := decodeReport(t, out)
+	if pay, trial := appOf(t, rep, "pay-1"), appOf(t, rep, "trial-1"); code != ExitFailed || pay.Status != "fallback" || trial.Status != "failed" {
+		t.Errorf("exit %d, pay-1 %s, trial-1 %s", code, pay.Status, trial.Status)
+	}
+	if startedOf(srv, "pay-1") != 2 || startedOf(srv, "trial-1") != 1 {
+		t.Errorf("started: pay-1 %d, trial-1 %d; want 2 and 1", startedOf(srv, "pay-1"), startedOf(srv, "trial-1"))
+	}
+}

@@ -56,3 +56,45 @@ func TestStripMarks(t *testing.T) {
 		t.Errorf("metadata after strip: %v", c.Metadata)
 	}
 }
+
+// TestFallbackTargets: the fallback raises the started count, never
+// lowers it, and creates only within the max created count (when it
+// evaluates without metrics) and max-machines.
+func TestFallbackTargets(t *testing.T) {
+	compile := func(src string, metrics ...string) *Expr {
+		e, err := CompileExpr(src, metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	list := []*fly.Machine{pausedMachine("a", "app", nil), pausedMachine("b", "app", nil)}
+	f := NewFleet("web", "app", list)
+	at := MomentOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil)
+	for _, tc := range []struct {
+		name          string
+		n             int
+		maxCreated    *Expr
+		maxMachines   int
+		cur           Counts
+		started, made int
+	}{
+		{name: "no created count: no creates", n: 5, cur: Counts{Started: 1, Created: 2}, started: 5, made: 2},
+		{name: "within the max created count", n: 5, maxCreated: compile("4"), cur: Counts{Started: 1, Created: 2}, started: 5, made: 4},
+		{name: "up to n only", n: 3, maxCreated: compile("10"), cur: Counts{Started: 1, Created: 2}, started: 3, made: 3},
+		{name: "within max-machines", n: 5, maxCreated: compile("10"), maxMachines: 3, cur: Counts{Started: 1, Created: 2}, started: 5, made: 3},
+		{name: "a max that needs metrics creates nothing", n: 5, maxCreated: compile("q * 2", "q"), cur: Counts{Started: 1, Created: 2}, started: 5, made: 2},
+		{name: "never lowered", n: 1, maxCreated: compile("0"), cur: Counts{Started: 2, Created: 2}, started: 2, made: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &AppPolicy{Expressions: Expressions{MaxCreated: tc.maxCreated}, Policy: Policy{FallbackStarted: tc.n, MaxMachines: tc.maxMachines}}
+			got := fallbackTargets(p, f, at, tc.cur)
+			if *got.Started.Min != tc.started || got.Started.Max != nil {
+				t.Errorf("started %v..%v, want at least %d", *got.Started.Min, got.Started.Max, tc.started)
+			}
+			if *got.Created.Min != tc.made || *got.Created.Max != tc.made {
+				t.Errorf("created %d..%d, want %d", *got.Created.Min, *got.Created.Max, tc.made)
+			}
+		})
+	}
+}
