@@ -575,9 +575,9 @@ func TestRunRegistryTenants(t *testing.T) {
 		metricDemandStarted + ",app=acme,policy=default": 8,
 		metricDemandCreated + ",app=acme,policy=default": 4,
 		metricTargetStarted + ",app=acme,policy=default": 4,
-		metricBudgetStarted:                              10,
-		metricApps + ",result=paused":                    1,
-		metricApps + ",result=fallback":                  1,
+		metricBudgetStarted:             10,
+		metricApps + ",result=paused":   1,
+		metricApps + ",result=fallback": 1,
 	} {
 		if v, ok := got[key]; !ok || v != want {
 			t.Errorf("%s = %v (%v), want %v", key, v, ok, want)
