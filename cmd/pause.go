@@ -159,7 +159,9 @@ func markAction(c *cli.Context, s *Streams, resume bool) error {
 		if err != nil {
 			return usagef("--for: %v", err)
 		}
-		cfg.Until = time.Now().Add(d).UTC().Truncate(time.Second)
+		// To the minute, rounded up: the report shows minutes, and a pause
+		// repeated within the minute writes nothing.
+		cfg.Until = time.Now().Add(d).UTC().Add(time.Minute - time.Nanosecond).Truncate(time.Minute)
 		cfg.Reason = vals["reason"]
 		if strings.ContainsFunc(cfg.Reason, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 			return usagef("--reason: holds a control character: use one line of text")
