@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Budget caps the total started and the total created machines of the
@@ -173,4 +174,70 @@ func allocate(limit *int, name, what string, claims []BudgetClaim, current, want
 		warnings = append(warnings, fmt.Sprintf("%s %d held back %s: %s", name, *limit, what, strings.Join(held, ", ")))
 	}
 	return warnings
+}
+
+// floorOf returns the app's own minimums under t: those its min- counts
+// set apart from its max- counts (a started-machine-count sets both, and
+// is a demand, not a minimum).
+func floorOf(x Expressions, t Targets) Counts {
+	var c Counts
+	if x.MinStarted != nil && x.MinStarted != x.MaxStarted && t.Started.Min != nil {
+		c.Started = *t.Started.Min
+	}
+	if x.MinCreated != nil && x.MinCreated != x.MaxCreated && t.Created.Min != nil {
+		c.Created = *t.Created.Min
+	}
+	return c
+}
+
+// allocateBudget allocates b over the prepared apps (see Allocate),
+// plans again those held back, and finishes every pending app. It
+// returns the budget's warnings.
+func allocateBudget(cfg Config, b Budget, work []*appWork, now func() time.Time) []string {
+	claims := make([]BudgetClaim, len(work))
+	for i, w := range work {
+		c := BudgetClaim{App: w.res.App, Priority: w.policy.Policy.Priority}
+		if w.res.Observed {
+			// An app not planned keeps what it has.
+			c.Current, c.Want = w.res.Current, w.res.Current
+		}
+		if w.pending {
+			c.Want, c.Floor = w.plan.Target, w.floor
+		}
+		claims[i] = c
+	}
+	granted, warnings := Allocate(b, claims)
+	for i, w := range work {
+		if !w.pending {
+			continue
+		}
+		fleet, plan := w.full, w.plan
+		w.pending, w.full = false, Fleet{}
+		if g := granted[i]; g != plan.Target {
+			held := heldBack(b, plan.Target, g)
+			plan = NewPlan(fleet, Targets{Started: exactly(g.Started), Created: exactly(g.Created)}, w.policy.Policy, now())
+			w.res.Target = plan.Target
+			w.res.Warnings = append(w.res.Warnings, held...)
+		}
+		w.finish(cfg, fleet, plan)
+	}
+	return warnings
+}
+
+func exactly(n int) Range { return Range{Min: &n, Max: &n} }
+
+// heldBack is an app's warning of what the budget b held back of want.
+func heldBack(b Budget, want, granted Counts) []string {
+	var out []string
+	if granted.Created < want.Created && b.MaxCreated != nil {
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d created granted", b.Names.or(b.Names.MaxCreated, "fleet-max-created"), *b.MaxCreated, granted.Created, want.Created))
+	}
+	if granted.Started < want.Started && b.MaxStarted != nil {
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d started granted", b.Names.or(b.Names.MaxStarted, "fleet-max-started"), *b.MaxStarted, granted.Started, want.Started))
+	}
+	if len(out) == 0 {
+		// Fewer started for lack of created machines granted.
+		out = append(out, fmt.Sprintf("held back by the fleet budget: %d of %d started granted", granted.Started, want.Started))
+	}
+	return out
 }
