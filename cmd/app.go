@@ -202,6 +202,8 @@ func newApp(s *Streams, env Env) *cli.App {
 		Commands: withUsageErrors([]*cli.Command{
 			runCommand(s),
 			evalCommand(s),
+			pauseCommand(s),
+			resumeCommand(s),
 			demoCommand(s),
 			versionCommand(s),
 		}),

@@ -214,6 +214,27 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil {
 		return nil, err
 	}
+	if v := s.str("fallback-started", file.FallbackStarted); v != "" {
+		if policy.FallbackStarted, err = parseFallback(v); err != nil {
+			return nil, usagef("%s: %v", s.where("fallback-started"), err)
+		}
+	}
+	budget := scale.Budget{Names: scale.BudgetNames{MaxStarted: "--fleet-max-started", MaxCreated: "--fleet-max-created"}}
+	for _, b := range []struct {
+		flag, val string
+		dst       **int
+	}{
+		{"fleet-max-started", file.FleetMaxStarted, &budget.MaxStarted},
+		{"fleet-max-created", file.FleetMaxCreated, &budget.MaxCreated},
+	} {
+		if v := s.str(b.flag, b.val); v != "" {
+			n, err := parseFleetMax(v)
+			if err != nil {
+				return nil, usagef("%s: %v", s.where(b.flag), err)
+			}
+			*b.dst = &n
+		}
+	}
 	maxFailureRatio := 1.0
 	if v := s.str("max-failure-ratio", file.MaxFailureRatio); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
@@ -288,6 +309,8 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 
 		MaxFailureRatio: maxFailureRatio,
 		LimitFailures:   maxFailureRatio < 1,
+		Budget:          budget,
+		OwnApp:          ownApp(s.env),
 	}
 	return rc, nil
 }
@@ -577,4 +600,10 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
+}
+
+// ownApp is the autoscaler's own app: FLY_APP_NAME, set on every Fly
+// machine. A run never changes it, pause refuses it.
+func ownApp(env Env) string {
+	return strings.TrimSpace(env.Get("FLY_APP_NAME"))
 }

@@ -40,6 +40,9 @@ type fileConfig struct {
 	MaxMachines            string            `yaml:"max-machines"`
 	MinStartedDuration     string            `yaml:"min-started-duration"`
 	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
+	FleetMaxStarted        string            `yaml:"fleet-max-started"`
+	FleetMaxCreated        string            `yaml:"fleet-max-created"`
+	FallbackStarted        string            `yaml:"fallback-started"`
 	PushgatewayURL         string            `yaml:"pushgateway"`
 	Timezone               string            `yaml:"timezone"`
 	Policies               []policyConfig    `yaml:"policies"`
@@ -114,7 +117,8 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	for _, p := range []*string{&fc.Org, &fc.Shard, &fc.ProcessGroup, &fc.CreatedMachineCount,
 		&fc.MinCreatedMachineCount, &fc.MaxCreatedMachineCount, &fc.StartedMachineCount, &fc.MinStartedMachineCount,
 		&fc.MaxStartedMachineCount, &fc.InitialMachineState, &fc.Concurrency, &fc.Timeout, &fc.APIToken,
-		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL, &fc.Timezone} {
+		&fc.ScaleDown, &fc.MaxScaleUp, &fc.MaxScaleDown, &fc.MaxMachines, &fc.MinStartedDuration, &fc.MaxFailureRatio, &fc.PushgatewayURL, &fc.Timezone,
+		&fc.FleetMaxStarted, &fc.FleetMaxCreated, &fc.FallbackStarted} {
 		*p = env.expand(*p)
 	}
 	for _, l := range []stringList{fc.AppName, fc.Exclude, fc.Regions} {

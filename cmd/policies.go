@@ -41,6 +41,8 @@ type policyConfig struct {
 	MaxScaleDown           string     `yaml:"max-scale-down"`
 	MaxMachines            string     `yaml:"max-machines"`
 	MinStartedDuration     string     `yaml:"min-started-duration"`
+	FallbackStarted        string     `yaml:"fallback-started"`
+	Priority               string     `yaml:"priority"`
 
 	// line is the line of the entry, lines the line of each of its keys:
 	// every error about a policy names one.
@@ -87,7 +89,8 @@ func (p *policyConfig) UnmarshalYAML(n *yaml.Node) error {
 func (p *policyConfig) expand(env Env) {
 	for _, v := range []*string{&p.Name, &p.ProcessGroup, &p.StartedMachineCount, &p.MinStartedMachineCount,
 		&p.MaxStartedMachineCount, &p.CreatedMachineCount, &p.MinCreatedMachineCount, &p.MaxCreatedMachineCount,
-		&p.InitialMachineState, &p.ScaleDown, &p.MaxScaleUp, &p.MaxScaleDown, &p.MaxMachines, &p.MinStartedDuration} {
+		&p.InitialMachineState, &p.ScaleDown, &p.MaxScaleUp, &p.MaxScaleDown, &p.MaxMachines, &p.MinStartedDuration,
+		&p.FallbackStarted, &p.Priority} {
 		*v = strings.TrimSpace(env.expand(*v))
 	}
 	for _, l := range []stringList{p.Apps, p.Exclude, p.Regions} {
@@ -221,6 +224,8 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 		override(&o.MaxScaleDown, pc.MaxScaleDown, at("max-scale-down"), parseCount),
 		override(&o.MaxMachines, pc.MaxMachines, at("max-machines"), parseMaxMachines),
 		override(&o.MinStartedDuration, pc.MinStartedDuration, at("min-started-duration"), parseDuration),
+		override(&o.FallbackStarted, pc.FallbackStarted, at("fallback-started"), parseFallback),
+		override(&o.Priority, pc.Priority, at("priority"), parsePriority),
 	); err != nil {
 		return scale.AppPolicy{}, err
 	}
@@ -325,6 +330,35 @@ func parseCount(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%q is not a number of machines: use a whole number (0 freezes that direction; leave it unset for no limit)", v)
+	}
+	return n, nil
+}
+
+// parseFallback reads fallback-started: a whole number of machines, at
+// least 1.
+func parseFallback(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a number of machines: use a whole number of at least 1 (leave it unset to leave an app whose metrics cannot be read alone)", v)
+	}
+	return n, nil
+}
+
+// parsePriority reads a policy's priority: a whole number, higher first.
+func parsePriority(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a priority: use a whole number, higher is served first under a fleet budget (default 0)", v)
+	}
+	return n, nil
+}
+
+// parseFleetMax reads fleet-max-started or fleet-max-created: a whole
+// number of machines, at least 0.
+func parseFleetMax(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a number of machines: use a whole number, the most machines the selected apps may have in all (leave it unset for no cap)", v)
 	}
 	return n, nil
 }

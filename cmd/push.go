@@ -28,6 +28,10 @@ const (
 	metricActions       = "fly_autoscaler_machine_actions"
 	metricStarted       = "fly_autoscaler_app_started_machines"
 	metricTargetStarted = "fly_autoscaler_app_target_started_machines"
+	metricDemandStarted = "fly_autoscaler_app_demand_started_machines"
+	metricDemandCreated = "fly_autoscaler_app_demand_created_machines"
+	metricBudgetStarted = "fly_autoscaler_fleet_budget_started"
+	metricBudgetCreated = "fly_autoscaler_fleet_budget_created"
 	metricDuration      = "fly_autoscaler_run_duration_seconds"
 	metricLastSuccess   = "fly_autoscaler_last_success_timestamp_seconds"
 )
@@ -160,7 +164,7 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 	matched.Set(float64(max(rep.Matched, len(rep.Apps))))
 
 	apps := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: metricApps, Help: "Apps of the last run by result: scaled, planned (dry run), unchanged, blocked, skipped or failed.",
+		Name: metricApps, Help: "Apps of the last run by result: scaled, planned (dry run), unchanged, blocked, skipped, paused, fallback or failed.",
 	}, []string{"result"})
 	for _, st := range scale.Statuses() {
 		apps.WithLabelValues(string(st))
@@ -183,6 +187,12 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 	target := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricTargetStarted, Help: "Started machines the last run aimed at for the app.",
 	}, []string{"app", "policy"})
+	demandStarted := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricDemandStarted, Help: "Started machines the app's expressions asked for in the last run, before the step limits, the machines it has and the fleet budget.",
+	}, []string{"app", "policy"})
+	demandCreated := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricDemandCreated, Help: "Machines the app's expressions asked for in the last run, before the step limits, max-machines and the fleet budget.",
+	}, []string{"app", "policy"})
 
 	for _, a := range rep.Apps {
 		if a.Status != "" {
@@ -198,6 +208,10 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 		}
 		started.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Current.Started))
 		target.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Target.Started))
+		if a.Demand != nil {
+			demandStarted.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Demand.Started))
+			demandCreated.WithLabelValues(a.App, policyName(a.Policy)).Set(float64(a.Demand.Created))
+		}
 	}
 
 	duration := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -205,7 +219,21 @@ func runRegistry(rep *scale.Report) *prometheus.Registry {
 	})
 	duration.Set(rep.Elapsed.Seconds())
 
-	reg.MustRegister(matched, apps, actions, started, target, duration)
+	reg.MustRegister(matched, apps, actions, started, target, demandStarted, demandCreated, duration)
+	// The budget's caps, the run's share of them with --shard.
+	for _, b := range []struct {
+		name, help string
+		limit      *int
+	}{
+		{metricBudgetStarted, "Most started machines the last run allowed its apps in all (--fleet-max-started, the shard's share).", rep.Budget.MaxStarted},
+		{metricBudgetCreated, "Most machines the last run allowed its apps in all (--fleet-max-created, the shard's share).", rep.Budget.MaxCreated},
+	} {
+		if b.limit != nil {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: b.name, Help: b.help})
+			g.Set(float64(*b.limit))
+			reg.MustRegister(g)
+		}
+	}
 	return reg
 }
 

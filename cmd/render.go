@@ -151,7 +151,7 @@ func visibleApps(r *scale.Report, o RenderOptions) []scale.AppResult {
 	if o.Quiet {
 		var failed []scale.AppResult
 		for _, a := range apps {
-			if a.Status == scale.StatusFailed {
+			if a.Status == scale.StatusFailed || a.Status == scale.StatusFallback {
 				failed = append(failed, a)
 			}
 		}
@@ -163,12 +163,20 @@ func visibleApps(r *scale.Report, o RenderOptions) []scale.AppResult {
 func row(r *scale.Report, a scale.AppResult) []string {
 	return withPolicy(r.HasPolicies, []string{
 		oneLine(a.App),
-		countCell(a, a.Current.Started, a.Target.Started),
-		countCell(a, a.Current.Created, a.Target.Created),
+		demandCell(a, a.Current.Started, a.Target.Started, demandOf(a).Started),
+		demandCell(a, a.Current.Created, a.Target.Created, demandOf(a).Created),
 		actionsCell(a.Actions, r.DryRun),
 		metricsCell(a.Metrics),
 		resultCell(a),
 	}, oneLine(a.Policy))
+}
+
+// demandOf is the app's demand, its target when nothing was decided.
+func demandOf(a scale.AppResult) scale.Counts {
+	if a.Demand == nil {
+		return a.Target
+	}
+	return *a.Demand
 }
 
 // countCell renders "current → target", or a single number when they are
@@ -181,6 +189,16 @@ func countCell(a scale.AppResult, current, target int) string {
 		return strconv.Itoa(current)
 	}
 	return fmt.Sprintf("%d → %d", current, target)
+}
+
+// demandCell is countCell followed by "(wants N)" when the app's demand
+// is not its target: unmet demand shows.
+func demandCell(a scale.AppResult, current, target, demand int) string {
+	s := countCell(a, current, target)
+	if a.Observed && demand != target && a.Status != scale.StatusFailed && a.Status != scale.StatusSkipped && a.Status != scale.StatusPaused {
+		s += fmt.Sprintf(" (wants %d)", demand)
+	}
+	return s
 }
 
 // actionsCell summarises actions per kind: "start 2 (1 failed), create 2

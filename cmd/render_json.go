@@ -23,7 +23,15 @@ type jsonReport struct {
 	ElapsedSeconds float64     `json:"elapsed_seconds"`
 	Summary        jsonSummary `json:"summary"`
 	Error          string      `json:"error,omitempty"`
+	Budget         *jsonBudget `json:"budget,omitempty"`
+	Warnings       []string    `json:"warnings,omitempty"`
 	Apps           []jsonApp   `json:"apps"`
+}
+
+// jsonBudget is the fleet budget a run enforced: a cap is null when unset.
+type jsonBudget struct {
+	MaxStarted *int `json:"max_started"`
+	MaxCreated *int `json:"max_created"`
 }
 
 type jsonSummary struct {
@@ -33,6 +41,8 @@ type jsonSummary struct {
 	Unchanged   int `json:"unchanged"`
 	Blocked     int `json:"blocked"`
 	Skipped     int `json:"skipped"`
+	Paused      int `json:"paused"`
+	Fallback    int `json:"fallback"`
 	Failed      int `json:"failed"`
 }
 
@@ -45,6 +55,7 @@ type jsonApp struct {
 	Metrics        map[string]*float64 `json:"metrics"`
 	Current        *jsonCounts         `json:"current"`
 	Target         *jsonCounts         `json:"target"`
+	Demand         *jsonCounts         `json:"demand"`
 	Warnings       []string            `json:"warnings"`
 	Actions        []jsonAction        `json:"actions"`
 }
@@ -88,6 +99,10 @@ func toJSON(r *scale.Report) (jsonReport, []scale.AppResult) {
 	if r.Err != nil {
 		out.Error = r.Err.Error()
 	}
+	if r.Budget.Set() {
+		out.Budget = &jsonBudget{MaxStarted: r.Budget.MaxStarted, MaxCreated: r.Budget.MaxCreated}
+	}
+	out.Warnings = r.Warnings
 	apps := sortedApps(r)
 	for _, a := range apps {
 		switch a.Status {
@@ -101,6 +116,10 @@ func toJSON(r *scale.Report) (jsonReport, []scale.AppResult) {
 			out.Summary.Blocked++
 		case scale.StatusSkipped:
 			out.Summary.Skipped++
+		case scale.StatusPaused:
+			out.Summary.Paused++
+		case scale.StatusFallback:
+			out.Summary.Fallback++
 		case scale.StatusFailed:
 			out.Summary.Failed++
 		}
@@ -118,6 +137,7 @@ func toJSONApp(a scale.AppResult) jsonApp {
 		Metrics:        jsonMetrics(a.Metrics),
 		Current:        counts(a, a.Current),
 		Target:         counts(a, a.Target),
+		Demand:         counts(a, demandOf(a)),
 		Warnings:       append([]string{}, a.Warnings...),
 		Actions:        make([]jsonAction, 0, len(a.Actions)),
 	}

@@ -325,6 +325,8 @@ type outputDoc struct {
 		Unchanged   int `json:"unchanged"`
 		Blocked     int `json:"blocked"`
 		Skipped     int `json:"skipped"`
+		Paused      int `json:"paused"`
+		Fallback    int `json:"fallback"`
 		Failed      int `json:"failed"`
 	} `json:"summary"`
 	Error *string `json:"error"`
@@ -343,6 +345,10 @@ type outputDoc struct {
 			Started int `json:"started"`
 			Created int `json:"created"`
 		} `json:"target"`
+		Demand struct {
+			Started int `json:"started"`
+			Created int `json:"created"`
+		} `json:"demand"`
 		Warnings []string `json:"warnings"`
 		Actions  []struct {
 			Kind      string  `json:"kind"`
@@ -423,6 +429,9 @@ func TestRenderJSONDocumented(t *testing.T) {
 	r := fixtureReport()
 	r.Err = errors.New("list apps: context deadline exceeded")
 	r.Shard = "2/4"
+	started := 40
+	r.Budget = scale.Budget{MaxStarted: &started}
+	r.Warnings = []string{"--fleet-max-started 40 held back started: api by 2"}
 	assertDocumented(t, render(t, r, RenderOptions{Format: FormatJSON}), "### Fields")
 }
 

@@ -67,6 +67,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-machines", Category: catSafety, EnvVars: []string{"FAS_MAX_MACHINES"}, Usage: "`N` machines per app and process group above which a created target fails the app as implausible (default: 500)"},
 		&cli.StringFlag{Name: "min-started-duration", Category: catSafety, EnvVars: []string{"FAS_MIN_STARTED_DURATION"}, Usage: "never stop, suspend or destroy a machine that started less than `duration` ago"},
 		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `ratio` (0..1) of the apps failed (default: 1, never)"},
+		&cli.StringFlag{Name: "fleet-max-started", Category: catSafety, EnvVars: []string{"FAS_FLEET_MAX_STARTED"}, Usage: "at most `N` started machines in all over the selected apps (a shard's share with --shard): growth is granted by policy priority (default: no cap)"},
+		&cli.StringFlag{Name: "fleet-max-created", Category: catSafety, EnvVars: []string{"FAS_FLEET_MAX_CREATED"}, Usage: "at most `N` machines in all over the selected apps (a shard's share with --shard): growth is granted by policy priority (default: no cap)"},
+		&cli.StringFlag{Name: "fallback-started", Category: catSafety, EnvVars: []string{"FAS_FALLBACK_STARTED"}, Usage: "raise an app whose metrics cannot be read to `N` started machines, never lower it (default: leave it alone)"},
 		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`mode` of taking started machines down: stop or suspend (default: stop)"},
 
 		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
@@ -133,6 +136,9 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 		warnNoMatch(log, rc)
 	}
 	logReport(log, rep)
+	for _, w := range rep.Warnings {
+		log.Warn("fleet budget: " + w)
+	}
 	pushRun(ctx, log, rc, rep)
 	opts := rc.render
 	opts.Color, opts.Width = s.Color, s.Width
@@ -250,14 +256,25 @@ func outcome(rep *scale.Report) error {
 	if rep.Err != nil {
 		return &exitError{code: ExitFailed, msg: rep.Err.Error()}
 	}
-	failed := 0
+	failed, fallback := 0, 0
 	for _, a := range rep.Apps {
-		if a.Status == scale.StatusFailed {
+		switch a.Status {
+		case scale.StatusFailed:
 			failed++
+		case scale.StatusFallback:
+			fallback++
 		}
 	}
+	var msgs []string
 	if failed > 0 {
-		return &exitError{code: ExitFailed, msg: fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps))}
+		msgs = append(msgs, fmt.Sprintf("%d of %d apps failed", failed, len(rep.Apps)))
+	}
+	if fallback > 0 {
+		// Their metrics could not be read: a source failed.
+		msgs = append(msgs, fmt.Sprintf("%d of %d apps fell back to their fallback started count (metrics not read)", fallback, len(rep.Apps)))
+	}
+	if len(msgs) > 0 {
+		return &exitError{code: ExitFailed, msg: strings.Join(msgs, ", ")}
 	}
 	return nil
 }

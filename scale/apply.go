@@ -896,6 +896,7 @@ func launchInput(f Fleet, a Action) (fly.LaunchMachineInput, error) {
 	if src.raw.ImageRef.Repository != "" {
 		cfg.Image = src.raw.FullImageRef()
 	}
+	stripMarks(cfg)
 	return fly.LaunchMachineInput{Config: cfg, Region: a.Region, SkipLaunch: !a.Started}, nil
 }
 

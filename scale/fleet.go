@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -44,6 +45,11 @@ type Fleet struct {
 	Unreachable int
 	// OtherGroups counts machines of other process groups, left out.
 	OtherGroups int
+	// Pauses are the pause marks of the group's machines, unreachable
+	// ones included (see PausedAt); BadPauses the machines whose mark is
+	// not a time, with the value.
+	Pauses    []Pause
+	BadPauses []string
 }
 
 // NewFleet builds the snapshot of app's process group from the Machines API's
@@ -60,6 +66,11 @@ func NewFleet(app, group string, list []*fly.Machine) Fleet {
 		if processGroup(fm) != group {
 			f.OtherGroups++
 			continue
+		}
+		if p, ok, bad := pauseOf(fm); ok {
+			f.Pauses = append(f.Pauses, p)
+		} else if bad != "" {
+			f.BadPauses = append(f.BadPauses, fmt.Sprintf("%s: %s %q is not an RFC 3339 time, ignored", fm.ID, MetaPausedUntil, bad))
 		}
 		// A missing host_status is taken as reachable: the field is
 		// absent from some answers, and ignoring every machine then would

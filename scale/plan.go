@@ -33,6 +33,12 @@ type Policy struct {
 	// MinStartedDuration keeps a machine that started less than this long
 	// ago from being stopped, suspended or destroyed.
 	MinStartedDuration time.Duration
+	// FallbackStarted, when above 0, is the started count an app whose
+	// metrics cannot be read is raised to (never lowered): see Run.
+	FallbackStarted int
+	// Priority orders the apps' growth under a fleet budget: higher
+	// first (see Allocate).
+	Priority int
 	// Names are the words a plan's warnings and CheckTargets' error use
 	// for the limits above: the caller's (cmd names its flags). Unset,
 	// they read "max-scale-up", "max-scale-down" and "max-machines".
@@ -217,6 +223,25 @@ func (pl *planner) run(t Targets) Plan {
 	pl.plan.Target = Counts{Created: cur.Created - len(pl.removed) + creates}
 	pl.plan.Target.Started = started + len(starts) + countStartedCreates(pl.plan.Actions) - countKind(pl.plan.Actions, ActionStop, ActionSuspend)
 	return pl.plan
+}
+
+// DemandOf returns what targets t ask of counts current before any limit
+// (the step limits, max-machines, the machines there are, a fleet
+// budget): each count clamped into its range, a min above the max taken
+// as the max.
+func DemandOf(current Counts, t Targets) Counts {
+	return Counts{Started: demand(current.Started, t.Started), Created: demand(current.Created, t.Created)}
+}
+
+func demand(current int, r Range) int {
+	lo, hi := 0, int(^uint(0)>>1)
+	if r.Min != nil {
+		lo = *r.Min
+	}
+	if r.Max != nil {
+		hi = *r.Max
+	}
+	return min(max(current, min(lo, hi)), hi)
 }
 
 // target clamps current into r and applies the step limits, noting why.

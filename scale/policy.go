@@ -38,6 +38,8 @@ type Overrides struct {
 	MaxScaleDown       *int
 	MaxMachines        *int
 	MinStartedDuration *time.Duration
+	FallbackStarted    *int
+	Priority           *int
 }
 
 // NewAppPolicy returns the policy called name that applies o to apps, every
@@ -82,6 +84,12 @@ func NewAppPolicy(name string, apps *Selector, o Overrides, def AppPolicy) AppPo
 	}
 	if o.MinStartedDuration != nil {
 		p.Policy.MinStartedDuration = *o.MinStartedDuration
+	}
+	if o.FallbackStarted != nil {
+		p.Policy.FallbackStarted = *o.FallbackStarted
+	}
+	if o.Priority != nil {
+		p.Policy.Priority = *o.Priority
 	}
 	return p
 }

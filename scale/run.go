@@ -53,6 +53,13 @@ type Config struct {
 	// broken metrics source must not reshape the fleet.
 	MaxFailureRatio float64
 	LimitFailures   bool
+	// Budget caps the growth of the selected apps' totals (see
+	// Allocate); a sharded run enforces its shard's share (Budget.Share).
+	// It makes the run plan every app before acting on any.
+	Budget Budget
+	// OwnApp is the autoscaler's own app (FLY_APP_NAME): never changed,
+	// whatever selects it.
+	OwnApp string
 	// Progress, when set, is called after each app with the number of apps
 	// done and the total. It must be safe for concurrent use.
 	Progress func(done, total int)
@@ -96,8 +103,11 @@ type app struct {
 // bounded set of workers. One app's failure never stops the others.
 func Run(ctx context.Context, cfg Config, deps Deps) *Report {
 	rep := &Report{Org: cfg.Org, Shard: cfg.Shard.String(), DryRun: cfg.DryRun, HasPolicies: len(cfg.Policies) > 0}
+	if cfg.Budget.Set() {
+		rep.Budget = cfg.Budget.Share(cfg.Shard)
+	}
 	rep.StartedAt, rep.Elapsed, rep.Matched, rep.Err = pass(ctx, cfg, deps, "run", func(apps []app, now func() time.Time) {
-		rep.Apps = reconcile(ctx, cfg, deps, apps, now)
+		rep.Apps, rep.Warnings = reconcile(ctx, cfg, deps, apps, now)
 	})
 	return rep
 }
@@ -123,24 +133,29 @@ func pass(ctx context.Context, cfg Config, deps Deps, what string, body func(app
 }
 
 // reconcile observes, measures, decides and acts on each app, and returns
-// their results in the apps' order.
-func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func() time.Time) []AppResult {
+// their results in the apps' order, and the run's own warnings.
+func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func() time.Time) ([]AppResult, []string) {
 	results := make([]AppResult, len(apps))
 	if len(apps) > 0 && apps[0].releases != nil {
 		defer apps[0].releases.refresh(ctx, deps.Apps)()
 	}
-	if !cfg.LimitFailures {
+	if !cfg.LimitFailures && !cfg.Budget.Set() {
 		each(cfg, len(apps), func(i int) {
 			w := prepare(ctx, cfg, deps, apps[i], now)
 			results[i] = w.act(ctx, cfg, deps, now)
 		})
-		return results
+		return results, nil
 	}
 	// Every app is observed, measured and planned before the failure
 	// ratio is checked, and only then acted on: the decision does not
 	// depend on which apps happened to finish first.
 	work := make([]*appWork, len(apps))
 	each(cfg, len(apps), func(i int) { work[i] = prepare(ctx, cfg, deps, apps[i], now) })
+	// The fleet budget is allocated over every app's plan (see Allocate).
+	var warnings []string
+	if cfg.Budget.Set() {
+		warnings = allocateBudget(cfg, cfg.Budget.Share(cfg.Shard), work, now)
+	}
 	failed := 0
 	for _, w := range work {
 		if w.res.Status == StatusFailed {
@@ -152,13 +167,40 @@ func reconcile(ctx context.Context, cfg Config, deps Deps, apps []app, now func(
 		for i, w := range work {
 			results[i] = w.abort(reason)
 		}
-		return results
+		return results, warnings
 	}
-	each(cfg, len(apps), func(i int) {
-		results[i] = work[i].act(ctx, cfg, deps, now)
-		work[i] = nil // its result holds what the report needs
-	})
-	return results
+	act := func(idx []int) {
+		each(cfg, len(idx), func(j int) {
+			i := idx[j]
+			results[i] = work[i].act(ctx, cfg, deps, now)
+			work[i] = nil // its result holds what the report needs
+		})
+	}
+	if !cfg.Budget.Set() {
+		act(allOf(len(work)))
+		return results, warnings
+	}
+	// Under a budget, the apps that do not grow act first: their
+	// scale-downs free what the others were granted.
+	var down, up []int
+	for i, w := range work {
+		if w.res.Target.Started > w.res.Current.Started || w.res.Target.Created > w.res.Current.Created {
+			up = append(up, i)
+		} else {
+			down = append(down, i)
+		}
+	}
+	act(down)
+	act(up)
+	return results, warnings
+}
+
+func allOf(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 func (cfg Config) clock() func() time.Time {
@@ -371,6 +413,16 @@ type appWork struct {
 	plan  Plan
 	// ready is set when the plan has actions to apply.
 	ready bool
+	// fallback is, for an app planned from its fallback started count,
+	// the metric error that put it there.
+	fallback string
+	// Under a fleet budget, an app's plan waits for the allocation
+	// (pending): full is its whole fleet, floor its own minimums, policy
+	// its rules.
+	pending bool
+	full    Fleet
+	floor   Counts
+	policy  *AppPolicy
 }
 
 // prepare runs one app through observe, measure and decide. It never
@@ -381,9 +433,13 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	start := now()
-	w = &appWork{res: AppResult{App: a.name, Policy: a.policy.Name}}
+	w = &appWork{res: AppResult{App: a.name, Policy: a.policy.Name}, policy: a.policy}
 	res := &w.res
 	defer func() { res.Elapsed = now().Sub(start) }()
+	if cfg.OwnApp != "" && a.name == cfg.OwnApp {
+		res.Status, res.Reason = StatusSkipped, OwnAppReason
+		return w
+	}
 	fail := func(err error) *appWork {
 		res.Status, res.Reason = StatusFailed, err.Error()
 		if run.Err() != nil {
@@ -423,11 +479,19 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		}
 		return nil
 	})
+	// With a fallback, a metric error leaves the machines to be read.
+	var metricErr error
+	fallback := a.policy.Policy.FallbackStarted > 0
 	if deps.Metrics != nil {
 		g.Go(func() error {
 			var err error
 			if metrics, err = deps.Metrics.Collect(gctx, a.name); err != nil {
-				return fmt.Errorf("metrics: %w", err)
+				err = fmt.Errorf("metrics: %w", err)
+				if fallback {
+					metricErr = err
+					return nil
+				}
+				return err
 			}
 			return nil
 		})
@@ -438,21 +502,38 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		res.Observed = true
 		res.Current = fleet.Counts()
 		res.Target = res.Current
+		// A paused app is left alone, whatever else went wrong.
+		if p, ok := fleet.PausedAt(now()); ok {
+			res.Status, res.Reason = StatusPaused, p.String()
+			res.Metrics = MetricsOf(metrics)
+			return w
+		}
 	}
 	if err != nil {
 		return fail(err)
 	}
 	res.Metrics = MetricsOf(metrics)
 
-	targets, err := a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
-	if err == nil {
-		err = CheckTargets(res.Current, targets, a.policy.Policy)
-	}
-	if err != nil {
-		return fail(err)
+	var targets Targets
+	if metricErr != nil {
+		w.fallback = metricErr.Error()
+		if run.Err() != nil {
+			return fail(metricErr)
+		}
+		targets = fallbackTargets(a.policy, fleet, *a.at, res.Current)
+	} else {
+		targets, err = a.policy.Expressions.Evaluate(metrics, fleet, *a.at)
+		if err == nil {
+			err = CheckTargets(res.Current, targets, a.policy.Policy)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	plan := NewPlan(fleet, targets, a.policy.Policy, now())
-	res.Target, res.Warnings = plan.Target, plan.Warnings
+	demand := DemandOf(res.Current, targets)
+	res.Target, res.Demand, res.Warnings = plan.Target, &demand, plan.Warnings
+	res.Warnings = append(res.Warnings, fleet.BadPauses...)
 	if mw, ok := deps.Metrics.(MetricWarnings); ok {
 		res.Warnings = append(mw.Warnings(a.name), res.Warnings...)
 	}
@@ -464,6 +545,21 @@ func prepare(ctx context.Context, cfg Config, deps Deps, a app, now func() time.
 		res.Warnings = append(res.Warnings, nMachines(fleet.Unreachable)+where+" not counted")
 	}
 
+	if cfg.Budget.Set() {
+		w.pending, w.full, w.plan = true, fleet, plan
+		if w.fallback == "" {
+			w.floor = floorOf(a.policy.Expressions, targets)
+		}
+		return w
+	}
+	return w.finish(cfg, fleet, plan)
+}
+
+// finish ends the app's preparation with its plan: an app with nothing to
+// do (or a dry run's) is done, another is ready to act.
+func (w *appWork) finish(cfg Config, fleet Fleet, plan Plan) *appWork {
+	res := &w.res
+	defer fellBack(res, w.fallback)
 	if len(plan.Actions) == 0 {
 		res.Status = StatusUnchanged
 		if plan.Unreachable != "" {
@@ -495,6 +591,7 @@ func (w *appWork) act(ctx context.Context, cfg Config, deps Deps, now func() tim
 	res.Actions = Apply(ctx, deps.Machines, w.fleet, w.plan)
 	res = statusFrom(res, w.plan)
 	res = verify(ctx, deps.Machines, w.fleet, w.plan, res)
+	fellBack(&res, w.fallback)
 	res.Elapsed += now().Sub(start)
 	return res
 }
@@ -640,7 +737,7 @@ func (r *Report) Failed() bool {
 		return true
 	}
 	for _, a := range r.Apps {
-		if a.Status == StatusFailed {
+		if a.Status == StatusFailed || a.Status == StatusFallback {
 			return true
 		}
 	}

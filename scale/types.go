@@ -43,6 +43,10 @@ type Machines interface {
 	AcquireLease(ctx context.Context, appName, machineID string, ttl *int) (*fly.MachineLease, error)
 	RefreshLease(ctx context.Context, appName, machineID string, ttl *int, nonce string) (*fly.MachineLease, error)
 	ReleaseLease(ctx context.Context, appName, machineID, nonce string) error
+	// SetMetadata and DeleteMetadata change one key of a machine's
+	// metadata through the metadata endpoint: no update, no restart.
+	SetMetadata(ctx context.Context, appName, machineID, key, value string) error
+	DeleteMetadata(ctx context.Context, appName, machineID, key string) error
 }
 
 // Metrics supplies the metric values of one app. The query package provides
@@ -97,12 +101,19 @@ const (
 	// code, but not at its target.
 	StatusBlocked Status = "blocked"
 	StatusSkipped Status = "skipped" // deliberately left alone (release in progress, ...)
-	StatusFailed  Status = "failed"  // could not be read, decided or fully changed
+	// StatusPaused is an app left alone because one of its group's
+	// machines carries an unexpired pause (MetaPausedUntil).
+	StatusPaused Status = "paused"
+	// StatusFallback is an app whose metrics could not be read, raised to
+	// its fallback started count (Policy.FallbackStarted) and never
+	// lowered: a failure for the exit code, as a source failed.
+	StatusFallback Status = "fallback"
+	StatusFailed   Status = "failed" // could not be read, decided or fully changed
 )
 
 // Statuses returns every status, in the order summaries list them.
 func Statuses() []Status {
-	return []Status{StatusScaled, StatusPlanned, StatusUnchanged, StatusBlocked, StatusSkipped, StatusFailed}
+	return []Status{StatusScaled, StatusPlanned, StatusUnchanged, StatusBlocked, StatusSkipped, StatusPaused, StatusFallback, StatusFailed}
 }
 
 // ActionKind is what one action does to a machine.
@@ -156,7 +167,12 @@ type Report struct {
 	// HasPolicies is set when policies are configured: the report then
 	// names each app's policy.
 	HasPolicies bool
-	Apps        []AppResult
+	// Budget is the fleet budget the run enforced (its shard's share),
+	// the zero Budget when none.
+	Budget Budget
+	// Warnings are the run's own, not one app's: the fleet budget's.
+	Warnings []string
+	Apps     []AppResult
 	// Err is set when the run could not complete (for example the app list
 	// could not be read); Apps then holds what was done before.
 	Err error
@@ -176,6 +192,10 @@ type AppResult struct {
 	Observed bool
 	Current  Counts
 	Target   Counts
+	// Demand is what the app's expressions ask for, before the step
+	// limits, the machines it has and the fleet budget cap it into Target;
+	// nil when nothing was decided.
+	Demand   *Counts
 	Actions  []ActionResult
 	Warnings []string
 	Elapsed  time.Duration

@@ -230,6 +230,18 @@ func (m *machines) ReleaseLease(ctx context.Context, app, id, nonce string) erro
 	return classify(m.c.ReleaseLease(ctx, app, id, nonce), m.unauthorized)
 }
 
+// SetMetadata sets one key of the machine's metadata through the metadata
+// endpoint (POST .../metadata/{key}): no update, no restart.
+func (m *machines) SetMetadata(ctx context.Context, app, id, key, value string) error {
+	return classify(m.c.SetMetadata(ctx, app, id, key, value), m.unauthorized)
+}
+
+// DeleteMetadata deletes one key of the machine's metadata (DELETE
+// .../metadata/{key}).
+func (m *machines) DeleteMetadata(ctx context.Context, app, id, key string) error {
+	return classify(m.c.DeleteMetadata(ctx, app, id, key), m.unauthorized)
+}
+
 // AcquireLease takes the machine's lease with one request (the same call
 // fly-go makes: POST .../lease?ttl=N). A lease held by someone else is
 // scale.ErrBusy.

@@ -342,6 +342,15 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, a *app, rt route
 		m.lease = nil
 		writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]bool{"ok": true}})
 		return
+	case OpMetadataSet, OpMetadataDelete:
+		// A change of metadata is a change of the machine: its lease
+		// applies, as to every mutating call.
+		if msg := m.leaseConflict(nonce, now); msg != "" {
+			writeError(w, http.StatusConflict, msg)
+			return
+		}
+	}
+	switch rt.op {
 	case OpMetadataSet:
 		if m.m.Config.Metadata == nil {
 			m.m.Config.Metadata = map[string]string{}
