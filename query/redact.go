@@ -1,11 +1,15 @@
 package query
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -17,17 +21,19 @@ const Redacted = "REDACTED"
 const redacted = Redacted
 
 // The redaction policy, one for every package that prints text which may
-// hold a secret (cmd's output streams, this package's errors).
+// hold a secret (cmd's output streams and report, this package's errors).
 const (
-	// MinSecretLen is the length below which a value is not treated as a
-	// secret: blanking "app" or "tok" would mangle ordinary words, and no
-	// real token or password is that short.
+	// MinSecretLen is the length from which a secret is redacted wherever
+	// it appears, and every run of PieceLen characters of it. A shorter
+	// secret is redacted only where it stands as a whole word (see
+	// Redactor.Add): blanking every "app" or "tok" inside other words would
+	// mangle ordinary text.
 	MinSecretLen = 6
 	// PieceLen is the length of the pieces of a secret that are redacted
 	// on their own: a message that quotes part of a token (a parser stops
 	// at the first character it cannot read, a cell is truncated) shows no
 	// run of this many characters of it.
-	PieceLen = 8
+	PieceLen = MinSecretLen
 )
 
 // urlPattern finds URLs in free text, such as the "Post \"https://...\"" of a
@@ -74,18 +80,15 @@ func RedactURL(raw string) string {
 // stripCredentials removes "user:password@" from the authority of one URL
 // and replaces the value of each query parameter whose name says it is a
 // secret. It works on the text rather than through url.Parse so that a URL
-// that does not parse is still cleaned.
+// that does not parse is still cleaned: the userinfo ends at the last "@"
+// that a host follows, even when the password holds a "/", "?" or "#".
 func stripCredentials(u string) string {
 	i := strings.Index(u, "://")
 	if i < 0 {
 		return u
 	}
 	rest := u[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+	if at := userinfoEnd(rest); at >= 0 {
 		u = u[:i+3] + rest[at+1:]
 	}
 	q := strings.IndexByte(u, '?')
@@ -106,46 +109,138 @@ func stripCredentials(u string) string {
 	return out
 }
 
-// URLSecrets returns the credentials raw carries: the password of its
-// userinfo (or a lone user name, which is a token), and the values of
-// query parameters whose name says they are secrets.
+// hostAfterAt matches what follows the "@" that ends a URL's userinfo: a
+// host (a name, an address, a bracketed IPv6 address, or nothing), an
+// optional port, then the end of the authority.
+var hostAfterAt = regexp.MustCompile(`^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[^/?#\s@]*)?(?:[/?#,;]|\s|$)`)
+
+// userinfoEnd returns the index in rest (a URL after its "://") of the "@"
+// that ends its userinfo, or -1. It is the last "@" that a host follows,
+// so a password may hold "/", "?", "#", "@" or a space. A candidate
+// without a ":" (a lone user name) that holds a "/", "?" or "#" is taken
+// for a path's "@" instead.
+func userinfoEnd(rest string) int {
+	for at := strings.LastIndexByte(rest, '@'); at >= 0; at = strings.LastIndexByte(rest[:at], '@') {
+		if !hostAfterAt.MatchString(rest[at+1:]) {
+			continue
+		}
+		cand := rest[:at]
+		if !strings.Contains(cand, ":") && strings.ContainsAny(cand, "/?#") {
+			return -1
+		}
+		return at
+	}
+	return -1
+}
+
+// URLSecrets returns the credentials raw carries, whether or not it parses
+// as a URL: the password of its userinfo (or a lone user name, which is a
+// token), the values of query parameters whose name says they are
+// secrets, each also percent-decoded, and the base64 of "user:password"
+// that basic authentication sends (a server may echo the header). A
+// comma-separated list of URLs (NATS servers, Kafka brokers) gives the
+// credentials of each.
 func URLSecrets(raw string) []string {
 	raw = strings.TrimSpace(raw)
-	if !strings.Contains(raw, "://") {
-		// "host:9090/?token=x", a URL whose scheme was forgotten, still
-		// carries its credentials.
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return nil
+	if !strings.Contains(raw, "@") && !strings.Contains(raw, "?") {
+		return nil // the common case: no userinfo, no query
 	}
 	var out []string
-	if u.User != nil {
-		if pass, ok := u.User.Password(); ok {
-			out = append(out, pass)
-		} else {
-			out = append(out, u.User.Username())
+	add := func(vs ...string) {
+		for _, v := range vs {
+			if v != "" && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
 		}
 	}
-	for k, vs := range u.Query() {
-		if IsSecretName(k) {
-			out = append(out, vs...)
+	if n := strings.Count(raw, "://"); n == 1 || (n == 0 && !strings.Contains(raw, ",")) {
+		// One URL, whose password may hold a comma.
+		add(oneURLSecrets(raw)...)
+	}
+	if strings.Contains(raw, ",") {
+		for _, part := range strings.Split(raw, ",") {
+			add(oneURLSecrets(strings.TrimSpace(part))...)
 		}
 	}
 	return out
 }
 
+// oneURLSecrets returns the credentials of one URL (see URLSecrets).
+func oneURLSecrets(raw string) []string {
+	rest, scheme := raw, false
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest, scheme = raw[i+3:], true
+	}
+	var out []string
+	decoded := func(v string) []string {
+		if d, err := url.PathUnescape(v); err == nil && d != v {
+			return []string{v, d}
+		}
+		return []string{v}
+	}
+	if at := userinfoEnd(rest); at >= 0 {
+		user, pass, hasPass := strings.Cut(rest[:at], ":")
+		// "host:9090/?x=a@b" (no scheme) is no userinfo: without a scheme,
+		// only a user name made of the characters a URL's may hold counts.
+		if scheme || (hasPass && validUser(user)) {
+			if hasPass {
+				out = append(out, decoded(pass)...)
+				for _, u := range decoded(user) {
+					for _, p := range decoded(pass) {
+						out = append(out, base64.StdEncoding.EncodeToString([]byte(u+":"+p)))
+					}
+				}
+			} else {
+				out = append(out, decoded(user)...)
+			}
+			rest = rest[at+1:]
+		}
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		query, _, _ := strings.Cut(rest[q+1:], "#")
+		for _, p := range strings.Split(query, "&") {
+			k, v, ok := strings.Cut(p, "=")
+			if dk, err := url.QueryUnescape(k); err == nil {
+				k = dk
+			}
+			if ok && v != "" && IsSecretName(k) {
+				out = append(out, v)
+				if d, err := url.QueryUnescape(v); err == nil && d != v {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// validUser reports whether s can be the user name of a URL written
+// without its scheme ("bob:pw@kafka:9092"), not the text before an "@" of
+// a query ("rate(x[5m]) @ 1609746000").
+func validUser(s string) bool {
+	for _, r := range s {
+		if !(r < 0x80 && (r == '-' || r == '.' || r == '_' || r == '~' || r == '%' || r == '!' || r == '$' || r == '&' ||
+			r == '\'' || r == '*' || r == '+' || r == '=' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z'))) {
+			return false
+		}
+	}
+	return true
+}
+
 // SecretForms returns the forms in which a secret value may be printed:
 // itself, without its "FlyV1 " or "Bearer " scheme, each comma-separated
-// part (a Fly token is a list of macaroons), and URL-escaped. Forms shorter
-// than MinSecretLen are left out.
+// part (a Fly token is a list of macaroons), and each of these
+// URL-escaped, JSON-escaped (with and without the escaping of <, > and &),
+// quoted as Go quotes (%q, slog's text logs) and Markdown-escaped.
 func SecretForms(value string) []string {
 	var out []string
 	add := func(v string) {
 		v = strings.TrimSpace(v)
-		for _, f := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
-			if len(f) >= MinSecretLen && !slices.Contains(out, f) {
+		if v == "" {
+			return
+		}
+		for _, f := range escapedForms(v) {
+			if f != "" && !slices.Contains(out, f) {
 				out = append(out, f)
 			}
 		}
@@ -159,6 +254,41 @@ func SecretForms(value string) []string {
 		}
 	}
 	return out
+}
+
+// escapedForms returns v and the forms the output's encoders turn it into.
+func escapedForms(v string) []string {
+	out := []string{v, url.QueryEscape(v), url.PathEscape(v), markdownEscape(v)}
+	if q := strconv.Quote(v); len(q) >= 2 {
+		out = append(out, q[1:len(q)-1])
+	}
+	for _, html := range []bool{true, false} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) == nil {
+			if j := strings.TrimSpace(b.String()); len(j) >= 2 {
+				out = append(out, j[1:len(j)-1])
+			}
+		}
+	}
+	return out
+}
+
+// markdownEscape backslash-escapes what the Markdown report escapes (see
+// cmd's mdEscape): the characters that end a table cell or start markup.
+func markdownEscape(s string) string {
+	if !strings.ContainsAny(s, "\\|`*_<>[]#~") {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\\|`*_<>[]#~", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Redactor replaces secrets, and every run of PieceLen characters of one,
@@ -177,6 +307,12 @@ type Redactor struct {
 	starts [1 << (startBits - 6)]uint64
 	// added holds the secrets added, each added once.
 	added map[string]bool
+	// words holds the lowercased secrets shorter than MinSecretLen, which
+	// are redacted where they stand as a whole word (see isWordByte);
+	// wordPrefixes their prefixes and themselves, for Holdback.
+	words        map[string]bool
+	wordPrefixes map[string]bool
+	maxWord      int
 }
 
 // startBits is the size, in bits of hash, of Redactor.starts: 2^16 bits
@@ -194,15 +330,18 @@ func startBit(s string) uint32 {
 // NewRedactor returns a Redactor of secrets, each taken as it is (see
 // SecretForms for the forms a value may take).
 func NewRedactor(secrets ...string) *Redactor {
-	r := &Redactor{pieces: map[int]map[string]bool{}, prefixes: map[string]bool{}, added: map[string]bool{}}
+	r := &Redactor{pieces: map[int]map[string]bool{}, prefixes: map[string]bool{}, added: map[string]bool{},
+		words: map[string]bool{}, wordPrefixes: map[string]bool{}}
 	r.Add(secrets...)
 	return r
 }
 
-// Add adds secrets; those shorter than MinSecretLen are ignored.
+// Add adds secrets. One shorter than MinSecretLen is redacted only where
+// it stands as a whole word, between characters that are not letters,
+// digits, "_" or "-": the token "tok" in "Bearer tok", not in "tokens".
 func (r *Redactor) Add(secrets ...string) {
 	for _, sec := range secrets {
-		if len(sec) < MinSecretLen {
+		if sec == "" {
 			continue
 		}
 		sec = lowerASCII(sec)
@@ -210,31 +349,58 @@ func (r *Redactor) Add(secrets ...string) {
 			continue
 		}
 		r.added[sec] = true
-		n := min(len(sec), PieceLen)
-		if r.pieces[n] == nil {
-			r.pieces[n] = map[string]bool{}
-			r.lens = append(r.lens, n)
-			slices.Sort(r.lens)
+		if len(sec) < MinSecretLen {
+			r.words[sec] = true
+			r.maxWord = max(r.maxWord, len(sec))
+			for j := 1; j <= len(sec); j++ {
+				r.wordPrefixes[sec[:j]] = true
+			}
+			continue
 		}
+		n := PieceLen
 		for i := 0; i+n <= len(sec); i++ {
 			piece := sec[i : i+n]
-			if piece[0] == ' ' || piece[n-1] == ' ' {
+			if piece[0] == ' ' {
 				continue // the neighbours cover it; the text's spaces stay
 			}
-			r.pieces[n][piece] = true
-			bit := startBit(piece)
-			r.starts[bit/64] |= 1 << (bit % 64)
-			for j := 1; j < n; j++ {
-				r.prefixes[piece[:j]] = true
+			if piece[n-1] == ' ' {
+				// "FlyV1 " alone is no secret: the piece goes on to the
+				// next character that is not a space.
+				j := i + n
+				for j < len(sec) && sec[j] == ' ' {
+					j++
+				}
+				if j == len(sec) {
+					continue
+				}
+				r.addPiece(sec[i : j+1])
+				continue
 			}
+			r.addPiece(piece)
 		}
+	}
+}
+
+// addPiece adds one lowercased piece of a secret to find.
+func (r *Redactor) addPiece(piece string) {
+	n := len(piece)
+	if r.pieces[n] == nil {
+		r.pieces[n] = map[string]bool{}
+		r.lens = append(r.lens, n)
+		slices.Sort(r.lens)
+	}
+	r.pieces[n][piece] = true
+	bit := startBit(piece)
+	r.starts[bit/64] |= 1 << (bit % 64)
+	for j := 1; j < n; j++ {
+		r.prefixes[piece[:j]] = true
 	}
 }
 
 // Redact returns s with every secret and every piece of one replaced by
 // REDACTED, and the credentials of URLs removed.
 func (r *Redactor) Redact(s string) string {
-	if len(r.lens) > 0 {
+	if len(r.lens) > 0 || len(r.words) > 0 {
 		s = r.replace(s)
 	}
 	return RedactURL(s)
@@ -242,49 +408,82 @@ func (r *Redactor) Redact(s string) string {
 
 func (r *Redactor) replace(s string) string {
 	lower := lowerASCII(s)
-	var b strings.Builder
-	last, end := 0, -1 // [start, end) is the span being covered
-	start := 0
+	var spans [][2]int // [start, end) of each match, by start
 	for i := range len(lower) - MinSecretLen + 1 {
+		if len(r.lens) == 0 {
+			break
+		}
 		if bit := startBit(lower[i:]); r.starts[bit/64]&(1<<(bit%64)) == 0 {
 			continue
 		}
 		for _, n := range r.lens {
 			if i+n <= len(lower) && r.pieces[n][lower[i:i+n]] {
-				if i > end {
-					if end >= 0 {
-						b.WriteString(s[last:start])
-						b.WriteString(redacted)
-						last = end
-					}
-					start = i
-				}
-				end = max(end, i+n)
+				spans = append(spans, [2]int{i, i + n})
 			}
 		}
 	}
-	if end < 0 {
+	if len(r.words) > 0 {
+		for w := range r.words {
+			for off := 0; ; {
+				j := strings.Index(lower[off:], w)
+				if j < 0 {
+					break
+				}
+				start, end := off+j, off+j+len(w)
+				if (start == 0 || !isWordByte(lower[start-1])) && (end == len(lower) || !isWordByte(lower[end])) {
+					spans = append(spans, [2]int{start, end})
+				}
+				off = start + 1
+			}
+		}
+		slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	}
+	if len(spans) == 0 {
 		return s
 	}
-	b.WriteString(s[last:start])
-	b.WriteString(redacted)
-	b.WriteString(s[end:])
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(spans); {
+		start, end := spans[i][0], spans[i][1]
+		for i++; i < len(spans) && spans[i][0] <= end; i++ {
+			end = max(end, spans[i][1])
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(redacted)
+		last = end
+	}
+	b.WriteString(s[last:])
 	return b.String()
+}
+
+// isWordByte reports whether c belongs to a word, for the secrets that
+// are redacted as whole words: a letter, a digit, "_", "-" or a byte of a
+// non-ASCII character.
+func isWordByte(c byte) bool {
+	return c >= 0x80 || c == '_' || c == '-' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
 }
 
 // Holdback returns the length of the longest end of s that could be the
 // start of a secret: a writer that redacts a stream keeps it back until
 // the next write tells.
 func (r *Redactor) Holdback(s string) int {
-	if len(r.lens) == 0 {
-		return 0
+	hold := 0
+	if len(r.lens) > 0 {
+		for k := min(len(s), r.lens[len(r.lens)-1]-1); k > 0; k-- {
+			if r.prefixes[lowerASCII(s[len(s)-k:])] {
+				hold = k
+				break
+			}
+		}
 	}
-	for k := min(len(s), r.lens[len(r.lens)-1]-1); k > 0; k-- {
-		if r.prefixes[lowerASCII(s[len(s)-k:])] {
+	// A short secret, or the start of one, standing as a word at the end
+	// may go on in the next write.
+	for k := min(len(s), r.maxWord); k > hold; k-- {
+		if r.wordPrefixes[lowerASCII(s[len(s)-k:])] && (k == len(s) || !isWordByte(s[len(s)-k-1])) {
 			return k
 		}
 	}
-	return 0
+	return hold
 }
 
 // lowerASCII lowers ASCII letters only, so that byte offsets are kept.
@@ -308,6 +507,9 @@ func secrets(token string, user *url.Userinfo) []string {
 		if !hasPass {
 			// "https://TOKEN@host": a lone user name is a token.
 			out = append(out, SecretForms(user.Username())...)
+		} else {
+			// What basic authentication sends, which a server may echo.
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)))
 		}
 	}
 	return out

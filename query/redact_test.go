@@ -153,7 +153,7 @@ func TestRedactorPolicy(t *testing.T) {
 		"token " + tok + " end":                   "token REDACTED end",
 		"lowered fm2_abcdefghijklmnop":            "lowered REDACTED",
 		"a piece: CdEfGhIj.":                      "a piece: REDACTED.",
-		"short: CdEfGhI":                          "short: CdEfGhI",
+		"short: CdEfG":                            "short: CdEfG",
 		"escaped " + url.QueryEscape(tok):         "escaped REDACTED",
 		"https://u:pw@host/x?token=abc&job=j#f":   "https://host/x?token=REDACTED&job=j#f",
 		"http://host:9/?access_token=x&api_key=y": "http://host:9/?access_token=REDACTED&api_key=REDACTED",
@@ -163,22 +163,43 @@ func TestRedactorPolicy(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
-	// A value shorter than MinSecretLen is no secret.
-	if got := Redact("the app is up", "app"); got != "the app is up" {
-		t.Errorf("short secret redacted: %q", got)
+	// A value shorter than MinSecretLen is redacted only as a whole word.
+	for in, want := range map[string]string{
+		"the app is up":         "the REDACTED is up",
+		"apps, my-app, app_x":   "apps, my-app, app_x",
+		"Bearer APP.":           "Bearer REDACTED.",
+		"u:app@host and app":    "u:REDACTED@host and REDACTED",
+		"application happy app": "application happy REDACTED",
+	} {
+		if got := Redact(in, "app"); got != want {
+			t.Errorf("Redact(%q, app) = %q, want %q", in, got, want)
+		}
+	}
+	short := NewRedactor("tok")
+	for s, want := range map[string]int{"Bearer to": 2, "Bearer tok": 3, "x tokens": 0, "atok": 0, "to": 2} {
+		if n := short.Holdback(s); n != want {
+			t.Errorf("Holdback(%q) of a short secret = %d, want %d", s, n, want)
+		}
 	}
 	// Holdback keeps the end of a text that may start a secret.
-	if n := r.Holdback("text fm2_Ab"); n != len("fm2_Ab") {
-		t.Errorf("Holdback = %d, want %d", n, len("fm2_Ab"))
+	if n := r.Holdback("text fm2_A"); n != len("fm2_A") {
+		t.Errorf("Holdback = %d, want %d", n, len("fm2_A"))
 	}
 	if n := r.Holdback("text done\n"); n != 0 {
 		t.Errorf("Holdback of a finished line = %d", n)
 	}
 	for raw, want := range map[string]string{
-		"https://user:pass-word@host/?token=t0k3n-value&x=1": "pass-word,t0k3n-value",
+		"https://user:pass-word@host/?token=t0k3n-value&x=1": "dXNlcjpwYXNzLXdvcmQ=,pass-word,t0k3n-value",
 		"host:9091/?password=hunter22":                       "hunter22",
 		"https://lonetoken@host":                             "lonetoken",
 		"not a url":                                          "",
+		// The userinfo is found in URLs that do not parse, whatever the
+		// password holds, and in every URL of a list.
+		"http://admin:Xk9q/Zt7Lm2w@127.0.0.1:9":           "Xk9q/Zt7Lm2w,YWRtaW46WGs5cS9adDdMbTJ3",
+		"nats://127.0.0.1:1, nats://bob:Qw3rTy9Uio0p@h:2": "Qw3rTy9Uio0p,Ym9iOlF3M3JUeTlVaW8wcA==",
+		"k:1,bob:pa%zz@k:2":                               "Ym9iOnBhJXp6,pa%zz",
+		"rate(x[5m]) @ 1609746000":                        "",
+		"http://host/path@notuserinfo":                    "",
 	} {
 		got := URLSecrets(raw)
 		slices.Sort(got)
@@ -217,7 +238,7 @@ func TestRedactEveryPosition(t *testing.T) {
 	r := NewRedactor(secrets...)
 	for _, sec := range secrets {
 		forms := []string{sec, strings.ToUpper(sec), strings.ToLower(sec)}
-		if len(sec) > PieceLen {
+		if len(sec) >= 3+PieceLen {
 			forms = append(forms, sec[3:3+PieceLen], sec[len(sec)-PieceLen:])
 		}
 		for _, form := range forms {
@@ -229,7 +250,7 @@ func TestRedactEveryPosition(t *testing.T) {
 			}
 		}
 	}
-	for _, text := range []string{"", "abc12", "abc12 abc1 abc1XYZ", "abc1234"[:5]} {
+	for _, text := range []string{"", "abc12", "abc12 abc1 abc1X", "abc1234"[:5]} {
 		if got := r.Redact(text); got != text {
 			t.Errorf("Redact(%q) = %q, want it unchanged", text, got)
 		}
