@@ -264,7 +264,7 @@ func plainString(n *yaml.Node) bool {
 
 var (
 	yamlLinePrefix   = regexp.MustCompile(`^line (\d+): (.*)$`)
-	yamlUnknownField = regexp.MustCompile(`^field (\S+) not found in type \S*?(\w+)$`)
+	yamlUnknownField = regexp.MustCompile(`^field (.+) not found in type \S*?(\w+)$`)
 	yamlCannot       = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `[^`]*`)? into (\\S+)$")
 	yamlKeyOfLine    = regexp.MustCompile(`^\s*(?:-\s+)?([A-Za-z0-9_-]+)\s*:`)
 )
