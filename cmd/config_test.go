@@ -625,10 +625,11 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 		})
 	}
 
-	// A short token is not a secret worth blanking every word for.
+	// A token shorter than query.MinSecretLen is redacted where it stands
+	// as a whole word, and only there: "apps" and "my-app-*" stay.
 	tripwire(t)
 	code, _, stderr := runCLI(t, "run", "--api-token", "app", "--org", "o")
-	if code != ExitUsage || !strings.Contains(stderr, "no app selected: name an app or a pattern such as 'my-app-*'") {
+	if code != ExitUsage || !strings.Contains(stderr, "--apps (FAS_APP_NAME): no REDACTED selected: name an REDACTED or a pattern such as 'my-app-*'") {
 		t.Errorf("exit %d: %q", code, stderr)
 	}
 }

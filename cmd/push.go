@@ -168,14 +168,11 @@ func pushGroup(ctx context.Context, rc *runConfig, org string, reg *prometheus.R
 }
 
 // redactPush removes from an error text every credential it could hold: the
-// credentials of any URL, and the gateway's user and password, the
+// credentials of any URL, and the gateway's password (or lone token), the
 // secrets of its URL's query and the run's tokens wherever they appear (a
 // gateway may echo a request), under the one policy of query.Redact.
 func redactPush(msg string, rc *runConfig) string {
 	secrets := append(query.URLSecrets(rc.pushgateway), rc.token)
-	if u, err := url.Parse(rc.pushgateway); err == nil && u.User != nil {
-		secrets = append(secrets, u.User.Username())
-	}
 	for _, c := range rc.collectors {
 		secrets = append(secrets, c.Token)
 	}
