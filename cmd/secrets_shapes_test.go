@@ -155,6 +155,11 @@ func plants() []plant {
 			return []string{"--nats-metric-name", "q", "--nats-stream", "st", "--nats-consumer", "c", "--started-machine-count", "q"},
 				Env{"FAS_NATS_URL": "nats://" + sv.closed + ", " + withUser("nats://"+sv.closed, "bob", s)}, ""
 		}},
+		{"YAML nats url ${VAR}, second URL", func(sv shapeServers, s string) ([]string, Env, string) {
+			return nil, Env{"NATS_URLS": "nats://" + sv.closed + "," + withUser("nats://"+sv.closed, "bob", s)},
+				"app-name: web\norg: my-org\nstarted-machine-count: q\nmetric-collectors:\n" +
+					"  - {type: nats, metric-name: q, stream: st, consumer: c, url: '${NATS_URLS}'}\n"
+		}},
 		{"--nats-token", func(sv shapeServers, s string) ([]string, Env, string) {
 			return []string{"--nats-url", "nats://" + sv.closed, "--nats-token", s,
 				"--nats-metric-name", "q", "--nats-stream", "st", "--nats-consumer", "c", "--started-machine-count", "q"}, nil, ""
@@ -166,6 +171,10 @@ func plants() []plant {
 		{"YAML brokers ${VAR}", func(sv shapeServers, s string) ([]string, Env, string) {
 			return nil, Env{"BROKER": "bob:" + s + "@" + sv.closed}, "app-name: web\norg: my-org\nstarted-machine-count: q\nmetric-collectors:\n" +
 				"  - {type: kafka, metric-name: q, topic: tp, brokers: ['" + sv.closed + "', '${BROKER}']}\n"
+		}},
+		{"YAML brokers string, second after a space", func(sv shapeServers, s string) ([]string, Env, string) {
+			return nil, Env{"KAFKA_PASSWORD_X": s}, "app-name: web\norg: my-org\nstarted-machine-count: q\nmetric-collectors:\n" +
+				"  - {type: kafka, metric-name: q, topic: tp, brokers: '" + sv.closed + ", bob:${KAFKA_PASSWORD_X}@" + sv.closed + "'}\n"
 		}},
 		{"--kafka-password", func(sv shapeServers, s string) ([]string, Env, string) {
 			return []string{"--kafka-brokers", sv.closed, "--kafka-sasl-mechanism", "plain", "--kafka-username", "bob", "--kafka-password", s,
@@ -321,6 +330,15 @@ func TestSecretShapesNeverPrinted(t *testing.T) {
 								t.Errorf("%s: stderr holds %q:\n%s", what, f, stderr)
 							}
 						}
+					}
+				}
+				// eval shows the metrics and targets of the same settings.
+				for _, format := range Formats {
+					run := append([]string{"eval", "--timeout", "2s", "--output", format, "--log-format", LogJSON, "--verbose"}, args...)
+					code, out, stderr := runShape(t, base, run...)
+					what := fmt.Sprintf("eval, %s: exit %d", format, code)
+					if f, ok := holdsSecret(out+stderr, forms); ok {
+						t.Errorf("%s: the output holds %q:\n%s\n%s", what, f, out, stderr)
 					}
 				}
 				for name, samples := range sv.gw.Metrics(t) {
