@@ -224,6 +224,18 @@ func secretFormsOf(secret string, users ...string) []string {
 	for _, u := range users {
 		forms = append(forms, base64.StdEncoding.EncodeToString([]byte(u+":"+secret)))
 	}
+	// The run of letters and digits a password starts with, which a parser
+	// quotes when it stops at the first character it cannot read (invalid
+	// port ":Xk9q" after host), counts as a word of its own.
+	head := secret
+	if i := strings.IndexFunc(secret, func(r rune) bool {
+		return !('0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+	}); i >= 0 {
+		head = secret[:i]
+	}
+	if len(head) >= 4 && len(head) < query.MinSecretLen {
+		forms = append(forms, head)
+	}
 	return slices.Compact(forms)
 }
 
