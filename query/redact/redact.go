@@ -21,8 +21,7 @@ const Redacted = "REDACTED"
 
 const redacted = Redacted
 
-// The redaction policy, one for every package that prints text which may
-// hold a secret (cmd's output streams and report, this package's errors).
+// The lengths of the policy.
 const (
 	// MinSecretLen is the length from which a secret is redacted wherever
 	// it appears, and every run of PieceLen characters of it. A shorter
@@ -59,9 +58,9 @@ func IsSecretName(name string) bool {
 // Redact returns s with the credentials of every URL in it (user:password@,
 // and the values of query parameters such as ?token=) removed and every
 // secret, in any letter case, replaced by REDACTED, as well as any run of
-// PieceLen characters of one. Values shorter than MinSecretLen are not
-// secrets. Use it on any text that may hold an address or a token before it
-// is printed.
+// PieceLen characters of one; a value shorter than MinSecretLen only where
+// it stands as a whole word. Use it on any text that may hold an address
+// or a token before it is printed.
 func Redact(s string, secrets ...string) string {
 	r := NewRedactor()
 	for _, sec := range secrets {
