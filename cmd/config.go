@@ -65,6 +65,9 @@ type runConfig struct {
 	// fly holds the Fly clients once built: with --every they serve every
 	// pass, so the rate limiters in their transport keep their state.
 	fly *flyClients
+	// redact replaces every secret of the run in a text (Streams.Redact),
+	// for what leaves by another way than the streams: pushed labels.
+	redact func(string) string
 }
 
 // loadRunConfig builds and validates the run configuration from flags,
@@ -82,6 +85,7 @@ func loadRunConfig(c *cli.Context, s *Streams) (*runConfig, error) {
 	if err != nil {
 		return nil, redactError(err, secrets, nil)
 	}
+	rc.redact = s.Redact
 	return rc, nil
 }
 

@@ -132,6 +132,9 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	rep := scale.Run(ctx, cfg, deps)
 	closeMetrics(deps)
 	prog.Stop()
+	// Redacted before anything reads it: the logs, the Pushgateway's
+	// labels and the encoders of every format.
+	redactReport(rep, s.Redact)
 	if rep.Err == nil && rep.Matched == 0 {
 		warnNoMatch(log, rc)
 	}

@@ -56,6 +56,9 @@ func (c PrometheusConfig) GoString() string { return c.String() }
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// quotedPiece is a quoted piece of an address in an error of url.Parse.
+var quotedPiece = regexp.MustCompile(` ?"[^"]*"`)
+
 // Validate checks c. Its errors name the field by its configuration key
 // (metric-name, address, query, token, app-label, on-empty).
 func (c PrometheusConfig) Validate() error {
@@ -95,11 +98,14 @@ func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
 	u, err := url.Parse(c.Address)
 	if err != nil {
 		// url.Parse quotes the address in its error: say only what is wrong.
+		// Its inner error quotes a piece of it too (invalid port ":pa"
+		// after host, where ":pa" begins a password that holds a "/"):
+		// the quoted pieces are left out.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fail("address %s: %v", RedactURL(c.Address), err)
+		return fail("address %s: %s", RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
