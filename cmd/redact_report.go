@@ -16,7 +16,7 @@ import (
 
 // redactReport replaces in place every secret that red knows in the
 // report's strings: the org, the shard, and each app's name, policy,
-// reason, metric names, warnings and actions. The pushed labels, the logs
+// reason, metric names, warnings and actions, and the run's own warnings. The pushed labels, the logs
 // and every output format read the report after it.
 func redactReport(rep *scale.Report, red func(string) string) {
 	if rep == nil || red == nil {
@@ -24,6 +24,9 @@ func redactReport(rep *scale.Report, red func(string) string) {
 	}
 	rep.Org, rep.Shard = red(rep.Org), red(rep.Shard)
 	rep.Err = redactedErr(rep.Err, red)
+	for i := range rep.Warnings {
+		rep.Warnings[i] = red(rep.Warnings[i])
+	}
 	for i := range rep.Apps {
 		a := &rep.Apps[i]
 		a.App, a.Policy, a.Reason = red(a.App), red(a.Policy), red(a.Reason)
