@@ -46,6 +46,11 @@ type runConfig struct {
 	temporal   []query.TemporalConfig
 	sources    sourceConfigs // NATS and Kafka
 	render     RenderOptions
+	// columns is COLUMNS's width (0: unset or not a number), which the
+	// table fits in place of the terminal's; wide (--wide) turns fitting
+	// off. See tableWidth.
+	columns int
+	wide    bool
 	warnings   []string
 
 	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
@@ -251,7 +256,8 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	rc.warnings = append(rc.warnings, warnings...)
 
 	// Output and schedule.
-	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
+	rc.render = RenderOptions{Format: formatAlias(c.String("output")), Quiet: c.Bool("quiet")}
+	rc.columns, rc.wide = columnsVar(s.env.Get("COLUMNS")), c.Bool("wide")
 	if err := ValidateFormat(rc.render.Format); err != nil {
 		return nil, usagef("%s: %q: unknown format; choose one of %s", s.flagWhere("output"), rc.render.Format, strings.Join(Formats, ", "))
 	}
