@@ -202,6 +202,7 @@ func newApp(s *Streams, env Env) *cli.App {
 		Commands: withUsageErrors([]*cli.Command{
 			runCommand(s),
 			evalCommand(s),
+			validateCommand(s),
 			demoCommand(s),
 			versionCommand(s),
 		}),
