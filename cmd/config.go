@@ -49,9 +49,9 @@ type runConfig struct {
 	// columns is COLUMNS's width (0: unset or not a number), which the
 	// table fits in place of the terminal's; wide (--wide) turns fitting
 	// off. See tableWidth.
-	columns int
-	wide    bool
-	warnings   []string
+	columns  int
+	wide     bool
+	warnings []string
 
 	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
 	pushgateway string
