@@ -257,12 +257,12 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	v, c := Version, Commit
-	t.Cleanup(func() { Version, Commit = v, c })
+	v, c, b := Version, Commit, Built
+	t.Cleanup(func() { Version, Commit, Built = v, c, b })
 
-	Version, Commit = "v1.2.3", "abc1234"
+	Version, Commit, Built = "v1.2.3", "abc1234", "2026-12-05"
 	code, out, _ := runCLI(t, "version")
-	want := "fly-autoscaler v1.2.3 (commit abc1234, " + runtime.Version() + ")\n"
+	want := "fly-autoscaler v1.2.3 (commit abc1234, built 2026-12-05 with " + runtime.Version() + ")\n"
 	if code != ExitOK || out != want {
 		t.Errorf("version: exit %d, %q; want %q", code, out, want)
 	}
@@ -270,10 +270,30 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version: %q, want the version command's %q", out, want)
 	}
 
+	// The commit once: git describe names it in the version without a
+	// tag, and after one.
+	for _, tc := range []struct{ version, want string }{
+		{"abc1234", "dev"},
+		{"abc1234-dirty", "dev"},
+		{"v1.2.3-4-gabc1234", "v1.2.3-4"},
+		{"v1.2.3-4-gabc1234-dirty", "v1.2.3-4-dirty"},
+		{"v0.0.0-20261205120000-abc1234def56", "v0.0.0-20261205120000"},
+		{"v1.2.3-4-gfff0000", "v1.2.3-4-gfff0000"}, // another commit: kept
+	} {
+		Version = tc.version
+		_, out, _ := runCLI(t, "version")
+		if want := "fly-autoscaler " + tc.want + " (commit abc1234, built 2026-12-05 with " + runtime.Version() + ")\n"; out != want {
+			t.Errorf("version %s: %q, want %q", tc.version, out, want)
+		}
+		if strings.Count(out, "abc1234") != 1 {
+			t.Errorf("version %s: the commit is not named once: %q", tc.version, out)
+		}
+	}
+
 	// Unstamped (go run, go test): build info or placeholders.
-	Version, Commit = "", ""
+	Version, Commit, Built = "", "", ""
 	_, out, _ = runCLI(t, "version")
-	if !regexp.MustCompile(`^fly-autoscaler \S+ \(commit \S+, go[0-9.]+\S*\)\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^fly-autoscaler \S+ \(commit \S+, built with go[0-9.]+\S*\)\n$`).MatchString(out) {
 		t.Errorf("unstamped version: %q", out)
 	}
 }
@@ -288,7 +308,7 @@ func TestVersionStampedByMakefile(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}
-	plan := exec.Command("make", "-n", "build", "BIN=/tmp/fas", "VERSION=v9.8.7-test", "COMMIT=0123abc")
+	plan := exec.Command("make", "-n", "build", "BIN=/tmp/fas", "VERSION=v9.8.7-test", "COMMIT=0123abc", "BUILT=2026-12-05")
 	plan.Dir = ".."
 	out, err := plan.CombinedOutput()
 	if err != nil {
@@ -300,6 +320,7 @@ func TestVersionStampedByMakefile(t *testing.T) {
 		"CGO_ENABLED=0 go build",
 		"-X " + pkg + ".Version=v9.8.7-test",
 		"-X " + pkg + ".Commit=0123abc",
+		"-X " + pkg + ".Built=2026-12-05",
 		"-o /tmp/fas",
 	} {
 		if !strings.Contains(cmdline, want) {
@@ -308,7 +329,7 @@ func TestVersionStampedByMakefile(t *testing.T) {
 	}
 	// What -X sets is what version prints (TestVersion): these are the
 	// variables it names.
-	_ = []*string{&Version, &Commit}
+	_ = []*string{&Version, &Commit, &Built}
 
 	docker, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
 	if err != nil {
@@ -316,5 +337,36 @@ func TestVersionStampedByMakefile(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^RUN make build BIN=\S+ VERSION="\$VERSION" COMMIT="\$COMMIT"$`).Match(docker) {
 		t.Errorf("the Dockerfile does not build through make build with VERSION and COMMIT")
+	}
+}
+
+// TestFlyTomlBuildArgs: deploy/fly.toml passes every build argument the
+// Dockerfile declares for the version (VERSION, COMMIT), so that a binary
+// deployed with fly deploy does not report "dev".
+func TestFlyTomlBuildArgs(t *testing.T) {
+	t.Parallel()
+	docker, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toml, err := os.ReadFile(filepath.Join("..", "deploy", "fly.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := regexp.MustCompile(`(?ms)^\[build\.args\]\n(.*?)(?:^\[|\z)`).FindSubmatch(toml)
+	if section == nil {
+		t.Fatal("deploy/fly.toml has no [build.args]")
+	}
+	args := regexp.MustCompile(`(?m)^ARG (\w+)=`).FindAllSubmatch(docker, -1)
+	if len(args) < 2 {
+		t.Fatalf("the Dockerfile declares %d build arguments, want VERSION and COMMIT", len(args))
+	}
+	for _, a := range args {
+		if !regexp.MustCompile(`(?m)^\s*` + string(a[1]) + ` = "[^"]+"`).Match(section[1]) {
+			t.Errorf("deploy/fly.toml's [build.args] does not set %s", a[1])
+		}
+	}
+	if m := regexp.MustCompile(`(?m)^\s*VERSION = "([^"]*)"`).FindSubmatch(section[1]); m != nil && string(m[1]) == "dev" {
+		t.Errorf("deploy/fly.toml builds version dev")
 	}
 }
