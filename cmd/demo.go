@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query/promfake"
+	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -48,6 +49,8 @@ var demoQueueDepth = map[string]float64{
 const (
 	demoOrg   = "demo-org"
 	demoToken = "demo-token"
+	// demoPatterns are the apps the demo selects: all but one of its org.
+	demoPatterns = "tenant-*,worker-*"
 	// demoLatency is added to every fake Fly API request, so that the
 	// timings look like a real run's and the passes take a moment.
 	demoLatency = 40 * time.Millisecond
@@ -88,7 +91,7 @@ func demo(ctx context.Context, s *Streams) error {
 
 	args := []string{
 		"--org", demoOrg,
-		"--apps", "tenant-*,worker-*",
+		"--apps", demoPatterns,
 		"--prometheus-address", metrics.URL,
 		"--prometheus-metric-name", "queue_depth",
 		"--prometheus-query", `sum(queue_depth{app="$APP_NAME"})`,
@@ -99,11 +102,22 @@ func demo(ctx context.Context, s *Streams) error {
 	}
 	bold := newRenderer(s.Out, s.Color).NewStyle().Bold(true)
 	fmt.Fprintf(s.Out, "%s\n\n", bold.Render("fly-autoscaler demo"))
-	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps) at %s and a Prometheus-compatible\n"+
-		"metrics endpoint at %s, both served by this process on loopback:\n"+
-		"nothing outside this machine is contacted. Each pass below is the real run command,\n"+
-		"talking HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
-		demoOrg, len(fly.Apps()), fly.URL, metrics.URL)
+	// The count the reports show: the apps --apps selects.
+	sel, err := scale.NewSelector(splitList(demoPatterns), nil)
+	if err != nil {
+		return fmt.Errorf("demo patterns: %w", err)
+	}
+	selected := 0
+	for _, name := range fly.Apps() {
+		if sel.Match(name) {
+			selected++
+		}
+	}
+	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps, %d of them matching %s) at %s\n"+
+		"and a Prometheus-compatible metrics endpoint at %s, both served by this process\n"+
+		"on loopback: nothing outside this machine is contacted. Each pass below is the real\n"+
+		"run command, talking HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
+		demoOrg, len(fly.Apps()), selected, demoPatterns, fly.URL, metrics.URL)
 	fmt.Fprintf(s.Out, "  %s\n", shellCommand(append([]string{"fly-autoscaler", "run"}, args...)))
 
 	passes := []struct {

@@ -73,6 +73,10 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(intro, "Prometheus-compatible") || !strings.Contains(intro, "fly-autoscaler run --org demo-org") {
 		t.Errorf("intro does not say what runs:\n%s", intro)
 	}
+	// The intro's count of selected apps is the reports' count.
+	if !strings.Contains(intro, "(13 apps, 12 of them matching tenant-*,worker-*)") {
+		t.Errorf("intro does not count the apps the reports show (12 of 13):\n%s", intro)
+	}
 	for _, u := range regexp.MustCompile(`http://[^\s,]+`).FindAllString(intro, -1) {
 		if pu, err := url.Parse(u); err != nil || pu.Hostname() != "127.0.0.1" {
 			t.Errorf("demo server %s is not on 127.0.0.1", u)
