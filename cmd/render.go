@@ -48,6 +48,9 @@ type RenderOptions struct {
 	Quiet bool
 	// Width truncates the table to this many columns; 0 means no truncation.
 	Width int
+	// Stamp starts the summary line with the run's start time (UTC,
+	// RFC 3339), for a log of quiet passes (--every -q).
+	Stamp bool
 }
 
 // formatAlias returns the format name stands for: "md" is markdown.
@@ -445,6 +448,14 @@ func summary(r *scale.Report) string {
 		s += " (dry run)"
 	}
 	return s
+}
+
+// stampedSummary is the summary, after the run's start time with o.Stamp.
+func stampedSummary(r *scale.Report, o RenderOptions) string {
+	if o.Stamp {
+		return r.StartedAt.UTC().Format(time.RFC3339) + " " + summary(r)
+	}
+	return summary(r)
 }
 
 // runError is the line shown when the run could not complete, or "".

@@ -79,7 +79,7 @@ func renderTable(w io.Writer, r *scale.Report, o RenderOptions, re *lipgloss.Ren
 	if len(apps) > 0 || len(warnings) > 0 || len(errs) > 0 {
 		bw.WriteByte('\n')
 	}
-	for _, line := range wrapIndented(summary(r), o.Width, 2) {
+	for _, line := range wrapIndented(stampedSummary(r, o), o.Width, 2) {
 		bw.WriteString(line + "\n")
 	}
 	if e := runError(r); e != "" {

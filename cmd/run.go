@@ -137,6 +137,8 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	pushRun(ctx, log, rc, rep)
 	opts := rc.render
 	opts.Color, opts.Width = s.Color, tableWidth(s.Width, rc.columns, rc.wide)
+	// Quiet passes of --every read as a log: each summary with its time.
+	opts.Stamp = rc.every > 0 && opts.Quiet
 	if err := Render(s.Out, rep, opts); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
