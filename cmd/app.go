@@ -201,13 +201,14 @@ func newApp(s *Streams, env Env) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: withUsageErrors([]*cli.Command{
+		CustomAppHelpTemplate: appHelpTemplate,
+		Commands: withHelp(withUsageErrors([]*cli.Command{
 			runCommand(s),
 			evalCommand(s),
 			validateCommand(s),
 			demoCommand(s),
 			versionCommand(s),
-		}),
+		})),
 	}
 }
 
@@ -289,7 +290,7 @@ func versionString() string {
 func versionCommand(s *Streams) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version, commit and Go version",
+		Usage: "print the version, commit, build date and Go version",
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("version takes no arguments (see fly-autoscaler --help)")

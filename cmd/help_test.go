@@ -223,7 +223,8 @@ func TestRunHelp(t *testing.T) {
 			t.Errorf("no %q heading in run --help:\n%s", cat, out)
 		}
 	}
-	lines := strings.Split(out, "\n")
+	// The flags' lines: those of the options, not of the examples.
+	lines := strings.Split(out[strings.Index(out, "\nOPTIONS:"):], "\n")
 	for _, f := range runFlags() {
 		d := f.(cli.DocGenerationFlag)
 		if c, ok := f.(cli.CategorizableFlag); !ok || c.GetCategory() == "" {
@@ -253,6 +254,50 @@ func TestRunHelp(t *testing.T) {
 	}
 	if !strings.Contains(out, "flags take precedence over variables") {
 		t.Errorf("run --help does not explain the precedence:\n%s", out)
+	}
+
+	// The groups in the order a user sets them up.
+	var order []string
+	for _, m := range regexp.MustCompile(`(?m)^   ([A-Z][A-Za-z ]+)$`).FindAllStringSubmatch(out, -1) {
+		order = append(order, m[1])
+	}
+	if want := []string{catSelection, catTargets, catMetrics, catTemporal, catSafety, catOutput, catSchedule, catFly}; !slices.Equal(order, want) {
+		t.Errorf("run --help groups %q, want %q", order, want)
+	}
+}
+
+// TestHelpExamples: the help of the app and of run begins with two or
+// three examples, each a command line of a command that exists, before
+// the usage; asking twice prints the same.
+func TestHelpExamples(t *testing.T) {
+	t.Parallel()
+	var commands []string
+	for _, c := range newApp(&Streams{}, Env{}).Commands {
+		commands = append(commands, c.Name)
+	}
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}} {
+		_, first, _ := runCLI(t, args...)
+		code, out, stderr := runCLI(t, args...)
+		if code != ExitOK || out != first {
+			t.Fatalf("%q: exit %d, or not the same twice: %s", args, code, stderr)
+		}
+		ex, usage := strings.Index(out, "\nEXAMPLES:\n"), strings.Index(out, "\nUSAGE:\n")
+		if ex < 0 || usage < ex {
+			t.Fatalf("%q: no examples before the usage:\n%s", args, out)
+		}
+		var n int
+		for _, line := range strings.Split(out[ex:usage], "\n") {
+			line = strings.TrimSpace(line)
+			if word, ok := strings.CutPrefix(line, "fly-autoscaler "); ok {
+				n++
+				if w := strings.Fields(word)[0]; !slices.Contains(commands, w) {
+					t.Errorf("%q: example of no command: %s", args, line)
+				}
+			}
+		}
+		if n < 2 || n > 3 {
+			t.Errorf("%q: %d examples, want two or three:\n%s", args, n, out[ex:usage])
+		}
 	}
 }
 
