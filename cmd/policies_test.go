@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -737,9 +739,26 @@ func TestReadmePolicyExample(t *testing.T) {
 		if got := bound(tg.Started.Min) + ".." + bound(tg.Started.Max); got != tc.started {
 			t.Errorf("%s (queue %g, %+v): started %s, want %s", tc.app, tc.queue, tc.at, got, tc.started)
 		}
-		if tc.policy == "paying" && (bound(tg.Created.Min) != "1" || bound(tg.Created.Max) != "5") {
-			t.Errorf("%s: created %s..%s, want the default's 1..5", tc.app, bound(tg.Created.Min), bound(tg.Created.Max))
+		if want := strings.Split(tc.started, "..")[0] + "..5"; tc.policy == "paying" && bound(tg.Created.Min)+".."+bound(tg.Created.Max) != want {
+			t.Errorf("%s: created %s..%s, want %s", tc.app, bound(tg.Created.Min), bound(tg.Created.Max), want)
 		}
+	}
+	// "A queue of 35 gives 4": a dry run of the example plans 4 started
+	// machines for paying-acme, which has one, creating the three missing.
+	prom := httptest.NewServer(&promfake.Handler{Values: map[string]float64{"paying-acme": 35}})
+	t.Cleanup(prom.Close)
+	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "paying-acme", ReleaseVersion: 1,
+		Machines: []flytest.MachineSpec{{State: "started", Region: "ord"}}}}}, flytest.Options{Token: "tok"})
+	t.Cleanup(srv.Close)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	code, out, stderr := runCLI(t, "run", "--config", writeFile(t, "policies-run.yml", strings.Replace(example, "https://api.fly.io/prometheus/my-org", prom.URL, 1)),
+		"--apps", "paying-acme", "--dry-run", "--output", "json")
+	if code != ExitOK {
+		t.Fatalf("dry run of the example: exit %d: %s", code, stderr)
+	}
+	if a := decodeReport(t, out).Apps[0]; a.Target.Started != 4 || a.Target.Created != 4 || a.Current.Created != 1 {
+		t.Errorf("paying-acme with one machine and a queue of 35: %+v → %+v, want 4 started of 4", a.Current, a.Target)
 	}
 	if r := rc.scale.PolicyFor("batch-etl").Policy.Regions; len(r) != 1 || r[0] != "ams" {
 		t.Errorf("batch regions %q", r)
