@@ -134,7 +134,7 @@ func demo(ctx context.Context, s *Streams) error {
 			return err
 		}
 	}
-	fmt.Fprintf(s.Out, "\nNext: fly-autoscaler run --help, and README.md for your own org.\n")
+	fmt.Fprintf(s.Out, "\nNext: fly-autoscaler run --help, and README.md's quick start for your own org.\n")
 	return nil
 }
 

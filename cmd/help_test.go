@@ -15,7 +15,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// configRow is one row of README's configuration reference.
+// configDoc is the document that holds the configuration reference.
+var configDoc = filepath.Join("docs", "configuration.md")
+
+// configRow is one row of docs/configuration.md's configuration reference.
 type configRow struct {
 	line    int
 	names   []string // flag names without dashes, as urfave's Names()
@@ -27,11 +30,11 @@ type configRow struct {
 
 var backticked = regexp.MustCompile("`([^`]*)`")
 
-// readmeConfigReference parses the table under "### Configuration
-// reference" in README.md.
-func readmeConfigReference(t *testing.T) []configRow {
+// configReference parses the table under "### Configuration reference" in
+// docs/configuration.md.
+func configReference(t *testing.T) []configRow {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "README.md"))
+	f, err := os.Open(filepath.Join("..", configDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +59,13 @@ func readmeConfigReference(t *testing.T) []configRow {
 		}
 		if header++; header <= 2 {
 			if header == 1 && line != "| Flag | Variable | YAML key | Default | Meaning |" {
-				t.Fatalf("README.md:%d: configuration reference header %q", n, line)
+				t.Fatalf("%s:%d: configuration reference header %q", configDoc, n, line)
 			}
 			continue
 		}
 		cells := strings.Split(strings.Trim(line, "|"), "|")
 		if len(cells) != 5 {
-			t.Fatalf("README.md:%d: %d cells, want 5: %q", n, len(cells), line)
+			t.Fatalf("%s:%d: %d cells, want 5: %q", configDoc, n, len(cells), line)
 		}
 		for i := range cells {
 			cells[i] = strings.TrimSpace(cells[i])
@@ -77,7 +80,7 @@ func readmeConfigReference(t *testing.T) []configRow {
 		if cells[2] != "—" {
 			m := backticked.FindStringSubmatch(cells[2])
 			if m == nil || m[0] != cells[2] {
-				t.Errorf("README.md:%d: YAML key %q: want one `key` or —", n, cells[2])
+				t.Errorf("%s:%d: YAML key %q: want one `key` or —", configDoc, n, cells[2])
 			} else {
 				r.yamlKey = m[1]
 			}
@@ -89,7 +92,7 @@ func readmeConfigReference(t *testing.T) []configRow {
 		t.Fatal(err)
 	}
 	if len(rows) == 0 {
-		t.Fatal("README.md has no configuration reference table")
+		t.Fatalf("%s has no configuration reference table", configDoc)
 	}
 	return rows
 }
@@ -122,12 +125,12 @@ func envVarsOf(f cli.Flag) []string {
 	return nil
 }
 
-// TestConfigReference keeps README's configuration reference and the run
+// TestConfigReference keeps docs/configuration.md's configuration reference and the run
 // command's flags in step, both ways: names, aliases, variables, YAML keys
 // and defaults.
 func TestConfigReference(t *testing.T) {
 	t.Parallel()
-	rows := readmeConfigReference(t)
+	rows := configReference(t)
 	flags := map[string]cli.Flag{}
 	for _, f := range runFlags() {
 		flags[f.Names()[0]] = f
@@ -136,39 +139,39 @@ func TestConfigReference(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if len(r.names) == 0 {
-			t.Errorf("README.md:%d: no flag", r.line)
+			t.Errorf("%s:%d: no flag", configDoc, r.line)
 			continue
 		}
 		f, ok := flags[r.names[0]]
 		if !ok {
-			t.Errorf("README.md:%d: --%s is not a flag of run", r.line, r.names[0])
+			t.Errorf("%s:%d: --%s is not a flag of run", configDoc, r.line, r.names[0])
 			continue
 		}
 		if seen[r.names[0]] {
-			t.Errorf("README.md:%d: --%s listed twice", r.line, r.names[0])
+			t.Errorf("%s:%d: --%s listed twice", configDoc, r.line, r.names[0])
 		}
 		seen[r.names[0]] = true
 		if !slices.Equal(r.names, f.Names()) {
-			t.Errorf("README.md:%d: names %q, the flag has %q", r.line, r.names, f.Names())
+			t.Errorf("%s:%d: names %q, the flag has %q", configDoc, r.line, r.names, f.Names())
 		}
 		if !slices.Equal(r.envVars, envVarsOf(f)) {
-			t.Errorf("README.md:%d: --%s: variables %q, the flag has %q", r.line, r.names[0], r.envVars, envVarsOf(f))
+			t.Errorf("%s:%d: --%s: variables %q, the flag has %q", configDoc, r.line, r.names[0], r.envVars, envVarsOf(f))
 		}
 		if want := flagDefault(f); r.def != want {
-			t.Errorf("README.md:%d: --%s: default %q, the flag declares %q", r.line, r.names[0], r.def, want)
+			t.Errorf("%s:%d: --%s: default %q, the flag declares %q", configDoc, r.line, r.names[0], r.def, want)
 		}
 		if r.meaning == "" {
-			t.Errorf("README.md:%d: --%s: no meaning", r.line, r.names[0])
+			t.Errorf("%s:%d: --%s: no meaning", configDoc, r.line, r.names[0])
 		}
 	}
 	for name := range flags {
 		if !seen[name] {
-			t.Errorf("--%s is missing from README.md's configuration reference", name)
+			t.Errorf("--%s is missing from %s's configuration reference", name, configDoc)
 		}
 	}
 
 	// YAML keys: each one named exists, and each key of the file but the
-	// ones the README's prose covers is in the table.
+	// ones the prose of docs/configuration.md covers is in the table.
 	fileKeys, colKeys := yamlKeys(fileConfig{}), yamlKeys(collectorConfig{})
 	inTable := map[string]bool{}
 	for _, r := range rows {
@@ -178,34 +181,34 @@ func TestConfigReference(t *testing.T) {
 		inTable[r.yamlKey] = true
 		if sub, ok := strings.CutPrefix(r.yamlKey, "metric-collectors[]."); ok {
 			if !slices.Contains(colKeys, sub) {
-				t.Errorf("README.md:%d: %s is not a key of a metric collector", r.line, r.yamlKey)
+				t.Errorf("%s:%d: %s is not a key of a metric collector", configDoc, r.line, r.yamlKey)
 			}
 		} else if !slices.Contains(fileKeys, r.yamlKey) {
-			t.Errorf("README.md:%d: %s is not a key of the config file", r.line, r.yamlKey)
+			t.Errorf("%s:%d: %s is not a key of the config file", configDoc, r.line, r.yamlKey)
 		}
 	}
 	prose := []string{"metric-collectors", "policies", "interval", "app-list-refresh-interval", "metric-collectors[].type"}
-	// Keys of the NATS and Kafka collectors without a flag: their README
+	// Keys of the NATS and Kafka collectors without a flag: their
 	// sections name them.
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", configDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"include-ack-pending", "nkey-seed-file", "user", "domain", "unconsumed-from",
 		"tls", "tls-ca", "tls-cert", "tls-key", "tls-insecure-skip-verify"} {
 		if !strings.Contains(string(readme), k+":") && !strings.Contains(string(readme), "`"+k+"`") {
-			t.Errorf("collector key %s is in no README section", k)
+			t.Errorf("collector key %s is in no section of %s", k, configDoc)
 		}
 		prose = append(prose, "metric-collectors[]."+k)
 	}
 	for _, k := range fileKeys {
 		if !inTable[k] && !slices.Contains(prose, k) {
-			t.Errorf("config file key %s is missing from README.md's configuration reference", k)
+			t.Errorf("config file key %s is missing from %s's configuration reference", k, configDoc)
 		}
 	}
 	for _, k := range colKeys {
 		if k := "metric-collectors[]." + k; !inTable[k] && !slices.Contains(prose, k) {
-			t.Errorf("config file key %s is missing from README.md's configuration reference", k)
+			t.Errorf("config file key %s is missing from %s's configuration reference", k, configDoc)
 		}
 	}
 }

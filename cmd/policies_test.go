@@ -208,7 +208,7 @@ func TestPolicyConfigErrors(t *testing.T) {
 	}
 }
 
-// policyConfigFile writes a config file with the three tiers of README's
+// policyConfigFile writes a config file with the three tiers of docs/configuration.md's
 // example and returns its path.
 func policyConfigFile(t *testing.T, extra string) string {
 	t.Helper()
@@ -532,7 +532,7 @@ func TestPoliciesE2E(t *testing.T) {
 	}
 }
 
-// TestTimeVariablesThroughTheConfig evaluates README's business-hours
+// TestTimeVariablesThroughTheConfig evaluates docs/configuration.md's business-hours
 // floor with eval's code, --timezone and an injected clock: the run's
 // start decides the time variables.
 func TestTimeVariablesThroughTheConfig(t *testing.T) {
@@ -684,13 +684,13 @@ func TestRenderEvalPolicies(t *testing.T) {
 	}
 }
 
-// TestReadmePolicyExample loads README's three-tier example and checks the
+// TestReadmePolicyExample loads docs/configuration.md's three-tier example and checks the
 // walk-through: which app takes which policy, and the targets it gets.
 func TestReadmePolicyExample(t *testing.T) {
 	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "tok")
 	setenv(t, "FAS_PROMETHEUS_TOKEN", "prom-token")
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -698,7 +698,7 @@ func TestReadmePolicyExample(t *testing.T) {
 	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
 	example, _, ok3 := strings.Cut(rest, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("README.md has no three-tier example")
+		t.Fatal("docs/configuration.md has no three-tier example")
 	}
 	rc, err := loadConfig(t, "--config", writeFile(t, "policies.yml", example))
 	if err != nil {

@@ -90,7 +90,7 @@ func runCommand(s *Streams) *cli.Command {
 		UsageText: "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
 		Description: "Each option is a flag or the variable in brackets, and most are also a key of the YAML\n" +
 			"file given with --config; flags take precedence over variables, variables over the file.\n" +
-			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
+			"docs/configuration.md lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
 			"--detailed-exitcode).",
 	})
