@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/lipgloss/table"
@@ -165,6 +166,10 @@ func wrap(text string, width int) []string {
 				lines, line = append(lines, line), ""
 			}
 			head := ansi.Truncate(word, width, "")
+			if head == "" { // a character wider than the line
+				_, size := utf8.DecodeRuneInString(word)
+				head = word[:size]
+			}
 			lines = append(lines, head)
 			word = word[len(head):]
 		}

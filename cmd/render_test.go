@@ -1045,3 +1045,26 @@ func TestRunTableWidth(t *testing.T) {
 		}
 	})
 }
+
+// TestWrap: lines within the width, words whole when they fit, a word
+// longer than a line cut, a character wider than the line on its own.
+func TestWrap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		text  string
+		width int
+		want  []string
+	}{
+		{"a bb ccc dddd", 6, []string{"a bb", "ccc", "dddd"}},
+		{"abcdefghij", 4, []string{"abcd", "efgh", "ij"}},
+		{"x 漢字", 1, []string{"x", "漢", "字"}},
+		{"", 5, []string{""}},
+	} {
+		if got := wrap(tc.text, tc.width); !slices.Equal(got, tc.want) {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.text, tc.width, got, tc.want)
+		}
+	}
+	if got := truncateMiddle("tenant-38-enterprise-customers-long-name", 29); got != "tenant-38-ente…mers-long-name" {
+		t.Errorf("truncateMiddle: %q", got)
+	}
+}
