@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -318,10 +319,10 @@ const appFloor = 20
 // The columns give way in this order: ACTIONS, METRICS and RESULT shrink,
 // the widest first, ACTIONS and METRICS to the width of their header,
 // RESULT to its status words (each reason that no longer fits moves below
-// its row), APP and POLICY to appFloor (names are
-// shortened in the middle, where names of one fleet differ least), then
-// METRICS and then ACTIONS are left out, and last APP and POLICY shrink
-// further. When even that is not enough the table stays wider than width.
+// its row); then METRICS and then ACTIONS are left out; then, with both
+// back, APP and POLICY shrink to appFloor (names are shortened in the
+// middle, where names of one fleet differ least), METRICS and then ACTIONS
+// being left out again as needed; and last APP and POLICY shrink further. When even that is not enough the table stays wider than width.
 func fitWidth(headers []string, rows [][]string, statuses []string, width int) ([]string, [][]string, []string) {
 	natural := make([]int, len(headers))
 	for c, h := range headers {
@@ -384,14 +385,22 @@ func fitWidth(headers []string, rows [][]string, statuses []string, width int) (
 		shrink(func(c int) int { return max(header(c), min(natural[c], floor)) }, "APP", policyColumn)
 		return widths, total() <= width
 	}
+	// Names whole if leaving out METRICS, then ACTIONS, makes room;
+	// else names down to appFloor, with as many of them as fit; else
+	// shorter names.
 	var widths []int
-	for _, drop := range [][]string{nil, {"METRICS"}, {"METRICS", "ACTIONS"}} {
-		var fits bool
-		if widths, fits = try(drop, appFloor); fits {
+	fits := false
+	for _, floor := range []int{math.MaxInt, appFloor} {
+		for _, drop := range [][]string{nil, {"METRICS"}, {"METRICS", "ACTIONS"}} {
+			if widths, fits = try(drop, floor); fits {
+				break
+			}
+		}
+		if fits {
 			break
 		}
 	}
-	if !fitsIn(widths, width) {
+	if !fits {
 		widths, _ = try([]string{"METRICS", "ACTIONS"}, 0)
 	}
 
