@@ -178,7 +178,7 @@ func (rw *redactWriter) write(p []byte) error {
 	// held back whole, to be written in one piece with its end.
 	complete, open := controlSequences(text)
 	hold = min(hold, len(text)-complete)
-	if open >= 0 {
+	if open >= 0 && len(text)-open <= maxHeldSequence {
 		hold = max(hold, len(text)-open)
 	}
 	out := text[:len(text)-hold]
@@ -189,6 +189,12 @@ func (rw *redactWriter) write(p []byte) error {
 	_, err := io.WriteString(rw.w, out)
 	return err
 }
+
+// maxHeldSequence bounds the unfinished control sequence a write holds
+// back: the program's are a few bytes; an ESC followed by anything but the
+// end of one (text that only looks like the start of a string sequence) is
+// written on.
+const maxHeldSequence = 64
 
 // controlSequences scans text for terminal control sequences (ECMA-48:
 // CSI "\x1b[" parameters, intermediates and a final byte; OSC, DCS and
