@@ -70,13 +70,14 @@ func demoCommand(s *Streams) *cli.Command {
 			if c.Args().Present() {
 				return usagef("demo takes no arguments")
 			}
-			return demo(c.Context, s)
+			return demo(c.Context, s, envOf(c).Get("COLUMNS"))
 		},
 	}
 }
 
-// demo runs the demo: see demoCommand.
-func demo(ctx context.Context, s *Streams) error {
+// demo runs the demo: see demoCommand. columns is COLUMNS, which the
+// passes' tables fit as a run's do.
+func demo(ctx context.Context, s *Streams, columns string) error {
 	org, err := flytest.ParseOrg(demoOrgJSON)
 	if err != nil {
 		return fmt.Errorf("demo org: %w", err)
@@ -113,10 +114,11 @@ func demo(ctx context.Context, s *Streams) error {
 			selected++
 		}
 	}
-	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps, %d of them matching %s) at %s\n"+
-		"and a Prometheus-compatible metrics endpoint at %s, both served by this process\n"+
-		"on loopback: nothing outside this machine is contacted. Each pass below is the real\n"+
-		"run command, talking HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
+	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps, %d of them matching %s)\n"+
+		"at %s and a Prometheus-compatible metrics endpoint at\n"+
+		"%s, both served by this process on loopback: nothing outside\n"+
+		"this machine is contacted. Each pass below is the real run command, talking\n"+
+		"HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
 		demoOrg, len(fly.Apps()), selected, demoPatterns, fly.URL, metrics.URL)
 	fmt.Fprintf(s.Out, "  %s\n", shellCommand(append([]string{"fly-autoscaler", "run"}, args...)))
 
@@ -130,7 +132,7 @@ func demo(ctx context.Context, s *Streams) error {
 	}
 	for _, p := range passes {
 		fmt.Fprintf(s.Out, "\n%s\n\n", bold.Render("── "+p.title))
-		if err := demoPass(ctx, s, fly.URL, append(slices.Clone(args), p.extra...)); err != nil {
+		if err := demoPass(ctx, s, fly.URL, columns, append(slices.Clone(args), p.extra...)); err != nil {
 			return err
 		}
 	}
@@ -141,9 +143,13 @@ func demo(ctx context.Context, s *Streams) error {
 // demoPass runs "fly-autoscaler run" with args against the fake Fly API
 // at flyURL: the same command, flags and code as the operator's, in an
 // environment of the demo's own, which holds only the base URLs: the demo
-// must not pick up the operator's real configuration (FAS_* variables).
-func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) error {
+// must not pick up the operator's real configuration (FAS_* variables);
+// COLUMNS, about the terminal, is passed on.
+func demoPass(ctx context.Context, s *Streams, flyURL, columns string, args []string) error {
 	env := Env{"FLY_API_BASE_URL": flyURL, "FLY_FLAPS_BASE_URL": flyURL}
+	if columns != "" {
+		env["COLUMNS"] = columns
+	}
 	run := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
 	return runApp(ctx, newApp(s, env), run)
 }

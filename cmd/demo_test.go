@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"github.com/charmbracelet/lipgloss"
+
 	"context"
 	"net/http"
 	"net/url"
@@ -211,5 +213,25 @@ func TestShellCommand(t *testing.T) {
 	want := "fly-autoscaler run --org o \\\n    --apps 'a-*' \\\n    --query 'x{app=\"$APP_NAME\"}' \\\n    --q 'it'\\''s'"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestDemoFitsColumns: with COLUMNS=80 every line of the demo, its intro
+// and its three reports, fits 80 columns, and the reports still count 12
+// apps.
+func TestDemoFitsColumns(t *testing.T) {
+	t.Parallel()
+	setenv(t, "COLUMNS", "80")
+	code, out, stderr := runCLI(t, "demo")
+	if code != ExitOK {
+		t.Fatalf("demo exit code %d, stderr:\n%s", code, stderr)
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if w := lipgloss.Width(line); w > 80 {
+			t.Errorf("line %d is %d columns wide: %q", i+1, w, line)
+		}
+	}
+	if n := strings.Count(out, "12 apps: "); n != 3 {
+		t.Errorf("%d reports of 12 apps, want 3:\n%s", n, out)
 	}
 }
