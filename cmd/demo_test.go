@@ -1,14 +1,14 @@
 package cmd
 
 import (
-	"github.com/charmbracelet/lipgloss"
-
 	"context"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
