@@ -96,7 +96,9 @@ func (env Env) expand(s string) string {
 	})
 }
 
-// loadFile reads the YAML config file. Environment references are expanded
+// loadFile reads the YAML config file. When the error is about values of
+// the wrong type (or unknown keys), the file is returned with it, holding
+// the values that could be read. Environment references are expanded
 // in every value but the queries: a query must not be able to pull a
 // secret such as FAS_API_TOKEN out of the environment.
 func loadFile(path string, env Env) (*fileConfig, []string, error) {
@@ -110,8 +112,15 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	// A value of the wrong type leaves the others decoded: the error is
+	// returned with them, for validate to check them too.
+	var typeErr error
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, yamlError(path, b, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, nil, yamlError(path, b, err)
+		}
+		typeErr = yamlError(path, b, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -147,7 +156,7 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	if fc.AppListRefreshInterval != "" {
 		warnings = append(warnings, fmt.Sprintf("%s: app-list-refresh-interval is ignored: the app list is read once per run", path))
 	}
-	return &fc, warnings, nil
+	return &fc, warnings, typeErr
 }
 
 // maxConfigSize bounds what --config reads: a configuration is a few

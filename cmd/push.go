@@ -21,7 +21,8 @@ const pushJob = "fly-autoscaler"
 // pushTimeout bounds the pushes at the end of a run.
 const pushTimeout = 10 * time.Second
 
-// Names of the metrics pushed to the Pushgateway (documented in README.md).
+// Names of the metrics pushed to the Pushgateway (documented in
+// docs/configuration.md).
 const (
 	metricAppsMatched   = "fly_autoscaler_apps_matched"
 	metricApps          = "fly_autoscaler_apps"

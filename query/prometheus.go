@@ -335,6 +335,11 @@ func (p *Prometheus) floatValue(v float64, histogram bool) (float64, error) {
 	return p.value(v, "query returned NaN")
 }
 
+// NoSeriesHint follows the error of a query that returned no series: the
+// two ways out, when no series means no work (a queue whose series exists
+// only while it holds messages).
+const NoSeriesHint = `(set --prometheus-on-empty zero, or add "or vector(0)" to the query, if no series means no work)`
+
 // value applies the on-empty policy to NaN, which stands for no value.
 // Infinity is always an error: no scaling expression can use it.
 func (p *Prometheus) value(v float64, missing string) (float64, error) {
@@ -342,6 +347,9 @@ func (p *Prometheus) value(v float64, missing string) (float64, error) {
 	case math.IsNaN(v):
 		if p.cfg.OnEmpty == OnEmptyZero {
 			return 0, nil
+		}
+		if strings.Contains(missing, "no series") {
+			missing += " " + NoSeriesHint
 		}
 		return 0, resultErrorf(ErrNoData, "%s", missing)
 	case math.IsInf(v, 0):
