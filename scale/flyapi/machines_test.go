@@ -15,6 +15,8 @@ import (
 	fly "github.com/superfly/fly-go"
 	"github.com/superfly/fly-go/flaps"
 	"github.com/superfly/fly-go/tokens"
+
+	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // flyGoFlaps returns fly-go's flaps client for the Machines API at base,
@@ -76,6 +78,12 @@ func TestMachinesAsFlyGo(t *testing.T) {
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch {
+		case strings.Contains(r.URL.Path, "/gone"):
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"machine not found"}`)
+		case strings.Contains(r.URL.Path, "/settled"):
+			w.WriteHeader(http.StatusPreconditionFailed)
+			io.WriteString(w, `{"error":"failed_precondition","message":"unable to stop machine from current state: 'stopped'"}`)
 		case r.Method == http.MethodGet:
 			io.WriteString(w, answers["list"])
 		case strings.HasSuffix(r.URL.Path, "/start"):
@@ -98,7 +106,7 @@ func TestMachinesAsFlyGo(t *testing.T) {
 	}
 	ttl := 30
 	launch := fly.LaunchMachineInput{Region: "ord", Name: "n", Config: &fly.MachineConfig{Image: "img", Metadata: map[string]string{"k": "v"}}}
-	for _, tok := range []string{"FlyV1 fm2_lJPECAAAAAAAAA==,fm2_lJPEEEE=", "fo1_usertoken"} {
+	for _, tok := range []string{benchToken, "FlyV1 " + benchToken[len("FlyV1 "):] + ",fm2_lJPEEEE=", "fo1_usertoken"} {
 		for _, ua := range []string{"fly-autoscaler/test", ""} {
 			_, m, err := NewClients(t.Context(), Options{Token: tok, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, UserAgent: ua})
 			if err != nil {
@@ -154,8 +162,34 @@ func TestMachinesAsFlyGo(t *testing.T) {
 					return nil, fc.DeleteMetadata(t.Context(), "app-1", "m1", "fly-autoscaler-paused")
 				}},
 			}
+			// Errors: the same status and message as fly-go reads them.
+			for _, c := range []struct {
+				name        string
+				id          string
+				want        error
+				ours, flyGo func(id string) error
+			}{
+				{"start", "gone", scale.ErrNotFound, func(id string) error { _, err := ours.Start(t.Context(), "app-1", id, ""); return err },
+					func(id string) error { _, err := fc.Start(t.Context(), "app-1", id, ""); return err }},
+				{"stop", "settled", scale.ErrAlreadyStopped, func(id string) error { return ours.Stop(t.Context(), "app-1", fly.StopMachineInput{ID: id}, "") },
+					func(id string) error { return fc.Stop(t.Context(), "app-1", fly.StopMachineInput{ID: id}, "") }},
+				{"suspend", "settled", scale.ErrAlreadyStopped, func(id string) error { return ours.Suspend(t.Context(), "app-1", id, "") },
+					func(id string) error { return fc.Suspend(t.Context(), "app-1", id, "") }},
+				{"destroy", "gone", scale.ErrNotFound, func(id string) error { return ours.Destroy(t.Context(), "app-1", fly.RemoveMachineInput{ID: id}, "") },
+					func(id string) error { return fc.Destroy(t.Context(), "app-1", fly.RemoveMachineInput{ID: id}, "") }},
+				{"release lease", "gone", scale.ErrNotFound, func(id string) error { return ours.ReleaseLease(t.Context(), "app-1", id, "n1") },
+					func(id string) error { return fc.ReleaseLease(t.Context(), "app-1", id, "n1") }},
+				{"set metadata", "gone", scale.ErrNotFound, func(id string) error { return ours.SetMetadata(t.Context(), "app-1", id, "k", "v") },
+					func(id string) error { return fc.SetMetadata(t.Context(), "app-1", id, "k", "v") }},
+			} {
+				err, ferr := c.ours(c.id), c.flyGo(c.id)
+				if want := flyGoError(ferr); err == nil || err.Error() != want || !errors.Is(err, c.want) {
+					t.Errorf("%s of a machine %s: %v, want %q matching %v", c.name, c.id, err, want, c.want)
+				}
+			}
+			take()
 			for _, c := range calls {
-				what := fmt.Sprintf("%s (token %.6s, user agent %q)", c.name, tok, ua)
+				what := fmt.Sprintf("%s (token %.12s..., user agent %q)", c.name, tok, ua)
 				take()
 				got, err := c.ours()
 				if err != nil {
