@@ -142,18 +142,6 @@ func unauthorizedMsg(advice string) string {
 	return "401 unauthorized: " + advice
 }
 
-// isUncertain reports whether err, the failure of a Machines API request
-// that changes something (a create, a destroy, ...), may nevertheless have
-// taken effect: for a create, the machine may exist; for a destroy, it may
-// be gone. The applier reads it through scale.APIError.
-func isUncertain(err error) bool {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.uncertain
-	}
-	return errors.Is(err, errUncertain)
-}
-
 // stripURL keeps the operation and cause of a transport error, not the URL.
 func stripURL(err error) error {
 	var ue *url.Error

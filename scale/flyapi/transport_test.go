@@ -483,6 +483,23 @@ func TestTransportGraphQLQueryRetried(t *testing.T) {
 	}
 }
 
+// TestTransportGraphQLOneRetryLoop: a query answered 502 or 503 every time
+// is sent MaxAttempts times, by the transport alone: fly-go's rehttp above
+// it, which resends after a 502 or 503, never sees one.
+func TestTransportGraphQLOneRetryLoop(t *testing.T) {
+	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable} {
+		srv, a, _ := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{BaseDelay: time.Millisecond})
+		srv.Inject(flytest.Fault{Op: flytest.OpGraphQLOrg, Status: status})
+		_, err := a.GetOrganizationBySlug(context.Background(), "tr-org")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprint(status)) {
+			t.Errorf("%d: organization: %v, want an error naming the %d", status, err, status)
+		}
+		if n := len(trCalls(srv, flytest.OpGraphQLOrg)); n != 4 {
+			t.Errorf("%d: the query was sent %d times, want MaxAttempts 4", status, n)
+		}
+	}
+}
+
 func TestTransportRateLimitPerApp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const apps = 50
@@ -668,4 +685,15 @@ func statusOf(err error) int {
 		return ae.status
 	}
 	return 0
+}
+
+// isUncertain reports whether err, the failure of a Machines API request,
+// carries the verdict "may have taken effect" (the applier reads it
+// through scale.APIError).
+func isUncertain(err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.uncertain
+	}
+	return errors.Is(err, errUncertain)
 }
