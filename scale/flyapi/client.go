@@ -28,7 +28,7 @@ type Options struct {
 	// MachinesBaseURL is the Machines API's base URL (default
 	// defaultMachinesBaseURL); the caller reads FLY_FLAPS_BASE_URL.
 	MachinesBaseURL string
-	// UserAgent is sent with every request.
+	// UserAgent is sent with every request (fly-go's default when empty).
 	UserAgent string
 	// Transport, when set, is the HTTP transport the clients send through:
 	// a Transport from NewTransport for retries and rate limits.
@@ -48,7 +48,7 @@ type Options struct {
 // as through a RoundTripper. With any other transport (or none) the Machines
 // client sends each request once, over that transport, and judges
 // uncertainty by the same rule.
-func NewClients(ctx context.Context, o Options) (scale.Apps, scale.Machines, error) {
+func NewClients(_ context.Context, o Options) (scale.Apps, scale.Machines, error) {
 	base := cmp.Or(o.APIBaseURL, defaultAPIBaseURL)
 	machinesBase := cmp.Or(o.MachinesBaseURL, defaultMachinesBaseURL)
 	u, err := url.Parse(machinesBase)
