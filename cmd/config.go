@@ -67,6 +67,10 @@ type runConfig struct {
 	fly *flyClients
 }
 
+// minEvery is the shortest --every: a pass lists the org's apps and reads
+// every metric, which no API is meant to serve many times a second.
+const minEvery = time.Second
+
 // loadRunConfig builds and validates the run configuration from flags,
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
@@ -266,6 +270,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if rc.every, err = duration(s, "every", "", 0); err != nil {
 		return nil, err
 	}
+	if rc.every > 0 && rc.every < minEvery {
+		return nil, usagef("%s: %s is below %s: passes would follow each other back to back; use e.g. 30s", s.where("every"), rc.every, minEvery)
+	}
 	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
 		if u, err := url.Parse(rc.pushgateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), query.RedactURL(rc.pushgateway))
@@ -439,11 +446,18 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		if prev, ok := seen[name]; ok && name != "" {
 			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, name, prev)
 		}
+		// The collector as the next error names it: "metric-collectors[0]
+		// (line 5)", not the file's path again.
+		if rest, ok := strings.CutPrefix(where, s.path+":"); ok && s.path != "" {
+			if line, key, ok := strings.Cut(rest, ": "); ok {
+				where = fmt.Sprintf("%s (line %s)", key, line)
+			}
+		}
 		seen[name] = where
 		return nil
 	}
 	for i, c := range file.MetricCollectors {
-		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
+		where := file.collectorAt(s.path, i)
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
 		switch typ {
 		case "":
@@ -465,11 +479,11 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		}
 		if typ == "temporal" {
 			tc, err := temporalFromFile(c)
-			if err == nil {
-				err = addCollector(&temporal, claim, where, tc.Name, tc)
-			}
 			if err != nil {
 				return nil, nil, usagef("%s: %v", where, err)
+			}
+			if err := addCollector(&temporal, claim, where, tc.Name, tc); err != nil {
+				return nil, nil, err // it names where
 			}
 			continue
 		}

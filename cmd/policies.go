@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	// The container image has no zone database: --timezone must work
 	// without one.
@@ -132,8 +133,8 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 			return nil, nil, usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
 		case pc.Name == scale.DefaultPolicyName:
 			return nil, nil, usagef("%s: %q names the top level's settings, which the apps that match no policy take: choose another name", pc.at(path, "name"), pc.Name)
-		case strings.ContainsFunc(pc.Name, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			return nil, nil, usagef("%s:%d: policies[%d]: name: holds a control character: use a name of one line", path, pc.line, i)
+		case strings.ContainsFunc(pc.Name, unsafeInName):
+			return nil, nil, usagef("%s:%d: policies[%d]: name: holds a control or bidirectional formatting character: use a name of one line, of printable characters", path, pc.line, i)
 		case dup:
 			return nil, nil, usagef("%s: the name is already used by the policy at line %d: give each policy its own name", pc.at(path, "name"), prev)
 		}
@@ -175,6 +176,21 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		}
 	}
 	return out, warnings, nil
+}
+
+// unsafeInName reports whether r may not be part of a name shown in the
+// report: a C0 or C1 control character (line breaks, escapes), a line or
+// paragraph separator, or a bidirectional formatting character, which
+// would reorder the text of the table around it (U+202E turns it
+// right-to-left).
+func unsafeInName(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return unicode.Is(unicode.Bidi_Control, r)
 }
 
 // maxNamed is how many covering policies an error names.
