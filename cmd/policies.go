@@ -146,7 +146,8 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		}
 		out = append(out, p)
 	}
-	if err := scale.CheckReachable(out); err != nil {
+	undecided, err := scale.CheckReachableBounded(out)
+	if err != nil {
 		var ue *scale.UnreachableError
 		if !errors.As(err, &ue) {
 			return nil, nil, usagef("policies in %s: %v", path, err)
@@ -165,13 +166,27 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		}
 		return nil, nil, usagef("%s: can never apply: every app its apps match takes an earlier policy first, %s; an app takes the first policy that matches it: move this policy up, or narrow the earlier one", pc.at(path, ""), strings.Join(earlier, ", "))
 	}
+	if len(undecided) > 0 {
+		var at []string
+		for _, i := range undecided {
+			if len(at) == maxNamed {
+				at = append(at, fmt.Sprintf("and %d more", len(undecided)-maxNamed))
+				break
+			}
+			at = append(at, fmt.Sprintf("line %d", file.Policies[i].line))
+		}
+		warnings = append(warnings, fmt.Sprintf("policies in %s at %s: not checked for reachability: with the earlier policies their globs are too many or too tangled to decide within the check's bound; they are let through",
+			path, strings.Join(at, ", ")))
+	}
 	// A policy that no app of the selection can take is dead in this
 	// run, not wrong: the same file may serve runs that select other
 	// apps. Plain names are such a narrowed run; they are not warned of.
 	if _, plain := sel.Names(); !plain {
-		for i, p := range out {
-			if ok, err := p.Selects(sel); err == nil && !ok {
-				warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[i].at(path, "apps")))
+		if selected, err := scale.SelectedBy(out, sel); err == nil {
+			for i, ok := range selected {
+				if !ok {
+					warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[i].at(path, "apps")))
+				}
 			}
 		}
 	}
