@@ -79,7 +79,7 @@ type automaton struct {
 	mark         []uint32
 	gen          uint32
 	stack, moved []int32
-	d    *dfa // the deterministic form, see det
+	d            *dfa // the deterministic form, see det
 }
 
 // compileAutomaton builds the automaton of a glob; src must compile with
