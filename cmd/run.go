@@ -105,6 +105,9 @@ func withRunOptions(s *Streams, fn func(context.Context, *Streams, *runConfig) e
 		if err != nil {
 			return err
 		}
+		if !beginPasses(c.Context) {
+			return context.Cause(c.Context) // Main has returned already
+		}
 		return fn(c.Context, s, rc)
 	}
 	return cmd
