@@ -19,6 +19,11 @@ import (
 // openConfig opens the config file, refusing anything but a regular file
 // without blocking: a FIFO is opened non-blocking, then refused.
 func openConfig(path string) (*os.File, error) {
+	// Checked before the open, which fails on a socket, and again on the
+	// file opened, which may have been replaced since.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, usagef("--config %s: not a regular file (%s): give the path of a YAML file", path, fileKind(fi.Mode()))
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, usagef("--config: %v", err)
@@ -79,6 +84,9 @@ func checkConfigShape(path string, b []byte) (fileLines, error) {
 			i += size
 		}
 		return lines, usagef("%s:%d: not valid UTF-8: save the file as UTF-8 text", path, bytes.Count(b[:i], []byte("\n"))+1)
+	}
+	if line, r, ok := controlChar(b); ok && !utf16 {
+		return lines, usagef("%s:%d: holds the control character U+%04X, which YAML does not allow in a file: remove it (in a double-quoted string, an escape such as \\x%02x is read)", path, line, r, r&0xff)
 	}
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
@@ -170,4 +178,21 @@ func expandedSize(n *yaml.Node, sizes map[*yaml.Node]int, open map[*yaml.Node]bo
 	}
 	sizes[n] = size
 	return size
+}
+
+// controlChar finds the first character YAML refuses in a file's text
+// (yaml.v3 would say so without a line): a C0 control but tab and line
+// breaks, DEL, a C1 control but NEL, U+FFFE and U+FFFF.
+func controlChar(b []byte) (line int, r rune, ok bool) {
+	line = 1
+	for _, r := range string(b) {
+		switch {
+		case r == '\n':
+			line++
+		case r == '\t', r == '\r', r == 0x85:
+		case r < 0x20, r >= 0x7f && r <= 0x9f, r == 0xfffe, r == 0xffff:
+			return line, r, true
+		}
+	}
+	return 0, 0, false
 }

@@ -105,6 +105,9 @@ func withRunOptions(s *Streams, fn func(context.Context, *Streams, *runConfig) e
 		if err != nil {
 			return err
 		}
+		if testHookBeforePasses != nil {
+			testHookBeforePasses()
+		}
 		if !beginPasses(c.Context) {
 			return context.Cause(c.Context) // Main has returned already
 		}
@@ -112,6 +115,10 @@ func withRunOptions(s *Streams, fn func(context.Context, *Streams, *runConfig) e
 	}
 	return cmd
 }
+
+// testHookBeforePasses, when set (by tests only), runs after the
+// configuration is loaded and before the first pass starts.
+var testHookBeforePasses func()
 
 // runOnce builds the clients, runs one pass and renders the report.
 func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {

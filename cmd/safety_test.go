@@ -302,6 +302,14 @@ func TestMainProcess(t *testing.T) {
 	// As main.go: signals cancel the context, which is cancelled as soon
 	// as Main returns.
 	ctx, cancel := SignalContext(context.Background())
+	if ready := os.Getenv("FAS_TEST_BLOCK_BEFORE_PASSES"); ready != "" {
+		// The parent signals once the file exists: the command is then
+		// between its configuration and its first pass, held there.
+		testHookBeforePasses = func() {
+			_ = os.WriteFile(ready, nil, 0o600)
+			time.Sleep(time.Minute)
+		}
+	}
 	s := SystemStreams()
 	err := Main(ctx, append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), SystemEnv(), s)
 	cancel()

@@ -41,8 +41,8 @@ const allChars = uint64(1)<<len(appNameChars) - 1
 // check of ten thousand policies of the usual shapes (plain names,
 // prefixes) takes a few hundred thousand.
 const (
-	maxCheckSteps    = 60_000_000
-	maxQuestionSteps = 6_000_000
+	maxCheckSteps    = 30_000_000
+	maxQuestionSteps = 3_000_000
 	// maxCheckBytes bounds the deterministic states the automata of a
 	// check keep, maxQuestionBytes the combinations of states one
 	// question keeps.
@@ -206,6 +206,18 @@ func (a *automaton) analyse() {
 			a.univ[s] = slices.Contains(a.closure([]int32{int32(s)}, nil), int32(a.accept))
 		}
 	}
+}
+
+// nonEmpty reports whether the automaton accepts a string of at least one
+// app-name character: a state it reaches by empty edges reads one into a
+// state from which acceptance is reachable.
+func (a *automaton) nonEmpty() bool {
+	for _, s := range a.closure([]int32{int32(a.start)}, nil) {
+		if a.acc[s] != 0 && a.live[a.next[s]] {
+			return true
+		}
+	}
+	return false
 }
 
 // closure returns set with every state reachable from it by empty

@@ -220,10 +220,19 @@ func checkReachable(ps []AppPolicy) (undecided []int, err error) {
 			reachable, decided bool
 			covering           []int
 		)
-		if plainNames(ix.lits[i]) {
+		switch {
+		case plainNames(ix.lits[i]):
 			reachable, covering = namesReachable(ps, i, related, b)
 			decided = true
-		} else {
+		case len(related) == 0 && len(ps[i].Apps.exclude) == 0:
+			// Alone: reachable when one of its globs matches some name.
+			si, err := compile(i)
+			if err != nil {
+				return nil, err
+			}
+			reachable = slices.ContainsFunc(si.include, (*automaton).nonEmpty)
+			decided = true
+		default:
 			si, err := compile(i)
 			if err != nil {
 				return nil, err
