@@ -191,12 +191,16 @@ func appNameShaped(s string) bool {
 
 // checkReachable is CheckReachableBounded.
 func checkReachable(ps []AppPolicy) (undecided []int, err error) {
+	return checkReachableWithin(ps, newBudget())
+}
+
+// checkReachableWithin is checkReachable within the budget b.
+func checkReachableWithin(ps []AppPolicy, b *budget) (undecided []int, err error) {
 	sels := make([]*Selector, len(ps))
 	for i, p := range ps {
 		sels[i] = p.Apps
 	}
 	ix := newPolicyIndex(sels)
-	b := newBudget()
 	compiled := make([]*selection, len(ps))
 	compile := func(i int) (selection, error) {
 		if compiled[i] == nil {
