@@ -69,7 +69,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-failure-ratio", Category: catSafety, EnvVars: []string{"FAS_MAX_FAILURE_RATIO"}, Usage: "abort all remaining changes once more than this `ratio` (0..1) of the apps failed (default: 1, never)"},
 		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`mode` of taking started machines down: stop or suspend (default: stop)"},
 
-		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
+		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` (at least 1s) until SIGINT/SIGTERM (default: run once)"},
 
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `format`: table, json or markdown"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
