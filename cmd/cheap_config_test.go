@@ -156,6 +156,24 @@ func TestHostileInputIsCheap(t *testing.T) {
 		{"200 brace sets", []string{"run", "--config", file("brace200.yml", policiesYAML(head, braced)), "--output", "yaml"}, valid},
 		{"200 overlapping brace sets", []string{"run", "--config", file("brace200o.yml", policiesYAML(head, bracedOverlap))},
 			[]string{"brace200o.yml:15: policy \"p10\": can never apply"}},
+		{"20,000 alternatives in one glob", []string{"run", "--config", file("bigbrace.yml", policiesYAML(head, []string{"{" + strings.Join(globs(20000, "*x%d*"), ",") + "}"}))},
+			[]string{"policies in ", "20000 alternatives in braces in all, at most 4096"}},
+		{"200 alternatives in --apps", []string{"run", "--org", "o", "--apps", "{" + strings.Join(globs(200, "*x%d*"), ",") + "}", "--started-machine-count", "1"},
+			[]string{"--apps (FAS_APP_NAME): malformed glob pattern \"{*x0*,", "...\": 200 alternatives in braces, at most 128"}},
+		{"40 globs of 128 alternatives", []string{"run", "--config", file("alt40.yml", policiesYAML(head, func() []string {
+			var out []string
+			for k := range 40 {
+				out = append(out, "{"+strings.Join(globs(128, fmt.Sprintf("*x%d-%%d*", k)), ",")+"}")
+			}
+			return out
+		}()))}, []string{"5120 alternatives in braces in all, at most 4096"}},
+		{"32 globs of 128 alternatives", []string{"run", "--config", file("alt32.yml", policiesYAML(head, func() []string {
+			var out []string
+			for k := range 32 {
+				out = append(out, "{"+strings.Join(globs(128, fmt.Sprintf("*x%d-%%d*", k)), ",")+"}")
+			}
+			return out
+		}())), "--output", "yaml"}, valid},
 		{"empty policy entries", []string{"run", "--config", file("empty.yml", head+"policies: [ ~, ]\n")},
 			[]string{"empty.yml:4: policies[0]: empty entry"}},
 		{"empty collector entry", []string{"run", "--config", file("emptyc.yml", head+"metric-collectors:\n  -\n")},

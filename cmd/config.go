@@ -128,6 +128,13 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	if len(include) == 0 {
 		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
 	}
+	alternatives := 0
+	for _, g := range append(slices.Clone(include), exclude...) {
+		alternatives += scale.Alternatives(g)
+	}
+	if alternatives > maxPolicyAlternatives {
+		return nil, usagef("%s, %s: %d alternatives in braces in all, at most %d: list names as plain items, or use fewer, wider globs", s.where("apps"), s.where("exclude"), alternatives, maxPolicyAlternatives)
+	}
 	// Each list is checked on its own, so that the error names the
 	// option that holds the bad pattern.
 	if _, err := scale.NewSelector(include, nil); err != nil {

@@ -125,9 +125,22 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		warnings []string
 		names    = map[string]int{}
 	)
+	// The braces of all policies together: each glob has at most
+	// scale.MaxAlternatives, but a file of such globs would still take
+	// minutes to compile.
+	alternatives := 0
 	for i := range file.Policies {
 		pc := &file.Policies[i]
 		pc.expand(env)
+		for _, g := range append(splitList(pc.Apps...), splitList(pc.Exclude...)...) {
+			alternatives += scale.Alternatives(g)
+		}
+	}
+	if alternatives > maxPolicyAlternatives {
+		return nil, nil, usagef("policies in %s: %d alternatives in braces in all, at most %d: list names as plain items, or use fewer, wider globs", path, alternatives, maxPolicyAlternatives)
+	}
+	for i := range file.Policies {
+		pc := &file.Policies[i]
 		switch prev, dup := names[pc.Name]; {
 		case pc.Name == "":
 			return nil, nil, usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
@@ -207,6 +220,10 @@ func unsafeInName(r rune) bool {
 	}
 	return unicode.Is(unicode.Bidi_Control, r)
 }
+
+// maxPolicyAlternatives bounds the brace alternatives of all policies'
+// globs together (see buildPolicies).
+const maxPolicyAlternatives = 4096
 
 // maxNamed is how many covering policies an error names.
 const maxNamed = 5
