@@ -165,6 +165,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		}
 	}
 	group := s.str("process-group", file.ProcessGroup)
+	if err := printable(s.where("process-group"), group); err != nil {
+		return nil, err
+	}
 
 	// Fly API.
 	rc.token = s.str("api-token", file.APIToken)
@@ -207,6 +210,9 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		return nil, usagef("%s: %v", s.where("initial-machine-state"), err)
 	}
 	policy.Regions = s.list("regions", file.Regions)
+	if err := printable(s.where("regions"), policy.Regions...); err != nil {
+		return nil, err
+	}
 	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil {
 		return nil, usagef("%s: %v", s.where("scale-down"), err)
 	}

@@ -221,6 +221,17 @@ func unsafeInName(r rune) bool {
 	return unicode.Is(unicode.Bidi_Control, r)
 }
 
+// printable refuses a value shown in the report (a process group, a
+// region) that holds a character unsafeInName refuses; where names it.
+func printable(where string, vals ...string) error {
+	for _, v := range vals {
+		if strings.ContainsFunc(v, unsafeInName) {
+			return usagef("%s: holds a control or bidirectional formatting character: use plain text", where)
+		}
+	}
+	return nil
+}
+
 // maxPolicyAlternatives bounds the brace alternatives of all policies'
 // globs together (see buildPolicies).
 const maxPolicyAlternatives = 4096
@@ -258,6 +269,9 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 		o.Group = &pc.ProcessGroup
 	}
 	o.Regions = splitList(pc.Regions...)
+	if err := cmp.Or(printable(at("process-group"), pc.ProcessGroup), printable(at("regions"), o.Regions...)); err != nil {
+		return scale.AppPolicy{}, err
+	}
 	if o.Expressions, err = policyExpressions(pc, at, metrics); err != nil {
 		return scale.AppPolicy{}, err
 	}
