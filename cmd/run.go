@@ -91,7 +91,7 @@ func runCommand(s *Streams) *cli.Command {
 			"file given with --config; flags take precedence over variables, variables over the file.\n" +
 			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
-			"--detailed-exitcode).",
+			"--detailed-exitcode), 130 or 143 SIGINT or SIGTERM before the first pass started.",
 	})
 }
 
