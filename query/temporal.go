@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // Defaults of a Temporal source.
@@ -34,10 +32,11 @@ const (
 	QueueNexus    = "nexus"
 )
 
-var queueTypes = map[string]enumspb.TaskQueueType{
-	QueueWorkflow: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
-	QueueActivity: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
-	QueueNexus:    enumspb.TASK_QUEUE_TYPE_NEXUS,
+// queueTypes are their numbers in temporal.api.enums.v1.TaskQueueType.
+var queueTypes = map[string]uint64{
+	QueueWorkflow: 1,
+	QueueActivity: 2,
+	QueueNexus:    3,
 }
 
 // TemporalConfig configures one Temporal source. Exactly one of TaskQueue

@@ -9,10 +9,6 @@ import (
 	"sync"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	taskqueuepb "go.temporal.io/api/taskqueue/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -45,14 +41,14 @@ func WithTemporalLogger(l *slog.Logger) TemporalOption {
 }
 
 // Temporal is a Source backed by a Temporal frontend, called through its
-// gRPC WorkflowService. It connects once, on first use, and every app of
+// gRPC WorkflowService (temporal_wire.go). It connects once, on first use, and every app of
 // the run shares that connection, so an unreachable server costs one
 // bounded attempt, not one per app. Requests are paced on the client side.
 // Close it when the run is over.
 type Temporal struct {
 	cfg      TemporalConfig // normalized
 	dialOpts []grpc.DialOption
-	types    []enumspb.TaskQueueType
+	types    []uint64 // temporal.api.enums.v1.TaskQueueType
 	perApp   bool
 	limiter  *rate.Limiter
 	secrets  []string
@@ -62,7 +58,6 @@ type Temporal struct {
 	once      sync.Once
 	done      chan struct{}
 	conn      *grpc.ClientConn
-	service   workflowservice.WorkflowServiceClient
 	err       error
 	closeOnce sync.Once
 }
@@ -92,7 +87,7 @@ func NewTemporal(cfg TemporalConfig, opts ...TemporalOption) (*Temporal, error) 
 		logger:   logger,
 		done:     make(chan struct{}),
 	}
-	t.dialOpts = temporalDialOptions(tlsConf, t.intercept)
+	t.dialOpts = temporalDialOptions(tlsConf)
 	if norm.TaskQueue != "" {
 		t.perApp = UsesAppName(norm.TaskQueue)
 		for _, name := range norm.queueTypes() {
@@ -108,7 +103,7 @@ func NewTemporal(cfg TemporalConfig, opts ...TemporalOption) (*Temporal, error) 
 // frontend, those of Temporal's Go SDK: round robin over the addresses the
 // name resolves to, reconnection backoff from 200ms to 10s, keepalive pings
 // every 30s.
-func temporalDialOptions(tlsConf *tls.Config, intercept grpc.UnaryClientInterceptor) []grpc.DialOption {
+func temporalDialOptions(tlsConf *tls.Config) []grpc.DialOption {
 	creds := insecure.NewCredentials()
 	if tlsConf != nil {
 		creds = credentials.NewTLS(tlsConf)
@@ -120,25 +115,39 @@ func temporalDialOptions(tlsConf *tls.Config, intercept grpc.UnaryClientIntercep
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin":{}}]}`),
 		grpc.WithConnectParams(cp),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 15 * time.Second, PermitWithoutStream: true}),
-		grpc.WithChainUnaryInterceptor(intercept),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(wireCodec{})),
 	}
 }
 
-// intercept adds the headers Temporal expects to every request (the
-// namespace, and the API key as a bearer token) and turns a failure's gRPC
-// status into Temporal's service error, whose message is the server's.
-func (t *Temporal) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if r, ok := req.(interface{ GetNamespace() string }); ok && r.GetNamespace() != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "temporal-namespace", r.GetNamespace())
+// call makes one request of the WorkflowService with the headers Temporal
+// expects: the namespace, for the calls that name one, and the API key as
+// a bearer token. A failure is a *requestFailure.
+func (t *Temporal) call(ctx context.Context, conn *grpc.ClientConn, method string, req []byte, namespaced bool) ([]byte, error) {
+	var md []string
+	if namespaced {
+		md = append(md, "temporal-namespace", t.cfg.Namespace)
 	}
 	if t.cfg.APIKey != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+t.cfg.APIKey)
+		md = append(md, "authorization", "Bearer "+t.cfg.APIKey)
 	}
-	if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
-		return serviceerror.FromStatus(status.Convert(err))
+	if len(md) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, md...)
 	}
-	return nil
+	var resp wireMessage
+	if err := conn.Invoke(ctx, method, &wireMessage{b: req}, &resp); err != nil {
+		return nil, &requestFailure{status.Convert(err)}
+	}
+	return resp.b, nil
 }
+
+// requestFailure is a failed request: its gRPC status, worded by the
+// server's message alone, as Temporal's SDK words it.
+type requestFailure struct{ st *status.Status }
+
+func (e *requestFailure) Error() string { return e.st.Message() }
+
+// GRPCStatus makes status.Code see the failure's code.
+func (e *requestFailure) GRPCStatus() *status.Status { return e.st }
 
 // Name returns the metric name.
 func (t *Temporal) Name() string { return t.cfg.Name }
@@ -179,58 +188,57 @@ func (t *Temporal) CollectFleet(ctx context.Context) (Lookup, error) {
 }
 
 func (t *Temporal) measure(ctx context.Context, app string) (float64, error) {
-	svc, err := t.connect(ctx)
+	conn, err := t.connect(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if t.cfg.TaskQueue != "" {
-		return t.backlog(ctx, svc, Expand(t.cfg.TaskQueue, app))
+		return t.backlog(ctx, conn, Expand(t.cfg.TaskQueue, app))
 	}
-	return t.running(ctx, svc, Expand(t.cfg.Query, app))
+	return t.running(ctx, conn, Expand(t.cfg.Query, app))
 }
 
 // backlog sums the approximate backlog of the queue's types, one request
 // each: DescribeTaskQueue has no form that answers for several.
-func (t *Temporal) backlog(ctx context.Context, svc workflowservice.WorkflowServiceClient, queue string) (float64, error) {
+func (t *Temporal) backlog(ctx context.Context, conn *grpc.ClientConn, queue string) (float64, error) {
 	var sum int64
 	for _, typ := range t.types {
 		what := fmt.Sprintf("describe task queue %q (%s)", queue, queueTypeName(typ))
 		if err := t.pace(ctx); err != nil {
 			return 0, fmt.Errorf("%s: %w", what, err)
 		}
-		resp, err := svc.DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-			Namespace:     t.cfg.Namespace,
-			TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-			TaskQueueType: typ,
-			ReportStats:   true,
-		})
+		resp, err := t.call(ctx, conn, methodDescribeTaskQueue, describeTaskQueueRequest(t.cfg.Namespace, queue, typ), true)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", what, t.requestError(err))
 		}
-		stats := resp.GetStats()
-		if stats == nil {
+		n, ok, err := backlogCount(resp)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("%s: %w", what, err)
+		case !ok:
 			return 0, fmt.Errorf("%s: the server reported no statistics (task-queue needs Temporal server 1.25 or later; use query on older ones)", what)
 		}
-		sum += stats.GetApproximateBacklogCount()
+		sum += n
 	}
 	return float64(sum), nil
 }
 
 // running counts the running workflows that match query, as the original
 // fly-autoscaler does.
-func (t *Temporal) running(ctx context.Context, svc workflowservice.WorkflowServiceClient, query string) (float64, error) {
+func (t *Temporal) running(ctx context.Context, conn *grpc.ClientConn, query string) (float64, error) {
 	q := `ExecutionStatus="Running" AND (` + query + `)`
 	if err := t.pace(ctx); err != nil {
 		return 0, fmt.Errorf("count workflows: %w", err)
 	}
-	resp, err := svc.CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Namespace: t.cfg.Namespace,
-		Query:     q,
-	})
+	resp, err := t.call(ctx, conn, methodCountWorkflowExecutions, countWorkflowExecutionsRequest(t.cfg.Namespace, q), true)
 	if err != nil {
 		return 0, fmt.Errorf("count workflows %s: %w", q, t.requestError(err))
 	}
-	return float64(resp.GetCount()), nil
+	n, err := workflowCount(resp)
+	if err != nil {
+		return 0, fmt.Errorf("count workflows %s: %w", q, err)
+	}
+	return float64(n), nil
 }
 
 // pace waits for the limiter's next slot, or fails when ctx ends first.
@@ -246,7 +254,7 @@ func (t *Temporal) pace(ctx context.Context) error {
 // it for the others, and bounded by the connect timeout; each caller waits
 // for it only as long as its own ctx allows. A failed attempt is kept: every
 // later caller gets its error.
-func (t *Temporal) connect(ctx context.Context) (workflowservice.WorkflowServiceClient, error) {
+func (t *Temporal) connect(ctx context.Context) (*grpc.ClientConn, error) {
 	t.once.Do(func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.dialWait)
 		go func() {
@@ -262,7 +270,7 @@ func (t *Temporal) connect(ctx context.Context) (workflowservice.WorkflowService
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for the connection to %s: %w", t.cfg.Address, ctx.Err())
 	}
-	return t.service, t.err
+	return t.conn, t.err
 }
 
 // dial opens the connection and makes sure the server answers, as
@@ -273,15 +281,14 @@ func (t *Temporal) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc := workflowservice.NewWorkflowServiceClient(conn)
-	info, err := svc.GetSystemInfo(ctx, &workflowservice.GetSystemInfoRequest{})
+	info, err := t.call(ctx, conn, methodGetSystemInfo, nil, false)
 	if err != nil && status.Code(err) != codes.Unimplemented {
 		_ = conn.Close()
 		return fmt.Errorf("failed reaching server: %w", err)
 	}
 	t.logger.Debug("temporal server reached", "metric", t.cfg.Name, "address", t.cfg.Address,
-		"namespace", t.cfg.Namespace, "server_version", info.GetServerVersion())
-	t.conn, t.service = conn, svc
+		"namespace", t.cfg.Namespace, "server_version", serverVersion(info))
+	t.conn = conn
 	return nil
 }
 
@@ -319,17 +326,17 @@ var requestKinds = map[codes.Code]string{
 // server's message, with the secrets taken out. It unwraps to err.
 func (t *Temporal) requestError(err error) error {
 	err = redactError(err, t.secrets)
-	if kind, ok := requestKinds[serviceerror.ToStatus(err).Code()]; ok {
+	if kind, ok := requestKinds[status.Code(err)]; ok {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
 	return err
 }
 
-func queueTypeName(typ enumspb.TaskQueueType) string {
+func queueTypeName(typ uint64) string {
 	for name, t := range queueTypes {
 		if t == typ {
 			return name
 		}
 	}
-	return typ.String()
+	return fmt.Sprintf("type %d", typ)
 }
