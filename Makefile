@@ -30,6 +30,7 @@ test: test-deps ## run every test: the root module under the race detector and, 
 # module's tests of CPU while they run against real servers.
 test-root:
 	go test -race -count=1 -timeout 30m $(PKGS)
+	cd scale/flyapi/genqlient && go test -count=1 ./...
 
 test-temporal:
 	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
