@@ -201,7 +201,7 @@ func TestHostileInputIsCheap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := tripwire(t)
-			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_hostile")
+			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_Hq7xW2pd")
 			u := runProcessUsage(t, tc.args...)
 			t.Logf("exit %d, cpu %s, peak RSS %.1f MiB, wall %s", u.code, u.cpu.Round(time.Millisecond), float64(u.maxRSS)/(1<<20), u.wall.Round(time.Millisecond))
 			if u.code != ExitUsage {
@@ -231,7 +231,7 @@ func TestHostileInputIsCheap(t *testing.T) {
 // which.
 func TestTangledPoliciesAreLetThroughWithAWarning(t *testing.T) {
 	t.Parallel()
-	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_tangled")
+	setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_Tz4kV9me")
 	calls := tripwire(t)
 	path := writeFile(t, "mid.yml", policiesYAML("org: o\napp-name: '*'\nstarted-machine-count: 1\n", globs(10000, "*-m%05d-*")))
 	rc, err := loadConfig(t, "--config", path)
@@ -269,7 +269,7 @@ func TestSignalBeforeTheFirstPassEndsAtOnce(t *testing.T) {
 	} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			calls := tripwire(t)
-			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_signal")
+			setenv(t, "FAS_API_TOKEN", "FlyV1 fm2_Sg3bN8qw")
 			ready := filepath.Join(t.TempDir(), "ready")
 			cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
 			cmd.Env = childEnv(t, "FAS_TEST_MAIN_ARGS="+strings.Join([]string{"run", "--apps", "web", "--started-machine-count", "1"}, "\x1f"),

@@ -259,7 +259,7 @@ func TestRepeatQuietStampsEachSummary(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		repeatEnv(t, 0)
-		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "20ms", "-q")
+		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "1s", "-q")
 		stamped := regexp.MustCompile(`(?m)^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) 4 apps: .*$`)
 		waitFor(t, 10*time.Second, "two stamped summaries", func() bool { return len(stamped.FindAllString(r.out.String(), -1)) >= 2 })
 		r.signal(t, 5*time.Second)
