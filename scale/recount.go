@@ -96,3 +96,38 @@ func (a *applier) stillNeeded(ctx context.Context, acts []Action) []Action {
 	a.skip(unneeded, OutcomeUnneeded, CauseNone, fmt.Errorf("a recount found the app changed by another run since the plan: %d started for a target of %d, %d %s still needed", fresh.Counts().Started, a.plan.Target.Started, max(need, 0), kind))
 	return out
 }
+
+// CreatesNeeded returns how many of at most planned creates are still
+// needed to bring fresh, a recount of the fleet taken under the anchor's
+// lease, up to the plan's created target.
+func CreatesNeeded(fresh Fleet, p Plan, planned int) int {
+	return max(0, min(planned, p.Target.Created-fresh.Counts().Created))
+}
+
+// DestroysNeeded returns how many of at most planned destroys are still
+// needed to bring fresh, a recount taken under the anchor's lease, down to
+// the plan's created target.
+func DestroysNeeded(fresh Fleet, p Plan, planned int) int {
+	return max(0, min(planned, fresh.Counts().Created-p.Target.Created))
+}
+
+// SpareNeeded reports whether fresh, a recount taken after an action of
+// kind failed or found its machine busy, still calls for another such
+// action (a spare in its place): started machines, less those the plan is still to
+// destroy, are below the started target (start) or above it (stop,
+// suspend).
+func SpareNeeded(fresh Fleet, p Plan, kind ActionKind) bool {
+	started := fresh.Counts().Started
+	for _, act := range p.Actions {
+		if act.Kind != ActionDestroy {
+			continue
+		}
+		if m := fresh.machine(act.MachineID); m != nil && countsAsStarted(m.State) {
+			started--
+		}
+	}
+	if kind == ActionStart {
+		return started < p.Target.Started
+	}
+	return started > p.Target.Started
+}
