@@ -363,8 +363,7 @@ func settle(f Facts) Decision {
 		return d.fellBack()
 	}
 	if !f.Recounted {
-		d.Next = StepRecount
-		return d
+		return Decision{Next: StepRecount}
 	}
 	if f.RecountErr != nil {
 		if ok {
