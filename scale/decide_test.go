@@ -2,6 +2,7 @@ package scale
 
 import (
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -343,5 +344,25 @@ func TestSettleNamesWokenAndBusyMachines(t *testing.T) {
 	}
 	if got.Status != StatusBlocked || got.Reason != "busy, leased by someone else (the next run catches up): c3" {
 		t.Errorf("status %s (%s), want blocked by c3", got.Status, got.Reason)
+	}
+}
+
+// TestFailureRatioPassed: the changes are aborted only when more than the
+// ratio of the apps failed.
+func TestFailureRatioPassed(t *testing.T) {
+	for _, tc := range []struct {
+		failed, n int
+		ratio     float64
+		abort     bool
+	}{
+		{0, 4, 0, false}, {1, 4, 0, true}, {2, 4, 0.5, false}, {3, 4, 0.5, true}, {4, 4, 1, false},
+	} {
+		got := failureRatioPassed(tc.failed, tc.n, tc.ratio)
+		if (got != "") != tc.abort {
+			t.Errorf("%d of %d failed, ratio %g: %q, want abort %v", tc.failed, tc.n, tc.ratio, got, tc.abort)
+		}
+		if tc.abort && got != fmt.Sprintf("changes aborted: %d of %d apps failed, more than the failure ratio %g allows", tc.failed, tc.n, tc.ratio) {
+			t.Errorf("reason %q", got)
+		}
 	}
 }
