@@ -2,7 +2,8 @@
 BIN      ?= bin/fly-autoscaler
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -X github.com/superfly/fly-autoscaler/cmd.Commit=$(COMMIT)
+BUILT    ?= $(shell date -u +%Y-%m-%d)
+LDFLAGS  := -s -w -X github.com/superfly/fly-autoscaler/cmd.Version=$(VERSION) -X github.com/superfly/fly-autoscaler/cmd.Commit=$(COMMIT) -X github.com/superfly/fly-autoscaler/cmd.Built=$(BUILT)
 PKGS     := ./...
 # The fleet table of make bench: fleet sizes, --concurrency values, latency per Fly call.
 BENCH_APPS        ?= 1000,10000
@@ -14,7 +15,7 @@ BENCH_LATENCY     ?= 20ms
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build the binary into bin/ (version and commit through -ldflags)
+build: ## build the binary into bin/ (version, commit and date through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 test: test-deps ## run every test: the root module under the race detector and, beside it, the Temporal server tests

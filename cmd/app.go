@@ -20,6 +20,8 @@ import (
 var (
 	Version = ""
 	Commit  = ""
+	// Built is the build date (make build: UTC, YYYY-MM-DD).
+	Built = ""
 )
 
 // Exit codes.
@@ -199,14 +201,16 @@ func newApp(s *Streams, env Env) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: withUsageErrors([]*cli.Command{
+		CustomAppHelpTemplate: appHelpTemplate,
+		Commands: withHelp(withUsageErrors([]*cli.Command{
 			runCommand(s),
 			evalCommand(s),
 			pauseCommand(s),
 			resumeCommand(s),
+			validateCommand(s),
 			demoCommand(s),
 			versionCommand(s),
-		}),
+		})),
 	}
 }
 
@@ -234,8 +238,16 @@ func withUsageErrors(cmds []*cli.Command) []*cli.Command {
 	return cmds
 }
 
+// describeCommit is the commit part of a version: git describe's
+// "-gabc1234", a Go pseudo-version's "-abcdef123456".
+var describeCommit = regexp.MustCompile(`-g?([0-9a-f]{7,40})`)
+
+// versionString is "v1.2.3 (commit abc1234, built 2026-12-05 with
+// go1.26.0)": each part once (the date when make build stamped it). git describe without a tag names the commit
+// (abc1234) and after a tag adds it (v1.2.3-4-gabc1234): the version then
+// leaves it to the commit part.
 func versionString() string {
-	v, c, goVersion := Version, Commit, ""
+	v, c, built, goVersion := Version, Commit, Built, ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		goVersion = bi.GoVersion
 		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -247,19 +259,40 @@ func versionString() string {
 			}
 		}
 	}
+	if c != "" {
+		short := c[:min(len(c), 7)]
+		switch {
+		case v == c || strings.HasPrefix(c, strings.TrimSuffix(v, "-dirty")) && len(v) >= 7:
+			v = "dev" // the version was the commit
+		default:
+			for _, m := range describeCommit.FindAllStringSubmatchIndex(v, -1) {
+				if strings.HasPrefix(v[m[2]:m[3]], short) {
+					v = v[:m[0]] + v[m[1]:]
+					break
+				}
+			}
+		}
+	}
 	if v == "" {
 		v = "dev"
 	}
 	if c == "" {
 		c = "unknown"
 	}
-	return fmt.Sprintf("%s (commit %s, %s)", v, c, goVersion)
+	b := "built"
+	if built != "" {
+		b += " " + built
+	}
+	if goVersion != "" {
+		b += " with " + goVersion
+	}
+	return fmt.Sprintf("%s (commit %s, %s)", v, c, b)
 }
 
 func versionCommand(s *Streams) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version, commit and Go version",
+		Usage: "print the version, commit, build date and Go version",
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("version takes no arguments (see fly-autoscaler --help)")

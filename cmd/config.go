@@ -46,7 +46,12 @@ type runConfig struct {
 	temporal   []query.TemporalConfig
 	sources    sourceConfigs // NATS and Kafka
 	render     RenderOptions
-	warnings   []string
+	// columns is COLUMNS's width (0: unset or not a number), which the
+	// table fits in place of the terminal's; wide (--wide) turns fitting
+	// off. See tableWidth.
+	columns  int
+	wide     bool
+	warnings []string
 
 	// pushgateway is the Pushgateway URL the run's figures go to ("" = none).
 	pushgateway string
@@ -65,6 +70,9 @@ type runConfig struct {
 	// fly holds the Fly clients once built: with --every they serve every
 	// pass, so the rate limiters in their transport keep their state.
 	fly *flyClients
+	// redact replaces every secret of the run in a text (Streams.Redact),
+	// for what leaves by another way than the streams: pushed labels.
+	redact func(string) string
 }
 
 // loadRunConfig builds and validates the run configuration from flags,
@@ -82,29 +90,42 @@ func loadRunConfig(c *cli.Context, s *Streams) (*runConfig, error) {
 	if err != nil {
 		return nil, redactError(err, secrets, nil)
 	}
+	rc.redact = s.Redact
 	return rc, nil
 }
 
 // buildRunConfig is loadRunConfig without the redaction; *loaded is set to the
 // config file once it is read, for the secrets it holds.
 func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
+	return buildConfig(c, loaded, &problems{})
+}
+
+// buildConfig is buildRunConfig, which stops at the first problem, and
+// validate's collecting pass, which records each in p and goes on (see
+// problems).
+func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, error) {
 	// urfave/cli stops parsing flags at the first bare word, so a flag
 	// after one would be silently dropped ("run idle --dry-run" would
 	// really scale): no positional argument is accepted.
-	if c.Args().Present() {
-		return nil, usagef("unexpected argument %q: name apps with --apps (flags go before or after, but no bare words)", c.Args().First())
+	if c.Args().Present() && p.add(usagef("unexpected argument %q: name apps with --apps (flags go before or after, but no bare words)", c.Args().First())) {
+		return nil, p.err()
 	}
 	s := settings{c: c, env: envOf(c)}
-	if err := s.blankFlags(); err != nil {
-		return nil, err
+	if err := s.blankFlags(); err != nil && p.add(err) {
+		return nil, p.err()
 	}
 	rc := &runConfig{}
 	if path := c.String("config"); path != "" {
 		fc, warnings, err := loadFile(path, s.env)
-		if err != nil {
-			return nil, err
+		if fc != nil {
+			*loaded = fc // for its secrets, even with a problem
 		}
-		*loaded = fc
+		// A file that could not be read at all stops even validate:
+		// what it would set cannot be checked, and the rest would be
+		// checked as if it were not there.
+		if err != nil && (p.add(err) || fc == nil) {
+			return nil, p.err()
+		}
 		s.file, s.path = fc, path
 		rc.warnings = append(rc.warnings, warnings...)
 	}
@@ -121,56 +142,61 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	// Selection.
 	include := s.list("apps", file.AppName)
 	exclude := s.list("exclude", file.Exclude)
-	if len(include) == 0 {
-		return nil, usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))
+	if len(include) == 0 && p.add(usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))) {
+		return nil, p.err()
 	}
 	// Each list is checked on its own, so that the error names the
 	// option that holds the bad pattern.
-	if _, err := scale.NewSelector(include, nil); err != nil {
-		return nil, usagef("%s: malformed glob %v", s.where("apps"), err)
+	if _, err := scale.NewSelector(include, nil); err != nil && p.add(usagef("%s: malformed glob %v", s.where("apps"), err)) {
+		return nil, p.err()
 	}
-	if _, err := scale.NewSelector(nil, exclude); err != nil {
-		return nil, usagef("%s: malformed glob %v", s.where("exclude"), err)
+	if _, err := scale.NewSelector(nil, exclude); err != nil && p.add(usagef("%s: malformed glob %v", s.where("exclude"), err)) {
+		return nil, p.err()
 	}
 	sel, err := scale.NewSelector(include, exclude)
-	if err != nil {
-		return nil, usagef("--apps, --exclude: malformed glob %v", err)
+	if err != nil && p.add(usagef("--apps, --exclude: malformed glob %v", err)) {
+		return nil, p.err()
+	}
+	if sel == nil { // validate goes on: as if no app were selected
+		sel, _ = scale.NewSelector(nil, nil)
 	}
 	org := s.str("org", file.Org)
-	if _, plain := sel.Names(); !plain && org == "" {
-		return nil, usagef("%s: required when --apps has a wildcard (%s): name the Fly organization, e.g. --org my-org", s.where("org"), strings.Join(include, ","))
+	if _, plain := sel.Names(); !plain && org == "" && p.add(usagef("%s: required when --apps has a wildcard (%s): name the Fly organization, e.g. --org my-org", s.where("org"), strings.Join(include, ","))) {
+		return nil, p.err()
 	}
 	for _, name := range include {
 		if !scale.IsGlob(name) {
-			if err := query.ValidAppName(name); err != nil {
-				return nil, usagef("%s: %v", s.where("apps"), err)
+			if err := query.ValidAppName(name); err != nil && p.add(usagef("%s: %v", s.where("apps"), err)) {
+				return nil, p.err()
 			}
 		}
 	}
 	var shard scale.Shard
 	if v := s.str("shard", file.Shard); v != "" {
-		if shard, err = scale.ParseShard(v); err != nil {
-			return nil, usagef("%s: %q is not a shard (%v): use K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four runners", s.where("shard"), v, err)
+		if shard, err = scale.ParseShard(v); err != nil && p.add(usagef("%s: %q is not a shard (%v): use K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four runners", s.where("shard"), v, err)) {
+			return nil, p.err()
 		}
 	}
 	group := s.str("process-group", file.ProcessGroup)
 
 	// Fly API.
 	rc.token = s.str("api-token", file.APIToken)
-	if rc.token == "" {
-		return nil, usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))
+	// validate checks what it can offline: it needs no token.
+	if rc.token == "" && !p.all && p.add(usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))) {
+		return nil, p.err()
 	}
 	rc.apiBaseURL = strings.TrimRight(s.env.Get("FLY_API_BASE_URL"), "/")
 	rc.machinesBaseURL = s.env.Get("FLY_FLAPS_BASE_URL")
 	rc.noColor = s.env.Get("NO_COLOR") != ""
 	for _, v := range []string{"FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL"} {
-		if err := baseURL(v, s.env.Get(v)); err != nil {
-			return nil, err
+		if err := baseURL(v, s.env.Get(v)); err != nil && p.add(err) {
+			return nil, p.err()
 		}
 	}
 
 	// Metrics.
-	rc.collectors, rc.temporal, err = collectors(s, file, &rc.sources)
+	before := len(p.list)
+	rc.collectors, rc.temporal, err = collectors(s, file, &rc.sources, p)
 	if err != nil {
 		return nil, err
 	}
@@ -182,37 +208,42 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		names = append(names, tc.Name)
 	}
 	names = append(names, rc.sources.names()...)
+	if len(p.list) > before {
+		// A collector with a problem still names its metric: the
+		// expressions that use it are checked as if it had none.
+		names = appendNew(names, declaredMetrics(s, file)...)
+	}
 
 	// Targets.
-	exprs, err := expressions(s, file, names)
-	if err != nil {
+	exprs, err := expressions(s, file, names, p)
+	if err != nil && !p.all {
 		return nil, err
 	}
 
 	// Policy and limits.
 	// The plan's warnings name the limits by their flags.
 	policy := scale.Policy{Names: scale.LimitNames{MaxScaleUp: "--max-scale-up", MaxScaleDown: "--max-scale-down", MaxMachines: "--max-machines"}}
-	if policy.InitialState, err = parseInitialState(s.str("initial-machine-state", file.InitialMachineState)); err != nil {
-		return nil, usagef("%s: %v", s.where("initial-machine-state"), err)
+	if policy.InitialState, err = parseInitialState(s.str("initial-machine-state", file.InitialMachineState)); err != nil && p.add(usagef("%s: %v", s.where("initial-machine-state"), err)) {
+		return nil, p.err()
 	}
 	policy.Regions = s.list("regions", file.Regions)
-	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil {
-		return nil, usagef("%s: %v", s.where("scale-down"), err)
+	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil && p.add(usagef("%s: %v", s.where("scale-down"), err)) {
+		return nil, p.err()
 	}
-	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp); err != nil {
-		return nil, err
+	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp); err != nil && p.add(err) {
+		return nil, p.err()
 	}
-	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown); err != nil {
-		return nil, err
+	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown); err != nil && p.add(err) {
+		return nil, p.err()
 	}
 	policy.MaxMachines = scale.DefaultMaxMachines
 	if v := s.str("max-machines", file.MaxMachines); v != "" {
-		if policy.MaxMachines, err = parseMaxMachines(v); err != nil {
-			return nil, usagef("%s: %v", s.where("max-machines"), err)
+		if policy.MaxMachines, err = parseMaxMachines(v); err != nil && p.add(usagef("%s: %v", s.where("max-machines"), err)) {
+			return nil, p.err()
 		}
 	}
-	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil {
-		return nil, err
+	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil && p.add(err) {
+		return nil, p.err()
 	}
 	if v := s.str("fallback-started", file.FallbackStarted); v != "" {
 		if policy.FallbackStarted, err = parseFallback(v); err != nil {
@@ -240,41 +271,42 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		r, err := strconv.ParseFloat(v, 64)
 		// NaN compares false with everything: refuse it (and infinities)
 		// by name, not through the range check.
-		if err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || r > 1 {
-			return nil, usagef("%s: %q is not a ratio: use a number from 0 to 1, e.g. 0.2", s.where("max-failure-ratio"), v)
+		if (err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || r > 1) && p.add(usagef("%s: %q is not a ratio: use a number from 0 to 1, e.g. 0.2", s.where("max-failure-ratio"), v)) {
+			return nil, p.err()
 		}
 		maxFailureRatio = r
 	}
 	conc := scale.DefaultConcurrency
 	if v := s.str("concurrency", file.Concurrency); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)
+		if (err != nil || n < 1) && p.add(usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)) {
+			return nil, p.err()
 		}
 		conc = n
 	}
 	timeout, err := duration(s, "timeout", file.Timeout, scale.DefaultTimeout)
-	if err != nil {
-		return nil, err
+	if err != nil && p.add(err) {
+		return nil, p.err()
 	}
 
 	// Policies and time: every policy is complete and checked before
 	// any client is built.
 	loc, err := parseTimezone(s.str("timezone", file.Timezone))
-	if err != nil {
-		return nil, usagef("%s: %v", s.where("timezone"), err)
+	if err != nil && p.add(usagef("%s: %v", s.where("timezone"), err)) {
+		return nil, p.err()
 	}
 	def := scale.AppPolicy{Name: scale.DefaultPolicyName, Group: group, Expressions: exprs, Policy: policy}
-	policies, warnings, err := buildPolicies(s.path, s.env, file, def, names, sel)
-	if err != nil {
+	policies, warnings, err := buildPolicies(s.path, s.env, file, def, names, sel, p)
+	if err != nil && !p.all {
 		return nil, err
 	}
 	rc.warnings = append(rc.warnings, warnings...)
 
 	// Output and schedule.
-	rc.render = RenderOptions{Format: c.String("output"), Quiet: c.Bool("quiet")}
-	if err := ValidateFormat(rc.render.Format); err != nil {
-		return nil, usagef("%s: %q: unknown format; choose one of %s", s.flagWhere("output"), rc.render.Format, strings.Join(Formats, ", "))
+	rc.render = RenderOptions{Format: formatAlias(c.String("output")), Quiet: c.Bool("quiet")}
+	rc.columns, rc.wide = columnsVar(s.env.Get("COLUMNS")), c.Bool("wide")
+	if err := ValidateFormat(rc.render.Format); err != nil && p.add(usagef("%s: %q: unknown format; choose one of %s", s.flagWhere("output"), rc.render.Format, strings.Join(Formats, ", "))) {
+		return nil, p.err()
 	}
 	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!s.has("verbose") && file.Verbose)
 	switch rc.logFormat = strings.ToLower(strings.TrimSpace(c.String("log-format"))); rc.logFormat {
@@ -282,17 +314,22 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 		rc.logFormat = LogText // FAS_LOG_FORMAT= is unset
 	case LogText, LogJSON:
 	default:
-		return nil, usagef("%s: %q: use text or json", s.where("log-format"), rc.logFormat)
+		if p.add(usagef("%s: %q: use text or json", s.where("log-format"), rc.logFormat)) {
+			return nil, p.err()
+		}
 	}
-	if rc.every, err = duration(s, "every", "", 0); err != nil {
-		return nil, err
+	if rc.every, err = duration(s, "every", "", 0); err != nil && p.add(err) {
+		return nil, p.err()
 	}
 	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
-		if u, err := url.Parse(rc.pushgateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), query.RedactURL(rc.pushgateway))
+		if u, err := url.Parse(rc.pushgateway); (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") && p.add(usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), query.RedactURL(rc.pushgateway))) {
+			return nil, p.err()
 		}
 	}
 
+	if len(p.list) > 0 {
+		return nil, p.list[0]
+	}
 	rc.include, rc.exclude = include, exclude
 	rc.scale = scale.Config{
 		Org:         org,
@@ -314,6 +351,51 @@ func buildRunConfig(c *cli.Context, loaded **fileConfig) (*runConfig, error) {
 	}
 	return rc, nil
 }
+
+// declaredMetrics returns the metric names the collectors of the file, the
+// flags and the variables declare, whether or not the collectors are valid.
+func declaredMetrics(s settings, file *fileConfig) []string {
+	var out []string
+	for _, c := range file.MetricCollectors {
+		out = append(out, strings.TrimSpace(c.MetricName))
+	}
+	for _, flag := range []string{"prometheus-metric-name", "temporal-metric-name", "nats-metric-name", "kafka-metric-name"} {
+		out = append(out, s.str(flag, ""))
+	}
+	return out
+}
+
+// appendNew appends the non-empty names that to does not hold yet.
+func appendNew(to []string, names ...string) []string {
+	for _, n := range names {
+		if n != "" && !slices.Contains(to, n) {
+			to = append(to, n)
+		}
+	}
+	return to
+}
+
+// problems are the problems of a configuration. Run stops at the first:
+// add reports that it must. validate sets all: each problem is recorded and
+// the build goes on with a neutral value in place of the bad one, so that
+// it lists every problem, not only the first.
+type problems struct {
+	all  bool
+	list []error
+}
+
+// add records err, when it is not nil, and reports whether the build must
+// stop.
+func (p *problems) add(err error) bool {
+	if err == nil {
+		return false
+	}
+	p.list = append(p.list, err)
+	return !p.all
+}
+
+// err is the problem recorded last: the one to stop at.
+func (p *problems) err() error { return p.list[len(p.list)-1] }
 
 // baseURL checks the endpoint variable v, when set (to raw): an http(s)
 // URL with a host, nothing the clients would silently misread.
@@ -389,9 +471,11 @@ func duration(s settings, flag, fileVal string, def time.Duration) (time.Duratio
 }
 
 // expressions compiles the target expressions with the metric names as
-// variables.
-func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressions, error) {
+// variables. A problem with the started or the created target is recorded
+// in p; with p.all, the other is still checked.
+func expressions(s settings, file *fileConfig, metrics []string, p *problems) (scale.Expressions, error) {
 	var x scale.Expressions
+	failed := false
 	for _, kind := range []struct {
 		what           string
 		one, lo, hi    string
@@ -403,46 +487,55 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 		{"created", "created-machine-count", "min-created-machine-count", "max-created-machine-count",
 			file.CreatedMachineCount, file.MinCreatedMachineCount, file.MaxCreatedMachineCount, &x.MinCreated, &x.MaxCreated},
 	} {
-		one, lo, hi := s.str(kind.one, kind.fOne), s.str(kind.lo, kind.fLo), s.str(kind.hi, kind.fHi)
-		if one != "" && (lo != "" || hi != "") {
-			return x, usagef("%s: set either it or %s and %s, not both", s.where(kind.one), s.where(kind.lo), s.where(kind.hi))
-		}
-		if lo != "" && hi == "" {
-			return x, usagef("%s: set together with %s, the upper bound", s.where(kind.lo), s.where(kind.hi))
-		}
-		compile := func(flag, src string) (*scale.Expr, error) {
-			if src == "" {
-				return nil, nil
+		err := func() error {
+			one, lo, hi := s.str(kind.one, kind.fOne), s.str(kind.lo, kind.fLo), s.str(kind.hi, kind.fHi)
+			if one != "" && (lo != "" || hi != "") {
+				return usagef("%s: set either it or %s and %s, not both", s.where(kind.one), s.where(kind.lo), s.where(kind.hi))
 			}
-			e, err := compileTarget(src, metrics)
-			if err != nil {
-				return nil, usagef("%s: %v", s.where(flag), err)
+			if lo != "" && hi == "" {
+				return usagef("%s: set together with %s, the upper bound", s.where(kind.lo), s.where(kind.hi))
 			}
-			// Errors of its evaluation name the option as it was set.
-			label := "--" + flag
-			if s.file != nil && !s.has(flag) {
-				label = flag
+			compile := func(flag, src string) (*scale.Expr, error) {
+				if src == "" {
+					return nil, nil
+				}
+				e, err := compileTarget(src, metrics)
+				if err != nil {
+					return nil, usagef("%s: %v", s.where(flag), err)
+				}
+				// Errors of its evaluation name the option as it was set.
+				label := "--" + flag
+				if s.file != nil && !s.has(flag) {
+					label = flag
+				}
+				return e.Labeled(label), nil
 			}
-			return e.Labeled(label), nil
-		}
-		if one != "" {
-			e, err := compile(kind.one, one)
-			if err != nil {
+			if one != "" {
+				e, err := compile(kind.one, one)
+				if err != nil {
+					return err
+				}
+				*kind.dstLo, *kind.dstHi = e, e
+				return nil
+			}
+			var err error
+			if *kind.dstLo, err = compile(kind.lo, lo); err != nil {
+				return err
+			}
+			*kind.dstHi, err = compile(kind.hi, hi)
+			return err
+		}()
+		if err != nil {
+			failed = true
+			if p.add(err) {
 				return x, err
 			}
-			*kind.dstLo, *kind.dstHi = e, e
-			continue
-		}
-		var err error
-		if *kind.dstLo, err = compile(kind.lo, lo); err != nil {
-			return x, err
-		}
-		if *kind.dstHi, err = compile(kind.hi, hi); err != nil {
-			return x, err
 		}
 	}
-	if x == (scale.Expressions{}) {
-		return x, usagef("no target set: give --started-machine-count (FAS_STARTED_MACHINE_COUNT) or --created-machine-count, or their min/max forms")
+	if x == (scale.Expressions{}) && !failed {
+		err := usagef("no target set: give --started-machine-count (FAS_STARTED_MACHINE_COUNT) or --created-machine-count, or their min/max forms")
+		p.add(err)
+		return x, err
 	}
 	return x, nil
 }
@@ -450,8 +543,9 @@ func expressions(s settings, file *fileConfig, metrics []string) (scale.Expressi
 // collectors gathers the metric collectors of the config file and the ones
 // the --prometheus-* flags (FAS_PROMETHEUS_*), --temporal-* flags
 // (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
-// go to sources.
-func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
+// go to sources. A problem with one collector is recorded in p; with
+// p.all, the others are still checked.
+func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
 	var out []query.PrometheusConfig
 	var temporal []query.TemporalConfig
 	seen := map[string]string{}
@@ -465,26 +559,23 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		seen[name] = where
 		return nil
 	}
-	for i, c := range file.MetricCollectors {
+	fromFile := func(i int, c collectorConfig) error {
 		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
 		switch typ {
 		case "":
-			return nil, nil, usagef("%s: type: missing: use prometheus, temporal, nats or kafka", where)
+			return usagef("%s: type: missing: use prometheus, temporal, nats or kafka", where)
 		case "nats", "kafka":
-			if err := sources.addFileCollector(where, typ, c, claim); err != nil {
-				return nil, nil, err
-			}
-			continue
+			return sources.addFileCollector(where, typ, c, claim)
 		case "prometheus", "temporal":
 		default:
-			return nil, nil, usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
+			return usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
 		}
 		if err := foreignKeys(c, typ); err != nil {
-			return nil, nil, usagef("%s: %v", where, err)
+			return usagef("%s: %v", where, err)
 		}
 		if err := checkCollectorKeys(where, typ, c); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if typ == "temporal" {
 			tc, err := temporalFromFile(c)
@@ -492,35 +583,46 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 				err = addCollector(&temporal, claim, where, tc.Name, tc)
 			}
 			if err != nil {
-				return nil, nil, usagef("%s: %v", where, err)
+				return usagef("%s: %v", where, err)
 			}
-			continue
+			return nil
 		}
 		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
 		if err != nil {
-			return nil, nil, usagef("%s: %v", where, err)
+			return usagef("%s: %v", where, err)
 		}
 		pc := query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
 			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
-		if err := addCollector(&out, claim, where, pc.Name, pc); err != nil {
+		return addCollector(&out, claim, where, pc.Name, pc)
+	}
+	for i, c := range file.MetricCollectors {
+		if err := fromFile(i, c); p.add(err) {
 			return nil, nil, err
 		}
 	}
 	tc, err := temporalFromFlags(s)
-	if err != nil {
+	if p.add(err) {
 		return nil, nil, err
 	}
 	if tc != nil {
-		if err := addCollector(&temporal, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); err != nil {
+		if err := addCollector(&temporal, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
 			return nil, nil, err
 		}
 	}
-	if err := sources.addFlagSources(s, claim); err != nil {
+	if err := sources.addFlagSources(s, claim); p.add(err) {
 		return nil, nil, err
 	}
-	// The --prometheus-* flags (FAS_PROMETHEUS_*) define one more
-	// collector, beside the file's: its errors name the flag and the
-	// variable of the field, not the YAML key query's Validate knows.
+	if err := promFromFlags(s, claim, &out); p.add(err) {
+		return nil, nil, err
+	}
+	return out, temporal, nil
+}
+
+// promFromFlags adds the collector the --prometheus-* flags
+// (FAS_PROMETHEUS_*) define, beside the file's, when any is set: its
+// errors name the flag and the variable of the field, not the YAML key
+// query's Validate knows.
+func promFromFlags(s settings, claim claimFunc, out *[]query.PrometheusConfig) error {
 	c := s.c
 	pc := query.PrometheusConfig{
 		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
@@ -530,7 +632,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
 	}
 	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
-		return out, temporal, nil
+		return nil
 	}
 	for _, f := range []struct{ flag, val, what string }{
 		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
@@ -538,21 +640,18 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs) ([]query.P
 		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
 	} {
 		if f.val == "" {
-			return nil, nil, usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+			return usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
 		}
 	}
 	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
 	if err != nil {
-		return nil, nil, usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
+		return usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
 	}
 	pc.OnEmpty = onEmpty
 	if err := pc.Validate(); err != nil {
-		return nil, nil, usagef("%s", promFlagError(s, pc, err))
+		return usagef("%s", promFlagError(s, pc, err))
 	}
-	if err := addCollector(&out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc); err != nil {
-		return nil, nil, err
-	}
-	return out, temporal, nil
+	return addCollector(out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc)
 }
 
 // addCollector claims the metric name of the collector c at where,

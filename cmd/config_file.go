@@ -96,7 +96,9 @@ func (env Env) expand(s string) string {
 	})
 }
 
-// loadFile reads the YAML config file. Environment references are expanded
+// loadFile reads the YAML config file. When the error is about values of
+// the wrong type (or unknown keys), the file is returned with it, holding
+// the values that could be read. Environment references are expanded
 // in every value but the queries: a query must not be able to pull a
 // secret such as FAS_API_TOKEN out of the environment.
 func loadFile(path string, env Env) (*fileConfig, []string, error) {
@@ -104,11 +106,21 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkYAMLValues(path, b); err != nil {
+		return nil, nil, err
+	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	// A value of the wrong type leaves the others decoded: the error is
+	// returned with them, for validate to check them too.
+	var typeErr error
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, yamlError(path, b, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, nil, yamlError(path, b, err)
+		}
+		typeErr = yamlError(path, b, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -144,7 +156,7 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	if fc.AppListRefreshInterval != "" {
 		warnings = append(warnings, fmt.Sprintf("%s: app-list-refresh-interval is ignored: the app list is read once per run", path))
 	}
-	return &fc, warnings, nil
+	return &fc, warnings, typeErr
 }
 
 // maxConfigSize bounds what --config reads: a configuration is a few
@@ -211,9 +223,61 @@ func nodeKind(n *yaml.Node) string {
 	return "a " + strings.TrimPrefix(n.Tag, "!!")
 }
 
+// checkYAMLValues refuses, before the file is decoded into the config, a
+// secret key (api-token, token, password, ...) whose value is not one
+// plain string, and a value whose explicit tag (!!int, !!float, ...) it
+// does not match: yaml.v3 would quote the value in its error, and a
+// secret key given a list or a tagged scalar would be taken silently.
+// The errors name the file, the line and the key, never the value.
+func checkYAMLValues(path string, b []byte) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil // the decoder says what is wrong, in yamlError's words
+	}
+	var walk func(n *yaml.Node, key string) error
+	walk = func(n *yaml.Node, key string) error {
+		if n.Kind == yaml.ScalarNode && n.Style&yaml.TaggedStyle != 0 {
+			var v any
+			if err := n.Decode(&v); err != nil {
+				return usagef("%s:%d: %s: the value is not a valid %s (the value is not shown): write it without the tag", path, n.Line, key, n.Tag)
+			}
+		}
+		for i, c := range n.Content {
+			if n.Kind != yaml.MappingNode {
+				if err := walk(c, key); err != nil {
+					return err
+				}
+				continue
+			}
+			if i%2 == 0 {
+				continue
+			}
+			k := n.Content[i-1].Value
+			if IsSecretOption(k) && !plainString(c) {
+				what := nodeKind(c)
+				if c.Kind == yaml.ScalarNode {
+					what = "a value tagged " + c.Tag
+				}
+				return usagef("%s:%d: %s: want a single value, not %s (the value is not shown)", path, c.Line, k, what)
+			}
+			if err := walk(c, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(&root, "")
+}
+
+// plainString reports whether n is a scalar read as a string: untagged, or
+// tagged !!str.
+func plainString(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && (n.Style&yaml.TaggedStyle == 0 || n.Tag == "!!str")
+}
+
 var (
 	yamlLinePrefix   = regexp.MustCompile(`^line (\d+): (.*)$`)
-	yamlUnknownField = regexp.MustCompile(`^field (\S+) not found in type \S*?(\w+)$`)
+	yamlUnknownField = regexp.MustCompile(`^field (.+) not found in type \S*?(\w+)$`)
 	yamlCannot       = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `[^`]*`)? into (\\S+)$")
 	yamlKeyOfLine    = regexp.MustCompile(`^\s*(?:-\s+)?([A-Za-z0-9_-]+)\s*:`)
 )
@@ -240,7 +304,7 @@ func yamlError(path string, src []byte, err error) error {
 func yamlMessage(path string, lines []string, msg string) string {
 	m := yamlLinePrefix.FindStringSubmatch(msg)
 	if m == nil {
-		return fmt.Sprintf("%s: %s", path, msg)
+		return fmt.Sprintf("%s: %s", path, hideQuoted(msg))
 	}
 	where, rest := path+":"+m[1], m[2]
 	if f := yamlUnknownField.FindStringSubmatch(rest); f != nil {
@@ -257,8 +321,14 @@ func yamlMessage(path string, lines []string, msg string) string {
 			known = yamlTags(policyType)
 			what = " of a policy"
 		}
-		out := fmt.Sprintf("%s: unknown key %q%s", where, key, what)
-		if s := closest(key, known); s != "" {
+		// A key is quoted only when it looks like one: a token pasted
+		// in key position is not shown.
+		s := closest(key, known)
+		out := fmt.Sprintf("%s: unknown key%s (not shown: it does not look like a key)", where, what)
+		if looksLikeKey(key) && (strings.Contains(key, "-") || s != "") {
+			out = fmt.Sprintf("%s: unknown key %q%s", where, key, what)
+		}
+		if s != "" {
 			out += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return out
@@ -274,7 +344,30 @@ func yamlMessage(path string, lines []string, msg string) string {
 		}
 		return fmt.Sprintf("%s: %swant %s, not %s", where, key, yamlTypeName(want), yamlKindName(got))
 	}
-	return where + ": " + rest
+	return where + ": " + hideQuoted(rest)
+}
+
+// keyLike matches what a config key looks like: lowercase words joined by
+// hyphens.
+var keyLike = regexp.MustCompile(`^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$`)
+
+// looksLikeKey reports whether s may be shown as a key: short, and made
+// like the config's keys.
+func looksLikeKey(s string) bool { return len(s) <= 40 && keyLike.MatchString(s) }
+
+// yamlQuoted finds the quoted texts of yaml.v3's messages: `value`,
+// "key" and 'anchor'.
+var yamlQuoted = regexp.MustCompile("`[^`]*`|\"[^\"]*\"|'[^']*'")
+
+// hideQuoted removes from a message of yaml.v3 every quoted text that does
+// not look like a key: a value (a token) is never shown.
+func hideQuoted(msg string) string {
+	return yamlQuoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if q[0] != '`' && looksLikeKey(q[1:len(q)-1]) {
+			return q
+		}
+		return "(not shown)"
+	})
 }
 
 // yamlTypeName says in words what a Go type of fileConfig holds.

@@ -38,17 +38,30 @@ func IsSecretOption(name string) bool { return query.IsSecretName(name) }
 
 // envSecrets returns the values of the environment's secret variables
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
-// the credentials of every URL the environment holds.
+// the credentials of every URL the environment holds. A value shorter
+// than query.MinSecretLen, which is redacted as a whole word, counts only
+// for the variables of the configuration (FAS_*, FLY_*, TEMPORAL_*): the
+// XDG_SESSION_ID=3 of a desktop must not blank every "3" of the report.
 func envSecrets(env Env) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		v := env[k]
-		if IsSecretOption(k) {
+		v := strings.TrimSpace(env[k])
+		if IsSecretOption(k) && (len(v) >= query.MinSecretLen || configVar(k)) {
 			out = append(out, v)
 		}
 		out = append(out, query.URLSecrets(v)...)
 	}
 	return out
+}
+
+// configVar reports whether the variable named k configures fly-autoscaler.
+func configVar(k string) bool {
+	for _, p := range []string{"FAS_", "FLY_", "TEMPORAL_"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // structSecrets walks a config file struct: the string fields whose YAML

@@ -625,10 +625,11 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 		})
 	}
 
-	// A short token is not a secret worth blanking every word for.
+	// A token shorter than query.MinSecretLen is redacted where it stands
+	// as a whole word, and only there: "apps" and "my-app-*" stay.
 	tripwire(t)
 	code, _, stderr := runCLI(t, "run", "--api-token", "app", "--org", "o")
-	if code != ExitUsage || !strings.Contains(stderr, "no app selected: name an app or a pattern such as 'my-app-*'") {
+	if code != ExitUsage || !strings.Contains(stderr, "--apps (FAS_APP_NAME): no REDACTED selected: name an REDACTED or a pattern such as 'my-app-*'") {
 		t.Errorf("exit %d: %q", code, stderr)
 	}
 }
@@ -659,5 +660,43 @@ func TestConfigErrorsRedactTokenPieces(t *testing.T) {
 		if strings.Contains(out+stderr, piece) {
 			t.Errorf("a piece of the token (%s) appears: %s", piece, stderr)
 		}
+	}
+}
+
+// TestConfigErrorsNeverQuoteValues: an error about the config file names
+// the file, the line and the key, never the value: a token given a tag, a
+// list or a mapping, or pasted in key position, is not printed.
+func TestConfigErrorsNeverQuoteValues(t *testing.T) {
+	t.Parallel()
+	const token = "fo1_Zx8cVb7nM6qW5eR4"
+	head := "app-name: a\nstarted-machine-count: 1\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"api-token !!int", head + "api-token: !!int " + token + "\n", "config.yml:3: api-token: want a single value, not a value tagged !!int"},
+		{"api-token !!seq", head + "api-token: !!seq " + token + "\n", "config.yml:3: api-token: want a single value, not a value tagged !!seq"},
+		{"api-token list", head + "api-token: [" + token + "]\n", "config.yml:3: api-token: want a single value, not a list"},
+		{"api-token mapping", head + "api-token: {" + token + ": x}\n", "config.yml:3: api-token: want a single value, not a mapping"},
+		{"collector password !!binary", head + "metric-collectors:\n  - type: kafka\n    password: !!binary " + token + "\n",
+			"config.yml:5: password: want a single value, not a value tagged !!binary"},
+		{"concurrency !!float", head + "concurrency: !!float " + token + "\n", "config.yml:3: concurrency: the value is not a valid !!float"},
+		{"token as a key", head + token + ": x\n", "config.yml:3: unknown key (not shown"},
+		{"token as a key with a space", head + "'FlyV1 " + token + "': x\n", "config.yml:3: unknown key (not shown"},
+		{"token as a policy key", head + "policies:\n  - name: p\n    apps: [a]\n    " + token + ": 1\n", "config.yml:6: unknown key of a policy (not shown"},
+		{"typo still quoted", head + "verbos: true\n", `config.yml:3: unknown key "verbos" (did you mean "verbose"?)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := tripwire(t)
+			code, out, stderr := runCLI(t, "run", "--api-token", "FlyV1 fm2_other", "--config", writeFile(t, "config.yml", tc.yaml))
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, %q; want %d and %q", code, stderr, ExitUsage, tc.want)
+			}
+			if strings.Contains(out+stderr, token[4:10]) {
+				t.Errorf("the error holds the value: %s", stderr)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
 	}
 }

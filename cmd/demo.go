@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query/promfake"
+	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -48,6 +49,8 @@ var demoQueueDepth = map[string]float64{
 const (
 	demoOrg   = "demo-org"
 	demoToken = "demo-token"
+	// demoPatterns are the apps the demo selects: all but one of its org.
+	demoPatterns = "tenant-*,worker-*"
 	// demoLatency is added to every fake Fly API request, so that the
 	// timings look like a real run's and the passes take a moment.
 	demoLatency = 40 * time.Millisecond
@@ -67,13 +70,14 @@ func demoCommand(s *Streams) *cli.Command {
 			if c.Args().Present() {
 				return usagef("demo takes no arguments")
 			}
-			return demo(c.Context, s)
+			return demo(c.Context, s, envOf(c).Get("COLUMNS"))
 		},
 	}
 }
 
-// demo runs the demo: see demoCommand.
-func demo(ctx context.Context, s *Streams) error {
+// demo runs the demo: see demoCommand. columns is COLUMNS, which the
+// passes' tables fit as a run's do.
+func demo(ctx context.Context, s *Streams, columns string) error {
 	org, err := flytest.ParseOrg(demoOrgJSON)
 	if err != nil {
 		return fmt.Errorf("demo org: %w", err)
@@ -88,7 +92,7 @@ func demo(ctx context.Context, s *Streams) error {
 
 	args := []string{
 		"--org", demoOrg,
-		"--apps", "tenant-*,worker-*",
+		"--apps", demoPatterns,
 		"--prometheus-address", metrics.URL,
 		"--prometheus-metric-name", "queue_depth",
 		"--prometheus-query", `sum(queue_depth{app="$APP_NAME"})`,
@@ -99,11 +103,23 @@ func demo(ctx context.Context, s *Streams) error {
 	}
 	bold := newRenderer(s.Out, s.Color).NewStyle().Bold(true)
 	fmt.Fprintf(s.Out, "%s\n\n", bold.Render("fly-autoscaler demo"))
-	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps) at %s and a Prometheus-compatible\n"+
-		"metrics endpoint at %s, both served by this process on loopback:\n"+
-		"nothing outside this machine is contacted. Each pass below is the real run command,\n"+
-		"talking HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
-		demoOrg, len(fly.Apps()), fly.URL, metrics.URL)
+	// The count the reports show: the apps --apps selects.
+	sel, err := scale.NewSelector(splitList(demoPatterns), nil)
+	if err != nil {
+		return fmt.Errorf("demo patterns: %w", err)
+	}
+	selected := 0
+	for _, name := range fly.Apps() {
+		if sel.Match(name) {
+			selected++
+		}
+	}
+	fmt.Fprintf(s.Out, "A fake Fly.io org %q (%d apps, %d of them matching %s)\n"+
+		"at %s and a Prometheus-compatible metrics endpoint at\n"+
+		"%s, both served by this process on loopback: nothing outside\n"+
+		"this machine is contacted. Each pass below is the real run command, talking\n"+
+		"HTTP to them, with the Fly API base URLs pointed at the fake:\n\n",
+		demoOrg, len(fly.Apps()), selected, demoPatterns, fly.URL, metrics.URL)
 	fmt.Fprintf(s.Out, "  %s\n", shellCommand(append([]string{"fly-autoscaler", "run"}, args...)))
 
 	passes := []struct {
@@ -116,20 +132,24 @@ func demo(ctx context.Context, s *Streams) error {
 	}
 	for _, p := range passes {
 		fmt.Fprintf(s.Out, "\n%s\n\n", bold.Render("── "+p.title))
-		if err := demoPass(ctx, s, fly.URL, append(slices.Clone(args), p.extra...)); err != nil {
+		if err := demoPass(ctx, s, fly.URL, columns, append(slices.Clone(args), p.extra...)); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(s.Out, "\nNext: fly-autoscaler run --help, and README.md for your own org.\n")
+	fmt.Fprintf(s.Out, "\nNext: fly-autoscaler run --help, and README.md's quick start for your own org.\n")
 	return nil
 }
 
 // demoPass runs "fly-autoscaler run" with args against the fake Fly API
 // at flyURL: the same command, flags and code as the operator's, in an
 // environment of the demo's own, which holds only the base URLs: the demo
-// must not pick up the operator's real configuration (FAS_* variables).
-func demoPass(ctx context.Context, s *Streams, flyURL string, args []string) error {
+// must not pick up the operator's real configuration (FAS_* variables);
+// COLUMNS, about the terminal, is passed on.
+func demoPass(ctx context.Context, s *Streams, flyURL, columns string, args []string) error {
 	env := Env{"FLY_API_BASE_URL": flyURL, "FLY_FLAPS_BASE_URL": flyURL}
+	if columns != "" {
+		env["COLUMNS"] = columns
+	}
 	run := append([]string{"fly-autoscaler", "run", "--api-token", demoToken}, args...)
 	return runApp(ctx, newApp(s, env), run)
 }

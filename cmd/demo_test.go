@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
@@ -72,6 +74,10 @@ func TestDemo(t *testing.T) {
 	intro, passes := demoSections(t, out)
 	if !strings.Contains(intro, "Prometheus-compatible") || !strings.Contains(intro, "fly-autoscaler run --org demo-org") {
 		t.Errorf("intro does not say what runs:\n%s", intro)
+	}
+	// The intro's count of selected apps is the reports' count.
+	if !strings.Contains(intro, "(13 apps, 12 of them matching tenant-*,worker-*)") {
+		t.Errorf("intro does not count the apps the reports show (12 of 13):\n%s", intro)
 	}
 	for _, u := range regexp.MustCompile(`http://[^\s,]+`).FindAllString(intro, -1) {
 		if pu, err := url.Parse(u); err != nil || pu.Hostname() != "127.0.0.1" {
@@ -207,5 +213,25 @@ func TestShellCommand(t *testing.T) {
 	want := "fly-autoscaler run --org o \\\n    --apps 'a-*' \\\n    --query 'x{app=\"$APP_NAME\"}' \\\n    --q 'it'\\''s'"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestDemoFitsColumns: with COLUMNS=80 every line of the demo, its intro
+// and its three reports, fits 80 columns, and the reports still count 12
+// apps.
+func TestDemoFitsColumns(t *testing.T) {
+	t.Parallel()
+	setenv(t, "COLUMNS", "80")
+	code, out, stderr := runCLI(t, "demo")
+	if code != ExitOK {
+		t.Fatalf("demo exit code %d, stderr:\n%s", code, stderr)
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if w := lipgloss.Width(line); w > 80 {
+			t.Errorf("line %d is %d columns wide: %q", i+1, w, line)
+		}
+	}
+	if n := strings.Count(out, "12 apps: "); n != 3 {
+		t.Errorf("%d reports of 12 apps, want 3:\n%s", n, out)
 	}
 }

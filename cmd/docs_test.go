@@ -21,7 +21,7 @@ func TestDocsCommandLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, filepath.Join("..", "README.md"), filepath.Join("..", "deploy", "fly.toml"))
+	files = append(files, filepath.Join("..", "README.md"), filepath.Join("..", "CONTRIBUTING.md"), filepath.Join("..", "deploy", "fly.toml"))
 	var commands []string
 	for _, c := range newApp(&Streams{}, Env{}).Commands {
 		commands = append(commands, c.Names()...)

@@ -37,6 +37,7 @@ func evalOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	deps.Machines = nil
 	rep := scale.Eval(ctx, rc.scale, deps)
 	closeMetrics(deps)
+	redactEvalReport(rep, s.Redact)
 	if rep.Err == nil && rep.Matched == 0 {
 		warnNoMatch(rc.log, rc)
 	}

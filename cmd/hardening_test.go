@@ -210,11 +210,12 @@ func TestSmallThingsAUserMeets(t *testing.T) {
 	}
 }
 
-// TestReadmeYAMLExampleCreates runs the README's YAML example as a dry run:
+// TestReadmeYAMLExampleCreates runs the YAML example of docs/configuration.md
+// (once README's) as a dry run:
 // it must plan creates, spread over its regions.
 func TestReadmeYAMLExampleCreates(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,16 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 	if verbose {
 		opts.Level = slog.LevelDebug
 	}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if rw, ok := w.(*redactWriter); ok {
+		// The values are redacted before the handler quotes or escapes
+		// them; the writer under it stays as the last net.
+		h = redactHandler{h: h, red: rw.set.redact}
+	}
+	return slog.New(h)
 }
 
 // durationString writes a time.Duration as Go's duration string ("1.5s"),

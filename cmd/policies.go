@@ -121,59 +121,87 @@ func (p *policyConfig) at(path, key string) string {
 // from def, the top level's settings. metrics are the names of every
 // collector's metrics. The error names the policy and its line; the
 // warnings are about policies that no app of the selection can take.
-func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, metrics []string, sel *scale.Selector) ([]scale.AppPolicy, []string, error) {
+//
+// A problem is recorded in p; with p.all, the other policies are still
+// checked, and the reachability of the ones without a problem.
+func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, metrics []string, sel *scale.Selector, p *problems) ([]scale.AppPolicy, []string, error) {
 	var (
 		out      []scale.AppPolicy
 		warnings []string
 		names    = map[string]int{}
+		index    []int // of each policy of out in file.Policies
 	)
 	for i := range file.Policies {
 		pc := &file.Policies[i]
 		pc.expand(env)
+		var err error
 		switch prev, dup := names[pc.Name]; {
 		case pc.Name == "":
-			return nil, nil, usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
+			err = usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
 		case pc.Name == scale.DefaultPolicyName:
-			return nil, nil, usagef("%s: %q names the top level's settings, which the apps that match no policy take: choose another name", pc.at(path, "name"), pc.Name)
+			err = usagef("%s: %q names the top level's settings, which the apps that match no policy take: choose another name", pc.at(path, "name"), pc.Name)
 		case strings.ContainsFunc(pc.Name, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			return nil, nil, usagef("%s:%d: policies[%d]: name: holds a control character: use a name of one line", path, pc.line, i)
+			err = usagef("%s:%d: policies[%d]: name: holds a control character: use a name of one line", path, pc.line, i)
 		case dup:
-			return nil, nil, usagef("%s: the name is already used by the policy at line %d: give each policy its own name", pc.at(path, "name"), prev)
+			err = usagef("%s: the name is already used by the policy at line %d: give each policy its own name", pc.at(path, "name"), prev)
+		}
+		if err != nil {
+			if p.add(err) {
+				return nil, nil, err
+			}
+			continue
 		}
 		names[pc.Name] = pc.line
 
-		p, err := buildPolicy(path, pc, def, metrics)
+		ap, err := buildPolicy(path, pc, def, metrics, p)
 		if err != nil {
-			return nil, nil, err
+			if !p.all {
+				return nil, nil, err
+			}
+			continue
 		}
-		out = append(out, p)
+		out = append(out, ap)
+		index = append(index, i)
 	}
-	if err := scale.CheckReachable(out); err != nil {
+	// Each policy that can never apply is a problem; with p.all, the
+	// check goes on without it, to find the next.
+	for len(out) > 0 {
+		err := scale.CheckReachable(out)
+		if err == nil {
+			break
+		}
 		var ue *scale.UnreachableError
 		if !errors.As(err, &ue) {
-			return nil, nil, usagef("policies in %s: %v", path, err)
+			err := usagef("policies in %s: %v", path, err)
+			p.add(err)
+			return nil, nil, err
 		}
-		pc := &file.Policies[ue.Index]
+		pc := &file.Policies[index[ue.Index]]
 		if len(ue.Covering) == 0 {
-			return nil, nil, usagef("%s: can never apply: its apps match no possible app name (lowercase letters, digits and dashes), or its exclude removes them all: fix its apps", pc.at(path, "apps"))
-		}
-		var earlier []string
-		for _, name := range ue.Covering {
-			if len(earlier) == maxNamed {
-				earlier = append(earlier, fmt.Sprintf("and %d more", len(ue.Covering)-maxNamed))
-				break
+			err = usagef("%s: can never apply: its apps match no possible app name (lowercase letters, digits and dashes), or its exclude removes them all: fix its apps", pc.at(path, "apps"))
+		} else {
+			var earlier []string
+			for _, name := range ue.Covering {
+				if len(earlier) == maxNamed {
+					earlier = append(earlier, fmt.Sprintf("and %d more", len(ue.Covering)-maxNamed))
+					break
+				}
+				earlier = append(earlier, fmt.Sprintf("%q (line %d)", name, names[name]))
 			}
-			earlier = append(earlier, fmt.Sprintf("%q (line %d)", name, names[name]))
+			err = usagef("%s: can never apply: every app its apps match takes an earlier policy first, %s; an app takes the first policy that matches it: move this policy up, or narrow the earlier one", pc.at(path, ""), strings.Join(earlier, ", "))
 		}
-		return nil, nil, usagef("%s: can never apply: every app its apps match takes an earlier policy first, %s; an app takes the first policy that matches it: move this policy up, or narrow the earlier one", pc.at(path, ""), strings.Join(earlier, ", "))
+		if p.add(err) {
+			return nil, nil, err
+		}
+		out, index = slices.Delete(out, ue.Index, ue.Index+1), slices.Delete(index, ue.Index, ue.Index+1)
 	}
 	// A policy that no app of the selection can take is dead in this
 	// run, not wrong: the same file may serve runs that select other
 	// apps. Plain names are such a narrowed run; they are not warned of.
 	if _, plain := sel.Names(); !plain {
-		for i, p := range out {
-			if ok, err := p.Selects(sel); err == nil && !ok {
-				warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[i].at(path, "apps")))
+		for i, ap := range out {
+			if ok, err := ap.Selects(sel); err == nil && !ok {
+				warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[index[i]].at(path, "apps")))
 			}
 		}
 	}
@@ -183,29 +211,45 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 // maxNamed is how many covering policies an error names.
 const maxNamed = 5
 
-// buildPolicy validates one policy and completes it from def.
-func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []string) (scale.AppPolicy, error) {
+// buildPolicy validates one policy and completes it from def. Its
+// problems are recorded in p (with p.all, each of its keys is checked) and
+// the first is returned.
+func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []string, p *problems) (scale.AppPolicy, error) {
 	at := func(key string) string { return pc.at(path, key) }
+	var first error
+	fail := func(err error) bool {
+		if err == nil {
+			return false
+		}
+		first = cmp.Or(first, err)
+		return p.add(err)
+	}
 	include, exclude := splitList(pc.Apps...), splitList(pc.Exclude...)
-	if len(include) == 0 {
-		return scale.AppPolicy{}, usagef("%s: missing: list the app names or globs the policy applies to, e.g. apps: ['trial-*']", at("apps"))
-	}
-	if _, err := scale.NewSelector(include, nil); err != nil {
-		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("apps"), err)
-	}
-	if _, err := scale.NewSelector(nil, exclude); err != nil {
-		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("exclude"), err)
-	}
-	for _, name := range include {
-		if !scale.IsGlob(name) {
-			if err := query.ValidAppName(name); err != nil {
-				return scale.AppPolicy{}, usagef("%s: %v", at("apps"), err)
+	apps, err := func() (*scale.Selector, error) {
+		if len(include) == 0 {
+			return nil, usagef("%s: missing: list the app names or globs the policy applies to, e.g. apps: ['trial-*']", at("apps"))
+		}
+		if _, err := scale.NewSelector(include, nil); err != nil {
+			return nil, usagef("%s: malformed glob %v", at("apps"), err)
+		}
+		if _, err := scale.NewSelector(nil, exclude); err != nil {
+			return nil, usagef("%s: malformed glob %v", at("exclude"), err)
+		}
+		for _, name := range include {
+			if !scale.IsGlob(name) {
+				if err := query.ValidAppName(name); err != nil {
+					return nil, usagef("%s: %v", at("apps"), err)
+				}
 			}
 		}
-	}
-	apps, err := scale.NewSelector(include, exclude)
-	if err != nil {
-		return scale.AppPolicy{}, usagef("%s: malformed glob %v", at("apps"), err)
+		apps, err := scale.NewSelector(include, exclude)
+		if err != nil {
+			return nil, usagef("%s: malformed glob %v", at("apps"), err)
+		}
+		return apps, nil
+	}()
+	if fail(err) {
+		return scale.AppPolicy{}, err
 	}
 
 	var o scale.Overrides
@@ -213,11 +257,11 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 		o.Group = &pc.ProcessGroup
 	}
 	o.Regions = splitList(pc.Regions...)
-	if o.Expressions, err = policyExpressions(pc, at, metrics); err != nil {
+	if o.Expressions, err = policyExpressions(pc, at, metrics); fail(err) {
 		return scale.AppPolicy{}, err
 	}
-	// cmp.Or: the first error, in the order of the keys.
-	if err := cmp.Or(
+	// In the order of the keys.
+	for _, err := range []error{
 		override(&o.InitialState, pc.InitialMachineState, at("initial-machine-state"), parseInitialState),
 		override(&o.ScaleDown, pc.ScaleDown, at("scale-down"), parseScaleDown),
 		override(&o.MaxScaleUp, pc.MaxScaleUp, at("max-scale-up"), parseCount),
@@ -226,8 +270,13 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 		override(&o.MinStartedDuration, pc.MinStartedDuration, at("min-started-duration"), parseDuration),
 		override(&o.FallbackStarted, pc.FallbackStarted, at("fallback-started"), parseFallback),
 		override(&o.Priority, pc.Priority, at("priority"), parsePriority),
-	); err != nil {
-		return scale.AppPolicy{}, err
+	} {
+		if fail(err) {
+			return scale.AppPolicy{}, err
+		}
+	}
+	if first != nil {
+		return scale.AppPolicy{}, first
 	}
 	return scale.NewAppPolicy(pc.Name, apps, o, def), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -206,7 +208,7 @@ func TestPolicyConfigErrors(t *testing.T) {
 	}
 }
 
-// policyConfigFile writes a config file with the three tiers of README's
+// policyConfigFile writes a config file with the three tiers of docs/configuration.md's
 // example and returns its path.
 func policyConfigFile(t *testing.T, extra string) string {
 	t.Helper()
@@ -530,7 +532,7 @@ func TestPoliciesE2E(t *testing.T) {
 	}
 }
 
-// TestTimeVariablesThroughTheConfig evaluates README's business-hours
+// TestTimeVariablesThroughTheConfig evaluates docs/configuration.md's business-hours
 // floor with eval's code, --timezone and an injected clock: the run's
 // start decides the time variables.
 func TestTimeVariablesThroughTheConfig(t *testing.T) {
@@ -682,13 +684,13 @@ func TestRenderEvalPolicies(t *testing.T) {
 	}
 }
 
-// TestReadmePolicyExample loads README's three-tier example and checks the
+// TestReadmePolicyExample loads docs/configuration.md's three-tier example and checks the
 // walk-through: which app takes which policy, and the targets it gets.
 func TestReadmePolicyExample(t *testing.T) {
 	t.Parallel()
 	setenv(t, "FAS_API_TOKEN", "tok")
 	setenv(t, "FAS_PROMETHEUS_TOKEN", "prom-token")
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +698,7 @@ func TestReadmePolicyExample(t *testing.T) {
 	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
 	example, _, ok3 := strings.Cut(rest, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("README.md has no three-tier example")
+		t.Fatal("docs/configuration.md has no three-tier example")
 	}
 	rc, err := loadConfig(t, "--config", writeFile(t, "policies.yml", example))
 	if err != nil {
@@ -737,9 +739,26 @@ func TestReadmePolicyExample(t *testing.T) {
 		if got := bound(tg.Started.Min) + ".." + bound(tg.Started.Max); got != tc.started {
 			t.Errorf("%s (queue %g, %+v): started %s, want %s", tc.app, tc.queue, tc.at, got, tc.started)
 		}
-		if tc.policy == "paying" && (bound(tg.Created.Min) != "1" || bound(tg.Created.Max) != "5") {
-			t.Errorf("%s: created %s..%s, want the default's 1..5", tc.app, bound(tg.Created.Min), bound(tg.Created.Max))
+		if want := strings.Split(tc.started, "..")[0] + "..5"; tc.policy == "paying" && bound(tg.Created.Min)+".."+bound(tg.Created.Max) != want {
+			t.Errorf("%s: created %s..%s, want %s", tc.app, bound(tg.Created.Min), bound(tg.Created.Max), want)
 		}
+	}
+	// "A queue of 35 gives 4": a dry run of the example plans 4 started
+	// machines for paying-acme, which has one, creating the three missing.
+	prom := httptest.NewServer(&promfake.Handler{Values: map[string]float64{"paying-acme": 35}})
+	t.Cleanup(prom.Close)
+	srv := flytest.New(&flytest.Org{Slug: "my-org", Apps: []flytest.AppSpec{{Name: "paying-acme", ReleaseVersion: 1,
+		Machines: []flytest.MachineSpec{{State: "started", Region: "ord"}}}}}, flytest.Options{Token: "tok"})
+	t.Cleanup(srv.Close)
+	setenv(t, "FLY_API_BASE_URL", srv.URL)
+	setenv(t, "FLY_FLAPS_BASE_URL", srv.URL)
+	code, out, stderr := runCLI(t, "run", "--config", writeFile(t, "policies-run.yml", strings.Replace(example, "https://api.fly.io/prometheus/my-org", prom.URL, 1)),
+		"--apps", "paying-acme", "--dry-run", "--output", "json")
+	if code != ExitOK {
+		t.Fatalf("dry run of the example: exit %d: %s", code, stderr)
+	}
+	if a := decodeReport(t, out).Apps[0]; a.Target.Started != 4 || a.Target.Created != 4 || a.Current.Created != 1 {
+		t.Errorf("paying-acme with one machine and a queue of 35: %+v → %+v, want 4 started of 4", a.Current, a.Target)
 	}
 	if r := rc.scale.PolicyFor("batch-etl").Policy.Regions; len(r) != 1 || r[0] != "ams" {
 		t.Errorf("batch regions %q", r)

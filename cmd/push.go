@@ -21,7 +21,8 @@ const pushJob = "fly-autoscaler"
 // pushTimeout bounds the pushes at the end of a run.
 const pushTimeout = 10 * time.Second
 
-// Names of the metrics pushed to the Pushgateway (documented in README.md).
+// Names of the metrics pushed to the Pushgateway (documented in
+// docs/configuration.md).
 const (
 	metricAppsMatched   = "fly_autoscaler_apps_matched"
 	metricApps          = "fly_autoscaler_apps"
@@ -75,6 +76,18 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	if rc.pushgateway == "" || rep == nil {
 		return
 	}
+	// The report's strings were redacted when it was built; the org of
+	// the grouping key is the report's too. A label value that still
+	// holds a secret stops the push: the gateway keeps what it is sent,
+	// for anyone who can read it.
+	org := rc.scale.Org
+	if rep.Org != "" {
+		org = rep.Org
+	}
+	if label, ok := secretLabel(rc, rep, org); ok {
+		log.Warn("pushgateway: run metrics not pushed: a label value holds a secret", "label", label)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	var errs []string
@@ -88,12 +101,12 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	if dryRun {
 		group = append(group, [2]string{dryRunGrouping, "true"})
 	}
-	if err := pushGroup(ctx, rc, runRegistry(rep), group...); err != nil {
+	if err := pushGroup(ctx, rc, org, runRegistry(rep), group...); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if !dryRun && !rep.Failed() {
 		success = append(success, [2]string{successGrouping, "success"})
-		if err := pushGroup(ctx, rc, successRegistry(rep), success...); err != nil {
+		if err := pushGroup(ctx, rc, org, successRegistry(rep), success...); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -104,11 +117,35 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	}
 }
 
+// secretLabel returns the name of the first label of the push whose value
+// holds a secret the run knows (rc.redact changes it), if any.
+func secretLabel(rc *runConfig, rep *scale.Report, org string) (string, bool) {
+	if rc.redact == nil {
+		return "", false
+	}
+	holds := func(v string) bool { return v != "" && rc.redact(v) != v }
+	switch {
+	case holds(org):
+		return "org", true
+	case holds(rep.Shard):
+		return shardGrouping, true
+	}
+	for _, a := range rep.Apps {
+		if holds(a.App) {
+			return "app", true
+		}
+		if holds(policyName(a.Policy)) {
+			return "policy", true
+		}
+	}
+	return "", false
+}
+
 // pushGroup pushes reg's metrics with PUT to the group of the run's job, the
 // org, and the extra grouping labels. Credentials in the URL are sent as
 // basic auth, never as part of the URL, so errors cannot quote them. With
 // --verbose its requests are logged like the Fly API's and Prometheus's.
-func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, grouping ...[2]string) error {
+func pushGroup(ctx context.Context, rc *runConfig, org string, reg *prometheus.Registry, grouping ...[2]string) error {
 	u, err := url.Parse(rc.pushgateway)
 	if err != nil {
 		return err
@@ -126,8 +163,8 @@ func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, gro
 		pw, _ := user.Password()
 		p = p.BasicAuth(user.Username(), pw)
 	}
-	if rc.scale.Org != "" {
-		p = p.Grouping("org", rc.scale.Org)
+	if org != "" {
+		p = p.Grouping("org", org)
 	}
 	for _, g := range grouping {
 		p = p.Grouping(g[0], g[1])
@@ -136,14 +173,11 @@ func pushGroup(ctx context.Context, rc *runConfig, reg *prometheus.Registry, gro
 }
 
 // redactPush removes from an error text every credential it could hold: the
-// credentials of any URL, and the gateway's user and password, the
+// credentials of any URL, and the gateway's password (or lone token), the
 // secrets of its URL's query and the run's tokens wherever they appear (a
 // gateway may echo a request), under the one policy of query.Redact.
 func redactPush(msg string, rc *runConfig) string {
 	secrets := append(query.URLSecrets(rc.pushgateway), rc.token)
-	if u, err := url.Parse(rc.pushgateway); err == nil && u.User != nil {
-		secrets = append(secrets, u.User.Username())
-	}
 	for _, c := range rc.collectors {
 		secrets = append(secrets, c.Token)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -86,10 +88,10 @@ func TestPushRunGroups(t *testing.T) {
 
 func TestRedactPush(t *testing.T) {
 	t.Parallel()
-	rc := &runConfig{pushgateway: "https://u:longpassword@gw.example.com", token: "FlyV1 fm2_secret"}
-	msg := `Put "https://u:longpassword@gw.example.com/metrics/job/fly-autoscaler": unauthorized for user u, password longpassword, token FlyV1 fm2_secret`
+	rc := &runConfig{pushgateway: "https://u:Xk9qZt7Lm2w@gw.example.com", token: "FlyV1 fm2_s3cr3tT0k"}
+	msg := `Put "https://u:Xk9qZt7Lm2w@gw.example.com/metrics/job/fly-autoscaler": unauthorized for user u, password Xk9qZt7Lm2w, token FlyV1 fm2_s3cr3tT0k`
 	got := redactPush(msg, rc)
-	for _, secret := range []string{"longpassword", "fm2_secret", "u:"} {
+	for _, secret := range []string{"Xk9qZt7Lm2w", "fm2_s3cr3tT0k", "u:"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("redacted text still holds %q: %s", secret, got)
 		}
@@ -110,4 +112,41 @@ func sortGrouping(req string) string {
 	}
 	slices.Sort(pairs)
 	return method + " /metrics/job/" + strings.Join(append([]string{parts[0]}, pairs...), "/")
+}
+
+// TestPushRefusesSecretLabels: a label value that holds a secret the run
+// knows (a report that was not redacted) stops the push before anything
+// reaches a real Pushgateway, with a warning that names the label, not the
+// value.
+func TestPushRefusesSecretLabels(t *testing.T) {
+	t.Parallel()
+	gw := promtest.StartPushgateway(t)
+	const secret = "Qw3rTy9Uio0p"
+	red := query.NewRedactor(query.SecretForms(secret)...)
+	for _, tc := range []struct {
+		name, org, app, policy, label string
+	}{
+		{name: "org", org: secret, app: "web", label: "org"},
+		{name: "app", org: "my-org", app: "web-" + secret, label: "app"},
+		{name: "policy", org: "my-org", app: "web", policy: "p-" + strings.ToLower(secret), label: "policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			rc := &runConfig{pushgateway: gw.URL(), redact: red.Redact}
+			rep := &scale.Report{Org: tc.org, Matched: 1, StartedAt: time.Unix(1000, 0), Elapsed: time.Second,
+				Apps: []scale.AppResult{{App: tc.app, Policy: tc.policy, Status: scale.StatusUnchanged}}}
+			pushRun(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), rc, rep)
+			if !strings.Contains(logs.String(), "holds a secret") || !strings.Contains(logs.String(), "label="+tc.label) {
+				t.Errorf("logged %q, want a warning naming the label %s", logs.String(), tc.label)
+			}
+			if strings.Contains(strings.ToLower(logs.String()), strings.ToLower(secret)) {
+				t.Errorf("the warning quotes the secret: %s", logs.String())
+			}
+			for name := range gw.Metrics(t) {
+				if strings.HasPrefix(name, "fly_autoscaler_") {
+					t.Errorf("the gateway holds %s: the push was not stopped", name)
+				}
+			}
+		})
+	}
 }

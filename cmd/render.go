@@ -48,6 +48,39 @@ type RenderOptions struct {
 	Quiet bool
 	// Width truncates the table to this many columns; 0 means no truncation.
 	Width int
+	// Stamp starts the summary line with the run's start time (UTC,
+	// RFC 3339), for a log of quiet passes (--every -q).
+	Stamp bool
+}
+
+// formatAlias returns the format name stands for: "md" is markdown.
+func formatAlias(name string) string {
+	if strings.EqualFold(strings.TrimSpace(name), "md") {
+		return FormatMarkdown
+	}
+	return name
+}
+
+// tableWidth is the width the table fits: COLUMNS's when set (columns),
+// else the terminal's (terminal, 0 when stdout is no terminal); 0, no
+// limit, with --wide.
+func tableWidth(terminal, columns int, wide bool) int {
+	switch {
+	case wide:
+		return 0
+	case columns > 0:
+		return columns
+	}
+	return terminal
+}
+
+// columnsVar reads COLUMNS: a positive number of columns, else 0 (unset).
+func columnsVar(v string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
 }
 
 // ValidateFormat returns an error naming --output and the choices when name
@@ -312,12 +345,18 @@ func roundSig(v float64, n int) float64 {
 	return math.Round(v*p) / p
 }
 
+// statusWord is the app's status as the report shows it: any status, so
+// that a new one needs no change here.
+func statusWord(a scale.AppResult) string {
+	if a.Status == "" {
+		return "unknown"
+	}
+	return oneLine(string(a.Status))
+}
+
 // resultCell is the status, with the reason when there is one.
 func resultCell(a scale.AppResult) string {
-	s := string(a.Status)
-	if s == "" {
-		s = "unknown"
-	}
+	s := statusWord(a)
 	if a.Reason != "" {
 		s += ": " + a.Reason
 	}
@@ -337,8 +376,12 @@ func notes(apps []scale.AppResult) (warnings, errs []note) {
 		n     int
 	}
 	for _, a := range apps {
-		for _, w := range a.Warnings {
-			warnings = append(warnings, note{oneLine(a.App), oneLine(w)})
+		// A skipped app's reason says what its warnings would: it is
+		// listed once, by its row.
+		if a.Status != scale.StatusSkipped {
+			for _, w := range a.Warnings {
+				warnings = append(warnings, note{oneLine(a.App), oneLine(w)})
+			}
 		}
 		var groups []*group
 		for _, ac := range a.Actions {
@@ -400,6 +443,17 @@ func summary(r *scale.Report) string {
 			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
 		}
 	}
+	// A status scale does not list yet is counted all the same, by name.
+	var other []string
+	for st := range count {
+		if !slices.Contains(scale.Statuses(), st) {
+			other = append(other, string(st))
+		}
+	}
+	slices.Sort(other)
+	for _, st := range other {
+		parts = append(parts, fmt.Sprintf("%d %s", count[scale.Status(st)], oneLine(cmp.Or(st, "unknown"))))
+	}
 	if n := matched - len(r.Apps); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d not processed", n))
 	}
@@ -412,6 +466,14 @@ func summary(r *scale.Report) string {
 		s += " (dry run)"
 	}
 	return s
+}
+
+// stampedSummary is the summary, after the run's start time with o.Stamp.
+func stampedSummary(r *scale.Report, o RenderOptions) string {
+	if o.Stamp {
+		return r.StartedAt.UTC().Format(time.RFC3339) + " " + summary(r)
+	}
+	return summary(r)
 }
 
 // runError is the line shown when the run could not complete, or "".

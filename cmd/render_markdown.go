@@ -13,7 +13,7 @@ import (
 // and the notes as lists: fit for a CI job summary or a pull request comment.
 func renderMarkdown(w io.Writer, r *scale.Report, o RenderOptions) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "**%s**\n", mdEscape(summary(r)))
+	fmt.Fprintf(bw, "**%s**\n", mdEscape(stampedSummary(r, o)))
 	if e := runError(r); e != "" {
 		fmt.Fprintf(bw, "\n**%s**\n", mdEscape(e))
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale"
+	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
 // update rewrites golden files instead of comparing with them:
@@ -155,12 +157,12 @@ func TestRenderTable(t *testing.T) {
 	if i := bytes.IndexByte(got, 0x1b); i >= 0 {
 		t.Errorf("plain table has an escape code at byte %d", i)
 	}
-	// Rows are sorted by name.
+	// Rows are sorted by name, the skipped and then the failed last.
 	var order []string
 	for _, line := range strings.Split(string(got), "\n")[1:7] {
 		order = append(order, strings.Fields(line)[0])
 	}
-	if want := []string{"api", "batch", "broken", "cron", "deploying", "worker"}; !slices.Equal(order, want) {
+	if want := []string{"api", "batch", "cron", "worker", "deploying", "broken"}; !slices.Equal(order, want) {
 		t.Errorf("row order = %v, want %v", order, want)
 	}
 }
@@ -270,9 +272,6 @@ func TestRenderTableWidth(t *testing.T) {
 	got := render(t, fixtureReport(), RenderOptions{Width: width})
 	assertGolden(t, got)
 	for line := range strings.Lines(string(got)) {
-		if strings.HasPrefix(line, "7 apps:") {
-			continue // the summary is never cut
-		}
 		if w := lipgloss.Width(strings.TrimRight(line, "\n")); w > width {
 			t.Errorf("line is %d columns wide, want ≤ %d: %q", w, width, line)
 		}
@@ -280,6 +279,113 @@ func TestRenderTableWidth(t *testing.T) {
 	// A width above the table's own leaves it as it is.
 	if wide, plain := render(t, fixtureReport(), RenderOptions{Width: 1000}), render(t, fixtureReport(), RenderOptions{}); !bytes.Equal(wide, plain) {
 		t.Errorf("a large width changed the table:\n%s", wide)
+	}
+}
+
+// fleetReport is a run over 50 apps of 40-character names: most unchanged
+// or scaled, some failed with a long reason, some skipped with the warnings
+// that say why, one of a status the renderer has no special case for.
+func fleetReport() *scale.Report {
+	r := &scale.Report{Org: "acme", Elapsed: 4200 * time.Millisecond, Matched: 50}
+	for i := range 50 {
+		name := fmt.Sprintf("tenant-%02d-enterprise-customers-long-name", i) // 40 characters
+		a := scale.AppResult{App: name, Observed: true, Status: scale.StatusUnchanged,
+			Metrics: scale.MetricsOf(map[string]float64{"queue_depth": float64(i * 7), "cpu": 0.25}),
+			Current: scale.Counts{Started: 2, Created: 3}, Target: scale.Counts{Started: 2, Created: 3}}
+		switch {
+		case i == 49:
+			a.Status, a.Reason = scale.Status("paused"), "paused by ops until 18:00 UTC"
+		case i%5 == 0:
+			a.Status, a.Observed, a.Metrics = scale.StatusFailed, false, nil
+			a.Reason = `metrics: metric "queue_depth": query returned no series ` + query.NoSeriesHint
+		case i%7 == 0:
+			a.Status = scale.StatusSkipped
+			a.Reason = `no machine of group "app" to clone: deploy the app first`
+			a.Current, a.Target = scale.Counts{}, scale.Counts{Created: 3, Started: 0}
+			a.Warnings = []string{"target 3 created, " + a.Reason, "target 2 started, only 0 machines"}
+		case i%3 == 0:
+			a.Status = scale.StatusScaled
+			a.Target.Started = 4
+			a.Actions = []scale.ActionResult{
+				{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m1"}, Outcome: scale.OutcomeDone},
+				{Action: scale.Action{Kind: scale.ActionStart, MachineID: "m2"}, Outcome: scale.OutcomeDone},
+			}
+		}
+		if len(a.App) != 40 {
+			panic("fleetReport: a name of other than 40 characters")
+		}
+		r.Apps = append(r.Apps, a)
+	}
+	return r
+}
+
+// TestRenderTableFits: the table of a 50-app run with long names and
+// failures, at 60, 80 and 120 columns and unlimited: every line fits, every
+// status word is whole, names are shortened in the middle, each failure's
+// whole reason is there to read, the apps that need attention come last,
+// and a skipped app is listed once (its warnings are not repeated).
+func TestRenderTableFits(t *testing.T) {
+	t.Parallel()
+	for _, width := range []int{60, 80, 120, 0} {
+		t.Run(fmt.Sprintf("width-%d", width), func(t *testing.T) {
+			t.Parallel()
+			r := fleetReport()
+			got := string(render(t, r, RenderOptions{Width: width}))
+			assertGolden(t, []byte(got))
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			for _, line := range lines {
+				if w := lipgloss.Width(line); width > 0 && w > width {
+					t.Errorf("line is %d columns wide, want ≤ %d: %q", w, width, line)
+				}
+			}
+			// The rows: after the header, each line that does not start
+			// with a space, up to the first empty line.
+			var rows []string
+			for _, line := range lines[1:] {
+				if line == "" {
+					break
+				}
+				if !strings.HasPrefix(line, " ") {
+					rows = append(rows, line)
+				}
+			}
+			apps := attentionLast(sortedApps(r))
+			if len(rows) != len(apps) {
+				t.Fatalf("%d rows, want %d", len(rows), len(apps))
+			}
+			attentionSeen := false
+			for i, a := range apps {
+				row := rows[i]
+				if status := string(a.Status); !strings.HasSuffix(row, "  "+status) && !strings.Contains(row, "  "+status+": ") {
+					t.Errorf("row %d does not show the status %q whole: %q", i, status, row)
+				}
+				name := strings.Fields(row)[0]
+				if name != a.App && (!strings.Contains(name, "…") || !strings.HasPrefix(a.App, strings.Split(name, "…")[0]) || !strings.HasSuffix(a.App, strings.Split(name, "…")[1])) {
+					t.Errorf("row %d: name %q is not %q shortened in the middle", i, name, a.App)
+				}
+				if width == 0 && name != a.App {
+					t.Errorf("unlimited width cut the name %q to %q", a.App, name)
+				}
+				if attention(a) {
+					attentionSeen = true
+				} else if attentionSeen {
+					t.Errorf("row %d (%s) comes after an app that needs attention", i, a.Status)
+				}
+			}
+			// Every reason can be read whole, in its row or below it.
+			flat := strings.Join(strings.Fields(got), " ")
+			for _, a := range apps {
+				if a.Reason != "" && !strings.Contains(flat, a.Reason) {
+					t.Errorf("reason of %s cannot be read whole: %q", a.App, a.Reason)
+				}
+			}
+			if strings.Contains(got, "target 3 created") || strings.Contains(got, "only 0 machines") {
+				t.Errorf("a skipped app's warnings are listed beside its row:\n%s", got)
+			}
+			if !strings.HasPrefix(lines[len(lines)-1], "50 apps:") && !strings.HasPrefix(lines[len(lines)-2], "50 apps:") {
+				t.Errorf("the table does not end with the summary: %q", lines[len(lines)-2:])
+			}
+		})
 	}
 }
 
@@ -661,7 +767,7 @@ func TestRenderEmpty(t *testing.T) {
 	for _, format := range Formats {
 		for _, r := range []*scale.Report{nil, {}} {
 			var buf bytes.Buffer
-			if err := Render(&buf, r, RenderOptions{Format: format, Quiet: true, Width: 20}); err != nil {
+			if err := Render(&buf, r, RenderOptions{Format: format, Quiet: true, Width: 80}); err != nil {
 				t.Errorf("%s: %v", format, err)
 			}
 			if format == FormatTable && buf.String() != "0 apps: 0 scaled, 0 unchanged, 0 skipped, 0 failed in 0ms\n" {
@@ -869,13 +975,15 @@ func TestRenderTableInPieces(t *testing.T) {
 	for _, profile := range []termenv.Profile{termenv.Ascii, termenv.ANSI} {
 		for _, width := range []int{0, 90} {
 			var rows [][]string
+			var statuses []string
 			apps := sortedApps(r)
 			for _, a := range apps {
 				rows = append(rows, row(r, a))
+				statuses = append(statuses, statusWord(a))
 			}
 			headers := withPolicy(r.HasPolicies, columns, policyColumn)
 			if width > 0 {
-				fitWidth(headers, rows, width)
+				headers, rows, _ = fitWidth(headers, rows, statuses, width)
 			}
 			re := lipgloss.NewRenderer(io.Discard)
 			re.SetColorProfile(profile)
@@ -883,7 +991,7 @@ func TestRenderTableInPieces(t *testing.T) {
 			out := func(chunk int) string {
 				var buf bytes.Buffer
 				bw := bufio.NewWriter(&buf)
-				writeTableIn(bw, re, headers, rows, style, chunk)
+				writeTableIn(bw, re, headers, rows, style, chunk, nil)
 				bw.Flush()
 				return buf.String()
 			}
@@ -958,5 +1066,83 @@ func TestRenderJSONReasonCode(t *testing.T) {
 	want := map[string]string{"worker": "scaled", "api": "scaled", "batch": "planned", "cron": "at_target", "deploying": "release_in_progress", "broken": "machines_unreadable"}
 	if !maps.Equal(got, want) {
 		t.Errorf("reason codes %v, want %v", got, want)
+	}
+}
+
+// TestRunTableWidth: a run's table fits COLUMNS when it is set, is not cut
+// when piped without it, nor with --wide (FAS_WIDE); -o md is markdown.
+func TestRunTableWidth(t *testing.T) {
+	t.Parallel()
+	org := &flytest.Org{Slug: "wide-org"}
+	for i := range 6 {
+		org.Apps = append(org.Apps, flytest.AppSpec{Name: fmt.Sprintf("tenant-%02d-enterprise-customers-long-name", i),
+			Machines: []flytest.MachineSpec{{State: "started"}}})
+	}
+	inMemoryFly(t, org, flytest.Options{Token: testToken})
+	base := []string{"run", "--org", "wide-org", "--apps", "tenant-*", "--started-machine-count", "1", "--dry-run"}
+	widest := func(out string) int {
+		w := 0
+		for line := range strings.Lines(out) {
+			w = max(w, lipgloss.Width(strings.TrimRight(line, "\n")))
+		}
+		return w
+	}
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		wantMax   int // 0: no limit, the names are whole
+		wantWhole bool
+	}{
+		{name: "piped", wantWhole: true},
+		{name: "columns", env: map[string]string{"COLUMNS": "40"}, wantMax: 40},
+		{name: "wide flag", env: map[string]string{"COLUMNS": "40"}, args: []string{"--wide"}, wantWhole: true},
+		{name: "wide variable", env: map[string]string{"COLUMNS": "40", "FAS_WIDE": "true"}, wantWhole: true},
+		{name: "columns not a number", env: map[string]string{"COLUMNS": "wide"}, wantWhole: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				setenv(t, k, v)
+			}
+			code, out, stderr := runCLI(t, append(slices.Clone(base), tc.args...)...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if tc.wantMax > 0 && widest(out) > tc.wantMax {
+				t.Errorf("a line is %d columns wide, want ≤ %d:\n%s", widest(out), tc.wantMax, out)
+			}
+			if whole := strings.Contains(out, "tenant-00-enterprise-customers-long-name"); whole != tc.wantWhole {
+				t.Errorf("names whole: %v, want %v:\n%s", whole, tc.wantWhole, out)
+			}
+		})
+	}
+	t.Run("md", func(t *testing.T) {
+		code, out, stderr := runCLI(t, append(slices.Clone(base), "-o", "md")...)
+		if code != ExitOK || !strings.Contains(out, "| APP |") && !strings.Contains(out, "| App |") {
+			t.Errorf("-o md: exit %d, not markdown:\n%s%s", code, out, stderr)
+		}
+	})
+}
+
+// TestWrap: lines within the width, words whole when they fit, a word
+// longer than a line cut, a character wider than the line on its own.
+func TestWrap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		text  string
+		width int
+		want  []string
+	}{
+		{"a bb ccc dddd", 6, []string{"a bb", "ccc", "dddd"}},
+		{"abcdefghij", 4, []string{"abcd", "efgh", "ij"}},
+		{"x 漢字", 1, []string{"x", "漢", "字"}},
+		{"", 5, []string{""}},
+	} {
+		if got := wrap(tc.text, tc.width); !slices.Equal(got, tc.want) {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.text, tc.width, got, tc.want)
+		}
+	}
+	if got := truncateMiddle("tenant-38-enterprise-customers-long-name", 29); got != "tenant-38-ente…mers-long-name" {
+		t.Errorf("truncateMiddle: %q", got)
 	}
 }

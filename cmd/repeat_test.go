@@ -251,3 +251,34 @@ func TestRepeatRecoversFromFailedPass(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatQuietStampsEachSummary: with --every -q, each pass's summary
+// line starts with the time the pass started, so that the output reads as
+// a log (a single quiet run's does not: TestRenderTableQuietNothingFailed).
+func TestRepeatQuietStampsEachSummary(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		repeatEnv(t, 0)
+		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "20ms", "-q")
+		stamped := regexp.MustCompile(`(?m)^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) 4 apps: .*$`)
+		waitFor(t, 10*time.Second, "two stamped summaries", func() bool { return len(stamped.FindAllString(r.out.String(), -1)) >= 2 })
+		r.signal(t, 5*time.Second)
+		lines := stamped.FindAllStringSubmatch(r.out.String(), -1)
+		var times []time.Time
+		for _, l := range lines {
+			at, err := time.Parse(time.RFC3339, l[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, at)
+		}
+		for i := 1; i < len(times); i++ {
+			if times[i].Before(times[i-1]) {
+				t.Errorf("pass %d stamped %s, before pass %d's %s", i+1, times[i], i, times[i-1])
+			}
+		}
+		if n := len(summaryLine.FindAllString(r.out.String(), -1)); n != 0 {
+			t.Errorf("%d summaries without their time:\n%s", n, r.out)
+		}
+	})
+}

@@ -74,8 +74,9 @@ func runFlags() []cli.Flag {
 
 		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
 
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `format`: table, json or markdown"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `format`: table, json or markdown (md)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
+		&cli.BoolFlag{Name: "wide", Category: catOutput, EnvVars: []string{"FAS_WIDE"}, Usage: "never cut the table to the terminal's width (or COLUMNS)"},
 		&cli.BoolFlag{Name: "detailed-exitcode", Category: catOutput, EnvVars: []string{"FAS_DETAILED_EXITCODE"}, Usage: "exit 3 when changes were planned (dry run) or made, 0 when nothing needed to change"},
 		&cli.StringFlag{Name: "log-format", Category: catOutput, Value: "text", EnvVars: []string{"FAS_LOG_FORMAT"}, Usage: "`format` of the logs on stderr: text or json"},
 		&cli.BoolFlag{Name: "verbose", Category: catOutput, EnvVars: []string{"FAS_VERBOSE"}, Usage: "log each app's decisions and API calls at debug level"},
@@ -92,7 +93,7 @@ func runCommand(s *Streams) *cli.Command {
 		UsageText: "fly-autoscaler run --org my-org --apps 'my-app-*' [--dry-run] [options]",
 		Description: "Each option is a flag or the variable in brackets, and most are also a key of the YAML\n" +
 			"file given with --config; flags take precedence over variables, variables over the file.\n" +
-			"README.md's configuration reference lists them all. Exit codes: 0 done, 1 an app\n" +
+			"docs/configuration.md lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
 			"--detailed-exitcode).",
 	})
@@ -132,6 +133,9 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	rep := scale.Run(ctx, cfg, deps)
 	closeMetrics(deps)
 	prog.Stop()
+	// Redacted before anything reads it: the logs, the Pushgateway's
+	// labels and the encoders of every format.
+	redactReport(rep, s.Redact)
 	if rep.Err == nil && rep.Matched == 0 {
 		warnNoMatch(log, rc)
 	}
@@ -141,7 +145,9 @@ func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {
 	}
 	pushRun(ctx, log, rc, rep)
 	opts := rc.render
-	opts.Color, opts.Width = s.Color, s.Width
+	opts.Color, opts.Width = s.Color, tableWidth(s.Width, rc.columns, rc.wide)
+	// Quiet passes of --every read as a log: each summary with its time.
+	opts.Stamp = rc.every > 0 && opts.Quiet
 	if err := Render(s.Out, rep, opts); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}

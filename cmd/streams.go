@@ -85,9 +85,7 @@ func (s *Streams) Redact(text string) string {
 	if s == nil || s.secrets == nil {
 		return query.RedactURL(text)
 	}
-	s.secrets.mu.Lock()
-	defer s.secrets.mu.Unlock()
-	return s.secrets.r.Redact(text)
+	return s.secrets.redact(text)
 }
 
 // Flush writes what the streams held back: the end of a write that could
@@ -113,6 +111,13 @@ type secretSet struct {
 	r  *query.Redactor
 }
 
+// redact returns text with the secrets of the set replaced.
+func (set *secretSet) redact(text string) string {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	return set.r.Redact(text)
+}
+
 // redactWriter redacts what it writes. A secret may be split over two
 // writes, so the end of a write that could start one is held back until
 // the next write (or Flush) says whether it does.
@@ -123,6 +128,10 @@ type redactWriter struct {
 	// redacted is set when what was written last ends with the marker:
 	// a secret split over two writes is marked once.
 	redacted bool
+	// passThrough writes without redacting: tests set it to check that
+	// the redaction at the source (the report, the logs, the errors)
+	// suffices without this net.
+	passThrough bool
 }
 
 // redactChunk bounds the text one redaction pass copies (a few times: the
@@ -164,6 +173,10 @@ func lineChunk(p []byte, size int) int {
 
 // write redacts and writes p after what was held back; rw.set.mu is held.
 func (rw *redactWriter) write(p []byte) error {
+	if rw.passThrough {
+		_, err := rw.w.Write(p)
+		return err
+	}
 	text := rw.set.r.Redact(string(rw.pending) + string(p))
 	if rw.redacted && len(rw.pending) == 0 {
 		text = strings.TrimPrefix(text, query.Redacted)
@@ -172,6 +185,15 @@ func (rw *redactWriter) write(p []byte) error {
 	if i := strings.LastIndex(text, query.Redacted); i >= 0 {
 		hold = min(hold, len(text)-i-len(query.Redacted)) // never split the marker
 	}
+	// Never split a terminal control sequence: what is held back starts
+	// after the last whole one, and one that is not finished yet (with
+	// the carriage returns before it: the progress line's "\r\x1b[K") is
+	// held back whole, to be written in one piece with its end.
+	complete, open := controlSequences(text)
+	hold = min(hold, len(text)-complete)
+	if open >= 0 && len(text)-open <= maxHeldSequence {
+		hold = max(hold, len(text)-open)
+	}
 	out := text[:len(text)-hold]
 	rw.pending = append(rw.pending[:0], text[len(text)-hold:]...)
 	if out != "" {
@@ -179,6 +201,87 @@ func (rw *redactWriter) write(p []byte) error {
 	}
 	_, err := io.WriteString(rw.w, out)
 	return err
+}
+
+// maxHeldSequence bounds the unfinished control sequence a write holds
+// back: the program's are a few bytes; an ESC followed by anything but the
+// end of one (text that only looks like the start of a string sequence) is
+// written on.
+const maxHeldSequence = 64
+
+// controlSequences scans text for terminal control sequences (ECMA-48:
+// CSI "\x1b[" parameters, intermediates and a final byte; OSC, DCS and
+// the other strings up to BEL or "\x1b\\"; two-byte escapes). It returns
+// the end of the last whole one (0 when there is none) and the start of an
+// unfinished one at the end of text, taking the carriage returns just
+// before it along (-1 when there is none). A carriage return that ends text
+// counts as unfinished too: a control sequence may follow it.
+func controlSequences(text string) (complete, open int) {
+	open = -1
+	for i := 0; i < len(text); {
+		j := strings.IndexByte(text[i:], 0x1b)
+		if j < 0 {
+			break
+		}
+		start := i + j
+		end := sequenceEnd(text, start)
+		if end < 0 {
+			open = start
+			break
+		}
+		complete, i = end, end
+	}
+	if open < 0 && strings.HasSuffix(text, "\r") {
+		open = len(text) - 1
+	}
+	for open > complete && open > 0 && text[open-1] == '\r' {
+		open--
+	}
+	return complete, open
+}
+
+// sequenceEnd returns the end of the control sequence that starts at
+// text[start] (an ESC), or -1 when text ends before it does.
+func sequenceEnd(text string, start int) int {
+	i := start + 1
+	if i >= len(text) {
+		return -1
+	}
+	switch c := text[i]; {
+	case c == '[': // CSI: parameters 0x30-0x3f, intermediates 0x20-0x2f, a final byte 0x40-0x7e
+		for i++; i < len(text); i++ {
+			if b := text[i]; b >= 0x40 && b <= 0x7e {
+				return i + 1
+			} else if b < 0x20 || b > 0x3f {
+				return i // malformed: it ends where it stops being one
+			}
+		}
+		return -1
+	case c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X': // strings up to BEL or ST
+		for i++; i < len(text); i++ {
+			if text[i] == 0x07 {
+				return i + 1
+			}
+			if text[i] == 0x1b {
+				if i+1 >= len(text) {
+					return -1
+				}
+				if text[i+1] == '\\' {
+					return i + 2
+				}
+			}
+		}
+		return -1
+	case c >= 0x20 && c <= 0x2f: // intermediates, then a final byte
+		for ; i < len(text); i++ {
+			if text[i] >= 0x30 && text[i] <= 0x7e {
+				return i + 1
+			}
+		}
+		return -1
+	default:
+		return i + 1
+	}
 }
 
 func (rw *redactWriter) flush() error {

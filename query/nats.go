@@ -170,12 +170,7 @@ func readableFile(path string) error {
 // password, the credentials of its URLs and the keys in its creds and
 // nkey seed files.
 func (c NATSConfig) Secrets() []string {
-	out := []string{c.Token, c.Password}
-	for _, u := range strings.Split(c.URL, ",") {
-		if p, err := url.Parse(strings.TrimSpace(u)); err == nil && p.User != nil {
-			out = append(out, secrets("", p.User)...)
-		}
-	}
+	out := append([]string{c.Token, c.Password}, URLSecrets(c.URL)...)
 	for _, path := range []string{c.Creds, c.NKeySeedFile} {
 		out = append(out, fileSecrets(path)...)
 	}

@@ -56,6 +56,9 @@ func (c PrometheusConfig) GoString() string { return c.String() }
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// quotedPiece is a quoted piece of an address in an error of url.Parse.
+var quotedPiece = regexp.MustCompile(` ?"[^"]*"`)
+
 // Validate checks c. Its errors name the field by its configuration key
 // (metric-name, address, query, token, app-label, on-empty).
 func (c PrometheusConfig) Validate() error {
@@ -95,11 +98,14 @@ func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
 	u, err := url.Parse(c.Address)
 	if err != nil {
 		// url.Parse quotes the address in its error: say only what is wrong.
+		// Its inner error quotes a piece of it too (invalid port ":pa"
+		// after host, where ":pa" begins a password that holds a "/"):
+		// the quoted pieces are left out.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fail("address %s: %v", RedactURL(c.Address), err)
+		return fail("address %s: %s", RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -329,6 +335,11 @@ func (p *Prometheus) floatValue(v float64, histogram bool) (float64, error) {
 	return p.value(v, "query returned NaN")
 }
 
+// NoSeriesHint follows the error of a query that returned no series: the
+// two ways out, when no series means no work (a queue whose series exists
+// only while it holds messages).
+const NoSeriesHint = `(set --prometheus-on-empty zero, or add "or vector(0)" to the query, if no series means no work)`
+
 // value applies the on-empty policy to NaN, which stands for no value.
 // Infinity is always an error: no scaling expression can use it.
 func (p *Prometheus) value(v float64, missing string) (float64, error) {
@@ -336,6 +347,9 @@ func (p *Prometheus) value(v float64, missing string) (float64, error) {
 	case math.IsNaN(v):
 		if p.cfg.OnEmpty == OnEmptyZero {
 			return 0, nil
+		}
+		if strings.Contains(missing, "no series") {
+			missing += " " + NoSeriesHint
 		}
 		return 0, resultErrorf(ErrNoData, "%s", missing)
 	case math.IsInf(v, 0):

@@ -36,7 +36,7 @@ func TestPrometheusPerApp(t *testing.T) {
 		{name: "scalar", reply: reply{file: "scalar.json"}, want: 42.5},
 		{name: "one sample", reply: reply{file: "vector_one.json"}, want: 7},
 		{name: "warnings ignored", reply: reply{file: "vector_warnings.json"}, want: 11},
-		{name: "empty vector", reply: reply{file: "vector_empty.json"}, wantErr: "query returned no series", wantIs: ErrNoData},
+		{name: "empty vector", reply: reply{file: "vector_empty.json"}, wantErr: "query returned no series " + NoSeriesHint, wantIs: ErrNoData},
 		{name: "empty vector zero", reply: reply{file: "vector_empty.json"}, onEmpty: OnEmptyZero, want: 0},
 		{name: "several series", reply: reply{file: "vector_many.json"}, wantErr: "query returned 3 series, want 1", wantIs: ErrManySeries},
 		{name: "several series zero policy", reply: reply{file: "vector_many.json"}, onEmpty: OnEmptyZero, wantErr: "query returned 3 series, want 1", wantIs: ErrManySeries},

@@ -1,10 +1,10 @@
 // Package query collects metric values for apps. It knows nothing of Fly
 // machines: a value is a plain float64 named by its metric name.
 //
-// A Source is one metric collector (Prometheus today). A source is either
-// per-app, queried once for every app, or fleet-wide (a FleetSource whose
-// FleetWide reports true), queried once per run with the result split among
-// the apps. A Set bundles the sources of one run: Start sends the
+// A Source is one metric collector: Prometheus, Temporal, NATS JetStream or
+// Kafka. A source is either per-app, queried once for every app, or
+// fleet-wide (a FleetSource whose FleetWide reports true), queried once per
+// run with the result split among the apps. A Set bundles the sources of one run: Start sends the
 // fleet-wide queries before the run's apps are known, Prefetch opens the
 // sources that need the apps and waits for all, Collect gives every
 // metric's value for one app.

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// businessHours is README's example: a floor of two started machines on
+// businessHours is docs/configuration.md's example: a floor of two started machines on
 // weekdays from 8:00 to 18:00, else what the queue needs.
 const businessHours = "max(weekday >= 1 && weekday <= 5 && hour >= 8 && hour < 18 ? 2 : 0, ceil(queue_depth / 10))"
 

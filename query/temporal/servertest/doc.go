@@ -4,5 +4,5 @@
 //
 // It is a module of its own: the server is a very large dependency that
 // must not enter the product's go.mod. Run its tests with go test ./... in
-// this directory (README.md says what the first build costs).
+// this directory (CONTRIBUTING.md says what the first build costs).
 package servertest
