@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
+
 	"reflect"
 	"regexp"
 	"slices"
@@ -16,38 +16,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	fly "github.com/superfly/fly-go"
-	"github.com/superfly/fly-go/flaps"
 	"github.com/superfly/fly-go/tokens"
 
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
-
-// TestRebase: every request goes to the base's scheme and host, with its
-// path kept, whatever origin fly-go addressed it to.
-func TestRebase(t *testing.T) {
-	var got []string
-	to := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = append(got, r.URL.Path) }))
-	defer to.Close()
-	u, err := url.Parse(to.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &rebase{base: http.DefaultTransport, to: u}, Timeout: 5 * time.Second}
-	for _, addr := range []string{"https://api.machines.dev/v1/apps/x/machines", to.URL + "/v1/apps/y/machines"} {
-		resp, err := c.Get(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	if len(got) != 2 || got[0] != "/v1/apps/x/machines" || got[1] != "/v1/apps/y/machines" {
-		t.Errorf("paths served %q", got)
-	}
-}
 
 func TestNewClientsRefusesARelativeBase(t *testing.T) {
 	if _, _, err := NewClients(t.Context(), Options{Token: "x", MachinesBaseURL: "not a url"}); err == nil {
@@ -76,7 +51,8 @@ func TestClassifyPinsTheMachinesAPITexts(t *testing.T) {
 		{412, "failed_precondition: unable to stop machine from current state: 'replacing'", nil},
 		{500, "internal error", nil},
 	} {
-		err := classify(fmt.Errorf("failed to stop VM x: %w", &flaps.FlapsError{OriginalError: errors.New(tc.msg), ResponseStatusCode: tc.status}), "check the token")
+		body, _ := json.Marshal(map[string]string{"error": tc.msg})
+		var err error = answerError(tc.status, body, false, "", "check the token")
 		for _, k := range []error{scale.ErrBusy, scale.ErrNotFound, scale.ErrAlreadyStarted, scale.ErrAlreadyStopped} {
 			if errors.Is(err, k) != (k == tc.want) {
 				t.Errorf("%d %q: errors.Is(%v) = %v", tc.status, tc.msg, k, !(k == tc.want))
@@ -86,11 +62,11 @@ func TestClassifyPinsTheMachinesAPITexts(t *testing.T) {
 			t.Errorf("text %q, want %q", err.Error(), want)
 		}
 		var ae scale.APIError
-		if !errors.As(err, &ae) || ae.Uncertain() != (tc.status >= 500) {
-			t.Errorf("%d: not an APIError with the verdict uncertain=%v", tc.status, tc.status >= 500)
+		if !errors.As(err, &ae) || ae.Uncertain() {
+			t.Errorf("%d: not an APIError with the verdict uncertain=false", tc.status)
 		}
 	}
-	err := classify(&flaps.FlapsError{OriginalError: errors.New("unauthorized"), ResponseStatusCode: 401}, "check the token")
+	err := answerError(401, []byte(`{"error":"unauthorized"}`), false, "", "check the token")
 	if err.Error() != "401 unauthorized: check the token" {
 		t.Errorf("401: %q", err)
 	}
@@ -235,9 +211,9 @@ func TestListAppsStopsOnACursorThatDoesNotMove(t *testing.T) {
 // TestListAsFlyGoLists: List, which sends its request itself rather than
 // through fly-go's flaps client, sends the same request fly-go's List sends
 // (path, raw query, Authorization and User-Agent), answers the same records
-// (configs, events, incomplete configs, other groups), reads its errors as
-// classify reads fly-go's, and reads every answer to its end, so that a
-// run's lists share one connection.
+// (configs, events, incomplete configs, other groups), reads its errors'
+// status and message as fly-go reads them, and reads every answer to its
+// end, so that a run's lists share one connection.
 func TestListAsFlyGoLists(t *testing.T) {
 	org := &flytest.Org{Slug: "list-org", Apps: []flytest.AppSpec{{Name: "mixed", ReleaseVersion: 3, Machines: []flytest.MachineSpec{
 		{State: "started", Count: 2},
@@ -250,10 +226,6 @@ func TestListAsFlyGoLists(t *testing.T) {
 	}}}}
 	srv := flytest.New(org, flytest.Options{Token: trToken})
 	t.Cleanup(srv.Close)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ua = "fly-autoscaler/test"
 	ours := &recorder{base: http.DefaultTransport, note: requestLine}
 	_, m, err := NewClients(t.Context(), Options{Token: trToken, APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, UserAgent: ua, Transport: ours})
@@ -261,10 +233,7 @@ func TestListAsFlyGoLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	theirs := &recorder{base: http.DefaultTransport, note: requestLine}
-	fc, err := flaps.NewWithOptions(t.Context(), flaps.NewClientOpts{Tokens: tokens.Parse(trToken), UserAgent: ua, Transport: &rebase{base: theirs, to: u}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := flyGoFlaps(t, srv.URL, trToken, ua, theirs)
 
 	for _, query := range []string{"", "state=started"} {
 		ours.reset()
@@ -295,8 +264,8 @@ func TestListAsFlyGoLists(t *testing.T) {
 	// Errors: an unknown app, and a token the API refuses.
 	_, err = m.List(t.Context(), "no-such-app", "")
 	_, ferr := fc.List(t.Context(), "no-such-app", "")
-	if !errors.Is(err, scale.ErrNotFound) || err.Error() != classify(ferr, "").Error() {
-		t.Errorf("unknown app: %v (ErrNotFound %v), want %v as ErrNotFound", err, errors.Is(err, scale.ErrNotFound), classify(ferr, ""))
+	if want := flyGoError(ferr); !errors.Is(err, scale.ErrNotFound) || err.Error() != want {
+		t.Errorf("unknown app: %v (ErrNotFound %v), want %v as ErrNotFound", err, errors.Is(err, scale.ErrNotFound), want)
 	}
 	_, bad, err := NewClients(t.Context(), Options{Token: "FlyV1 fm2_wrong", APIBaseURL: srv.URL, MachinesBaseURL: srv.URL, Unauthorized: "check the token"})
 	if err != nil {

@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
-
-	"github.com/superfly/fly-go/flaps"
 
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // apiError is a failed Machines API request as the domain reads it: a
-// scale.APIError with the transport's verdict on whether it may have taken
-// effect, matching (errors.Is) the scale error its status and text mean.
+// scale.APIError with the attempts' verdict on whether it may have taken
+// effect, matching (errors.Is) the scale error its status and text mean,
+// and errUncertain when uncertain.
 type apiError struct {
-	err       error // as fly-go returned it
+	status    int   // the API's answer; 0 when there was none
+	err       error // the network error, when there was no answer
 	msg       string
 	uncertain bool
 	kind      error // scale.ErrBusy, ...; nil if none applies
@@ -29,42 +27,93 @@ func (e *apiError) Error() string   { return e.msg }
 func (e *apiError) Uncertain() bool { return e.uncertain }
 
 func (e *apiError) Unwrap() []error {
-	if e.kind != nil {
-		return []error{e.err, e.kind}
+	var out []error
+	for _, err := range []error{e.err, e.kind} {
+		if err != nil {
+			out = append(out, err)
+		}
 	}
-	return []error{e.err}
+	if e.uncertain {
+		out = append(out, errUncertain)
+	}
+	return out
 }
 
 var _ scale.APIError = (*apiError)(nil)
 
-// classify gives an error of fly-go's Machines API client its meaning:
-// "<status>: <message>" without fly-go's "failed to ... VM" prefix, the
-// transport's verdict on uncertainty (see isUncertain), and the scale error
-// of its status: 409 busy, 404 not found, and a 412 whose text names the
-// machine's current state (the Machines API offers no code for it) already
-// started or already stopped. unauthorized is the caller's advice on a 401.
-func classify(err error, unauthorized string) error {
-	if err == nil {
-		return nil
-	}
-	e := &apiError{err: err, msg: err.Error(), uncertain: isUncertain(err)}
-	var fe *flaps.FlapsError
-	if !errors.As(err, &fe) {
-		return e
-	}
-	status, msg := receivedStatus(fe.ResponseStatusCode, fe.Error())
-	e.msg = fmt.Sprintf("%d: %s", status, msg)
-	switch fe.ResponseStatusCode {
+// answerError gives a Machines API error answer its meaning: "<status>:
+// <message>" (the message as fly-go reads it from the body: "message", or
+// else "error"), the attempts' verdict on uncertainty, noted in the text,
+// why a retryable answer was not retried, and the scale error of its status:
+// 409 busy, 404 not found, and a 412 whose text names the machine's current
+// state (the Machines API offers no code for it) already started or already
+// stopped. unauthorized is the caller's advice on a 401.
+func answerError(status int, body []byte, uncertain bool, gaveUp, unauthorized string) *apiError {
+	msg := apiMessage(status, body)
+	e := &apiError{status: status, uncertain: uncertain}
+	switch status {
 	case http.StatusUnauthorized:
 		e.msg = unauthorizedMsg(unauthorized)
+		return e
 	case http.StatusConflict:
 		e.kind = scale.ErrBusy
 	case http.StatusNotFound:
 		e.kind = scale.ErrNotFound
 	case http.StatusPreconditionFailed:
-		e.kind = currentState(err.Error())
+		e.kind = currentState(msg)
+	}
+	var notes []string
+	if uncertain {
+		notes = append(notes, errUncertain.Error())
+	}
+	if gaveUp != "" {
+		notes = append(notes, "not retried: "+gaveUp)
+	}
+	e.msg = fmt.Sprintf("%d: %s", status, msg)
+	if len(notes) > 0 {
+		e.msg += " (" + strings.Join(notes, "; ") + ")"
 	}
 	return e
+}
+
+// apiMessage reads an error answer's message as fly-go does: the JSON
+// body's "message", or else its "error"; a body that is not JSON is quoted
+// (at most 500 bytes), and an empty one is the status's text.
+func apiMessage(status int, body []byte) string {
+	var e struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil {
+		if e.Message != "" {
+			return e.Message
+		}
+		if e.Error != "" {
+			return e.Error
+		}
+	}
+	msg := strings.TrimSpace(string(body))
+	if msg == "" || strings.HasPrefix(msg, "{") {
+		return http.StatusText(status)
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "..."
+	}
+	return msg
+}
+
+// networkError is a Machines API request that got no answer: the error of
+// its last attempt, how many there were and whether the request may have
+// taken effect (an attempt may have reached the API).
+func networkError(x exchange, uncertain bool) *apiError {
+	msg := x.err.Error()
+	if x.sent > 1 {
+		msg += fmt.Sprintf(" (%d attempts)", x.sent)
+	}
+	if uncertain {
+		msg += " (" + errUncertain.Error() + ")"
+	}
+	return &apiError{err: x.err, msg: msg, uncertain: uncertain}
 }
 
 // stoppedStates are the states a 412's text may name for a machine that a
@@ -91,41 +140,6 @@ func unauthorizedMsg(advice string) string {
 		return "401 unauthorized"
 	}
 	return "401 unauthorized: " + advice
-}
-
-// isUncertain reports whether err, the failure of a request that changes
-// something (a create, a destroy, ...), may nevertheless have taken effect:
-// for a create, the machine may exist; for a destroy, it may be gone. It is
-// the one definition of "uncertain" (see the package documentation); the
-// applier reads it through scale.APIError.
-//
-// Over a transport from NewTransport the transport has judged: every 5xx
-// answer it passes on, and any answer it marks uncertain, carries its
-// verdict, and its network errors match errUncertain or not. Errors that
-// did not pass through it are judged by the same rule: a 5xx answer, or a
-// network error after the request could have been sent.
-func isUncertain(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, errUncertain) {
-		return true
-	}
-	var fe *flaps.FlapsError
-	if errors.As(err, &fe) {
-		var body struct {
-			Uncertain *bool `json:"uncertain"`
-		}
-		if json.Unmarshal(fe.ResponseBody, &body) == nil && body.Uncertain != nil {
-			return *body.Uncertain // the transport's verdict
-		}
-		return fe.ResponseStatusCode >= 500
-	}
-	var rt *rtError
-	if errors.As(err, &rt) {
-		return false // judged by the transport: not sent, or not changing anything
-	}
-	return !rtNotSent(err)
 }
 
 // stripURL keeps the operation and cause of a transport error, not the URL.
@@ -170,22 +184,4 @@ func graphQLError(err error, unauthorized string) error {
 		return &gqlError{msg: msg, err: err}
 	}
 	return err
-}
-
-// httpNote is the note the transport adds to a 502 or 503 it passes on as a
-// 500: "(HTTP 503)" or "(HTTP 503; uncertain: ...)".
-var httpNote = regexp.MustCompile(`\(HTTP (\d{3})(?:; |\))`)
-
-// receivedStatus returns the status the Machines API really answered, and
-// msg without the transport's note of it: a 503 is reported as a 503.
-func receivedStatus(status int, msg string) (int, string) {
-	m := httpNote.FindStringSubmatchIndex(msg)
-	if m == nil {
-		return status, msg
-	}
-	orig, _ := strconv.Atoi(msg[m[2]:m[3]])
-	if strings.HasSuffix(msg[m[0]:m[1]], ")") {
-		return orig, strings.TrimRight(msg[:m[0]], " ") + msg[m[1]:]
-	}
-	return orig, msg[:m[0]+1] + msg[m[1]:]
 }

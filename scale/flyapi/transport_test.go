@@ -15,7 +15,6 @@ import (
 	"time"
 
 	fly "github.com/superfly/fly-go"
-	"github.com/superfly/fly-go/flaps"
 
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -25,8 +24,8 @@ const trToken = "FlyV1 fm2_transport-test"
 
 // trEnv starts flytest with apps "tr-001".."tr-<apps>", each with one
 // started and one stopped machine, and returns the server and the real
-// fly-go clients sending through a NewTransport over base.
-// With to nil the clients use fly-go's transports alone.
+// clients sending through a NewTransport over base.
+// With to nil the clients send through http.DefaultTransport alone.
 func trEnv(t *testing.T, apps int, so flytest.Options, base http.RoundTripper, to *TransportOptions) (*flytest.Server, scale.Apps, scale.Machines) {
 	t.Helper()
 	so.Token = trToken
@@ -301,9 +300,8 @@ func TestTransportStartRetriedAfter500(t *testing.T) {
 	}
 }
 
-// TestTransportCreateSentOnce is the reason for the transport: a create
-// answered 5xx may have made a machine, so it is never sent again, neither
-// by the transport nor by fly-go's rehttp above it, and the error says so.
+// TestTransportCreateSentOnce: a create answered 5xx may have made a
+// machine, so it is never sent again, and the error says so.
 func TestTransportCreateSentOnce(t *testing.T) {
 	for _, status := range []int{500, 502, 503, 504} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
@@ -320,12 +318,8 @@ func TestTransportCreateSentOnce(t *testing.T) {
 			if !isUncertain(err) {
 				t.Errorf("isUncertain(%v) = false", err)
 			}
-			want := status
-			if status == 502 || status == 503 {
-				want = 500 // hidden from rehttp
-			}
-			if got := statusOf(err); got != want {
-				t.Errorf("status %d, want %d", got, want)
+			if got := statusOf(err); got != status {
+				t.Errorf("status %d, want %d", got, status)
 			}
 			if msg := err.Error(); !strings.Contains(msg, "uncertain") || !strings.Contains(msg, http.StatusText(status)) {
 				t.Errorf("error %q should name the original answer and the uncertainty", msg)
@@ -337,19 +331,20 @@ func TestTransportCreateSentOnce(t *testing.T) {
 	}
 }
 
-// TestTransportPostWithoutTransport shows what TestTransportCreateSentOnce
-// guards against: fly-go alone sends a POST answered 502 four times. (It is
-// shown with start, which has no body: rehttp's resending of a POST body,
-// a create's, races with net/http still writing the previous attempt's.)
+// TestTransportPostWithoutTransport: without a Transport from NewTransport
+// the Machines client retries nothing (fly-go's flaps client would send a
+// POST answered 502 four times, through rehttp), and still judges a 5xx
+// uncertain.
 func TestTransportPostWithoutTransport(t *testing.T) {
 	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, nil)
 	id := trMachineID(t, srv, "tr-001", "stopped")
 	srv.Inject(flytest.Fault{Op: flytest.OpStart, Status: http.StatusBadGateway})
-	if _, err := m.Start(context.Background(), "tr-001", id, ""); err == nil {
-		t.Fatal("start succeeded, want an error")
+	_, err := m.Start(context.Background(), "tr-001", id, "")
+	if statusOf(err) != http.StatusBadGateway || !isUncertain(err) {
+		t.Fatalf("start: %v, want an uncertain 502", err)
 	}
-	if n := len(trCalls(srv, flytest.OpStart)); n != 4 {
-		t.Errorf("fly-go alone sent the start %d times; the premise of NewTransport is 4", n)
+	if n := len(trCalls(srv, flytest.OpStart)); n != 1 {
+		t.Errorf("the start was sent %d times, want once", n)
 	}
 }
 
@@ -461,15 +456,13 @@ func TestTransportListPersistent503(t *testing.T) {
 	srv, _, m := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{BaseDelay: 5 * time.Millisecond})
 	srv.Inject(flytest.Fault{Op: flytest.OpList, Status: http.StatusServiceUnavailable})
 	_, err := m.List(context.Background(), "tr-001", "")
-	// Passed on to fly-go as a 500 (so that rehttp does not resend it),
-	// reported as the 503 it was.
-	if statusOf(err) != http.StatusInternalServerError || !strings.HasPrefix(err.Error(), "503: ") || strings.Contains(err.Error(), "HTTP 503") {
+	if statusOf(err) != http.StatusServiceUnavailable || !strings.HasPrefix(err.Error(), "503: ") {
 		t.Fatalf("list: %v, want a 503", err)
 	}
 	if isUncertain(err) {
 		t.Errorf("a list is never uncertain: %v", err)
 	}
-	// Four attempts by the transport and none more by rehttp.
+	// Four attempts, and no other layer's.
 	if n := len(trCalls(srv, flytest.OpList)); n != 4 {
 		t.Errorf("%d list attempts, want 4", n)
 	}
@@ -487,6 +480,23 @@ func TestTransportGraphQLQueryRetried(t *testing.T) {
 	}
 	if got := fmt.Sprint(trStatuses(trCalls(srv, flytest.OpGraphQLOrg))); got != "[500 500 200]" {
 		t.Errorf("statuses %s, want [500 500 200]", got)
+	}
+}
+
+// TestTransportGraphQLOneRetryLoop: a query answered 502 or 503 every time
+// is sent MaxAttempts times, by the transport alone: fly-go's rehttp above
+// it, which resends after a 502 or 503, never sees one.
+func TestTransportGraphQLOneRetryLoop(t *testing.T) {
+	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable} {
+		srv, a, _ := trEnv(t, 1, flytest.Options{}, nil, &TransportOptions{BaseDelay: time.Millisecond})
+		srv.Inject(flytest.Fault{Op: flytest.OpGraphQLOrg, Status: status})
+		_, err := a.GetOrganizationBySlug(context.Background(), "tr-org")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprint(status)) {
+			t.Errorf("%d: organization: %v, want an error naming the %d", status, err, status)
+		}
+		if n := len(trCalls(srv, flytest.OpGraphQLOrg)); n != 4 {
+			t.Errorf("%d: the query was sent %d times, want MaxAttempts 4", status, n)
+		}
 	}
 }
 
@@ -670,9 +680,20 @@ func BenchmarkTransport(b *testing.B) {
 
 // statusOf returns the HTTP status of a Machines API error, 0 if none.
 func statusOf(err error) int {
-	var fe *flaps.FlapsError
-	if errors.As(err, &fe) {
-		return fe.ResponseStatusCode
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status
 	}
 	return 0
+}
+
+// isUncertain reports whether err, the failure of a Machines API request,
+// carries the verdict "may have taken effect" (the applier reads it
+// through scale.APIError).
+func isUncertain(err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.uncertain
+	}
+	return errors.Is(err, errUncertain)
 }
