@@ -149,6 +149,10 @@ type Facts struct {
 	Fleet    Fleet
 	Fallback string
 	Abort    string
+	// Granted, with Plan, is what the fleet budget Budget granted the
+	// app: a plan for more is made again for exactly that.
+	Granted *Counts
+	Budget  Budget
 
 	// Applied is set once Plan was applied, with the outcomes of its
 	// Actions; Recounted once the app was counted again after them:
@@ -201,7 +205,7 @@ func Decide(f Facts) Decision {
 	case f.Applied:
 		return settle(f)
 	case f.Plan != nil:
-		return outcomeOfPlan(Decision{Fleet: f.Fleet, Plan: *f.Plan, Fallback: f.Fallback}, f)
+		return outcomeOfPlan(granted(f), f)
 	}
 	var d Decision
 	if f.OwnApp {
@@ -304,6 +308,20 @@ func (d Decision) failed(f Facts, code ReasonCode, err error) Decision {
 		return d.final(StatusFailed, ReasonInterrupted, "interrupted before it finished")
 	}
 	return d.final(StatusFailed, code, err.Error())
+}
+
+// granted is the decision of f's plan under the counts the fleet budget
+// granted: when they are less than the plan's target, the plan is made
+// again for exactly them, and the app warned of what was held back. Its
+// Warnings are those it adds.
+func granted(f Facts) Decision {
+	d := Decision{Fleet: f.Fleet, Plan: *f.Plan, Target: f.Plan.Target, Fallback: f.Fallback}
+	if g := f.Granted; g != nil && *g != f.Plan.Target {
+		d.Warnings = heldBack(f.Budget, f.Plan.Target, *g)
+		d.Plan = NewPlan(f.Fleet, Targets{Started: exactly(g.Started), Created: exactly(g.Created)}, f.Policy.Policy, f.Now)
+		d.Target = d.Plan.Target
+	}
+	return d
 }
 
 // outcomeOfPlan decides what becomes of d's plan: an app with nothing

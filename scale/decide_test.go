@@ -181,6 +181,19 @@ func TestDecide(t *testing.T) {
 					t.Errorf("floor %+v, plan %+v", d.Floor, d.Plan)
 				}
 			}},
+		{name: "the fleet budget holds a plan back", facts: func() Facts {
+			fleet := NewFleet("web", "app", []*fly.Machine{dm("a", "started"), dm("b", "stopped"), dm("c", "stopped")})
+			three := 3
+			plan := NewPlan(fleet, Targets{Started: Range{Min: &three, Max: &three}}, Policy{}, decideNow)
+			budget := 2
+			return Facts{App: "web", Policy: one, Now: decideNow, DryRun: true, Plan: &plan, Fleet: fleet,
+				Granted: &Counts{Started: 2, Created: 3}, Budget: Budget{MaxStarted: &budget}}
+		}(), status: StatusPlanned, code: ReasonPlanned,
+			check: func(t *testing.T, d Decision) {
+				if d.Target != (Counts{Started: 2, Created: 3}) || len(d.Actions) != 1 || !slices.Equal(d.Warnings, []string{"held back by fleet-max-started 2: 2 of 3 started granted"}) {
+					t.Errorf("target %+v, actions %+v, warnings %q", d.Target, d.Actions, d.Warnings)
+				}
+			}},
 		{name: "the failure ratio aborts the changes", facts: Facts{App: "web", Policy: one, Plan: &start, Abort: "changes aborted: 2 of 3 apps failed"},
 			status: StatusSkipped, code: ReasonChangesAborted, reason: "changes aborted",
 			check: func(t *testing.T, d Decision) {

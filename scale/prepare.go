@@ -145,11 +145,14 @@ func (w *appWork) take(d Decision) {
 }
 
 // finish ends the app's preparation with its plan, once the fleet budget
-// was allocated: an app with nothing to do (or a dry run's) is done,
-// another is ready to act.
-func (w *appWork) finish(cfg Config, fleet Fleet, plan Plan) *appWork {
-	d := Decide(Facts{App: w.res.App, Policy: w.policy, DryRun: cfg.DryRun, Plan: &plan, Fleet: fleet, Fallback: w.fallback})
+// b granted it the counts granted: an app with nothing to do (or a dry
+// run's) is done, another is ready to act.
+func (w *appWork) finish(cfg Config, fleet Fleet, plan Plan, granted *Counts, b Budget, now time.Time) *appWork {
+	d := Decide(Facts{App: w.res.App, Policy: w.policy, Now: now, DryRun: cfg.DryRun,
+		Plan: &plan, Fleet: fleet, Fallback: w.fallback, Granted: granted, Budget: b})
 	w.res.Status, w.res.Code, w.res.Reason, w.res.Actions = d.Status, d.Code, d.Reason, d.Actions
+	w.res.Target = d.Target
+	w.res.Warnings = append(w.res.Warnings, d.Warnings...)
 	if d.Next == StepApply {
 		w.fleet, w.plan, w.ready = d.Fleet, d.Plan, true
 	}
