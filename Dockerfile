@@ -13,7 +13,10 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 # Dependencies first: this layer is reused until go.mod or go.sum change.
+# go.mod replaces genqlient with scale/flyapi/genqlient, whose go.mod the
+# download reads.
 COPY go.mod go.sum ./
+COPY scale/flyapi/genqlient/go.mod scale/flyapi/genqlient/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

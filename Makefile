@@ -10,7 +10,7 @@ BENCH_APPS        ?= 1000,10000
 BENCH_CONCURRENCY ?= 8,16,32,64
 BENCH_LATENCY     ?= 20ms
 
-.PHONY: help build test test-root test-temporal test-deps test-short lint check-deps bench demo image fmt clean
+.PHONY: help build test test-root test-temporal test-deps test-short lint check-deps check-lines bench demo image fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,7 @@ test: test-deps ## run every test: the root module under the race detector and, 
 # module's tests of CPU while they run against real servers.
 test-root:
 	go test -race -count=1 -timeout 30m $(PKGS)
+	cd scale/flyapi/genqlient && go test -count=1 ./...
 
 test-temporal:
 	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
@@ -54,7 +55,7 @@ test-deps: ## install the test servers that come as Debian packages (prometheus,
 test-short: ## run the quick tests only
 	go test -short $(PKGS)
 
-lint: check-deps ## gofmt, go vet, and staticcheck when installed
+lint: check-deps check-lines ## the dependency and file-length checks, gofmt, go vet, and staticcheck when installed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	go vet $(PKGS)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed: skipped"; fi
@@ -64,7 +65,7 @@ lint: check-deps ## gofmt, go vet, and staticcheck when installed
 # queries). They import no testing package; promfake knows nothing of
 # fly-autoscaler. The test servers (promtest, natstest, kafkatest and the
 # servers they embed) must not reach the binary.
-check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi -> scale; scale's domain knows no HTTP, flaps, environment
+check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi -> scale; scale's domain knows no HTTP, flaps, environment; the binary links no testing, testify or gomock
 	@M=github.com/superfly/fly-autoscaler; fail=0; \
 	deps() { go list -deps $$1 | grep -x -E "$$2" | grep -v -x "$$M/$${1#./}"; }; \
 	imps() { go list -f '{{join .Imports "\n"}}' $$1 | grep -x -E "$$2"; }; \
@@ -82,7 +83,40 @@ check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi ->
 	done; \
 	if go list -deps . | grep -E 'nats-server|pkg/kfake|$$M/query/(promtest|natstest|kafkatest)$$'; then \
 		echo "test servers must not reach the binary"; fail=1; fi; \
+	if out=$$(go list -deps . | grep -x -E 'testing|github.com/stretchr/testify(/.*)?|(github.com/golang|go.uber.org)/mock(/.*)?'); then \
+		echo "the binary must not link $$(echo $$out)  (go list -deps -f '{{.ImportPath}}: {{.Imports}}' . names the importer)"; fail=1; fi; \
 	[ $$fail = 0 ] && echo "dependency arrows ok"
+
+# No production Go file (not a _test.go file, not generated, not in a
+# module of its own) is over MAX_LINES lines, but for those of LONG_FILES,
+# the ones over it when the check came, still to split. The list only
+# shrinks: an entry no longer over the limit, or gone, fails the check
+# until it is removed from the list.
+MAX_LINES  := 500
+LONG_FILES := \
+	cmd/config.go \
+	query/promtest/promtest.go \
+	scale/apply.go \
+	scale/flyapi/transport.go \
+	scale/flytest/graphql.go \
+	scale/flytest/machines.go \
+	scale/flytest/server.go \
+	scale/plan.go \
+	scale/run.go
+check-lines: ## no production .go file over 500 lines, but those LONG_FILES lists (printed), still to split
+	@fail=0; nested=$$(git ls-files '*/go.mod' | sed 's#go.mod$$##'); \
+	for f in $$(git ls-files '*.go' | grep -v '_test\.go$$'); do \
+		[ -f $$f ] || continue; \
+		for d in $$nested; do case $$f in $$d*) continue 2;; esac; done; \
+		grep -q '^// Code generated .* DO NOT EDIT\.$$' $$f && continue; \
+		n=$$(wc -l < $$f); listed=0; \
+		case " $(strip $(LONG_FILES)) " in *" $$f "*) listed=1;; esac; \
+		if [ $$n -gt $(MAX_LINES) ] && [ $$listed = 0 ]; then echo "$$f: $$n lines, over $(MAX_LINES): split it by concern"; fail=1; \
+		elif [ $$n -gt $(MAX_LINES) ]; then echo "$$f: $$n lines, over $(MAX_LINES) (in LONG_FILES, still to split)"; \
+		elif [ $$listed = 1 ]; then echo "$$f: $$n lines: remove it from LONG_FILES in the Makefile"; fail=1; fi; \
+	done; \
+	for f in $(LONG_FILES); do [ -f $$f ] || { echo "$$f: gone: remove it from LONG_FILES in the Makefile"; fail=1; }; done; \
+	[ $$fail = 0 ] && echo "file lengths ok: none over $(MAX_LINES) lines but those of LONG_FILES"
 
 demo: ## see it work: a fake Fly org and metrics on loopback, then a dry run, a run and a converged run
 	go run . demo

@@ -4,9 +4,7 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/superfly/fly-autoscaler/cmd"
 )
@@ -17,13 +15,10 @@ func main() {
 	// No goroutine dumps for the user, even from a panic cmd.Main cannot
 	// recover (one in a worker goroutine): the message alone.
 	debug.SetTraceback("none")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal the pass in flight finishes; a second one
-		// gets Go's default handling and ends the process at once.
-		<-ctx.Done()
-		stop()
-	}()
+	// After the first SIGINT or SIGTERM the pass in flight finishes (or,
+	// before the first pass, the command ends at once, 130 or 143); a
+	// second one gets Go's default handling and ends the process at once.
+	ctx, stop := cmd.SignalContext(context.Background())
 	s := cmd.SystemStreams()
 	err := cmd.Main(ctx, os.Args, env, s)
 	stop()

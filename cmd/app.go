@@ -73,7 +73,9 @@ func Main(ctx context.Context, args []string, env Env, s *Streams) (err error) {
 	}()
 	s.AddSecrets(envSecrets(env)...)
 	app := newApp(s, env)
-	err = runApp(ctx, app, args)
+	// A signal before the first pass ends the command at once: reading
+	// the configuration is no work to finish.
+	err = runGated(ctx, func(ctx context.Context) error { return runApp(ctx, app, args) })
 	// "help NAME" of an unknown command: urfave's exit 3 ("No help topic
 	// for 'NAME'") would read as --detailed-exitcode's "changes made".
 	if m := noHelpTopic.FindStringSubmatch(fmt.Sprint(err)); m != nil {

@@ -75,6 +75,10 @@ type runConfig struct {
 	redact func(string) string
 }
 
+// minEvery is the shortest --every: a pass lists the org's apps and reads
+// every metric, which no API is meant to serve many times a second.
+const minEvery = time.Second
+
 // loadRunConfig builds and validates the run configuration from flags,
 // variables and the config file, in that order of precedence. Every check
 // happens here, before any client is built.
@@ -145,6 +149,15 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 	if len(include) == 0 && p.add(usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))) {
 		return nil, p.err()
 	}
+	alternatives := 0
+	for _, g := range append(slices.Clone(include), exclude...) {
+		alternatives += scale.Alternatives(g)
+	}
+	if alternatives > maxPolicyAlternatives {
+		// Always the last problem: compiling such globs would take minutes.
+		p.add(usagef("%s, %s: %d alternatives in braces in all, at most %d: list names as plain items, or use fewer, wider globs", s.where("apps"), s.where("exclude"), alternatives, maxPolicyAlternatives))
+		return nil, p.err()
+	}
 	// Each list is checked on its own, so that the error names the
 	// option that holds the bad pattern.
 	if _, err := scale.NewSelector(include, nil); err != nil && p.add(usagef("%s: malformed glob %v", s.where("apps"), err)) {
@@ -178,6 +191,9 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		}
 	}
 	group := s.str("process-group", file.ProcessGroup)
+	if err := printable(s.where("process-group"), group); err != nil {
+		return nil, err
+	}
 
 	// Fly API.
 	rc.token = s.str("api-token", file.APIToken)
@@ -227,6 +243,9 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		return nil, p.err()
 	}
 	policy.Regions = s.list("regions", file.Regions)
+	if err := printable(s.where("regions"), policy.Regions...); err != nil && p.add(err) {
+		return nil, p.err()
+	}
 	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil && p.add(usagef("%s: %v", s.where("scale-down"), err)) {
 		return nil, p.err()
 	}
@@ -246,8 +265,8 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		return nil, p.err()
 	}
 	if v := s.str("fallback-started", file.FallbackStarted); v != "" {
-		if policy.FallbackStarted, err = parseFallback(v); err != nil {
-			return nil, usagef("%s: %v", s.where("fallback-started"), err)
+		if policy.FallbackStarted, err = parseFallback(v); err != nil && p.add(usagef("%s: %v", s.where("fallback-started"), err)) {
+			return nil, p.err()
 		}
 	}
 	budget := scale.Budget{Names: scale.BudgetNames{MaxStarted: "--fleet-max-started", MaxCreated: "--fleet-max-created"}}
@@ -261,7 +280,10 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		if v := s.str(b.flag, b.val); v != "" {
 			n, err := parseFleetMax(v)
 			if err != nil {
-				return nil, usagef("%s: %v", s.where(b.flag), err)
+				if p.add(usagef("%s: %v", s.where(b.flag), err)) {
+					return nil, p.err()
+				}
+				continue
 			}
 			*b.dst = &n
 		}
@@ -319,6 +341,9 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		}
 	}
 	if rc.every, err = duration(s, "every", "", 0); err != nil && p.add(err) {
+		return nil, p.err()
+	}
+	if rc.every > 0 && rc.every < minEvery && p.add(usagef("%s: %s is below %s: passes would follow each other back to back; use e.g. 30s", s.where("every"), rc.every, minEvery)) {
 		return nil, p.err()
 	}
 	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
@@ -556,11 +581,18 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		if prev, ok := seen[name]; ok && name != "" {
 			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, name, prev)
 		}
+		// The collector as the next error names it: "metric-collectors[0]
+		// (line 5)", not the file's path again.
+		if rest, ok := strings.CutPrefix(where, s.path+":"); ok && s.path != "" {
+			if line, key, ok := strings.Cut(rest, ": "); ok {
+				where = fmt.Sprintf("%s (line %s)", key, line)
+			}
+		}
 		seen[name] = where
 		return nil
 	}
 	fromFile := func(i int, c collectorConfig) error {
-		where := fmt.Sprintf("metric-collectors[%d] in %s", i, s.path)
+		where := file.collectorAt(s.path, i)
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
 		switch typ {
 		case "":
@@ -579,13 +611,10 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		}
 		if typ == "temporal" {
 			tc, err := temporalFromFile(c)
-			if err == nil {
-				err = addCollector(&temporal, claim, where, tc.Name, tc)
-			}
 			if err != nil {
 				return usagef("%s: %v", where, err)
 			}
-			return nil
+			return addCollector(&temporal, claim, where, tc.Name, tc) // it names where
 		}
 		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
 		if err != nil {

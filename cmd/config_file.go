@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -51,6 +50,9 @@ type fileConfig struct {
 	// use for them.
 	Interval               string `yaml:"interval"`
 	AppListRefreshInterval string `yaml:"app-list-refresh-interval"`
+
+	// lines locates the top-level keys for errors (checkConfigShape).
+	lines fileLines
 }
 
 type collectorConfig struct {
@@ -106,10 +108,14 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	lines, err := checkConfigShape(path, b)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := checkYAMLValues(path, b); err != nil {
 		return nil, nil, err
 	}
-	var fc fileConfig
+	fc := fileConfig{lines: lines}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	// A value of the wrong type leaves the others decoded: the error is
@@ -163,11 +169,12 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 // kilobytes, and --config /dev/zero must not exhaust the memory.
 const maxConfigSize = 1 << 20
 
-// readConfig reads the config file, at most maxConfigSize bytes.
+// readConfig reads the config file, a regular file (openConfig), at most
+// maxConfigSize bytes.
 func readConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	if err != nil {
-		return nil, usagef("--config: %v", err)
+		return nil, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))

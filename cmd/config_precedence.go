@@ -98,16 +98,37 @@ func (s settings) has(flag string) bool {
 }
 
 // where names an option for an error message: the flag and its variable,
-// or the config file key when the value came from there.
+// or, when the value came from the config file, the key at its line
+// ("config.yml:4: concurrency"; "app-name in config.yml" for a key the file
+// does not set).
 func (s settings) where(flag string) string {
 	if s.file != nil && !s.has(flag) {
 		key := flag
 		if flag == "apps" {
 			key = "app-name" // the original's key
 		}
-		return fmt.Sprintf("%s in %s", key, s.path)
+		return s.file.keyAt(s.path, key)
 	}
 	return s.flagWhere(flag)
+}
+
+// keyAt names a top-level key of the file at path for an error: its file
+// and line, "config.yml:4: concurrency", or "concurrency in config.yml"
+// when the file does not set it.
+func (f *fileConfig) keyAt(path, key string) string {
+	if line, ok := f.lines.keys[key]; ok {
+		return fmt.Sprintf("%s:%d: %s", path, line, key)
+	}
+	return fmt.Sprintf("%s in %s", key, path)
+}
+
+// collectorAt names the i-th metric collector of the file at path:
+// "config.yml:12: metric-collectors[1]".
+func (f *fileConfig) collectorAt(path string, i int) string {
+	if i < len(f.lines.collectors) {
+		return fmt.Sprintf("%s:%d: metric-collectors[%d]", path, f.lines.collectors[i], i)
+	}
+	return fmt.Sprintf("metric-collectors[%d] in %s", i, path)
 }
 
 // flagWhere names a flag and its variable, "--org (FAS_ORG)", for the

@@ -61,20 +61,20 @@ func TestTemporalFileErrors(t *testing.T) {
 		name, collector, want string
 	}{
 		{"both measures", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, task-queue: t}",
-			`metric-collectors[0] in CONFIG: temporal metric "w": task-queue and query: set one, not both`},
+			`CONFIG:5: metric-collectors[0]: temporal metric "w": task-queue and query: set one, not both`},
 		{"no measure", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n}",
-			`metric-collectors[0] in CONFIG: temporal metric "w": task-queue or query: set one`},
+			`CONFIG:5: metric-collectors[0]: temporal metric "w": task-queue or query: set one`},
 		{"no namespace", "{type: temporal, metric-name: w, address: 'h:7233', query: q}", `temporal metric "w": namespace: empty`},
 		{"bad rate", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, requests-per-second: fast}",
-			`metric-collectors[0] in CONFIG: requests-per-second: "fast" is not a rate`},
+			`CONFIG:5: metric-collectors[0]: requests-per-second: "fast" is not a rate`},
 		{"Prometheus key on Temporal", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, token: t}",
-			"metric-collectors[0] in CONFIG: token: not a key of a temporal collector"},
+			"CONFIG:5: metric-collectors[0]: token: not a key of a temporal collector"},
 		{"Temporal key on Prometheus", "{type: prometheus, metric-name: w, address: 'http://h:9090', query: up, namespace: n}",
-			"metric-collectors[0] in CONFIG: namespace: not a key of a prometheus collector"},
+			"CONFIG:5: metric-collectors[0]: namespace: not a key of a prometheus collector"},
 		{"unknown type", "{type: nomad, metric-name: w}", `type "nomad" is not supported: use prometheus, temporal, nats or kafka`},
 		{"same name twice", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q}\n" +
 			"  - {type: prometheus, metric-name: w, address: 'http://h:9090', query: up}",
-			`metric-collectors[1] in CONFIG: metric name "w" is already defined by metric-collectors[0]`},
+			`CONFIG:6: metric-collectors[1]: metric name "w" is already defined by metric-collectors[0] (line 5)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := tripwire(t)

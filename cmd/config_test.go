@@ -135,7 +135,7 @@ func TestConfigFileErrors(t *testing.T) {
 	}{
 		{name: "unknown key", yaml: "app-name: a\nstarted-machine-count: 1\napi-token: t\nbogus-key: 1\n", want: []string{`config.yml:4: unknown key "bogus-key"`}},
 		{name: "min without max", yaml: "app-name: a\napi-token: t\nmin-started-machine-count: 1\n",
-			want: []string{"min-started-machine-count in", "max-started-machine-count in"}},
+			want: []string{"config.yml:3: min-started-machine-count", "max-started-machine-count in"}},
 		{name: "bad collector type", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: statsd\n    metric-name: q\n",
 			want: []string{"metric-collectors[0]", `"statsd"`, "use prometheus, temporal, nats or kafka"}},
 		{name: "nats without url", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nmetric-collectors:\n  - type: nats\n    metric-name: q\n",
@@ -145,12 +145,12 @@ func TestConfigFileErrors(t *testing.T) {
 		{name: "duplicate metric", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n" +
 			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:1', query: up}\n" +
 			"  - {type: prometheus, metric-name: q, address: 'http://127.0.0.1:2', query: up}\n",
-			want: []string{"metric-collectors[1]", `"q" is already defined by metric-collectors[0]`}},
+			want: []string{"metric-collectors[1]", `"q" is already defined by metric-collectors[0] (line 5)`}},
 		{name: "collector without address", yaml: "app-name: a\napi-token: t\nstarted-machine-count: q\nmetric-collectors:\n  - {type: prometheus, metric-name: q, query: up}\n",
 			want: []string{"metric-collectors[0]", "address"}},
 		{name: "several documents", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\n---\nbogus: 1\n", want: []string{"more than one YAML document"}},
-		{name: "bad shard", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nshard: 5/4\n", want: []string{"shard in", `"5/4" is not a shard`}},
-		{name: "bad timeout", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n", want: []string{"timeout in", `"soon"`}},
+		{name: "bad shard", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\nshard: 5/4\n", want: []string{"config.yml:4: shard: ", `"5/4" is not a shard`}},
+		{name: "bad timeout", yaml: "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n", want: []string{"config.yml:4: timeout: ", `"soon"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,8 +319,8 @@ verbose: true
 	// empty variable.
 	bad := writeFile(t, "bad.yml", "app-name: a\napi-token: t\nstarted-machine-count: 1\ntimeout: soon\n")
 	_, err = loadConfig(t, "--config", bad)
-	if err == nil || !strings.Contains(err.Error(), "timeout in "+bad) {
-		t.Errorf("error %v, want it to name timeout in %s", err, bad)
+	if err == nil || !strings.Contains(err.Error(), bad+":4: timeout: ") {
+		t.Errorf("error %v, want it to name timeout at %s:4", err, bad)
 	}
 }
 
@@ -383,7 +383,7 @@ func TestMalformedGlobNamesItsOption(t *testing.T) {
 	}{
 		{"exclude flag", nil, append(base, "--apps", "a-*", "--exclude", "b-["), "--exclude (FAS_EXCLUDE): malformed glob", "--apps"},
 		{"exclude variable", map[string]string{"FAS_EXCLUDE": "ok-*,b-["}, append(base, "--apps", "a-*"), "--exclude (FAS_EXCLUDE): malformed glob", "--apps"},
-		{"exclude key", nil, []string{"--config", path}, "exclude in " + path + ": malformed glob", "app-name"},
+		{"exclude key", nil, []string{"--config", path}, path + ":5: exclude: malformed glob", "app-name"},
 		{"apps flag", nil, append(base, "--apps", "a-[", "--exclude", "b-*"), "--apps (FAS_APP_NAME): malformed glob", "--exclude"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,7 +419,7 @@ func TestConfigFileYAMLErrors(t *testing.T) {
 		{"app-name a mapping", head + "app-name: {a: b}\n", `config.yml:4: want a name, a comma-separated string of names or a list of names, not a mapping`},
 		{"syntax", head + "app-name: [a\n", `config.yml:`},
 		{"missing collector type", head + "app-name: a\nmetric-collectors:\n  - {metric-name: q, address: 'http://x', query: up}\n",
-			`metric-collectors[0] in `},
+			`config.yml:6: metric-collectors[0]: `},
 		{"missing collector type says so", head + "app-name: a\nmetric-collectors:\n  - {metric-name: q, address: 'http://x', query: up}\n",
 			`: type: missing: use prometheus`},
 	} {

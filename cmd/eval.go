@@ -15,14 +15,17 @@ func evalCommand(s *Streams) *cli.Command {
 		UsageText: "fly-autoscaler eval --org my-org --apps 'my-app-*' [options]",
 		Description: "Takes the run command's options. The org's apps are listed when a pattern needs it, but the\n" +
 			"Machines API is never called: the fleet variables started, stopped, suspended and created are 0\n" +
-			"in the expressions. Options about changes (--dry-run, --scale-down, --max-scale-*, --every,\n" +
-			"--pushgateway, ...) are accepted and ignored.",
+			"in the expressions. Options about changes (--dry-run, --scale-down, --max-scale-*,\n" +
+			"--pushgateway, ...) are accepted and ignored; --every is refused: eval evaluates once.",
 	})
 }
 
 // evalOnce builds the clients, evaluates every selected app and renders the
 // values and targets.
 func evalOnce(ctx context.Context, s *Streams, rc *runConfig) error {
+	if rc.every > 0 {
+		return usagef("--every (FAS_EVERY): eval evaluates once and does not repeat: leave --every out, or unset FAS_EVERY")
+	}
 	if rc.log == nil {
 		rc.log = newLogger(s.Err, rc.logFormat, rc.verbose)
 	}

@@ -96,7 +96,7 @@ func TestCarelessInput(t *testing.T) {
 		want []string
 	}{
 		{name: "config over 1 MiB", args: []string{"run", "--config", big}, want: []string{"--config", "larger than 1 MiB"}},
-		{name: "config /dev/zero", args: []string{"run", "--config", "/dev/zero"}, want: []string{"larger than 1 MiB"}},
+		{name: "config /dev/zero", args: []string{"run", "--config", "/dev/zero"}, want: []string{"--config /dev/zero: not a regular file (a character device)"}},
 		{name: "unclosed brace", args: []string{"run", "--org", "o", "--apps", "{a1", "--started-machine-count", "1"},
 			want: []string{"--apps (FAS_APP_NAME)", "unclosed {"}},
 		{name: "unclosed brace in a list", args: []string{"run", "--org", "o", "--apps", "web,{a,b", "--started-machine-count", "1"},

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	// The container image has no zone database: --timezone must work
 	// without one.
@@ -131,17 +132,32 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		names    = map[string]int{}
 		index    []int // of each policy of out in file.Policies
 	)
+	// The braces of all policies together: each glob has at most
+	// scale.MaxAlternatives, but a file of such globs would still take
+	// minutes to compile.
+	alternatives := 0
 	for i := range file.Policies {
 		pc := &file.Policies[i]
 		pc.expand(env)
+		for _, g := range append(splitList(pc.Apps...), splitList(pc.Exclude...)...) {
+			alternatives += scale.Alternatives(g)
+		}
+	}
+	if alternatives > maxPolicyAlternatives {
+		// Always the last problem: compiling such globs would take minutes.
+		p.add(usagef("policies in %s: %d alternatives in braces in all, at most %d: list names as plain items, or use fewer, wider globs", path, alternatives, maxPolicyAlternatives))
+		return nil, nil, p.err()
+	}
+	for i := range file.Policies {
+		pc := &file.Policies[i]
 		var err error
 		switch prev, dup := names[pc.Name]; {
 		case pc.Name == "":
 			err = usagef("%s:%d: policies[%d]: name: missing: every policy needs a name, shown in the report", path, pc.line, i)
 		case pc.Name == scale.DefaultPolicyName:
 			err = usagef("%s: %q names the top level's settings, which the apps that match no policy take: choose another name", pc.at(path, "name"), pc.Name)
-		case strings.ContainsFunc(pc.Name, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			err = usagef("%s:%d: policies[%d]: name: holds a control character: use a name of one line", path, pc.line, i)
+		case strings.ContainsFunc(pc.Name, unsafeInName):
+			err = usagef("%s:%d: policies[%d]: name: holds a control or bidirectional formatting character: use a name of one line, of printable characters", path, pc.line, i)
 		case dup:
 			err = usagef("%s: the name is already used by the policy at line %d: give each policy its own name", pc.at(path, "name"), prev)
 		}
@@ -165,9 +181,11 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 	}
 	// Each policy that can never apply is a problem; with p.all, the
 	// check goes on without it, to find the next.
+	var undecided []int
 	for len(out) > 0 {
-		err := scale.CheckReachable(out)
+		und, err := scale.CheckReachableBounded(out)
 		if err == nil {
+			undecided = und
 			break
 		}
 		var ue *scale.UnreachableError
@@ -195,18 +213,62 @@ func buildPolicies(path string, env Env, file *fileConfig, def scale.AppPolicy, 
 		}
 		out, index = slices.Delete(out, ue.Index, ue.Index+1), slices.Delete(index, ue.Index, ue.Index+1)
 	}
+	if len(undecided) > 0 {
+		var at []string
+		for _, i := range undecided {
+			if len(at) == maxNamed {
+				at = append(at, fmt.Sprintf("and %d more", len(undecided)-maxNamed))
+				break
+			}
+			at = append(at, fmt.Sprintf("line %d", file.Policies[index[i]].line))
+		}
+		warnings = append(warnings, fmt.Sprintf("policies in %s at %s: not checked for reachability: with the earlier policies their globs are too many or too tangled to decide within the check's bound; they are let through",
+			path, strings.Join(at, ", ")))
+	}
 	// A policy that no app of the selection can take is dead in this
 	// run, not wrong: the same file may serve runs that select other
 	// apps. Plain names are such a narrowed run; they are not warned of.
 	if _, plain := sel.Names(); !plain {
-		for i, ap := range out {
-			if ok, err := ap.Selects(sel); err == nil && !ok {
-				warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[index[i]].at(path, "apps")))
+		if selected, err := scale.SelectedBy(out, sel); err == nil {
+			for i, ok := range selected {
+				if !ok {
+					warnings = append(warnings, fmt.Sprintf("%s matches no app that the run selects", file.Policies[index[i]].at(path, "apps")))
+				}
 			}
 		}
 	}
 	return out, warnings, nil
 }
+
+// unsafeInName reports whether r may not be part of a name shown in the
+// report: a C0 or C1 control character (line breaks, escapes), a line or
+// paragraph separator, or a bidirectional formatting character, which
+// would reorder the text of the table around it (U+202E turns it
+// right-to-left).
+func unsafeInName(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return unicode.Is(unicode.Bidi_Control, r)
+}
+
+// printable refuses a value shown in the report (a process group, a
+// region) that holds a character unsafeInName refuses; where names it.
+func printable(where string, vals ...string) error {
+	for _, v := range vals {
+		if strings.ContainsFunc(v, unsafeInName) {
+			return usagef("%s: holds a control or bidirectional formatting character: use plain text", where)
+		}
+	}
+	return nil
+}
+
+// maxPolicyAlternatives bounds the brace alternatives of all policies'
+// globs together (see buildPolicies).
+const maxPolicyAlternatives = 4096
 
 // maxNamed is how many covering policies an error names.
 const maxNamed = 5
@@ -257,6 +319,9 @@ func buildPolicy(path string, pc *policyConfig, def scale.AppPolicy, metrics []s
 		o.Group = &pc.ProcessGroup
 	}
 	o.Regions = splitList(pc.Regions...)
+	if err := cmp.Or(printable(at("process-group"), pc.ProcessGroup), printable(at("regions"), o.Regions...)); fail(err) {
+		return scale.AppPolicy{}, err
+	}
 	if o.Expressions, err = policyExpressions(pc, at, metrics); fail(err) {
 		return scale.AppPolicy{}, err
 	}

@@ -155,7 +155,7 @@ func TestPolicyConfigErrors(t *testing.T) {
 		{
 			name: "unknown time zone in the file",
 			yaml: "org: my-org\napi-token: tok\napp-name: '*'\nstarted-machine-count: 1\ntimezone: Mars/Olympus\n",
-			want: []string{`timezone in `, `"Mars/Olympus" is not a time zone: use an IANA name`},
+			want: []string{`config.yml:5: timezone: `, `"Mars/Olympus" is not a time zone: use an IANA name`},
 		},
 		{
 			name: "unknown time zone flag",

@@ -121,7 +121,7 @@ func TestRepeatFinishesPassInFlight(t *testing.T) {
 		// One app at a time: an app's starts go out at once, so the pass is
 		// still in flight after the first change only while apps remain.
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
-			"--every", "50ms", "--detailed-exitcode", "--concurrency", "1")
+			"--every", "1s", "--detailed-exitcode", "--concurrency", "1")
 
 		// Signal as soon as the pass has changed its first machine.
 		waitFor(t, 10*time.Second, "the first machine change", func() bool { return len(srv.Mutations()) > 0 })
@@ -190,7 +190,7 @@ func TestRepeatExitCodeOfLastPass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
-			"--every", "20ms", "--detailed-exitcode")
+			"--every", "1s", "--detailed-exitcode")
 		waitFor(t, 10*time.Second, "three reports", func() bool { return len(summaryLine.FindAllString(r.out.String(), -1)) >= 3 })
 		code, _ := r.signal(t, 5*time.Second)
 
@@ -221,7 +221,7 @@ func TestRepeatDryRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3",
-			"--every", "20ms", "--dry-run", "--detailed-exitcode", "--output", "json")
+			"--every", "1s", "--dry-run", "--detailed-exitcode", "--output", "json")
 		waitFor(t, 10*time.Second, "two reports", func() bool { return strings.Count(r.out.String(), `"schema_version"`) >= 2 })
 		code, _ := r.signal(t, 5*time.Second)
 		if code != ExitChanged {
@@ -240,7 +240,7 @@ func TestRepeatRecoversFromFailedPass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := repeatEnv(t, 0)
 		srv.Inject(flytest.Fault{Op: flytest.OpList, App: "rep-2", Status: 404, Body: `{"error":"app not found"}`, Times: 1})
-		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "20ms")
+		r := startRepeat(t, "--org", "rep-org", "--apps", "rep-*", "--started-machine-count", "3", "--every", "1s")
 		waitFor(t, 10*time.Second, "two reports", func() bool { return len(summaryLine.FindAllString(r.out.String(), -1)) >= 2 })
 		code, _ := r.signal(t, 5*time.Second)
 		if code != ExitOK {

@@ -72,7 +72,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fallback-started", Category: catSafety, EnvVars: []string{"FAS_FALLBACK_STARTED"}, Usage: "raise an app whose metrics cannot be read to `N` started machines, never lower it (default: leave it alone)"},
 		&cli.StringFlag{Name: "scale-down", Category: catSafety, EnvVars: []string{"FAS_SCALE_DOWN"}, Usage: "`mode` of taking started machines down: stop or suspend (default: stop)"},
 
-		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` until SIGINT/SIGTERM (default: run once)"},
+		&cli.StringFlag{Name: "every", Category: catSchedule, EnvVars: []string{"FAS_EVERY"}, Usage: "repeat the run every `duration` (at least 1s) until SIGINT/SIGTERM (default: run once)"},
 
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", EnvVars: []string{"FAS_OUTPUT"}, Usage: "report `format`: table, json or markdown (md)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Category: catOutput, EnvVars: []string{"FAS_QUIET"}, Usage: "print only failed apps and the summary"},
@@ -95,7 +95,7 @@ func runCommand(s *Streams) *cli.Command {
 			"file given with --config; flags take precedence over variables, variables over the file.\n" +
 			"docs/configuration.md lists them all. Exit codes: 0 done, 1 an app\n" +
 			"failed or the run could not complete, 2 usage error, 3 changes made or planned (only with\n" +
-			"--detailed-exitcode).",
+			"--detailed-exitcode), 130 or 143 SIGINT or SIGTERM before the first pass started.",
 	})
 }
 
@@ -109,10 +109,20 @@ func withRunOptions(s *Streams, fn func(context.Context, *Streams, *runConfig) e
 		if err != nil {
 			return err
 		}
+		if testHookBeforePasses != nil {
+			testHookBeforePasses()
+		}
+		if !beginPasses(c.Context) {
+			return context.Cause(c.Context) // Main has returned already
+		}
 		return fn(c.Context, s, rc)
 	}
 	return cmd
 }
+
+// testHookBeforePasses, when set (by tests only), runs after the
+// configuration is loaded and before the first pass starts.
+var testHookBeforePasses func()
 
 // runOnce builds the clients, runs one pass and renders the report.
 func runOnce(ctx context.Context, s *Streams, rc *runConfig) error {

@@ -299,8 +299,17 @@ func TestMainProcess(t *testing.T) {
 	if args == "" {
 		t.Skip("child process of runProcess only")
 	}
-	// As main.go: the context is cancelled as soon as Main returns.
-	ctx, cancel := context.WithCancel(context.Background())
+	// As main.go: signals cancel the context, which is cancelled as soon
+	// as Main returns.
+	ctx, cancel := SignalContext(context.Background())
+	if ready := os.Getenv("FAS_TEST_BLOCK_BEFORE_PASSES"); ready != "" {
+		// The parent signals once the file exists: the command is then
+		// between its configuration and its first pass, held there.
+		testHookBeforePasses = func() {
+			_ = os.WriteFile(ready, nil, 0o600)
+			time.Sleep(time.Minute)
+		}
+	}
 	s := SystemStreams()
 	err := Main(ctx, append([]string{"fly-autoscaler"}, strings.Split(args, "\x1f")...), SystemEnv(), s)
 	cancel()
@@ -326,7 +335,13 @@ func TestSignalLetsTheRunInFlightFinish(t *testing.T) {
 	t.Parallel()
 	srv := safetyServer(t, flytest.Options{Latency: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(150*time.Millisecond, cancel) // SIGINT while apps are being reconciled
+	// SIGINT while apps are being reconciled: 150ms after the first call.
+	go func() {
+		for i := 0; i < 12_000 && len(srv.Calls()) == 0; i++ { // a minute at most
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.AfterFunc(150*time.Millisecond, cancel)
+	}()
 	s, out, errOut := BufferStreams()
 	err := Main(ctx, append([]string{"fly-autoscaler"}, safetyArgs...), envFor(t), s)
 	if code := ExitCode(err); code != ExitOK {

@@ -1,29 +1,17 @@
 package query
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	taskqueuepb "go.temporal.io/api/taskqueue/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-	"golang.org/x/time/rate"
-	"google.golang.org/grpc/codes"
 )
 
 // Defaults of a Temporal source.
@@ -44,10 +32,11 @@ const (
 	QueueNexus    = "nexus"
 )
 
-var queueTypes = map[string]enumspb.TaskQueueType{
-	QueueWorkflow: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
-	QueueActivity: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
-	QueueNexus:    enumspb.TASK_QUEUE_TYPE_NEXUS,
+// queueTypes are their numbers in temporal.api.enums.v1.TaskQueueType.
+var queueTypes = map[string]uint64{
+	QueueWorkflow: 1,
+	QueueActivity: 2,
+	QueueNexus:    3,
 }
 
 // TemporalConfig configures one Temporal source. Exactly one of TaskQueue
@@ -260,270 +249,4 @@ func (c TemporalConfig) tlsConfig(host string) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
-}
-
-// TemporalOption changes how NewTemporal builds a source.
-type TemporalOption func(*temporalOptions)
-
-type temporalOptions struct {
-	connectTimeout time.Duration
-	logger         *slog.Logger
-}
-
-// WithConnectTimeout bounds the connection attempt (default
-// DefaultTemporalConnectTimeout).
-func WithConnectTimeout(d time.Duration) TemporalOption {
-	return func(o *temporalOptions) { o.connectTimeout = d }
-}
-
-// WithTemporalLogger sends the Temporal client's logs to l (default:
-// discarded; the client's own default writes to stdout, where the report
-// goes).
-func WithTemporalLogger(l *slog.Logger) TemporalOption {
-	return func(o *temporalOptions) { o.logger = l }
-}
-
-// Temporal is a Source backed by a Temporal frontend. It connects once, on
-// first use, and every app of the run shares that connection, so an
-// unreachable server costs one bounded attempt, not one per app. Requests
-// are paced on the client side. Close it when the run is over.
-type Temporal struct {
-	cfg      TemporalConfig // normalized
-	opts     client.Options
-	types    []enumspb.TaskQueueType
-	perApp   bool
-	limiter  *rate.Limiter
-	secrets  []string
-	dialWait time.Duration
-
-	once      sync.Once
-	done      chan struct{}
-	client    client.Client
-	err       error
-	closeOnce sync.Once
-}
-
-var _ FleetSource = (*Temporal)(nil)
-
-// NewTemporal validates cfg and returns a source that queries it. It does
-// not connect: the first Collect does.
-func NewTemporal(cfg TemporalConfig, opts ...TemporalOption) (*Temporal, error) {
-	o := temporalOptions{connectTimeout: DefaultTemporalConnectTimeout}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	norm, tlsConf, err := cfg.normalize()
-	if err != nil {
-		return nil, err
-	}
-	logger := o.logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	copts := client.Options{
-		HostPort:  norm.Address,
-		Namespace: norm.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger),
-		ConnectionOptions: client.ConnectionOptions{
-			TLS:                  tlsConf,
-			GetSystemInfoTimeout: o.connectTimeout,
-		},
-	}
-	if norm.APIKey != "" {
-		copts.Credentials = client.NewAPIKeyStaticCredentials(norm.APIKey)
-	}
-	t := &Temporal{
-		cfg:      norm,
-		opts:     copts,
-		limiter:  rate.NewLimiter(rate.Limit(norm.RequestsPerSecond), 1),
-		secrets:  norm.Secrets(),
-		dialWait: o.connectTimeout,
-		done:     make(chan struct{}),
-	}
-	if norm.TaskQueue != "" {
-		t.perApp = UsesAppName(norm.TaskQueue)
-		for _, name := range norm.queueTypes() {
-			t.types = append(t.types, queueTypes[name])
-		}
-	} else {
-		t.perApp = UsesAppName(norm.Query)
-	}
-	return t, nil
-}
-
-// Name returns the metric name.
-func (t *Temporal) Name() string { return t.cfg.Name }
-
-// Config returns the normalized configuration.
-func (t *Temporal) Config() TemporalConfig { return t.cfg }
-
-// FleetWide reports whether the task queue or query has no $APP_NAME, so
-// that one answer serves every app.
-func (t *Temporal) FleetWide() bool { return !t.perApp }
-
-// String describes the source without its secrets.
-func (t *Temporal) String() string {
-	return fmt.Sprintf("temporal metric %q at %s namespace %q", t.cfg.Name, t.cfg.Address, t.cfg.Namespace)
-}
-
-// GoString keeps the secrets out of %#v.
-func (t *Temporal) GoString() string { return t.String() }
-
-// Collect returns the value for app: the backlog of its task queue, or the
-// number of its running workflows. Every error fails the app; none reads
-// as 0.
-func (t *Temporal) Collect(ctx context.Context, app string) (float64, error) {
-	return collectApp(ctx, t, app, t.measure)
-}
-
-// CollectFleet measures once for a task queue or query without $APP_NAME;
-// the value applies to every app.
-func (t *Temporal) CollectFleet(ctx context.Context) (Lookup, error) {
-	if t.perApp {
-		return nil, errors.New("task queue or query uses $APP_NAME: not fleet-wide")
-	}
-	v, err := t.measure(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	return func(string) (float64, error) { return v, nil }, nil
-}
-
-func (t *Temporal) measure(ctx context.Context, app string) (float64, error) {
-	c, err := t.connect(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if t.cfg.TaskQueue != "" {
-		return t.backlog(ctx, c, Expand(t.cfg.TaskQueue, app))
-	}
-	return t.running(ctx, c, Expand(t.cfg.Query, app))
-}
-
-// backlog sums the approximate backlog of the queue's types, one request
-// each: DescribeTaskQueue has no form that answers for several.
-func (t *Temporal) backlog(ctx context.Context, c client.Client, queue string) (float64, error) {
-	var sum int64
-	for _, typ := range t.types {
-		what := fmt.Sprintf("describe task queue %q (%s)", queue, queueTypeName(typ))
-		if err := t.pace(ctx); err != nil {
-			return 0, fmt.Errorf("%s: %w", what, err)
-		}
-		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-			Namespace:     t.cfg.Namespace,
-			TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-			TaskQueueType: typ,
-			ReportStats:   true,
-		})
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", what, t.requestError(err))
-		}
-		stats := resp.GetStats()
-		if stats == nil {
-			return 0, fmt.Errorf("%s: the server reported no statistics (task-queue needs Temporal server 1.25 or later; use query on older ones)", what)
-		}
-		sum += stats.GetApproximateBacklogCount()
-	}
-	return float64(sum), nil
-}
-
-// running counts the running workflows that match query, as the original
-// fly-autoscaler does.
-func (t *Temporal) running(ctx context.Context, c client.Client, query string) (float64, error) {
-	q := `ExecutionStatus="Running" AND (` + query + `)`
-	if err := t.pace(ctx); err != nil {
-		return 0, fmt.Errorf("count workflows: %w", err)
-	}
-	resp, err := c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Namespace: t.cfg.Namespace,
-		Query:     q,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("count workflows %s: %w", q, t.requestError(err))
-	}
-	return float64(resp.GetCount()), nil
-}
-
-// pace waits for the limiter's next slot, or fails when ctx ends first.
-func (t *Temporal) pace(ctx context.Context) error {
-	if err := t.limiter.Wait(ctx); err != nil {
-		return fmt.Errorf("wait for the next request slot (requests-per-second %g): %w", t.cfg.RequestsPerSecond, err)
-	}
-	return nil
-}
-
-// connect returns the run's client, dialling it on first use. The attempt
-// is detached from the caller's ctx, so that one app's deadline cannot fail
-// it for the others, and bounded by the connect timeout; each caller waits
-// for it only as long as its own ctx allows. A failed attempt is kept: every
-// later caller gets its error.
-func (t *Temporal) connect(ctx context.Context) (client.Client, error) {
-	t.once.Do(func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.dialWait)
-		go func() {
-			defer close(t.done)
-			defer cancel()
-			c, err := client.DialContext(dctx, t.opts)
-			if err != nil {
-				t.err = fmt.Errorf("connect to %s: %w", t.cfg.Address, t.requestError(err))
-				return
-			}
-			t.client = c
-		}()
-	})
-	select {
-	case <-t.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for the connection to %s: %w", t.cfg.Address, ctx.Err())
-	}
-	return t.client, t.err
-}
-
-// errClosed is the error of a source used after Close.
-var errClosed = errors.New("temporal source closed")
-
-// Close closes the connection, once any attempt in progress is over. A
-// closed source fails every later Collect.
-func (t *Temporal) Close() error {
-	t.once.Do(func() {
-		t.err = errClosed
-		close(t.done)
-	})
-	<-t.done
-	if t.client != nil {
-		t.closeOnce.Do(t.client.Close)
-	}
-	return nil
-}
-
-// requestKinds names the failures of a request by their gRPC code, with
-// the fix where there is one.
-var requestKinds = map[codes.Code]string{
-	codes.NotFound:          "not found",
-	codes.InvalidArgument:   "invalid argument",
-	codes.PermissionDenied:  "permission denied (check api-key or the client certificate)",
-	codes.Unauthenticated:   "unauthenticated (check api-key or the client certificate)",
-	codes.Unavailable:       "unavailable",
-	codes.DeadlineExceeded:  "deadline exceeded",
-	codes.ResourceExhausted: "rate limited by the server (lower requests-per-second)",
-}
-
-// requestError names the kind of a failed request (not found, invalid
-// argument, permission denied, unavailable, deadline exceeded) before the
-// server's message, with the secrets taken out. It unwraps to err.
-func (t *Temporal) requestError(err error) error {
-	err = redactError(err, t.secrets)
-	if kind, ok := requestKinds[serviceerror.ToStatus(err).Code()]; ok {
-		return fmt.Errorf("%s: %w", kind, err)
-	}
-	return err
-}
-
-func queueTypeName(typ enumspb.TaskQueueType) string {
-	for name, t := range queueTypes {
-		if t == typ {
-			return name
-		}
-	}
-	return typ.String()
 }

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/superfly/fly-autoscaler/query/promtest"
 )
@@ -139,7 +140,7 @@ func TestTemporalSecretsNeverPrinted(t *testing.T) {
 	}
 	// A server that echoes a secret back: the error keeps its kind and
 	// loses the secret.
-	err = src.requestError(serviceerror.NewPermissionDenied("token tmprl-secret-api-key refused", ""))
+	err = src.requestError(&requestFailure{status.New(codes.PermissionDenied, "token tmprl-secret-api-key refused")})
 	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
 		t.Errorf("error %q", err)
 	}

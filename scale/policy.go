@@ -177,48 +177,32 @@ func quoteList(names []string) string {
 // that no app can take (see cover.go for how that is decided, and how
 // sure the answer is), nil when each can apply to some app name.
 func CheckReachable(ps []AppPolicy) error {
-	sels := make([]selection, len(ps))
-	for i, p := range ps {
-		s, err := newSelection(p.Apps)
-		if err != nil {
-			return fmt.Errorf("policy %q: %w", p.Name, err)
-		}
-		sels[i] = s
-	}
-	for i := range ps {
-		if _, ok := findName(sels[i:i+1], sels[:i]); ok {
-			continue
-		}
-		e := &UnreachableError{Index: i, Name: ps[i].Name}
-		for j := range i {
-			if _, ok := findName([]selection{sels[i], sels[j]}, nil); ok {
-				e.Covering = append(e.Covering, ps[j].Name)
-			}
-		}
-		return e
-	}
-	return nil
+	_, err := CheckReachableBounded(ps)
+	return err
+}
+
+// CheckReachableBounded is CheckReachable, and also returns the indexes
+// of the policies it could not decide within its bound (cover.go), which
+// it lets through. The check's time and memory are bounded whatever the
+// number and the shape of the globs; near-linear in the number of policies
+// when their globs begin or end with distinct text (reach.go).
+func CheckReachableBounded(ps []AppPolicy) (undecided []int, err error) {
+	return checkReachable(ps)
+}
+
+// SelectedBy reports, for each policy of ps, whether some app that sel
+// selects can match its apps. It may say true wrongly (within its bound,
+// as CheckReachableBounded), never false: a false is certain.
+func SelectedBy(ps []AppPolicy, sel *Selector) ([]bool, error) {
+	return selectedBy(ps, sel)
 }
 
 // Selects reports whether some app that sel selects can match p's apps. It
 // may say true wrongly, never false (see cover.go): a false is certain.
 func (p AppPolicy) Selects(sel *Selector) (bool, error) {
-	if names, plain := sel.Names(); plain {
-		for _, n := range names {
-			if p.Apps.Match(n) {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	a, err := newSelection(sel)
+	ok, err := selectedBy([]AppPolicy{p}, sel)
 	if err != nil {
 		return false, err
 	}
-	b, err := newSelection(p.Apps)
-	if err != nil {
-		return false, err
-	}
-	_, ok := findName([]selection{a, b}, nil)
-	return ok, nil
+	return ok[0], nil
 }

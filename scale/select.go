@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gobwas/glob"
 )
@@ -30,16 +31,28 @@ func NewSelector(include, exclude []string) (*Selector, error) {
 	}{{include, &s.include}, {exclude, &s.exclude}} {
 		for _, p := range list.src {
 			if err := checkBraces(p); err != nil {
-				return nil, fmt.Errorf("pattern %q: %w", p, err)
+				return nil, fmt.Errorf("pattern %q: %w", shorten(p), err)
 			}
 			g, err := glob.Compile(p)
 			if err != nil {
-				return nil, fmt.Errorf("pattern %q: %w", p, err)
+				return nil, fmt.Errorf("pattern %q: %w", shorten(p), err)
 			}
 			*list.dst = append(*list.dst, pattern{src: p, g: g})
 		}
 	}
 	return s, nil
+}
+
+// shorten cuts a pattern for an error to its first 60 bytes.
+func shorten(p string) string {
+	if len(p) <= 64 {
+		return p
+	}
+	cut := 60
+	for cut > 0 && !utf8.RuneStart(p[cut]) {
+		cut--
+	}
+	return p[:cut] + "..."
 }
 
 // IsGlob reports whether p has glob syntax (otherwise it is a plain name).
@@ -78,9 +91,43 @@ func (s *Selector) excluded(name string) bool {
 	return false
 }
 
+// MaxAlternatives bounds the alternatives of one glob ({a,b,c} has
+// three): gobwas/glob compiles n of them in about n² steps, and 20,000 in
+// minutes. A longer list is a list of globs.
+const MaxAlternatives = 128
+
+// Alternatives counts the alternatives of the braces of a glob: {a,b} has
+// two; each brace counts its own, so {a,{b,c}} has four.
+func Alternatives(p string) int {
+	n, class := 0, false
+	var open []int // alternatives of each open brace
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			i++
+		case class:
+			class = c != ']'
+		case c == '[':
+			class = true
+		case c == '{':
+			open = append(open, 1)
+		case c == ',' && len(open) > 0:
+			open[len(open)-1]++
+		case c == '}' && len(open) > 0:
+			n += open[len(open)-1]
+			open = open[:len(open)-1]
+		}
+	}
+	return n
+}
+
 // checkBraces refuses an unclosed { or a } without its {: gobwas/glob
 // would read "{a1" as the literal name a1, as it refuses an unclosed [.
+// It refuses more than MaxAlternatives alternatives too.
 func checkBraces(p string) error {
+	if n := Alternatives(p); n > MaxAlternatives {
+		return fmt.Errorf("%d alternatives in braces, at most %d: list the names or globs as separate items instead", n, MaxAlternatives)
+	}
 	depth, class := 0, false
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {

@@ -1,0 +1,3 @@
+module github.com/Khan/genqlient
+
+go 1.22
