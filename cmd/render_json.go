@@ -51,6 +51,7 @@ type jsonApp struct {
 	Policy         string              `json:"policy"`
 	Status         string              `json:"status"`
 	Reason         string              `json:"reason"`
+	ReasonCode     string              `json:"reason_code"`
 	ElapsedSeconds float64             `json:"elapsed_seconds"`
 	Metrics        map[string]*float64 `json:"metrics"`
 	Current        *jsonCounts         `json:"current"`
@@ -133,6 +134,7 @@ func toJSONApp(a scale.AppResult) jsonApp {
 		Policy:         policyName(a.Policy),
 		Status:         string(a.Status),
 		Reason:         a.Reason,
+		ReasonCode:     string(a.Code),
 		ElapsedSeconds: seconds(a.Elapsed),
 		Metrics:        jsonMetrics(a.Metrics),
 		Current:        counts(a, a.Current),

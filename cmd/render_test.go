@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -66,6 +67,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "worker",
 				Status:   scale.StatusScaled,
+				Code:     scale.ReasonScaled,
 				Metrics:  scale.MetricsOf(map[string]float64{"queue_depth": 0}),
 				Observed: true,
 				Current:  scale.Counts{Started: 3, Created: 4},
@@ -80,6 +82,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "api",
 				Status:   scale.StatusScaled,
+				Code:     scale.ReasonScaled,
 				Metrics:  scale.MetricsOf(map[string]float64{"rps": 1520, "cpu": 0.756, "bytes_in": 12345678}),
 				Observed: true,
 				Current:  scale.Counts{Started: 1, Created: 2},
@@ -95,6 +98,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "batch",
 				Status:   scale.StatusPlanned,
+				Code:     scale.ReasonPlanned,
 				Metrics:  scale.MetricsOf(map[string]float64{"pending_jobs": 7}),
 				Observed: true,
 				Current:  scale.Counts{Started: 0, Created: 2},
@@ -108,6 +112,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "cron",
 				Status:   scale.StatusUnchanged,
+				Code:     scale.ReasonAtTarget,
 				Metrics:  scale.MetricsOf(map[string]float64{"lag_seconds": math.NaN()}),
 				Observed: true,
 				Current:  scale.Counts{Started: 2, Created: 2},
@@ -118,6 +123,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:      "deploying",
 				Status:   scale.StatusSkipped,
+				Code:     scale.ReasonReleaseInProgress,
 				Reason:   "release in progress",
 				Observed: true,
 				Current:  scale.Counts{Started: 1, Created: 1},
@@ -127,6 +133,7 @@ func fixtureReport() *scale.Report {
 			{
 				App:     "broken",
 				Status:  scale.StatusFailed,
+				Code:    scale.ReasonMachinesUnreadable,
 				Reason:  "list machines: 429 too many requests\nretry | later",
 				Elapsed: 1200 * time.Millisecond,
 			},
@@ -441,6 +448,7 @@ type outputDoc struct {
 		Policy         string              `json:"policy"`
 		Status         string              `json:"status"`
 		Reason         string              `json:"reason"`
+		ReasonCode     string              `json:"reason_code"`
 		ElapsedSeconds float64             `json:"elapsed_seconds"`
 		Metrics        map[string]*float64 `json:"metrics"`
 		Current        struct {
@@ -997,6 +1005,67 @@ func TestRenderTableInPieces(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestReasonCodesDocumented: the reason_code row of docs/output.md names
+// every reason code scale can give, and no other.
+func TestReasonCodesDocumented(t *testing.T) {
+	t.Parallel()
+	docText, err := os.ReadFile(filepath.Join("..", "docs", "output.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for line := range strings.SplitSeq(string(docText), "\n") {
+		if strings.HasPrefix(line, "| `apps[].reason_code` |") {
+			row = line
+		}
+	}
+	if row == "" {
+		t.Fatal("docs/output.md has no apps[].reason_code row")
+	}
+	// The codes are the row's backticked snake_case words after its type
+	// and presence columns; flags (--x) and the field's own name are not.
+	desc := row[strings.Index(row, "| always |")+len("| always |"):]
+	documented := map[string]bool{}
+	for i, part := range strings.Split(desc, "`") {
+		if i%2 == 1 && !strings.HasPrefix(part, "-") && part != "reason" && part != "failed" && part != "skipped" && part != "blocked" {
+			documented[part] = true
+		}
+	}
+	for _, c := range scale.ReasonCodes() {
+		if !documented[string(c)] {
+			t.Errorf("reason code %q is not documented in docs/output.md", c)
+		}
+		delete(documented, string(c))
+	}
+	for c := range documented {
+		t.Errorf("docs/output.md documents reason code %q, which scale does not give", c)
+	}
+}
+
+// TestRenderJSONReasonCode: an app's reason code is in its JSON object,
+// beside its reason.
+func TestRenderJSONReasonCode(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Apps []struct {
+			App        string `json:"app"`
+			Reason     string `json:"reason"`
+			ReasonCode string `json:"reason_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(render(t, fixtureReport(), RenderOptions{Format: FormatJSON}), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range doc.Apps {
+		got[a.App] = a.ReasonCode
+	}
+	want := map[string]string{"worker": "scaled", "api": "scaled", "batch": "planned", "cron": "at_target", "deploying": "release_in_progress", "broken": "machines_unreadable"}
+	if !maps.Equal(got, want) {
+		t.Errorf("reason codes %v, want %v", got, want)
 	}
 }
 

@@ -213,13 +213,7 @@ func allocateBudget(cfg Config, b Budget, work []*appWork, now func() time.Time)
 		}
 		fleet, plan := w.full, w.plan
 		w.pending, w.full = false, Fleet{}
-		if g := granted[i]; g != plan.Target {
-			held := heldBack(b, plan.Target, g)
-			plan = NewPlan(fleet, Targets{Started: exactly(g.Started), Created: exactly(g.Created)}, w.policy.Policy, now())
-			w.res.Target = plan.Target
-			w.res.Warnings = append(w.res.Warnings, held...)
-		}
-		w.finish(cfg, fleet, plan)
+		w.finish(cfg, fleet, plan, &granted[i], b, now())
 	}
 	return warnings
 }

@@ -184,3 +184,76 @@ func TestApplyDestroyAnsweredAfterItsEffectCountsOnce(t *testing.T) {
 	}
 	t.Logf("%d destroys of %d trials settled by a recount", lost, trials)
 }
+
+func TestApplyDestroyTakesAndReleasesALease(t *testing.T) {
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped")...)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	srv.Inject(flytest.Fault{Op: flytest.OpDestroy, App: "app-a", Status: 500, Times: 1})
+
+	res := scale.Apply(context.Background(), m, f, plan)
+	got := outcomes(res)
+	if len(got) != 2 || got[0] != "destroy b2 failed" || got[1] != "destroy c3 done" {
+		t.Fatalf("outcomes %q, want b2 failed then c3 done", got)
+	}
+	acquired, released := ops(srv, flytest.OpLeaseAcquire), ops(srv, flytest.OpLeaseRelease)
+	// The anchor (a1, the clone source, never destroyed) and each victim.
+	if len(acquired) != 3 || acquired[0].MachineID != "a1" {
+		t.Errorf("leases acquired %+v, want the anchor a1 then one per destroy attempt", acquired)
+	}
+	if len(released) != 2 || released[0].MachineID != "b2" || released[1].MachineID != "a1" {
+		t.Errorf("lease releases %+v, want the failed destroy's (b2), then the anchor's (a1)", released)
+	}
+	if n := srv.Count("app-a", ""); n != 2 {
+		t.Errorf("%d machines left, want 2", n)
+	}
+}
+
+func TestApplyUncertainDestroyThatHappenedCounts(t *testing.T) {
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped", "d4=stopped")...)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	res := scale.Apply(context.Background(), &lying{Machines: m}, f, plan)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3: a spare was destroyed after a destroy that happened (%q)", n, outcomes(res))
+	}
+	if len(res) != 1 || res[0].Outcome != scale.OutcomeDone {
+		t.Errorf("outcomes %q, want the one destroy done", outcomes(res))
+	}
+}
+
+func TestApplyDestroySkipsAMachineStartedSinceThePlan(t *testing.T) {
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped")...)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(2)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
+		t.Fatalf("plan %+v, want destroy b2", plan.Actions)
+	}
+	// Fly's proxy wakes b2 for a request before the run acts.
+	if _, err := m.Start(context.Background(), "app-a", "b2", ""); err != nil {
+		t.Fatal(err)
+	}
+	res := scale.Apply(context.Background(), m, f, plan)
+	if st := srv.Machines("app-a"); len(st) != 2 || st[0].ID != "a1" || st[1].ID != "b2" {
+		t.Errorf("machines left %v, want a1 and b2 (c3 destroyed in b2's place)", st)
+	}
+	if srv.Count("app-a", "started") != 2 {
+		t.Errorf("a started machine was destroyed: %q", outcomes(res))
+	}
+}
+
+func TestApplyVictimDestroyedBySomeoneElseTakesNoSpare(t *testing.T) {
+	srv, _, m := world(t, machines("a1=started", "b2=stopped", "c3=stopped", "d4=stopped")...)
+	f := snapshot(t, m)
+	plan := scale.NewPlan(f, scale.Targets{Created: exactly(3)}, scale.Policy{}, time.Now())
+	if len(plan.Actions) != 1 || plan.Actions[0].MachineID != "b2" {
+		t.Fatalf("plan %+v, want destroy b2", plan.Actions)
+	}
+	res := scale.Apply(context.Background(), &racing{Machines: m, gone: "b2"}, f, plan)
+	if n := srv.Count("app-a", ""); n != 3 {
+		t.Errorf("%d machines, want 3: a spare was destroyed after someone else destroyed the victim (%q)", n, outcomes(res))
+	}
+	if len(res) != 1 || res[0].Outcome != scale.OutcomeUnneeded {
+		t.Errorf("outcomes %q, want the destroy unneeded", outcomes(res))
+	}
+}

@@ -1,13 +1,5 @@
 package scale
 
-// fellBack reports an app planned from its fallback (reason, the metric
-// error; "" for none) as such, unless it failed.
-func fellBack(res *AppResult, reason string) {
-	if reason != "" && res.Status != StatusFailed {
-		res.Status, res.Reason = StatusFallback, reason
-	}
-}
-
 // fallbackTargets are the targets of an app whose metrics could not be
 // read: its started count raised to the policy's FallbackStarted, never
 // lowered; its created count raised only as far as that needs, within

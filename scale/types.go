@@ -183,8 +183,10 @@ type AppResult struct {
 	App string
 	// Policy names the policy the app took (DefaultPolicyName when it
 	// matched none).
-	Policy  string
-	Status  Status
+	Policy string
+	Status Status
+	// Code is the stable reason code of Status; Reason says it in words.
+	Code    ReasonCode
 	Reason  string
 	Metrics MetricValues
 	// Observed is whether the app's machines were read: Current and Target
