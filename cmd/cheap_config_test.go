@@ -215,10 +215,13 @@ func TestHostileInputIsCheap(t *testing.T) {
 			if n := calls.Load(); n != 0 {
 				t.Errorf("%d API calls", n)
 			}
-			if u.maxRSS > hostileMaxRSS {
+			// The race detector makes the child several times slower, and
+			// its shadow memory counts in the peak RSS (some 1.3 GiB for any
+			// input): the bounds hold for the product's build, which make
+			// test checks with a run of this test without -race.
+			if !raceEnabled && u.maxRSS > hostileMaxRSS {
 				t.Errorf("peak RSS %d MiB, over %d MiB", u.maxRSS>>20, hostileMaxRSS>>20)
 			}
-			// The race detector makes the child several times slower.
 			if !raceEnabled && u.cpu > hostileCPU {
 				t.Errorf("%s of CPU, over %s", u.cpu, hostileCPU)
 			}
