@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
 	"github.com/urfave/cli/v2"
 )
 
@@ -63,8 +65,8 @@ func (k *sourceKeys) expand(env Env) {
 
 // sourceConfigs are the run's NATS and Kafka sources, validated.
 type sourceConfigs struct {
-	nats  []query.NATSConfig
-	kafka []query.KafkaConfig
+	nats  []nats.Config
+	kafka []kafka.Config
 }
 
 // names returns the metric names of the sources.
@@ -96,10 +98,10 @@ func (sc sourceConfigs) secrets() []string {
 // files of the flags, variables and config file: the files' contents are
 // secrets that no option name announces.
 func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
-	cfgs := []query.NATSConfig{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
+	cfgs := []nats.Config{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
 	if file != nil {
 		for _, col := range file.MetricCollectors {
-			cfgs = append(cfgs, query.NATSConfig{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
+			cfgs = append(cfgs, nats.Config{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
 		}
 	}
 	var out []string
@@ -167,7 +169,7 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 		return err
 	}
 	if typ == "nats" {
-		nc := query.NATSConfig{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
+		nc := nats.Config{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
 			PendingOnly: col.IncludeAckPending != nil && !*col.IncludeAckPending,
 			Creds:       col.Creds, NKeySeedFile: col.NKeySeedFile, Token: col.Token, User: col.User, Password: col.Password,
 			TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey, Domain: col.Domain}
@@ -177,7 +179,7 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 		sc.nats = append(sc.nats, nc)
 		return nil
 	}
-	kc := query.KafkaConfig{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
+	kc := kafka.Config{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
 		UnconsumedFrom: col.UnconsumedFrom, SASLMechanism: col.SASLMechanism, Username: col.Username, Password: col.Password,
 		TLS: col.TLS != nil && *col.TLS, TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey,
 		TLSInsecureSkipVerify: col.TLSInsecureSkipVerify}
@@ -258,7 +260,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 	type check = struct{ flag, val, what string }
 
 	if any("nats-url", "nats-metric-name", "nats-stream", "nats-consumer", "nats-token", "nats-creds") {
-		nc := query.NATSConfig{Name: str("nats-metric-name"), URL: str("nats-url"), Stream: str("nats-stream"),
+		nc := nats.Config{Name: str("nats-metric-name"), URL: str("nats-url"), Stream: str("nats-stream"),
 			Consumer: str("nats-consumer"), Token: str("nats-token"), Creds: str("nats-creds")}
 		if err := missing(
 			check{"nats-metric-name", nc.Name, "the name the expressions use for the backlog"},
@@ -277,7 +279,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 		sc.nats = append(sc.nats, nc)
 	}
 	if any("kafka-brokers", "kafka-metric-name", "kafka-topic", "kafka-group", "kafka-sasl-mechanism", "kafka-username", "kafka-password") {
-		kc := query.KafkaConfig{Name: str("kafka-metric-name"), Brokers: []string{str("kafka-brokers")}, Topic: str("kafka-topic"),
+		kc := kafka.Config{Name: str("kafka-metric-name"), Brokers: []string{str("kafka-brokers")}, Topic: str("kafka-topic"),
 			Group: str("kafka-group"), SASLMechanism: str("kafka-sasl-mechanism"), Username: str("kafka-username"), Password: str("kafka-password")}
 		if err := missing(
 			check{"kafka-metric-name", kc.Name, "the name the expressions use for the lag"},
@@ -307,11 +309,11 @@ func (sc sourceConfigs) build(rc *runConfig) ([]query.Source, error) {
 	if rc.verbose && rc.log != nil {
 		opts = append(opts, query.WithTrace(traceLogger(rc.log)))
 	}
-	out, err := appendSources(nil, sc.nats, query.NewNATS, opts...)
+	out, err := appendSources(nil, sc.nats, nats.New, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return appendSources(out, sc.kafka, query.NewKafka, opts...)
+	return appendSources(out, sc.kafka, kafka.New, opts...)
 }
 
 // appendSources builds a source of each configuration with build and

@@ -10,6 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
 )
 
 // validateCommand checks a configuration offline, for CI: it reads the
@@ -123,12 +125,12 @@ func checkSources(rc *runConfig) []error {
 		}
 	}
 	for _, nc := range rc.sources.nats {
-		if _, err := query.NewNATS(nc); err != nil {
+		if _, err := nats.New(nc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
 	for _, kc := range rc.sources.kafka {
-		if _, err := query.NewKafka(kc); err != nil {
+		if _, err := kafka.New(kc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}

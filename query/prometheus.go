@@ -69,7 +69,7 @@ func (c PrometheusConfig) Validate() error {
 // normalize validates c and returns it with the token trimmed, the app label
 // defaulted and the credentials taken out of the address.
 func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
-	errorf, err := checkName("prometheus", c.Name)
+	errorf, err := CheckName("prometheus", c.Name)
 	if err != nil {
 		return c, nil, err
 	}
@@ -179,13 +179,13 @@ func NewPrometheus(cfg PrometheusConfig, opts ...Option) (*Prometheus, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec := secrets(norm.Token, user)
+	sec := CredentialSecrets(norm.Token, user)
 	client, err := api.NewClient(api.Config{
 		Address:      norm.Address,
-		RoundTripper: &authTransport{header: authorization(norm.Token, user), base: o.transport},
+		RoundTripper: &AuthTransport{Header: Authorization(norm.Token, user), Base: o.transport},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, redactError(err, sec))
+		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, RedactError(err, sec))
 	}
 	return &Prometheus{
 		cfg:     norm,
@@ -215,7 +215,7 @@ func (p *Prometheus) GoString() string { return p.String() }
 // must give a scalar or exactly one sample. A fleet-wide query is run and
 // split (without caching: a Set runs it once per run instead).
 func (p *Prometheus) Collect(ctx context.Context, app string) (float64, error) {
-	return collectApp(ctx, p, app, func(ctx context.Context, app string) (float64, error) {
+	return CollectApp(ctx, p, app, func(ctx context.Context, app string) (float64, error) {
 		val, err := p.query(ctx, Expand(p.cfg.Query, app))
 		if err != nil {
 			return 0, err
@@ -281,7 +281,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 			v, err := p.sample(unlabeled[0])
 			return func(string) (float64, error) { return v, err }, nil
 		}
-		return nil, resultErrorf(ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
+		return nil, ResultErrorf(ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
 	}
 	return func(app string) (float64, error) {
 		as := byApp[app]
@@ -291,7 +291,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 		case 1:
 			return p.floatValue(as.value, as.histogram)
 		}
-		return 0, resultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", as.n, label, app)
+		return 0, ResultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", as.n, label, app)
 	}, nil
 }
 
@@ -300,7 +300,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 func (p *Prometheus) query(ctx context.Context, q string) (model.Value, error) {
 	val, _, _, err := p.api.Query(ctx, q, p.now())
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", redactError(err, p.secrets))
+		return nil, fmt.Errorf("query: %w", RedactError(err, p.secrets))
 	}
 	return val, nil
 }
@@ -317,7 +317,7 @@ func (p *Prometheus) single(val model.Value) (float64, error) {
 		case 1:
 			return p.sample(val[0])
 		}
-		return 0, resultErrorf(ErrManySeries, "query returned %d series, want 1", len(val))
+		return 0, ResultErrorf(ErrManySeries, "query returned %d series, want 1", len(val))
 	}
 	return 0, unexpectedType(val)
 }
@@ -330,7 +330,7 @@ func (p *Prometheus) sample(s *model.Sample) (float64, error) {
 // histogram sample when histogram is set.
 func (p *Prometheus) floatValue(v float64, histogram bool) (float64, error) {
 	if histogram {
-		return 0, resultErrorf(ErrResultType, "query returned a native histogram sample, want a float")
+		return 0, ResultErrorf(ErrResultType, "query returned a native histogram sample, want a float")
 	}
 	return p.value(v, "query returned NaN")
 }
@@ -351,7 +351,7 @@ func (p *Prometheus) value(v float64, missing string) (float64, error) {
 		if strings.Contains(missing, "no series") {
 			missing += " " + NoSeriesHint
 		}
-		return 0, resultErrorf(ErrNoData, "%s", missing)
+		return 0, ResultErrorf(ErrNoData, "%s", missing)
 	case math.IsInf(v, 0):
 		return 0, fmt.Errorf("query returned %v", v)
 	}
@@ -360,7 +360,7 @@ func (p *Prometheus) value(v float64, missing string) (float64, error) {
 
 func unexpectedType(val model.Value) error {
 	if val == nil {
-		return resultErrorf(ErrResultType, "query returned no result")
+		return ResultErrorf(ErrResultType, "query returned no result")
 	}
-	return resultErrorf(ErrResultType, "query returned a %s, want a scalar or an instant vector", val.Type())
+	return ResultErrorf(ErrResultType, "query returned a %s, want a scalar or an instant vector", val.Type())
 }

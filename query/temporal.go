@@ -149,7 +149,7 @@ func (c TemporalConfig) Validate() error {
 // normalize validates c and returns it with its fields trimmed and
 // defaulted, and the TLS configuration it asks for (nil: plain text).
 func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
-	errorf, err := checkName("temporal", c.Name)
+	errorf, err := CheckName("temporal", c.Name)
 	if err != nil {
 		return c, nil, err
 	}

@@ -171,7 +171,7 @@ func (t *Temporal) GoString() string { return t.String() }
 // number of its running workflows. Every error fails the app; none reads
 // as 0.
 func (t *Temporal) Collect(ctx context.Context, app string) (float64, error) {
-	return collectApp(ctx, t, app, t.measure)
+	return CollectApp(ctx, t, app, t.measure)
 }
 
 // CollectFleet measures once for a task queue or query without $APP_NAME;
@@ -325,7 +325,7 @@ var requestKinds = map[codes.Code]string{
 // argument, permission denied, unavailable, deadline exceeded) before the
 // server's message, with the secrets taken out. It unwraps to err.
 func (t *Temporal) requestError(err error) error {
-	err = redactError(err, t.secrets)
+	err = RedactError(err, t.secrets)
 	if kind, ok := requestKinds[status.Code(err)]; ok {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
