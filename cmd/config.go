@@ -16,9 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/temporal"
+	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // UsageError is bad input: a flag, variable or config key with a wrong or
@@ -44,7 +46,7 @@ type runConfig struct {
 	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
 	noColor    bool
 	collectors []query.PrometheusConfig
-	temporal   []query.TemporalConfig
+	temporal   []temporal.Config
 	sources    sourceConfigs // NATS and Kafka
 	render     RenderOptions
 	// columns is COLUMNS's width (0: unset or not a number), which the

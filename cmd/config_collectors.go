@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -17,9 +18,9 @@ import (
 // (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
 // go to sources. A problem with one collector is recorded in p; with
 // p.all, the others are still checked.
-func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
+func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]query.PrometheusConfig, []temporal.Config, error) {
 	var out []query.PrometheusConfig
-	var temporal []query.TemporalConfig
+	var temporals []temporal.Config
 	seen := map[string]string{}
 	claim := func(where, name string) error {
 		if slices.Contains(scale.ReservedVars(), name) {
@@ -61,7 +62,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 			if err != nil {
 				return usagef("%s: %v", where, err)
 			}
-			return addCollector(&temporal, claim, where, tc.Name, tc) // it names where
+			return addCollector(&temporals, claim, where, tc.Name, tc) // it names where
 		}
 		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
 		if err != nil {
@@ -81,7 +82,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		return nil, nil, err
 	}
 	if tc != nil {
-		if err := addCollector(&temporal, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
+		if err := addCollector(&temporals, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
 			return nil, nil, err
 		}
 	}
@@ -91,7 +92,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 	if err := promFromFlags(s, claim, &out); p.add(err) {
 		return nil, nil, err
 	}
-	return out, temporal, nil
+	return out, temporals, nil
 }
 
 // promFromFlags adds the collector the --prometheus-* flags

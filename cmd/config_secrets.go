@@ -7,8 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // configSecrets lists every secret value of the configuration: the values

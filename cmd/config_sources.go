@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
-	"github.com/urfave/cli/v2"
 )
 
 // The metric sources beside Prometheus: NATS JetStream consumer backlogs and

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/temporal"
+	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // catTemporal is the help category of the Temporal collector's flags.
@@ -55,12 +57,12 @@ var temporalFields = []struct{ key, flag string }{
 
 // temporalFromFile is the TemporalConfig of a metric-collectors entry of
 // type temporal.
-func temporalFromFile(c collectorConfig) (query.TemporalConfig, error) {
+func temporalFromFile(c collectorConfig) (temporal.Config, error) {
 	rps, err := requestsPerSecond(c.RequestsPerSecond)
 	if err != nil {
-		return query.TemporalConfig{}, fmt.Errorf("requests-per-second: %w", err)
+		return temporal.Config{}, fmt.Errorf("requests-per-second: %w", err)
 	}
-	return query.TemporalConfig{
+	return temporal.Config{
 		Name: c.MetricName, Address: c.Address, Namespace: c.Namespace,
 		TaskQueue: c.TaskQueue, QueueTypes: splitList(c.QueueTypes...), Query: c.Query,
 		CertData: c.CertData, KeyData: c.KeyData, APIKey: c.APIKey,
@@ -71,9 +73,9 @@ func temporalFromFile(c collectorConfig) (query.TemporalConfig, error) {
 
 // temporalFromFlags is the collector the --temporal-* flags (FAS_TEMPORAL_*)
 // define, or nil when they define none. Its errors name the flags.
-func temporalFromFlags(s settings) (*query.TemporalConfig, error) {
+func temporalFromFlags(s settings) (*temporal.Config, error) {
 	str := func(flag string) string { return s.str(flag, "") }
-	tc := query.TemporalConfig{
+	tc := temporal.Config{
 		Name: str("temporal-metric-name"), Address: str("temporal-address"), Namespace: str("temporal-namespace"),
 		TaskQueue: str("temporal-task-queue"), QueueTypes: splitList(str("temporal-queue-types")), Query: str("temporal-query"),
 		CertData: str("temporal-cert-data"), KeyData: str("temporal-key-data"), APIKey: str("temporal-api-key"),
@@ -127,7 +129,7 @@ func requestsPerSecond(v string) (float64, error) {
 // temporalFlagError rewrites an error of TemporalConfig.Validate
 // ("temporal metric "w": namespace: empty") to name the flag and its
 // variable ("--temporal-namespace (FAS_TEMPORAL_NAMESPACE): empty").
-func temporalFlagError(s settings, tc query.TemporalConfig, err error) string {
+func temporalFlagError(s settings, tc temporal.Config, err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, fmt.Sprintf("temporal metric %q: ", tc.Name))
 	msg = strings.TrimPrefix(msg, "temporal: ")
@@ -159,14 +161,14 @@ func foreignKeys(c collectorConfig, typ string) error {
 		key string
 		set bool
 	}{{"token", c.Token != ""}, {"app-label", c.AppLabel != ""}, {"on-empty", c.OnEmpty != ""}}
-	temporal := []struct {
+	temporalKeys := []struct {
 		key string
 		set bool
 	}{{"namespace", c.Namespace != ""}, {"cert-data", c.CertData != ""}, {"key-data", c.KeyData != ""},
 		{"task-queue", c.TaskQueue != ""}, {"queue-types", len(c.QueueTypes) > 0}, {"api-key", c.APIKey != ""},
 		{"tls-ca", c.TLSCA != ""}, {"tls-server-name", c.TLSServerName != ""},
 		{"tls-insecure-skip-verify", c.TLSInsecureSkipVerify}, {"requests-per-second", c.RequestsPerSecond != ""}}
-	other := temporal
+	other := temporalKeys
 	if typ == "temporal" {
 		other = prom
 	}
@@ -181,11 +183,11 @@ func foreignKeys(c collectorConfig, typ string) error {
 // temporalSources builds the run's Temporal sources. None connects yet:
 // each does on first use.
 func temporalSources(rc *runConfig) ([]query.Source, error) {
-	var opts []query.TemporalOption
+	var opts []temporal.Option
 	if rc.verbose && rc.log != nil {
-		opts = append(opts, query.WithTemporalLogger(rc.log))
+		opts = append(opts, temporal.WithLogger(rc.log))
 	}
-	return appendSources(nil, rc.temporal, query.NewTemporal, opts...)
+	return appendSources(nil, rc.temporal, temporal.New, opts...)
 }
 
 // closeMetrics closes the connections of the run's metric sources.

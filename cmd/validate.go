@@ -12,6 +12,7 @@ import (
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // validateCommand checks a configuration offline, for CI: it reads the
@@ -120,7 +121,7 @@ func checkSources(rc *runConfig) []error {
 		}
 	}
 	for _, tc := range rc.temporal {
-		if _, err := query.NewTemporal(tc); err != nil {
+		if _, err := temporal.New(tc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
