@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
 )
@@ -45,7 +46,7 @@ type runConfig struct {
 	apiBaseURL, machinesBaseURL string
 	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
 	noColor    bool
-	collectors []query.PrometheusConfig
+	collectors []prometheus.Config
 	temporal   []temporal.Config
 	sources    sourceConfigs // NATS and Kafka
 	render     RenderOptions

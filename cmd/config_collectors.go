@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
 )
@@ -18,8 +19,8 @@ import (
 // (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
 // go to sources. A problem with one collector is recorded in p; with
 // p.all, the others are still checked.
-func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]query.PrometheusConfig, []temporal.Config, error) {
-	var out []query.PrometheusConfig
+func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]prometheus.Config, []temporal.Config, error) {
+	var out []prometheus.Config
 	var temporals []temporal.Config
 	seen := map[string]string{}
 	claim := func(where, name string) error {
@@ -68,7 +69,7 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		if err != nil {
 			return usagef("%s: %v", where, err)
 		}
-		pc := query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
+		pc := prometheus.Config{Name: c.MetricName, Address: c.Address, Query: c.Query,
 			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
 		return addCollector(&out, claim, where, pc.Name, pc)
 	}
@@ -99,9 +100,9 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 // (FAS_PROMETHEUS_*) define, beside the file's, when any is set: its
 // errors name the flag and the variable of the field, not the YAML key
 // query's Validate knows.
-func promFromFlags(s settings, claim claimFunc, out *[]query.PrometheusConfig) error {
+func promFromFlags(s settings, claim claimFunc, out *[]prometheus.Config) error {
 	c := s.c
-	pc := query.PrometheusConfig{
+	pc := prometheus.Config{
 		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
 		Address:  strings.TrimSpace(c.String("prometheus-address")),
 		Query:    strings.TrimSpace(c.String("prometheus-query")),
@@ -159,7 +160,7 @@ var promFieldFlags = []struct{ key, flag string }{
 // metric "q": address http://x: want an http or https URL") to name the
 // flag and its variable ("--prometheus-address (FAS_PROMETHEUS_ADDRESS):
 // http://x: want an http or https URL").
-func promFlagError(s settings, pc query.PrometheusConfig, err error) string {
+func promFlagError(s settings, pc prometheus.Config, err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, fmt.Sprintf("prometheus metric %q: ", pc.Name))
 	msg = strings.TrimPrefix(msg, "prometheus: ")

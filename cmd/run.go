@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flyapi"
-	"github.com/urfave/cli/v2"
 )
 
 // Flag categories of the run command's help.
@@ -197,7 +199,7 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 	if len(rc.collectors) > 0 || len(rc.temporal) > 0 || len(rc.sources.names()) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
-			p, err := query.NewPrometheus(pc, query.WithTransport(promTransport))
+			p, err := prometheus.New(pc, prometheus.WithTransport(promTransport))
 			if err != nil {
 				return scale.Deps{}, &UsageError{Msg: err.Error()}
 			}

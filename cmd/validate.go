@@ -9,9 +9,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
@@ -116,7 +116,7 @@ func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) { return nil, 
 func checkSources(rc *runConfig) []error {
 	var errs []error
 	for _, pc := range rc.collectors {
-		if _, err := query.NewPrometheus(pc, query.WithTransport(noNetwork{})); err != nil {
+		if _, err := prometheus.New(pc, prometheus.WithTransport(noNetwork{})); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
