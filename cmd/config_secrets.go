@@ -33,10 +33,6 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 	return append(out, sourceFileSecrets(c, file)...)
 }
 
-// IsSecretOption reports whether a flag, variable or config key holds a
-// secret.
-func IsSecretOption(name string) bool { return query.IsSecretName(name) }
-
 // envSecrets returns the values of the environment's secret variables
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
 // the credentials of every URL the environment holds. A value shorter

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -133,29 +132,20 @@ func keysOf(col collectorConfig) []string {
 	return out
 }
 
-// collectorKeys are the keys each type of collector takes, besides type and
-// metric-name.
-var collectorKeys = map[string][]string{
-	"prometheus": {"address", "query", "token", "app-label", "on-empty"},
-	"nats": {"url", "stream", "consumer", "include-ack-pending", "creds", "nkey-seed-file", "token", "user", "password",
-		"tls-ca", "tls-cert", "tls-key", "domain"},
-	"kafka": {"brokers", "topic", "group", "unconsumed-from", "sasl-mechanism", "username", "password",
-		"tls", "tls-ca", "tls-cert", "tls-key", "tls-insecure-skip-verify"},
-}
+// promCollectorKeys are the keys a prometheus collector takes, besides
+// type and metric-name; the registered kinds' come from their Config
+// (sources.go).
+var promCollectorKeys = []string{"address", "query", "token", "app-label", "on-empty"}
 
-// checkCollectorKeys refuses a key that the collector's type does not take:
-// a stream on a Kafka collector is a mistake, not something to ignore.
+// checkCollectorKeys refuses a key that the collector's type does not take.
 func checkCollectorKeys(where, typ string, col collectorConfig) error {
-	allowed, ok := collectorKeys[typ]
-	if !ok {
+	if k, ok := kindOf(typ); ok {
+		return k.checkKeys(where, keysOf(col))
+	}
+	if typ != "prometheus" {
 		return nil
 	}
-	for _, k := range keysOf(col) {
-		if !slices.Contains(allowed, k) {
-			return usagef("%s: %s does not apply to type %s (its keys: %s)", where, k, typ, strings.Join(allowed, ", "))
-		}
-	}
-	return nil
+	return sourceKind{typ: typ}.checkKeysIn(where, promCollectorKeys, keysOf(col))
 }
 
 // claimFunc reserves a metric name for the collector at where.
@@ -194,48 +184,15 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 	return nil
 }
 
-// sourceFlags are the --nats-* and --kafka-* flags, the environment form
-// of one source of each kind.
+// sourceFlags are the flags of the registered kinds of source
+// (sources.go): --nats-* and --kafka-*, the environment form of one source
+// of each kind.
 func sourceFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "nats-url", Category: catMetrics, EnvVars: []string{"FAS_NATS_URL"}, Usage: "NATS server `URL`s, comma-separated, e.g. nats://nats.internal:4222"},
-		&cli.StringFlag{Name: "nats-metric-name", Category: catMetrics, EnvVars: []string{"FAS_NATS_METRIC_NAME"}, Usage: "`NAME` of the consumer's backlog in expressions"},
-		&cli.StringFlag{Name: "nats-stream", Category: catMetrics, EnvVars: []string{"FAS_NATS_STREAM"}, Usage: "JetStream `STREAM`; $APP_NAME is replaced by the app's name"},
-		&cli.StringFlag{Name: "nats-consumer", Category: catMetrics, EnvVars: []string{"FAS_NATS_CONSUMER"}, Usage: "`CONSUMER` whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "nats-token", Category: catMetrics, EnvVars: []string{"FAS_NATS_TOKEN"}, Usage: "`TOKEN` for the NATS server"},
-		&cli.StringFlag{Name: "nats-creds", Category: catMetrics, EnvVars: []string{"FAS_NATS_CREDS"}, Usage: "NATS credentials `FILE` (.creds)"},
-		&cli.StringFlag{Name: "kafka-brokers", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_BROKERS"}, Usage: "Kafka `BROKERS`, host:port, comma-separated"},
-		&cli.StringFlag{Name: "kafka-metric-name", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_METRIC_NAME"}, Usage: "`NAME` of the group's lag in expressions"},
-		&cli.StringFlag{Name: "kafka-topic", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_TOPIC"}, Usage: "`TOPIC` whose lag is summed over its partitions; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "kafka-group", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_GROUP"}, Usage: "consumer `GROUP`; $APP_NAME is replaced (default: $APP_NAME)"},
-		&cli.StringFlag{Name: "kafka-sasl-mechanism", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_SASL_MECHANISM"}, Usage: "SASL `MECHANISM`: plain, scram-sha-256 or scram-sha-512"},
-		&cli.StringFlag{Name: "kafka-username", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_USERNAME"}, Usage: "SASL `USER` for Kafka"},
-		&cli.StringFlag{Name: "kafka-password", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_PASSWORD"}, Usage: "SASL `PASSWORD` for Kafka"},
+	var out []cli.Flag
+	for _, k := range sourceKinds {
+		out = append(out, k.flags()...)
 	}
-}
-
-// sourceFieldFlags maps the fields the sources' Validate names, by their
-// YAML keys, to the flags of the sources built from flags.
-var sourceFieldFlags = map[string][]struct{ key, flag string }{
-	"nats": {{"metric-name", "nats-metric-name"}, {"url", "nats-url"}, {"stream", "nats-stream"},
-		{"consumer", "nats-consumer"}, {"token", "nats-token"}, {"creds", "nats-creds"}},
-	"kafka": {{"metric-name", "kafka-metric-name"}, {"brokers", "kafka-brokers"}, {"topic", "kafka-topic"},
-		{"group", "kafka-group"}, {"sasl-mechanism", "kafka-sasl-mechanism"}, {"username, password", "kafka-username"},
-		{"username", "kafka-username"}, {"password", "kafka-password"}},
-}
-
-// flagError rewrites an error of a source's Validate ("kafka metric "lag":
-// topic: empty") to name the flag and its variable.
-func flagError(s settings, typ, name string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s metric %q: ", typ, name))
-	msg = strings.TrimPrefix(msg, typ+": ")
-	for _, f := range sourceFieldFlags[typ] {
-		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
-			return usagef("%s: %s", s.flagWhere(f.flag), strings.TrimLeft(rest, ": "))
-		}
-	}
-	return usagef("--%s-* (FAS_%s_*): %s", typ, strings.ToUpper(typ), msg)
+	return out
 }
 
 // addFlagSources adds the source of the --nats-* flags and the one of the
@@ -272,7 +229,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 			return err
 		}
 		if err := nc.Validate(); err != nil {
-			return flagError(s, "nats", nc.Name, err)
+			return mustKind("nats").flagError(s, nc.Name, err)
 		}
 		if err := claim(s.flagWhere("nats-metric-name"), nc.Name); err != nil {
 			return err
@@ -293,7 +250,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 			return usagef("%s: missing: username and password need the SASL mechanism: plain, scram-sha-256 or scram-sha-512", s.flagWhere("kafka-sasl-mechanism"))
 		}
 		if err := kc.Validate(); err != nil {
-			return flagError(s, "kafka", kc.Name, err)
+			return mustKind("kafka").flagError(s, kc.Name, err)
 		}
 		if err := claim(s.flagWhere("kafka-metric-name"), kc.Name); err != nil {
 			return err

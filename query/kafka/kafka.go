@@ -43,24 +43,29 @@ const (
 // Config configures one Kafka source: a consumer group's lag on a
 // topic, summed over the topic's partitions.
 type Config struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
 	// Brokers are the seed brokers, host:port.
-	Brokers []string
+	Brokers []string `key:"brokers" flag:"kafka-brokers" help:"Kafka {BROKERS}, host:port, comma-separated"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"kafka-metric-name" help:"{NAME} of the group's lag in expressions"`
 	// Topic and Group name what is measured; $APP_NAME is replaced by the
 	// app's name. Group "" means $APP_NAME.
-	Topic, Group string
+	Topic string `key:"topic" flag:"kafka-topic" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
+	Group string `key:"group" flag:"kafka-group" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
 	// UnconsumedFrom is UnconsumedEarliest ("" too) or UnconsumedLatest.
-	UnconsumedFrom string
+	UnconsumedFrom string `key:"unconsumed-from"`
 	// SASLMechanism is "" (none) or one of the SASL* constants, with
 	// Username and Password.
-	SASLMechanism, Username, Password string
+	SASLMechanism string `key:"sasl-mechanism" flag:"kafka-sasl-mechanism" help:"SASL {MECHANISM}: plain, scram-sha-256 or scram-sha-512"`
+	Username      string `key:"username" flag:"kafka-username" help:"SASL {USER} for Kafka"`
+	Password      string `key:"password" flag:"kafka-password" secret:"true" help:"SASL {PASSWORD} for Kafka"`
 	// TLS connects with TLS, verified against TLSCA (default: the system's
 	// roots) unless TLSInsecureSkipVerify; TLSCert and TLSKey are a client
 	// certificate. Any of the files implies TLS.
-	TLS                    bool
-	TLSCA, TLSCert, TLSKey string
-	TLSInsecureSkipVerify  bool
+	TLS                   bool   `key:"tls"`
+	TLSCA                 string `key:"tls-ca"`
+	TLSCert               string `key:"tls-cert"`
+	TLSKey                string `key:"tls-key"`
+	TLSInsecureSkipVerify bool   `key:"tls-insecure-skip-verify"`
 }
 
 // String describes c without its password.

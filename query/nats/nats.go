@@ -20,26 +20,35 @@ import (
 // Config configures one NATS JetStream source: the backlog of a
 // consumer, num_pending + num_ack_pending.
 type Config struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
 	// URL is the server address, or several separated by commas
 	// (nats://host:4222, tls://host:4222, or host:port). Credentials in it
 	// (nats://user:pass@host, nats://token@host) are used to connect.
-	URL string
+	URL string `key:"url" flag:"nats-url" help:"NATS server {URL}s, comma-separated, e.g. nats://nats.internal:4222"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"nats-metric-name" help:"{NAME} of the consumer's backlog in expressions"`
 	// Stream and Consumer name the consumer; $APP_NAME is replaced by the
 	// app's name.
-	Stream, Consumer string
+	Stream   string `key:"stream" flag:"nats-stream" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
+	Consumer string `key:"consumer" flag:"nats-consumer" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
 	// PendingOnly counts only num_pending: messages delivered but not yet
 	// acknowledged (num_ack_pending) are left out. Off by default: those
-	// are still work.
-	PendingOnly bool
+	// are still work. The config file says it the other way round:
+	// include-ack-pending: false.
+	PendingOnly bool `key:"include-ack-pending"`
 	// Credentials: at most one of Creds (a .creds file), NKeySeedFile,
-	// Token, and User with Password.
-	Creds, NKeySeedFile, Token, User, Password string
+	// Token, and User with Password. The files' keys are secrets too
+	// (Secrets reads them).
+	Token        string `key:"token" flag:"nats-token" secret:"true" help:"{TOKEN} for the NATS server"`
+	Creds        string `key:"creds" flag:"nats-creds" help:"NATS credentials {FILE} (.creds)"`
+	NKeySeedFile string `key:"nkey-seed-file"`
+	User         string `key:"user"`
+	Password     string `key:"password" secret:"true"`
 	// TLSCA is a CA bundle file; TLSCert and TLSKey a client certificate.
-	TLSCA, TLSCert, TLSKey string
+	TLSCA   string `key:"tls-ca"`
+	TLSCert string `key:"tls-cert"`
+	TLSKey  string `key:"tls-key"`
 	// Domain is the JetStream domain ("" for the server's own).
-	Domain string
+	Domain string `key:"domain"`
 }
 
 // String describes c without its secrets.
