@@ -127,7 +127,7 @@ func promFromFlags(s settings, claim claimFunc, out *[]prometheus.Config) error 
 	}
 	pc.OnEmpty = onEmpty
 	if err := pc.Validate(); err != nil {
-		return usagef("%s", promFlagError(s, pc, err))
+		return mustKind("prometheus").flagError(s, pc.Name, err)
 	}
 	return addCollector(out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc)
 }
@@ -143,33 +143,6 @@ func addCollector[C interface{ Validate() error }](to *[]C, claim claimFunc, whe
 	}
 	*to = append(*to, c)
 	return nil
-}
-
-// promFieldFlags maps the fields query's PrometheusConfig.Validate names, by
-// their YAML keys, to the flags of the collector built from flags.
-var promFieldFlags = []struct{ key, flag string }{
-	{"metric-name", "prometheus-metric-name"},
-	{"address", "prometheus-address"},
-	{"query", "prometheus-query"},
-	{"token", "prometheus-token"},
-	{"app-label", "prometheus-app-label"},
-	{"on-empty", "prometheus-on-empty"},
-}
-
-// promFlagError rewrites an error of PrometheusConfig.Validate ("prometheus
-// metric "q": address http://x: want an http or https URL") to name the
-// flag and its variable ("--prometheus-address (FAS_PROMETHEUS_ADDRESS):
-// http://x: want an http or https URL").
-func promFlagError(s settings, pc prometheus.Config, err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("prometheus metric %q: ", pc.Name))
-	msg = strings.TrimPrefix(msg, "prometheus: ")
-	for _, f := range promFieldFlags {
-		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
-			return s.flagWhere(f.flag) + ": " + strings.TrimLeft(rest, ": ")
-		}
-	}
-	return "--prometheus-* (FAS_PROMETHEUS_*): " + msg
 }
 
 func firstLine(s string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 )
 
 // The kinds of metric source whose options are derived from their Config:
@@ -22,6 +23,7 @@ import (
 // the flag an error about a key names and the options whose values are
 // secrets all come from there: a new kind is one line of sourceKinds.
 var sourceKinds = []sourceKind{
+	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}},
 	{typ: "nats", category: catMetrics, config: nats.Config{}},
 	{typ: "kafka", category: catMetrics, config: kafka.Config{}},
 }

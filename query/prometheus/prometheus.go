@@ -24,23 +24,23 @@ const DefaultAppLabel = "app"
 
 // Config configures one Prometheus source.
 type Config struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
 	// Address is the base URL of the Prometheus HTTP API, for example
 	// https://api.fly.io/prometheus/my-org. Credentials in it
 	// (https://user:pass@host) are sent as basic auth when Token is empty.
-	Address string
+	Address string `key:"address" flag:"prometheus-address" help:"Prometheus {address}, e.g. https://api.fly.io/prometheus/my-org"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"prometheus-metric-name" help:"{name} of the query's value in expressions"`
 	// Query is the PromQL expression. With $APP_NAME or ${APP_NAME} it runs
 	// once per app; without, once per run for the whole fleet.
-	Query string
+	Query string `key:"query" flag:"prometheus-query" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
 	// Token authenticates the queries: "FlyV1 ..." is sent verbatim in the
 	// Authorization header, anything else as "Bearer <token>".
-	Token string
+	Token string `key:"token" flag:"prometheus-token" secret:"true" help:"{token} for Prometheus (FlyV1 tokens sent as is, others as Bearer)"`
 	// AppLabel is the label that names the app in the result of a
 	// fleet-wide query; "" means DefaultAppLabel.
-	AppLabel string
+	AppLabel string `key:"app-label" flag:"prometheus-app-label" help:"{label} naming the app in a fleet-wide query's series (default: app)"`
 	// OnEmpty says what a missing value (no series, or NaN) means.
-	OnEmpty query.OnEmpty
+	OnEmpty query.OnEmpty `key:"on-empty" flag:"prometheus-on-empty" help:"{mode} for a query without series or with NaN: error (skip the app) or zero (default: error)"`
 }
 
 // String describes c without its token or the credentials of its address.
