@@ -52,9 +52,6 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		default:
 			return usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
 		}
-		if err := foreignKeys(c, typ); err != nil {
-			return usagef("%s: %v", where, err)
-		}
 		if err := checkCollectorKeys(where, typ, c); err != nil {
 			return err
 		}

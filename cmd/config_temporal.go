@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
@@ -18,42 +16,9 @@ import (
 // catTemporal is the help category of the Temporal collector's flags.
 const catTemporal = "Temporal"
 
-// temporalFlags are the flags of the collector that FAS_TEMPORAL_*
-// variables define, under the original fly-autoscaler's names.
-func temporalFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "temporal-address", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`, e.g. my-ns.a1b2c.tmprl.cloud:7233"},
-		&cli.StringFlag{Name: "temporal-namespace", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_NAMESPACE"}, Usage: "Temporal `NAMESPACE` queried"},
-		&cli.StringFlag{Name: "temporal-metric-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_METRIC_NAME"}, Usage: "`NAME` of the Temporal value in expressions"},
-		&cli.StringFlag{Name: "temporal-task-queue", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TASK_QUEUE"}, Usage: "task `QUEUE` whose backlog is measured, e.g. jobs-$APP_NAME"},
-		&cli.StringFlag{Name: "temporal-queue-types", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUEUE_TYPES"}, Usage: "task queue `TYPES` whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"},
-		&cli.StringFlag{Name: "temporal-query", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUERY"}, Usage: "visibility `QUERY`: counts running workflows that match it (the original's measure)"},
-		&cli.StringFlag{Name: "temporal-cert-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_CERT_DATA", "FAS_TEMPORAL_CERT_DATA"}, Usage: "client certificate `PEM` for mutual TLS"},
-		&cli.StringFlag{Name: "temporal-key-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"}, Usage: "private key `PEM` of the client certificate"},
-		&cli.StringFlag{Name: "temporal-api-key", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_API_KEY"}, Usage: "Temporal Cloud API `KEY` (implies TLS)"},
-		&cli.StringFlag{Name: "temporal-tls-ca", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_CA"}, Usage: "`PEM` or file of the CAs of the server's certificate (default: the system's)"},
-		&cli.StringFlag{Name: "temporal-tls-server-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_SERVER_NAME"}, Usage: "`NAME` checked against the server's certificate (default: the address's host)"},
-		&cli.BoolFlag{Name: "temporal-tls-insecure-skip-verify", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_INSECURE_SKIP_VERIFY"}, Usage: "accept any server certificate"},
-		&cli.StringFlag{Name: "temporal-requests-per-second", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_REQUESTS_PER_SECOND"}, Usage: "`RATE` of Temporal requests of one run (default: 10)"},
-	}
-}
-
-// temporalFields maps the keys TemporalConfig.Validate names to the flags
-// of the collector built from flags.
-var temporalFields = []struct{ key, flag string }{
-	{"metric-name", "temporal-metric-name"},
-	{"address", "temporal-address"},
-	{"namespace", "temporal-namespace"},
-	{"task-queue", "temporal-task-queue"},
-	{"queue-types", "temporal-queue-types"},
-	{"query", "temporal-query"},
-	{"cert-data", "temporal-cert-data"},
-	{"key-data", "temporal-key-data"},
-	{"api-key", "temporal-api-key"},
-	{"tls-ca", "temporal-tls-ca"},
-	{"tls-server-name", "temporal-tls-server-name"},
-	{"requests-per-second", "temporal-requests-per-second"},
-}
+// temporalFields maps the keys temporal.Config.Validate names to the flags
+// of the collector built from flags (from the Config's tags).
+var temporalFields = mustKind("temporal").fieldFlags()
 
 // temporalFromFile is the TemporalConfig of a metric-collectors entry of
 // type temporal.
@@ -151,33 +116,6 @@ func temporalFlagError(s settings, tc temporal.Config, err error) string {
 		}
 	}
 	return "--temporal-* (FAS_TEMPORAL_*): " + msg
-}
-
-// foreignKeys refuses a metric collector that sets a key of another type,
-// which it would ignore: a namespace on a Prometheus collector, a token on
-// a Temporal one.
-func foreignKeys(c collectorConfig, typ string) error {
-	prom := []struct {
-		key string
-		set bool
-	}{{"token", c.Token != ""}, {"app-label", c.AppLabel != ""}, {"on-empty", c.OnEmpty != ""}}
-	temporalKeys := []struct {
-		key string
-		set bool
-	}{{"namespace", c.Namespace != ""}, {"cert-data", c.CertData != ""}, {"key-data", c.KeyData != ""},
-		{"task-queue", c.TaskQueue != ""}, {"queue-types", len(c.QueueTypes) > 0}, {"api-key", c.APIKey != ""},
-		{"tls-ca", c.TLSCA != ""}, {"tls-server-name", c.TLSServerName != ""},
-		{"tls-insecure-skip-verify", c.TLSInsecureSkipVerify}, {"requests-per-second", c.RequestsPerSecond != ""}}
-	other := temporalKeys
-	if typ == "temporal" {
-		other = prom
-	}
-	for _, k := range other {
-		if k.set {
-			return fmt.Errorf("%s: not a key of a %s collector", k.key, typ)
-		}
-	}
-	return nil
 }
 
 // temporalSources builds the run's Temporal sources. None connects yet:

@@ -78,7 +78,7 @@ func runFlags() []cli.Flag {
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `token` (an org token: fly tokens create org)"},
 	}...)
-	return append(flags, temporalFlags()...)
+	return flags
 }
 
 func runCommand(s *Streams) *cli.Command {

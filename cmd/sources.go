@@ -12,6 +12,7 @@ import (
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
 	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // The kinds of metric source whose options are derived from their Config:
@@ -26,6 +27,7 @@ var sourceKinds = []sourceKind{
 	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}},
 	{typ: "nats", category: catMetrics, config: nats.Config{}},
 	{typ: "kafka", category: catMetrics, config: kafka.Config{}},
+	{typ: "temporal", category: catTemporal, config: temporal.Config{}},
 }
 
 // sourceKind is one kind of metric source.
@@ -92,6 +94,17 @@ func (k sourceKind) keys() []string {
 	for _, o := range k.options() {
 		if o.key != "metric-name" {
 			out = append(out, o.key)
+		}
+	}
+	return out
+}
+
+// fieldFlags maps the keys of k's options that have a flag to the flag.
+func (k sourceKind) fieldFlags() []struct{ key, flag string } {
+	var out []struct{ key, flag string }
+	for _, o := range k.options() {
+		if o.flag != "" {
+			out = append(out, struct{ key, flag string }{o.key, o.flag})
 		}
 	}
 	return out

@@ -44,45 +44,46 @@ var queueTypes = map[string]uint64{
 // Config configures one Temporal source. Exactly one of TaskQueue
 // and Query chooses what it measures.
 type Config struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
 	// Address is the frontend's host:port, for example
 	// my-ns.a1b2c.tmprl.cloud:7233.
-	Address string
+	Address string `key:"address" flag:"temporal-address" help:"Temporal frontend {HOST:PORT}, e.g. my-ns.a1b2c.tmprl.cloud:7233"`
 	// Namespace is the Temporal namespace queried.
-	Namespace string
+	Namespace string `key:"namespace" flag:"temporal-namespace" help:"Temporal {NAMESPACE} queried"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"temporal-metric-name" help:"{NAME} of the Temporal value in expressions"`
 
 	// TaskQueue selects the backlog measure: the approximate number of
 	// tasks waiting in the task queue, summed over QueueTypes. $APP_NAME
 	// in it is replaced by the app's name.
-	TaskQueue string
+	TaskQueue string `key:"task-queue" flag:"temporal-task-queue" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
 	// QueueTypes are the task queue types summed (workflow, activity,
 	// nexus); empty means workflow and activity.
-	QueueTypes []string
+	QueueTypes []string `key:"queue-types" flag:"temporal-queue-types" help:"task queue {TYPES} whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"`
 	// Query selects the original fly-autoscaler's measure: the number of
 	// running workflows that match ExecutionStatus="Running" AND (Query).
 	// $APP_NAME in it is replaced by the app's name.
-	Query string
+	Query string `key:"query" flag:"temporal-query" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
 
 	// CertData and KeyData are the PEM client certificate and private key
 	// of mutual TLS.
-	CertData, KeyData string
+	CertData string `key:"cert-data" flag:"temporal-cert-data" env:"TEMPORAL_TLS_CERT_DATA,FAS_TEMPORAL_CERT_DATA" help:"client certificate {PEM} for mutual TLS"`
+	KeyData  string `key:"key-data" flag:"temporal-key-data" env:"TEMPORAL_TLS_KEY_DATA,FAS_TEMPORAL_KEY_DATA" secret:"true" help:"private key {PEM} of the client certificate"`
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token, over
 	// TLS).
-	APIKey string
+	APIKey string `key:"api-key" flag:"temporal-api-key" secret:"true" help:"Temporal Cloud API {KEY} (implies TLS)"`
 	// TLSCA is the PEM of the certificate authorities that sign the
 	// server's certificate, or the path of a file that holds it; empty
 	// means the system's.
-	TLSCA string
+	TLSCA string `key:"tls-ca" flag:"temporal-tls-ca" help:"{PEM} or file of the CAs of the server's certificate (default: the system's)"`
 	// TLSServerName is the name checked against the server's certificate
 	// (default: the host of Address).
-	TLSServerName string
+	TLSServerName string `key:"tls-server-name" flag:"temporal-tls-server-name" help:"{NAME} checked against the server's certificate (default: the address's host)"`
 	// TLSInsecureSkipVerify accepts any server certificate.
-	TLSInsecureSkipVerify bool
+	TLSInsecureSkipVerify bool `key:"tls-insecure-skip-verify" flag:"temporal-tls-insecure-skip-verify" help:"accept any server certificate"`
 
 	// RequestsPerSecond paces the requests; 0 means
 	// DefaultRequestsPerSecond.
-	RequestsPerSecond float64
+	RequestsPerSecond float64 `key:"requests-per-second" flag:"temporal-requests-per-second" help:"{RATE} of Temporal requests of one run (default: 10)"`
 }
 
 // String describes c without its key data or API key.
