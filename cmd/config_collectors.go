@@ -45,12 +45,12 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		typ := strings.ToLower(strings.TrimSpace(c.Type))
 		switch typ {
 		case "":
-			return usagef("%s: type: missing: use prometheus, temporal, nats or kafka", where)
+			return usagef("%s: type: missing: use %s", where, sourceTypes())
 		case "nats", "kafka":
 			return sources.addFileCollector(where, typ, c, claim)
 		case "prometheus", "temporal":
 		default:
-			return usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
+			return usagef("%s: type %q is not supported: use %s", where, c.Type, sourceTypes())
 		}
 		if err := checkCollectorKeys(where, typ, c); err != nil {
 			return err

@@ -17,7 +17,7 @@ func declaredMetrics(s settings, file *fileConfig) []string {
 	for _, c := range file.MetricCollectors {
 		out = append(out, strings.TrimSpace(c.MetricName))
 	}
-	for _, flag := range []string{"prometheus-metric-name", "temporal-metric-name", "nats-metric-name", "kafka-metric-name"} {
+	for _, flag := range metricNameFlags() {
 		out = append(out, s.str(flag, ""))
 	}
 	return out

@@ -25,9 +25,9 @@ import (
 // secrets all come from there: a new kind is one line of sourceKinds.
 var sourceKinds = []sourceKind{
 	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}},
+	{typ: "temporal", category: catTemporal, config: temporal.Config{}},
 	{typ: "nats", category: catMetrics, config: nats.Config{}},
 	{typ: "kafka", category: catMetrics, config: kafka.Config{}},
-	{typ: "temporal", category: catTemporal, config: temporal.Config{}},
 }
 
 // sourceKind is one kind of metric source.
@@ -165,6 +165,29 @@ func kindOf(typ string) (sourceKind, bool) {
 		return sourceKind{}, false
 	}
 	return sourceKinds[i], true
+}
+
+// sourceTypes lists the types of the registered kinds for a message:
+// "prometheus, temporal, nats or kafka".
+func sourceTypes() string {
+	var types []string
+	for _, k := range sourceKinds {
+		types = append(types, k.typ)
+	}
+	return strings.Join(types[:len(types)-1], ", ") + " or " + types[len(types)-1]
+}
+
+// metricNameFlags returns the flag that names the metric of each kind.
+func metricNameFlags() []string {
+	var out []string
+	for _, k := range sourceKinds {
+		for _, o := range k.options() {
+			if o.key == "metric-name" && o.flag != "" {
+				out = append(out, o.flag)
+			}
+		}
+	}
+	return out
 }
 
 // mustKind returns the registered kind of source of type typ.
