@@ -94,7 +94,6 @@ check-deps: ## enforce the arrows main -> cmd -> {scale, query}, scale/flyapi ->
 # until it is removed from the list.
 MAX_LINES  := 500
 LONG_FILES := \
-	query/promtest/promtest.go \
 	scale/apply.go \
 	scale/flyapi/transport.go \
 	scale/flytest/graphql.go \
