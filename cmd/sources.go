@@ -190,6 +190,20 @@ func metricNameFlags() []string {
 	return out
 }
 
+// collectorKeyNames returns every key a metric collector of some kind
+// takes, type first: the candidates of the nearest-key suggestion.
+func collectorKeyNames() []string {
+	out := []string{"type"}
+	for _, k := range sourceKinds {
+		for _, o := range k.options() {
+			if !slices.Contains(out, o.key) {
+				out = append(out, o.key)
+			}
+		}
+	}
+	return out
+}
+
 // mustKind returns the registered kind of source of type typ.
 func mustKind(typ string) sourceKind {
 	k, ok := kindOf(typ)

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +130,25 @@ func TestSourceKindsRegistered(t *testing.T) {
 		}
 		if err := k.checkKeys("x", []string{"no-such-key"}); err == nil || !strings.Contains(err.Error(), "does not apply to type "+k.typ) {
 			t.Errorf("%s: unknown key: %v", k.typ, err)
+		}
+	}
+}
+
+// TestCollectorKeysMatchConfigs: the config file model reads exactly the
+// keys of the registered kinds' Configs, and the nearest-key suggestion
+// proposes a kind's key for a misspelt one.
+func TestCollectorKeysMatchConfigs(t *testing.T) {
+	t.Parallel()
+	model := yamlTags(reflect.TypeOf(collectorConfig{}))
+	derived := collectorKeyNames()
+	slices.Sort(model)
+	slices.Sort(derived)
+	if !slices.Equal(model, derived) {
+		t.Errorf("config file collector keys %q, the Configs' %q", model, derived)
+	}
+	for typo, want := range map[string]string{"nkey-seed-fil": "nkey-seed-file", "sasl-mechansim": "sasl-mechanism", "requests-per-secnd": "requests-per-second"} {
+		if got := closest(typo, collectorKeyNames()); got != want {
+			t.Errorf("closest(%q) = %q, want %q", typo, got, want)
 		}
 	}
 }
