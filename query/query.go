@@ -9,6 +9,13 @@
 // sources that need the apps and waits for all, Collect gives every
 // metric's value for one app.
 //
+// Each source lives in a package of its own (query/prometheus,
+// query/temporal, query/nats, query/kafka) with a Config and a New. The tags
+// of a Config's fields describe its options for cmd, which derives the
+// flags, variables, config file keys and secrets from them: key (the YAML
+// key), flag, help ({WORD} for the flag's placeholder), env (variables, when
+// not FAS_ and the flag in capitals) and secret:"true".
+//
 // No error or printed value of this package contains a token or the
 // credentials of an address.
 package query
