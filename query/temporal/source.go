@@ -43,7 +43,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // Temporal is a Source backed by a Temporal frontend, called through its
-// gRPC WorkflowService (temporal_wire.go). It connects once, on first use, and every app of
+// gRPC WorkflowService (wire.go). It connects once, on first use, and every app of
 // the run shares that connection, so an unreachable server costs one
 // bounded attempt, not one per app. Requests are paced on the client side.
 // Close it when the run is over.
