@@ -1,7 +1,8 @@
 // The run configuration, one concern per file: config_file.go is the YAML
 // file model, config_precedence.go the order flags > variables > file,
-// config_secrets.go the secrets to redact, and this file builds and
-// validates the one runConfig a command uses.
+// config_secrets.go the secrets to redact, config_expressions.go the
+// target expressions, config_collectors.go the metric collectors, and this
+// file builds and validates the one runConfig a command uses.
 
 package cmd
 
@@ -15,9 +16,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/temporal"
+	"github.com/superfly/fly-autoscaler/scale"
 )
 
 // UsageError is bad input: a flag, variable or config key with a wrong or
@@ -42,8 +46,8 @@ type runConfig struct {
 	apiBaseURL, machinesBaseURL string
 	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
 	noColor    bool
-	collectors []query.PrometheusConfig
-	temporal   []query.TemporalConfig
+	collectors []prometheus.Config
+	temporal   []temporal.Config
 	sources    sourceConfigs // NATS and Kafka
 	render     RenderOptions
 	// columns is COLUMNS's width (0: unset or not a number), which the
@@ -377,29 +381,6 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 	return rc, nil
 }
 
-// declaredMetrics returns the metric names the collectors of the file, the
-// flags and the variables declare, whether or not the collectors are valid.
-func declaredMetrics(s settings, file *fileConfig) []string {
-	var out []string
-	for _, c := range file.MetricCollectors {
-		out = append(out, strings.TrimSpace(c.MetricName))
-	}
-	for _, flag := range []string{"prometheus-metric-name", "temporal-metric-name", "nats-metric-name", "kafka-metric-name"} {
-		out = append(out, s.str(flag, ""))
-	}
-	return out
-}
-
-// appendNew appends the non-empty names that to does not hold yet.
-func appendNew(to []string, names ...string) []string {
-	for _, n := range names {
-		if n != "" && !slices.Contains(to, n) {
-			to = append(to, n)
-		}
-	}
-	return to
-}
-
 // problems are the problems of a configuration. Run stops at the first:
 // add reports that it must. validate sets all: each problem is recorded and
 // the build goes on with a neutral value in place of the bad one, so that
@@ -493,241 +474,6 @@ func duration(s settings, flag, fileVal string, def time.Duration) (time.Duratio
 		return 0, usagef("%s: %v", s.where(flag), err)
 	}
 	return d, nil
-}
-
-// expressions compiles the target expressions with the metric names as
-// variables. A problem with the started or the created target is recorded
-// in p; with p.all, the other is still checked.
-func expressions(s settings, file *fileConfig, metrics []string, p *problems) (scale.Expressions, error) {
-	var x scale.Expressions
-	failed := false
-	for _, kind := range []struct {
-		what           string
-		one, lo, hi    string
-		fOne, fLo, fHi string
-		dstLo, dstHi   **scale.Expr
-	}{
-		{"started", "started-machine-count", "min-started-machine-count", "max-started-machine-count",
-			file.StartedMachineCount, file.MinStartedMachineCount, file.MaxStartedMachineCount, &x.MinStarted, &x.MaxStarted},
-		{"created", "created-machine-count", "min-created-machine-count", "max-created-machine-count",
-			file.CreatedMachineCount, file.MinCreatedMachineCount, file.MaxCreatedMachineCount, &x.MinCreated, &x.MaxCreated},
-	} {
-		err := func() error {
-			one, lo, hi := s.str(kind.one, kind.fOne), s.str(kind.lo, kind.fLo), s.str(kind.hi, kind.fHi)
-			if one != "" && (lo != "" || hi != "") {
-				return usagef("%s: set either it or %s and %s, not both", s.where(kind.one), s.where(kind.lo), s.where(kind.hi))
-			}
-			if lo != "" && hi == "" {
-				return usagef("%s: set together with %s, the upper bound", s.where(kind.lo), s.where(kind.hi))
-			}
-			compile := func(flag, src string) (*scale.Expr, error) {
-				if src == "" {
-					return nil, nil
-				}
-				e, err := compileTarget(src, metrics)
-				if err != nil {
-					return nil, usagef("%s: %v", s.where(flag), err)
-				}
-				// Errors of its evaluation name the option as it was set.
-				label := "--" + flag
-				if s.file != nil && !s.has(flag) {
-					label = flag
-				}
-				return e.Labeled(label), nil
-			}
-			if one != "" {
-				e, err := compile(kind.one, one)
-				if err != nil {
-					return err
-				}
-				*kind.dstLo, *kind.dstHi = e, e
-				return nil
-			}
-			var err error
-			if *kind.dstLo, err = compile(kind.lo, lo); err != nil {
-				return err
-			}
-			*kind.dstHi, err = compile(kind.hi, hi)
-			return err
-		}()
-		if err != nil {
-			failed = true
-			if p.add(err) {
-				return x, err
-			}
-		}
-	}
-	if x == (scale.Expressions{}) && !failed {
-		err := usagef("no target set: give --started-machine-count (FAS_STARTED_MACHINE_COUNT) or --created-machine-count, or their min/max forms")
-		p.add(err)
-		return x, err
-	}
-	return x, nil
-}
-
-// collectors gathers the metric collectors of the config file and the ones
-// the --prometheus-* flags (FAS_PROMETHEUS_*), --temporal-* flags
-// (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
-// go to sources. A problem with one collector is recorded in p; with
-// p.all, the others are still checked.
-func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]query.PrometheusConfig, []query.TemporalConfig, error) {
-	var out []query.PrometheusConfig
-	var temporal []query.TemporalConfig
-	seen := map[string]string{}
-	claim := func(where, name string) error {
-		if slices.Contains(scale.ReservedVars(), name) {
-			return usagef("%s: metric name %q is taken by a fleet or time variable (%s): choose another name", where, name, strings.Join(scale.ReservedVars(), ", "))
-		}
-		if prev, ok := seen[name]; ok && name != "" {
-			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, name, prev)
-		}
-		// The collector as the next error names it: "metric-collectors[0]
-		// (line 5)", not the file's path again.
-		if rest, ok := strings.CutPrefix(where, s.path+":"); ok && s.path != "" {
-			if line, key, ok := strings.Cut(rest, ": "); ok {
-				where = fmt.Sprintf("%s (line %s)", key, line)
-			}
-		}
-		seen[name] = where
-		return nil
-	}
-	fromFile := func(i int, c collectorConfig) error {
-		where := file.collectorAt(s.path, i)
-		typ := strings.ToLower(strings.TrimSpace(c.Type))
-		switch typ {
-		case "":
-			return usagef("%s: type: missing: use prometheus, temporal, nats or kafka", where)
-		case "nats", "kafka":
-			return sources.addFileCollector(where, typ, c, claim)
-		case "prometheus", "temporal":
-		default:
-			return usagef("%s: type %q is not supported: use prometheus, temporal, nats or kafka", where, c.Type)
-		}
-		if err := foreignKeys(c, typ); err != nil {
-			return usagef("%s: %v", where, err)
-		}
-		if err := checkCollectorKeys(where, typ, c); err != nil {
-			return err
-		}
-		if typ == "temporal" {
-			tc, err := temporalFromFile(c)
-			if err != nil {
-				return usagef("%s: %v", where, err)
-			}
-			return addCollector(&temporal, claim, where, tc.Name, tc) // it names where
-		}
-		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
-		if err != nil {
-			return usagef("%s: %v", where, err)
-		}
-		pc := query.PrometheusConfig{Name: c.MetricName, Address: c.Address, Query: c.Query,
-			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
-		return addCollector(&out, claim, where, pc.Name, pc)
-	}
-	for i, c := range file.MetricCollectors {
-		if err := fromFile(i, c); p.add(err) {
-			return nil, nil, err
-		}
-	}
-	tc, err := temporalFromFlags(s)
-	if p.add(err) {
-		return nil, nil, err
-	}
-	if tc != nil {
-		if err := addCollector(&temporal, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
-			return nil, nil, err
-		}
-	}
-	if err := sources.addFlagSources(s, claim); p.add(err) {
-		return nil, nil, err
-	}
-	if err := promFromFlags(s, claim, &out); p.add(err) {
-		return nil, nil, err
-	}
-	return out, temporal, nil
-}
-
-// promFromFlags adds the collector the --prometheus-* flags
-// (FAS_PROMETHEUS_*) define, beside the file's, when any is set: its
-// errors name the flag and the variable of the field, not the YAML key
-// query's Validate knows.
-func promFromFlags(s settings, claim claimFunc, out *[]query.PrometheusConfig) error {
-	c := s.c
-	pc := query.PrometheusConfig{
-		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
-		Address:  strings.TrimSpace(c.String("prometheus-address")),
-		Query:    strings.TrimSpace(c.String("prometheus-query")),
-		Token:    strings.TrimSpace(c.String("prometheus-token")),
-		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
-	}
-	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
-		return nil
-	}
-	for _, f := range []struct{ flag, val, what string }{
-		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
-		{"prometheus-address", pc.Address, "the Prometheus HTTP API base URL, e.g. https://api.fly.io/prometheus/my-org"},
-		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
-	} {
-		if f.val == "" {
-			return usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
-		}
-	}
-	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
-	if err != nil {
-		return usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
-	}
-	pc.OnEmpty = onEmpty
-	if err := pc.Validate(); err != nil {
-		return usagef("%s", promFlagError(s, pc, err))
-	}
-	return addCollector(out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc)
-}
-
-// addCollector claims the metric name of the collector c at where,
-// validates c and appends it to *to.
-func addCollector[C interface{ Validate() error }](to *[]C, claim claimFunc, where, name string, c C) error {
-	if err := claim(where, name); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		return usagef("%s: %v", where, err)
-	}
-	*to = append(*to, c)
-	return nil
-}
-
-// promFieldFlags maps the fields query's PrometheusConfig.Validate names, by
-// their YAML keys, to the flags of the collector built from flags.
-var promFieldFlags = []struct{ key, flag string }{
-	{"metric-name", "prometheus-metric-name"},
-	{"address", "prometheus-address"},
-	{"query", "prometheus-query"},
-	{"token", "prometheus-token"},
-	{"app-label", "prometheus-app-label"},
-	{"on-empty", "prometheus-on-empty"},
-}
-
-// promFlagError rewrites an error of PrometheusConfig.Validate ("prometheus
-// metric "q": address http://x: want an http or https URL") to name the
-// flag and its variable ("--prometheus-address (FAS_PROMETHEUS_ADDRESS):
-// http://x: want an http or https URL").
-func promFlagError(s settings, pc query.PrometheusConfig, err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("prometheus metric %q: ", pc.Name))
-	msg = strings.TrimPrefix(msg, "prometheus: ")
-	for _, f := range promFieldFlags {
-		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
-			return s.flagWhere(f.flag) + ": " + strings.TrimLeft(rest, ": ")
-		}
-	}
-	return "--prometheus-* (FAS_PROMETHEUS_*): " + msg
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
 }
 
 // ownApp is the autoscaler's own app: FLY_APP_NAME, set on every Fly

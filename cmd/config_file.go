@@ -322,7 +322,7 @@ func yamlMessage(path string, lines []string, msg string) string {
 		case "fileConfig":
 			known = yamlTags(reflect.TypeOf(fileConfig{}))
 		case "collectorConfig":
-			known = yamlTags(reflect.TypeOf(collectorConfig{}))
+			known = collectorKeyNames()
 			what = " of a metric collector"
 		case "policyConfig":
 			known = yamlTags(policyType)

@@ -7,8 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // configSecrets lists every secret value of the configuration: the values
@@ -31,10 +32,6 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 	}
 	return append(out, sourceFileSecrets(c, file)...)
 }
-
-// IsSecretOption reports whether a flag, variable or config key holds a
-// secret.
-func IsSecretOption(name string) bool { return query.IsSecretName(name) }
 
 // envSecrets returns the values of the environment's secret variables
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and

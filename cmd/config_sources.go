@@ -1,15 +1,17 @@
 package cmd
 
 import (
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/urfave/cli/v2"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
 )
 
 // The metric sources beside Prometheus: NATS JetStream consumer backlogs and
@@ -63,8 +65,8 @@ func (k *sourceKeys) expand(env Env) {
 
 // sourceConfigs are the run's NATS and Kafka sources, validated.
 type sourceConfigs struct {
-	nats  []query.NATSConfig
-	kafka []query.KafkaConfig
+	nats  []nats.Config
+	kafka []kafka.Config
 }
 
 // names returns the metric names of the sources.
@@ -96,10 +98,10 @@ func (sc sourceConfigs) secrets() []string {
 // files of the flags, variables and config file: the files' contents are
 // secrets that no option name announces.
 func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
-	cfgs := []query.NATSConfig{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
+	cfgs := []nats.Config{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
 	if file != nil {
 		for _, col := range file.MetricCollectors {
-			cfgs = append(cfgs, query.NATSConfig{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
+			cfgs = append(cfgs, nats.Config{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
 		}
 	}
 	var out []string
@@ -130,27 +132,11 @@ func keysOf(col collectorConfig) []string {
 	return out
 }
 
-// collectorKeys are the keys each type of collector takes, besides type and
-// metric-name.
-var collectorKeys = map[string][]string{
-	"prometheus": {"address", "query", "token", "app-label", "on-empty"},
-	"nats": {"url", "stream", "consumer", "include-ack-pending", "creds", "nkey-seed-file", "token", "user", "password",
-		"tls-ca", "tls-cert", "tls-key", "domain"},
-	"kafka": {"brokers", "topic", "group", "unconsumed-from", "sasl-mechanism", "username", "password",
-		"tls", "tls-ca", "tls-cert", "tls-key", "tls-insecure-skip-verify"},
-}
-
-// checkCollectorKeys refuses a key that the collector's type does not take:
-// a stream on a Kafka collector is a mistake, not something to ignore.
+// checkCollectorKeys refuses a key that the collector's type does not
+// take; the keys of each type come from its Config (sources.go).
 func checkCollectorKeys(where, typ string, col collectorConfig) error {
-	allowed, ok := collectorKeys[typ]
-	if !ok {
-		return nil
-	}
-	for _, k := range keysOf(col) {
-		if !slices.Contains(allowed, k) {
-			return usagef("%s: %s does not apply to type %s (its keys: %s)", where, k, typ, strings.Join(allowed, ", "))
-		}
+	if k, ok := kindOf(typ); ok {
+		return k.checkKeys(where, keysOf(col))
 	}
 	return nil
 }
@@ -167,7 +153,7 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 		return err
 	}
 	if typ == "nats" {
-		nc := query.NATSConfig{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
+		nc := nats.Config{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
 			PendingOnly: col.IncludeAckPending != nil && !*col.IncludeAckPending,
 			Creds:       col.Creds, NKeySeedFile: col.NKeySeedFile, Token: col.Token, User: col.User, Password: col.Password,
 			TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey, Domain: col.Domain}
@@ -177,7 +163,7 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 		sc.nats = append(sc.nats, nc)
 		return nil
 	}
-	kc := query.KafkaConfig{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
+	kc := kafka.Config{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
 		UnconsumedFrom: col.UnconsumedFrom, SASLMechanism: col.SASLMechanism, Username: col.Username, Password: col.Password,
 		TLS: col.TLS != nil && *col.TLS, TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey,
 		TLSInsecureSkipVerify: col.TLSInsecureSkipVerify}
@@ -191,48 +177,15 @@ func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig
 	return nil
 }
 
-// sourceFlags are the --nats-* and --kafka-* flags, the environment form
-// of one source of each kind.
+// sourceFlags are the flags of the registered kinds of source
+// (sources.go): --nats-* and --kafka-*, the environment form of one source
+// of each kind.
 func sourceFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "nats-url", Category: catMetrics, EnvVars: []string{"FAS_NATS_URL"}, Usage: "NATS server `URL`s, comma-separated, e.g. nats://nats.internal:4222"},
-		&cli.StringFlag{Name: "nats-metric-name", Category: catMetrics, EnvVars: []string{"FAS_NATS_METRIC_NAME"}, Usage: "`NAME` of the consumer's backlog in expressions"},
-		&cli.StringFlag{Name: "nats-stream", Category: catMetrics, EnvVars: []string{"FAS_NATS_STREAM"}, Usage: "JetStream `STREAM`; $APP_NAME is replaced by the app's name"},
-		&cli.StringFlag{Name: "nats-consumer", Category: catMetrics, EnvVars: []string{"FAS_NATS_CONSUMER"}, Usage: "`CONSUMER` whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "nats-token", Category: catMetrics, EnvVars: []string{"FAS_NATS_TOKEN"}, Usage: "`TOKEN` for the NATS server"},
-		&cli.StringFlag{Name: "nats-creds", Category: catMetrics, EnvVars: []string{"FAS_NATS_CREDS"}, Usage: "NATS credentials `FILE` (.creds)"},
-		&cli.StringFlag{Name: "kafka-brokers", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_BROKERS"}, Usage: "Kafka `BROKERS`, host:port, comma-separated"},
-		&cli.StringFlag{Name: "kafka-metric-name", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_METRIC_NAME"}, Usage: "`NAME` of the group's lag in expressions"},
-		&cli.StringFlag{Name: "kafka-topic", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_TOPIC"}, Usage: "`TOPIC` whose lag is summed over its partitions; $APP_NAME is replaced"},
-		&cli.StringFlag{Name: "kafka-group", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_GROUP"}, Usage: "consumer `GROUP`; $APP_NAME is replaced (default: $APP_NAME)"},
-		&cli.StringFlag{Name: "kafka-sasl-mechanism", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_SASL_MECHANISM"}, Usage: "SASL `MECHANISM`: plain, scram-sha-256 or scram-sha-512"},
-		&cli.StringFlag{Name: "kafka-username", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_USERNAME"}, Usage: "SASL `USER` for Kafka"},
-		&cli.StringFlag{Name: "kafka-password", Category: catMetrics, EnvVars: []string{"FAS_KAFKA_PASSWORD"}, Usage: "SASL `PASSWORD` for Kafka"},
+	var out []cli.Flag
+	for _, k := range sourceKinds {
+		out = append(out, k.flags()...)
 	}
-}
-
-// sourceFieldFlags maps the fields the sources' Validate names, by their
-// YAML keys, to the flags of the sources built from flags.
-var sourceFieldFlags = map[string][]struct{ key, flag string }{
-	"nats": {{"metric-name", "nats-metric-name"}, {"url", "nats-url"}, {"stream", "nats-stream"},
-		{"consumer", "nats-consumer"}, {"token", "nats-token"}, {"creds", "nats-creds"}},
-	"kafka": {{"metric-name", "kafka-metric-name"}, {"brokers", "kafka-brokers"}, {"topic", "kafka-topic"},
-		{"group", "kafka-group"}, {"sasl-mechanism", "kafka-sasl-mechanism"}, {"username, password", "kafka-username"},
-		{"username", "kafka-username"}, {"password", "kafka-password"}},
-}
-
-// flagError rewrites an error of a source's Validate ("kafka metric "lag":
-// topic: empty") to name the flag and its variable.
-func flagError(s settings, typ, name string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s metric %q: ", typ, name))
-	msg = strings.TrimPrefix(msg, typ+": ")
-	for _, f := range sourceFieldFlags[typ] {
-		if rest, ok := strings.CutPrefix(msg, f.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
-			return usagef("%s: %s", s.flagWhere(f.flag), strings.TrimLeft(rest, ": "))
-		}
-	}
-	return usagef("--%s-* (FAS_%s_*): %s", typ, strings.ToUpper(typ), msg)
+	return out
 }
 
 // addFlagSources adds the source of the --nats-* flags and the one of the
@@ -258,7 +211,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 	type check = struct{ flag, val, what string }
 
 	if any("nats-url", "nats-metric-name", "nats-stream", "nats-consumer", "nats-token", "nats-creds") {
-		nc := query.NATSConfig{Name: str("nats-metric-name"), URL: str("nats-url"), Stream: str("nats-stream"),
+		nc := nats.Config{Name: str("nats-metric-name"), URL: str("nats-url"), Stream: str("nats-stream"),
 			Consumer: str("nats-consumer"), Token: str("nats-token"), Creds: str("nats-creds")}
 		if err := missing(
 			check{"nats-metric-name", nc.Name, "the name the expressions use for the backlog"},
@@ -269,7 +222,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 			return err
 		}
 		if err := nc.Validate(); err != nil {
-			return flagError(s, "nats", nc.Name, err)
+			return mustKind("nats").flagError(s, nc.Name, err)
 		}
 		if err := claim(s.flagWhere("nats-metric-name"), nc.Name); err != nil {
 			return err
@@ -277,7 +230,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 		sc.nats = append(sc.nats, nc)
 	}
 	if any("kafka-brokers", "kafka-metric-name", "kafka-topic", "kafka-group", "kafka-sasl-mechanism", "kafka-username", "kafka-password") {
-		kc := query.KafkaConfig{Name: str("kafka-metric-name"), Brokers: []string{str("kafka-brokers")}, Topic: str("kafka-topic"),
+		kc := kafka.Config{Name: str("kafka-metric-name"), Brokers: []string{str("kafka-brokers")}, Topic: str("kafka-topic"),
 			Group: str("kafka-group"), SASLMechanism: str("kafka-sasl-mechanism"), Username: str("kafka-username"), Password: str("kafka-password")}
 		if err := missing(
 			check{"kafka-metric-name", kc.Name, "the name the expressions use for the lag"},
@@ -290,7 +243,7 @@ func (sc *sourceConfigs) addFlagSources(s settings, claim claimFunc) error {
 			return usagef("%s: missing: username and password need the SASL mechanism: plain, scram-sha-256 or scram-sha-512", s.flagWhere("kafka-sasl-mechanism"))
 		}
 		if err := kc.Validate(); err != nil {
-			return flagError(s, "kafka", kc.Name, err)
+			return mustKind("kafka").flagError(s, kc.Name, err)
 		}
 		if err := claim(s.flagWhere("kafka-metric-name"), kc.Name); err != nil {
 			return err
@@ -307,11 +260,11 @@ func (sc sourceConfigs) build(rc *runConfig) ([]query.Source, error) {
 	if rc.verbose && rc.log != nil {
 		opts = append(opts, query.WithTrace(traceLogger(rc.log)))
 	}
-	out, err := appendSources(nil, sc.nats, query.NewNATS, opts...)
+	out, err := appendSources(nil, sc.nats, nats.New, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return appendSources(out, sc.kafka, query.NewKafka, opts...)
+	return appendSources(out, sc.kafka, kafka.New, opts...)
 }
 
 // appendSources builds a source of each configuration with build and

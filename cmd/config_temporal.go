@@ -9,58 +9,25 @@ import (
 	"strings"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
-	"github.com/urfave/cli/v2"
 )
 
 // catTemporal is the help category of the Temporal collector's flags.
 const catTemporal = "Temporal"
 
-// temporalFlags are the flags of the collector that FAS_TEMPORAL_*
-// variables define, under the original fly-autoscaler's names.
-func temporalFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "temporal-address", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`, e.g. my-ns.a1b2c.tmprl.cloud:7233"},
-		&cli.StringFlag{Name: "temporal-namespace", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_NAMESPACE"}, Usage: "Temporal `NAMESPACE` queried"},
-		&cli.StringFlag{Name: "temporal-metric-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_METRIC_NAME"}, Usage: "`NAME` of the Temporal value in expressions"},
-		&cli.StringFlag{Name: "temporal-task-queue", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TASK_QUEUE"}, Usage: "task `QUEUE` whose backlog is measured, e.g. jobs-$APP_NAME"},
-		&cli.StringFlag{Name: "temporal-queue-types", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUEUE_TYPES"}, Usage: "task queue `TYPES` whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"},
-		&cli.StringFlag{Name: "temporal-query", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_QUERY"}, Usage: "visibility `QUERY`: counts running workflows that match it (the original's measure)"},
-		&cli.StringFlag{Name: "temporal-cert-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_CERT_DATA", "FAS_TEMPORAL_CERT_DATA"}, Usage: "client certificate `PEM` for mutual TLS"},
-		&cli.StringFlag{Name: "temporal-key-data", Category: catTemporal, EnvVars: []string{"TEMPORAL_TLS_KEY_DATA", "FAS_TEMPORAL_KEY_DATA"}, Usage: "private key `PEM` of the client certificate"},
-		&cli.StringFlag{Name: "temporal-api-key", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_API_KEY"}, Usage: "Temporal Cloud API `KEY` (implies TLS)"},
-		&cli.StringFlag{Name: "temporal-tls-ca", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_CA"}, Usage: "`PEM` or file of the CAs of the server's certificate (default: the system's)"},
-		&cli.StringFlag{Name: "temporal-tls-server-name", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_SERVER_NAME"}, Usage: "`NAME` checked against the server's certificate (default: the address's host)"},
-		&cli.BoolFlag{Name: "temporal-tls-insecure-skip-verify", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_TLS_INSECURE_SKIP_VERIFY"}, Usage: "accept any server certificate"},
-		&cli.StringFlag{Name: "temporal-requests-per-second", Category: catTemporal, EnvVars: []string{"FAS_TEMPORAL_REQUESTS_PER_SECOND"}, Usage: "`RATE` of Temporal requests of one run (default: 10)"},
-	}
-}
-
-// temporalFields maps the keys TemporalConfig.Validate names to the flags
-// of the collector built from flags.
-var temporalFields = []struct{ key, flag string }{
-	{"metric-name", "temporal-metric-name"},
-	{"address", "temporal-address"},
-	{"namespace", "temporal-namespace"},
-	{"task-queue", "temporal-task-queue"},
-	{"queue-types", "temporal-queue-types"},
-	{"query", "temporal-query"},
-	{"cert-data", "temporal-cert-data"},
-	{"key-data", "temporal-key-data"},
-	{"api-key", "temporal-api-key"},
-	{"tls-ca", "temporal-tls-ca"},
-	{"tls-server-name", "temporal-tls-server-name"},
-	{"requests-per-second", "temporal-requests-per-second"},
-}
+// temporalFields maps the keys temporal.Config.Validate names to the flags
+// of the collector built from flags (from the Config's tags).
+var temporalFields = mustKind("temporal").fieldFlags()
 
 // temporalFromFile is the TemporalConfig of a metric-collectors entry of
 // type temporal.
-func temporalFromFile(c collectorConfig) (query.TemporalConfig, error) {
+func temporalFromFile(c collectorConfig) (temporal.Config, error) {
 	rps, err := requestsPerSecond(c.RequestsPerSecond)
 	if err != nil {
-		return query.TemporalConfig{}, fmt.Errorf("requests-per-second: %w", err)
+		return temporal.Config{}, fmt.Errorf("requests-per-second: %w", err)
 	}
-	return query.TemporalConfig{
+	return temporal.Config{
 		Name: c.MetricName, Address: c.Address, Namespace: c.Namespace,
 		TaskQueue: c.TaskQueue, QueueTypes: splitList(c.QueueTypes...), Query: c.Query,
 		CertData: c.CertData, KeyData: c.KeyData, APIKey: c.APIKey,
@@ -71,9 +38,9 @@ func temporalFromFile(c collectorConfig) (query.TemporalConfig, error) {
 
 // temporalFromFlags is the collector the --temporal-* flags (FAS_TEMPORAL_*)
 // define, or nil when they define none. Its errors name the flags.
-func temporalFromFlags(s settings) (*query.TemporalConfig, error) {
+func temporalFromFlags(s settings) (*temporal.Config, error) {
 	str := func(flag string) string { return s.str(flag, "") }
-	tc := query.TemporalConfig{
+	tc := temporal.Config{
 		Name: str("temporal-metric-name"), Address: str("temporal-address"), Namespace: str("temporal-namespace"),
 		TaskQueue: str("temporal-task-queue"), QueueTypes: splitList(str("temporal-queue-types")), Query: str("temporal-query"),
 		CertData: str("temporal-cert-data"), KeyData: str("temporal-key-data"), APIKey: str("temporal-api-key"),
@@ -127,7 +94,7 @@ func requestsPerSecond(v string) (float64, error) {
 // temporalFlagError rewrites an error of TemporalConfig.Validate
 // ("temporal metric "w": namespace: empty") to name the flag and its
 // variable ("--temporal-namespace (FAS_TEMPORAL_NAMESPACE): empty").
-func temporalFlagError(s settings, tc query.TemporalConfig, err error) string {
+func temporalFlagError(s settings, tc temporal.Config, err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, fmt.Sprintf("temporal metric %q: ", tc.Name))
 	msg = strings.TrimPrefix(msg, "temporal: ")
@@ -151,41 +118,14 @@ func temporalFlagError(s settings, tc query.TemporalConfig, err error) string {
 	return "--temporal-* (FAS_TEMPORAL_*): " + msg
 }
 
-// foreignKeys refuses a metric collector that sets a key of another type,
-// which it would ignore: a namespace on a Prometheus collector, a token on
-// a Temporal one.
-func foreignKeys(c collectorConfig, typ string) error {
-	prom := []struct {
-		key string
-		set bool
-	}{{"token", c.Token != ""}, {"app-label", c.AppLabel != ""}, {"on-empty", c.OnEmpty != ""}}
-	temporal := []struct {
-		key string
-		set bool
-	}{{"namespace", c.Namespace != ""}, {"cert-data", c.CertData != ""}, {"key-data", c.KeyData != ""},
-		{"task-queue", c.TaskQueue != ""}, {"queue-types", len(c.QueueTypes) > 0}, {"api-key", c.APIKey != ""},
-		{"tls-ca", c.TLSCA != ""}, {"tls-server-name", c.TLSServerName != ""},
-		{"tls-insecure-skip-verify", c.TLSInsecureSkipVerify}, {"requests-per-second", c.RequestsPerSecond != ""}}
-	other := temporal
-	if typ == "temporal" {
-		other = prom
-	}
-	for _, k := range other {
-		if k.set {
-			return fmt.Errorf("%s: not a key of a %s collector", k.key, typ)
-		}
-	}
-	return nil
-}
-
 // temporalSources builds the run's Temporal sources. None connects yet:
 // each does on first use.
 func temporalSources(rc *runConfig) ([]query.Source, error) {
-	var opts []query.TemporalOption
+	var opts []temporal.Option
 	if rc.verbose && rc.log != nil {
-		opts = append(opts, query.WithTemporalLogger(rc.log))
+		opts = append(opts, temporal.WithLogger(rc.log))
 	}
-	return appendSources(nil, rc.temporal, query.NewTemporal, opts...)
+	return appendSources(nil, rc.temporal, temporal.New, opts...)
 }
 
 // closeMetrics closes the connections of the run's metric sources.

@@ -68,9 +68,9 @@ func TestTemporalFileErrors(t *testing.T) {
 		{"bad rate", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, requests-per-second: fast}",
 			`CONFIG:5: metric-collectors[0]: requests-per-second: "fast" is not a rate`},
 		{"Prometheus key on Temporal", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q, token: t}",
-			"CONFIG:5: metric-collectors[0]: token: not a key of a temporal collector"},
+			"CONFIG:5: metric-collectors[0]: token does not apply to type temporal (its keys: address, namespace, task-queue,"},
 		{"Temporal key on Prometheus", "{type: prometheus, metric-name: w, address: 'http://h:9090', query: up, namespace: n}",
-			"CONFIG:5: metric-collectors[0]: namespace: not a key of a prometheus collector"},
+			"CONFIG:5: metric-collectors[0]: namespace does not apply to type prometheus (its keys: address, query, token, app-label, on-empty)"},
 		{"unknown type", "{type: nomad, metric-name: w}", `type "nomad" is not supported: use prometheus, temporal, nats or kafka`},
 		{"same name twice", "{type: temporal, metric-name: w, address: 'h:7233', namespace: n, query: q}\n" +
 			"  - {type: prometheus, metric-name: w, address: 'http://h:9090', query: up}",

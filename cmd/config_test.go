@@ -3,9 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/urfave/cli/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // tripwire is an HTTP server that counts every request: a configuration

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -162,7 +163,7 @@ func TestDemoMetricsSpeaksPrometheus(t *testing.T) {
 		{"fleet-wide", `sum by (app) (depth)`, map[string]float64{"a": 1.5, "b": 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := query.NewPrometheus(query.PrometheusConfig{Name: "depth", Address: m.URL, Query: tc.query})
+			p, err := prometheus.New(prometheus.Config{Name: "depth", Address: m.URL, Query: tc.query})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/superfly/fly-autoscaler/query"
+	promsource "github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
@@ -175,7 +175,7 @@ func TestQueryE2E(t *testing.T) {
 				}
 				rep := decodeReport(t, out)
 				a := byApp(rep)["my-app-004"]
-				if a.Status != "failed" || !strings.Contains(a.Reason, `"backlog"`) || !strings.Contains(a.Reason, "no series") || !strings.HasSuffix(a.Reason, query.NoSeriesHint) {
+				if a.Status != "failed" || !strings.Contains(a.Reason, `"backlog"`) || !strings.Contains(a.Reason, "no series") || !strings.HasSuffix(a.Reason, promsource.NoSeriesHint) {
 					t.Errorf("my-app-004: status %s, reason %q; want failed naming the metric backlog and no series, with the way out", a.Status, a.Reason)
 				}
 				for _, c := range srv.Calls() {

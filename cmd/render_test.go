@@ -22,7 +22,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
-	"github.com/superfly/fly-autoscaler/query"
+	promsource "github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
@@ -297,7 +297,7 @@ func fleetReport() *scale.Report {
 			a.Status, a.Reason = scale.Status("paused"), "paused by ops until 18:00 UTC"
 		case i%5 == 0:
 			a.Status, a.Observed, a.Metrics = scale.StatusFailed, false, nil
-			a.Reason = `metrics: metric "queue_depth": query returned no series ` + query.NoSeriesHint
+			a.Reason = `metrics: metric "queue_depth": query returned no series ` + promsource.NoSeriesHint
 		case i%7 == 0:
 			a.Status = scale.StatusSkipped
 			a.Reason = `no machine of group "app" to clone: deploy the app first`

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flyapi"
-	"github.com/urfave/cli/v2"
 )
 
 // Flag categories of the run command's help.
@@ -45,13 +47,6 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "initial-machine-state", Category: catTargets, EnvVars: []string{"FAS_INITIAL_MACHINE_STATE"}, Usage: "`state` of new machines when no started target decides: started or stopped (default: started)"},
 		&cli.StringFlag{Name: "timezone", Category: catTargets, EnvVars: []string{"FAS_TIMEZONE"}, Usage: "IANA time `zone` the time variables (hour, minute, weekday, day, month) are read in, e.g. Europe/Berlin (default: UTC)"},
 		&cli.StringSliceFlag{Name: "regions", Category: catTargets, EnvVars: []string{"FAS_REGIONS"}, Usage: "`regions` new machines are spread over, round-robin (default: the cloned machine's)"},
-
-		&cli.StringFlag{Name: "prometheus-address", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ADDRESS"}, Usage: "Prometheus `address`, e.g. https://api.fly.io/prometheus/my-org"},
-		&cli.StringFlag{Name: "prometheus-metric-name", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_METRIC_NAME"}, Usage: "`name` of the query's value in expressions"},
-		&cli.StringFlag{Name: "prometheus-query", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_QUERY"}, Usage: "PromQL `query`; $APP_NAME is replaced by the app's name"},
-		&cli.StringFlag{Name: "prometheus-token", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_TOKEN"}, Usage: "`token` for Prometheus (FlyV1 tokens sent as is, others as Bearer)"},
-		&cli.StringFlag{Name: "prometheus-app-label", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_APP_LABEL"}, Usage: "`label` naming the app in a fleet-wide query's series (default: app)"},
-		&cli.StringFlag{Name: "prometheus-on-empty", Category: catMetrics, EnvVars: []string{"FAS_PROMETHEUS_ON_EMPTY"}, Usage: "`mode` for a query without series or with NaN: error (skip the app) or zero (default: error)"},
 	}
 	flags = append(flags, sourceFlags()...)
 	flags = append(flags, []cli.Flag{
@@ -83,7 +78,7 @@ func runFlags() []cli.Flag {
 
 		&cli.StringFlag{Name: "api-token", Category: catFly, EnvVars: []string{"FAS_API_TOKEN", "FLY_API_TOKEN"}, Usage: "Fly API `token` (an org token: fly tokens create org)"},
 	}...)
-	return append(flags, temporalFlags()...)
+	return flags
 }
 
 func runCommand(s *Streams) *cli.Command {
@@ -197,7 +192,7 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 	if len(rc.collectors) > 0 || len(rc.temporal) > 0 || len(rc.sources.names()) > 0 {
 		var sources []query.Source
 		for _, pc := range rc.collectors {
-			p, err := query.NewPrometheus(pc, query.WithTransport(promTransport))
+			p, err := prometheus.New(pc, prometheus.WithTransport(promTransport))
 			if err != nil {
 				return scale.Deps{}, &UsageError{Msg: err.Error()}
 			}

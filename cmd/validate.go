@@ -9,7 +9,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // validateCommand checks a configuration offline, for CI: it reads the
@@ -113,22 +116,22 @@ func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) { return nil, 
 func checkSources(rc *runConfig) []error {
 	var errs []error
 	for _, pc := range rc.collectors {
-		if _, err := query.NewPrometheus(pc, query.WithTransport(noNetwork{})); err != nil {
+		if _, err := prometheus.New(pc, prometheus.WithTransport(noNetwork{})); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
 	for _, tc := range rc.temporal {
-		if _, err := query.NewTemporal(tc); err != nil {
+		if _, err := temporal.New(tc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
 	for _, nc := range rc.sources.nats {
-		if _, err := query.NewNATS(nc); err != nil {
+		if _, err := nats.New(nc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}
 	for _, kc := range rc.sources.kafka {
-		if _, err := query.NewKafka(kc); err != nil {
+		if _, err := kafka.New(kc); err != nil {
 			errs = append(errs, &UsageError{Msg: err.Error()})
 		}
 	}

@@ -53,19 +53,19 @@ type Trace struct {
 type Tracer func(Trace)
 
 // SourceOption changes how NewNATS and NewKafka build a source.
-type SourceOption func(*sourceOptions)
+type SourceOption func(*SourceOptions)
 
-type sourceOptions struct {
+type SourceOptions struct {
 	trace Tracer
 }
 
 // WithTrace sets the function that receives a Trace for each request.
 func WithTrace(fn Tracer) SourceOption {
-	return func(o *sourceOptions) { o.trace = fn }
+	return func(o *SourceOptions) { o.trace = fn }
 }
 
-func newSourceOptions(opts []SourceOption) sourceOptions {
-	var o sourceOptions
+func NewSourceOptions(opts []SourceOption) SourceOptions {
+	var o SourceOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -75,8 +75,8 @@ func newSourceOptions(opts []SourceOption) sourceOptions {
 	return o
 }
 
-// traced calls fn and reports it as one request of source.
-func (o sourceOptions) traced(source, request string, fn func() error) error {
+// Traced calls fn and reports it as one request of source.
+func (o SourceOptions) Traced(source, request string, fn func() error) error {
 	start := time.Now()
 	err := fn()
 	o.trace(Trace{Source: source, Request: request, Elapsed: time.Since(start), Err: err})
@@ -168,3 +168,7 @@ func (s *Set) Warnings(app string) []string {
 	defer s.warn.mu.Unlock()
 	return append([]string(nil), s.warn.byApp[app]...)
 }
+
+// DefaultConnectTimeout bounds the one connection attempt of a run to a
+// NATS server or a Kafka broker when the run's deadline is further away.
+const DefaultConnectTimeout = 10 * time.Second

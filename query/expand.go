@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// appVar is the only variable a query may refer to.
-const appVar = "APP_NAME"
+// AppVar is the only variable a query may refer to.
+const AppVar = "APP_NAME"
 
 // maxAppNameLen is the longest app name Fly accepts: an app name is a DNS
 // label (<app>.fly.dev).
@@ -53,10 +53,10 @@ func appVarAt(s string) int {
 	if len(s) < 2 || s[0] != '$' {
 		return 0
 	}
-	if braced := "${" + appVar + "}"; strings.HasPrefix(s, braced) {
+	if braced := "${" + AppVar + "}"; strings.HasPrefix(s, braced) {
 		return len(braced)
 	}
-	plain := "$" + appVar
+	plain := "$" + AppVar
 	if !strings.HasPrefix(s, plain) {
 		return 0
 	}

@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -94,3 +94,5 @@ func newLocal(t *testing.T, h http.Handler) *httptest.Server {
 
 // closedAddr returns an http address on 127.0.0.1 where nothing listens.
 func closedAddr(t *testing.T) string { return "http://" + promtest.ClosedAddr(t) }
+
+const perAppQuery = `sum(queue_depth{app="$APP_NAME"})`

@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
@@ -20,7 +22,7 @@ const (
 
 // collectAll collects every app concurrently, as scale's workers do, each
 // with its own deadline.
-func collectAll(t *testing.T, s *Set, apps []string) (map[string]float64, map[string]error) {
+func collectAll(t *testing.T, s *query.Set, apps []string) (map[string]float64, map[string]error) {
 	t.Helper()
 	ctx := context.Background()
 	s.Prefetch(ctx, apps)
@@ -63,10 +65,10 @@ func TestRealPrometheus(t *testing.T) {
 	}
 	srv := promtest.Start(t, series)
 
-	newSet := func(t *testing.T, query string, onEmpty OnEmpty) *Set {
+	newSet := func(t *testing.T, q string, onEmpty query.OnEmpty) *query.Set {
 		t.Helper()
-		p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL(), Query: query, Token: "test-token", OnEmpty: onEmpty})
-		s, err := NewSet(p)
+		p := newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL(), Query: q, Token: "test-token", OnEmpty: onEmpty})
+		s, err := query.NewSet(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +77,7 @@ func TestRealPrometheus(t *testing.T) {
 
 	t.Run("per-app and fleet-wide agree", func(t *testing.T) {
 		srv.ResetQueries()
-		perApp, errs := collectAll(t, newSet(t, perAppSum, OnEmptyError), apps)
+		perApp, errs := collectAll(t, newSet(t, perAppSum, query.OnEmptyError), apps)
 		if len(errs) > 0 {
 			t.Fatalf("per-app errors: %v", errs)
 		}
@@ -90,13 +92,13 @@ func TestRealPrometheus(t *testing.T) {
 			}
 		}
 		for _, app := range apps {
-			if q := Expand(perAppSum, app); !seen[q] {
+			if q := query.Expand(perAppSum, app); !seen[q] {
 				t.Errorf("no query %q", q)
 			}
 		}
 
 		srv.ResetQueries()
-		fleet, errs := collectAll(t, newSet(t, fleetSum, OnEmptyError), apps)
+		fleet, errs := collectAll(t, newSet(t, fleetSum, query.OnEmptyError), apps)
 		if len(errs) > 0 {
 			t.Fatalf("fleet-wide errors: %v", errs)
 		}
@@ -112,46 +114,46 @@ func TestRealPrometheus(t *testing.T) {
 
 	t.Run("app without series", func(t *testing.T) {
 		const missing = "no-such-app"
-		for _, query := range []string{perAppSum, fleetSum} {
-			s := newSet(t, query, OnEmptyError)
+		for _, q := range []string{perAppSum, fleetSum} {
+			s := newSet(t, q, query.OnEmptyError)
 			s.Prefetch(context.Background(), []string{missing})
-			if _, err := s.Collect(context.Background(), missing); !errors.Is(err, ErrNoData) {
-				t.Errorf("%s, on-empty error: %v, want ErrNoData", query, err)
+			if _, err := s.Collect(context.Background(), missing); !errors.Is(err, query.ErrNoData) {
+				t.Errorf("%s, on-empty error: %v, want ErrNoData", q, err)
 			}
-			s = newSet(t, query, OnEmptyZero)
+			s = newSet(t, q, query.OnEmptyZero)
 			s.Prefetch(context.Background(), []string{missing})
 			if m, err := s.Collect(context.Background(), missing); err != nil || m["queue_depth"] != 0 {
-				t.Errorf("%s, on-empty zero: %v, %v; want 0", query, m, err)
+				t.Errorf("%s, on-empty zero: %v, %v; want 0", q, m, err)
 			}
 		}
 	})
 
 	t.Run("series shapes", func(t *testing.T) {
 		// Unaggregated series carry the app label: each app takes its own.
-		values, errs := collectAll(t, newSet(t, "queue_depth", OnEmptyError), apps[:3])
+		values, errs := collectAll(t, newSet(t, "queue_depth", query.OnEmptyError), apps[:3])
 		for _, app := range apps[:3] {
 			if errs[app] != nil || values[app] != series[app] {
 				t.Errorf("queue_depth, %s: %v, %v; want %v", app, values[app], errs[app], series[app])
 			}
 		}
 		// A series without the app label beside labelled ones is ignored.
-		s := newSet(t, fleetSum+" or vector(1)", OnEmptyError)
+		s := newSet(t, fleetSum+" or vector(1)", query.OnEmptyError)
 		if m, err := s.Collect(context.Background(), "my-app-1"); err != nil || m["queue_depth"] != series["my-app-1"] {
 			t.Errorf("labelled plus unlabelled: %v, %v; want %v", m, err, series["my-app-1"])
 		}
 		// A scalar applies to every app.
-		s = newSet(t, "scalar(sum(queue_depth))", OnEmptyError)
+		s = newSet(t, "scalar(sum(queue_depth))", query.OnEmptyError)
 		if m, err := s.Collect(context.Background(), "my-app-1"); err != nil || m["queue_depth"] != 285 {
 			t.Errorf("scalar: %v, %v; want 285", m, err)
 		}
 		// Many series without the app label: no app can tell which is its own.
-		s = newSet(t, `label_replace(label_replace(queue_depth, "name", "$1", "app", "(.*)"), "app", "", "app", ".*")`, OnEmptyZero)
-		if _, err := s.Collect(context.Background(), "my-app-1"); !errors.Is(err, ErrManySeries) {
+		s = newSet(t, `label_replace(label_replace(queue_depth, "name", "$1", "app", "(.*)"), "app", "", "app", ".*")`, query.OnEmptyZero)
+		if _, err := s.Collect(context.Background(), "my-app-1"); !errors.Is(err, query.ErrManySeries) {
 			t.Errorf("unlabelled series: %v, want ErrManySeries", err)
 		}
 		// A per-app query that matches two series is an error, not a sum.
-		s = newSet(t, `queue_depth{app=~"${APP_NAME}|my-app-1"}`, OnEmptyZero)
-		if _, err := s.Collect(context.Background(), "my-app-2"); !errors.Is(err, ErrManySeries) {
+		s = newSet(t, `queue_depth{app=~"${APP_NAME}|my-app-1"}`, query.OnEmptyZero)
+		if _, err := s.Collect(context.Background(), "my-app-2"); !errors.Is(err, query.ErrManySeries) {
 			t.Errorf("per-app, two series: %v, want ErrManySeries", err)
 		}
 	})
@@ -160,11 +162,11 @@ func TestRealPrometheus(t *testing.T) {
 		srv.Set("my-app-3", 100)
 		srv.Delete("my-app-4")
 		srv.Sync(t)
-		values, errs := collectAll(t, newSet(t, fleetSum, OnEmptyError), []string{"my-app-3", "my-app-4"})
+		values, errs := collectAll(t, newSet(t, fleetSum, query.OnEmptyError), []string{"my-app-3", "my-app-4"})
 		if values["my-app-3"] != 100 {
 			t.Errorf("my-app-3 = %v, want 100", values["my-app-3"])
 		}
-		if !errors.Is(errs["my-app-4"], ErrNoData) {
+		if !errors.Is(errs["my-app-4"], query.ErrNoData) {
 			t.Errorf("deleted my-app-4: %v, want ErrNoData", errs["my-app-4"])
 		}
 	})
@@ -181,10 +183,10 @@ func TestUnreachablePrometheusFailsEveryApp(t *testing.T) {
 		{"500", down.URL, "server error: 500"},
 		{"port closed", closedAddr(t), "connection refused"},
 	} {
-		for _, query := range []string{perAppSum, fleetSum} {
-			t.Run(addr.name+" "+query, func(t *testing.T) {
-				p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: addr.url, Query: query, OnEmpty: OnEmptyZero})
-				s, _ := NewSet(p)
+		for _, q := range []string{perAppSum, fleetSum} {
+			t.Run(addr.name+" "+q, func(t *testing.T) {
+				p := newProm(t, prometheus.Config{Name: "queue_depth", Address: addr.url, Query: q, OnEmpty: query.OnEmptyZero})
+				s, _ := query.NewSet(p)
 				values, errs := collectAll(t, s, apps)
 				if len(values) != 0 {
 					t.Errorf("values %v, want none", values)

@@ -9,6 +9,13 @@
 // sources that need the apps and waits for all, Collect gives every
 // metric's value for one app.
 //
+// Each source lives in a package of its own (query/prometheus,
+// query/temporal, query/nats, query/kafka) with a Config and a New. The tags
+// of a Config's fields describe its options for cmd, which derives the
+// flags, variables, config file keys and secrets from them: key (the YAML
+// key), flag, help ({WORD} for the flag's placeholder), env (variables, when
+// not FAS_ and the flag in capitals) and secret:"true".
+//
 // No error or printed value of this package contains a token or the
 // credentials of an address.
 package query
@@ -43,10 +50,10 @@ type FleetSource interface {
 	CollectFleet(ctx context.Context) (Lookup, error)
 }
 
-// collectApp is the Collect of a source that may be fleet-wide: one that
+// CollectApp is the Collect of a source that may be fleet-wide: one that
 // is runs its fleet-wide query and looks app up in the result; one that is
 // not checks app's name and calls perApp.
-func collectApp(ctx context.Context, s FleetSource, app string, perApp func(ctx context.Context, app string) (float64, error)) (float64, error) {
+func CollectApp(ctx context.Context, s FleetSource, app string, perApp func(ctx context.Context, app string) (float64, error)) (float64, error) {
 	if s.FleetWide() {
 		lookup, err := s.CollectFleet(ctx)
 		if err != nil {
@@ -87,7 +94,8 @@ type resultError struct {
 func (e *resultError) Error() string        { return e.msg }
 func (e *resultError) Is(target error) bool { return target == e.kind }
 
-func resultErrorf(kind error, format string, args ...any) error {
+// ResultErrorf returns an error worded by format that matches kind.
+func ResultErrorf(kind error, format string, args ...any) error {
 	return &resultError{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
@@ -95,10 +103,10 @@ func resultErrorf(kind error, format string, args ...any) error {
 // scaling expressions.
 var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// checkName checks the name of a metric of the given kind ("prometheus",
+// CheckName checks the name of a metric of the given kind ("prometheus",
 // "nats", ...) as every source does, and returns the function that words
 // the source's other configuration errors: the kind and the metric first.
-func checkName(kind, name string) (errorf func(format string, args ...any) error, err error) {
+func CheckName(kind, name string) (errorf func(format string, args ...any) error, err error) {
 	if name == "" {
 		return nil, fmt.Errorf("%s: metric-name: empty", kind)
 	}

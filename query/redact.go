@@ -35,9 +35,9 @@ var (
 	CutScheme    = redact.CutScheme
 )
 
-// secrets returns the strings that must never appear in text about a source
+// CredentialSecrets returns the strings that must never appear in text about a source
 // configured with token and the userinfo of its address.
-func secrets(token string, user *url.Userinfo) []string {
+func CredentialSecrets(token string, user *url.Userinfo) []string {
 	out := SecretForms(token)
 	if user != nil {
 		pass, hasPass := user.Password()
@@ -53,10 +53,10 @@ func secrets(token string, user *url.Userinfo) []string {
 	return out
 }
 
-// redactError returns err with secrets removed from its text. The result
+// RedactError returns err with secrets removed from its text. The result
 // still unwraps to err, so errors.Is and errors.As keep working; the body of
 // a Prometheus API error (its Detail) is cleaned in place.
-func redactError(err error, secrets []string) error {
+func RedactError(err error, secrets []string) error {
 	if err == nil {
 		return nil
 	}
@@ -87,11 +87,11 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// authorization returns the Authorization header value for token, or for the
+// Authorization returns the Authorization header value for token, or for the
 // credentials of the address when token is empty: a Fly macaroon token
 // ("FlyV1 ...") and a token that already carries "Bearer " are sent verbatim,
 // any other token as "Bearer <token>".
-func authorization(token string, user *url.Userinfo) string {
+func Authorization(token string, user *url.Userinfo) string {
 	if token != "" {
 		if _, _, ok := CutScheme(token); ok {
 			return token
@@ -107,16 +107,16 @@ func authorization(token string, user *url.Userinfo) string {
 	return ""
 }
 
-// authTransport sets the Authorization header on every request.
-type authTransport struct {
-	header string
-	base   http.RoundTripper
+// AuthTransport sets the Authorization header on every request.
+type AuthTransport struct {
+	Header string
+	Base   http.RoundTripper
 }
 
-func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.header != "" {
+func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.Header != "" {
 		req = req.Clone(req.Context())
-		req.Header.Set("Authorization", t.header)
+		req.Header.Set("Authorization", t.Header)
 	}
-	return t.base.RoundTrip(req)
+	return t.Base.RoundTrip(req)
 }

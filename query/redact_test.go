@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 )
 
 // assertClean fails if any form of the values of err, or the source and its
@@ -83,12 +86,12 @@ func TestTokenNeverLeaks(t *testing.T) {
 			if tt.query == "" {
 				tt.query = "up"
 			}
-			cfg := PrometheusConfig{Name: "q", Address: tt.address, Query: tt.query, Token: tt.token}
+			cfg := prometheus.Config{Name: "q", Address: tt.address, Query: tt.query, Token: tt.token}
 			p := newProm(t, cfg)
 			_, err := p.Collect(context.Background(), "my-app")
 			assertClean(t, err, secrets, cfg, p)
 
-			set, serr := NewSet(p)
+			set, serr := query.NewSet(p)
 			if serr != nil {
 				t.Fatal(serr)
 			}
@@ -99,11 +102,11 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 
 	t.Run("invalid address", func(t *testing.T) {
-		cfg := PrometheusConfig{Name: "q", Address: "http://admin:" + pass + "@host:port/", Query: "up", Token: token}
-		_, err := NewPrometheus(cfg)
+		cfg := prometheus.Config{Name: "q", Address: "http://admin:" + pass + "@host:port/", Query: "up", Token: token}
+		_, err := prometheus.New(cfg)
 		assertClean(t, err, secrets, cfg)
 		cfg.Address = "ftp://" + user + "@host/"
-		_, err = NewPrometheus(cfg)
+		_, err = prometheus.New(cfg)
 		assertClean(t, err, secrets, cfg)
 	})
 }

@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promfake"
 )
 
@@ -25,7 +27,7 @@ type metrics interface {
 	Collect(ctx context.Context, app string) (map[string]float64, error)
 }
 
-var _ metrics = (*Set)(nil)
+var _ metrics = (*query.Set)(nil)
 
 // constSource is a per-app Source that is not Prometheus.
 type constSource struct {
@@ -63,23 +65,23 @@ func fleetFixture(apps []string) string {
 
 func TestNewSet(t *testing.T) {
 	a, b := constSource{name: "a"}, constSource{name: "b"}
-	s, err := NewSet(b, a)
+	s, err := query.NewSet(b, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.names(); len(got) != 2 || got[0] != "b" || got[1] != "a" {
+	if got := query.SetNames(s); len(got) != 2 || got[0] != "b" || got[1] != "a" {
 		t.Errorf("names() = %v, want [b a]", got)
 	}
-	if _, err := NewSet(a, b, constSource{name: "a"}); err == nil || err.Error() != `metric "a": defined twice` {
+	if _, err := query.NewSet(a, b, constSource{name: "a"}); err == nil || err.Error() != `metric "a": defined twice` {
 		t.Errorf("duplicate names: error %v", err)
 	}
-	if _, err := NewSet(constSource{}); err == nil {
+	if _, err := query.NewSet(constSource{}); err == nil {
 		t.Error("empty name: no error")
 	}
-	if _, err := NewSet(a, nil); err == nil {
+	if _, err := query.NewSet(a, nil); err == nil {
 		t.Error("nil source: no error")
 	}
-	empty, err := NewSet()
+	empty, err := query.NewSet()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +97,9 @@ func TestSetCollectMixed(t *testing.T) {
 		`sum(queue_depth{app="app-b"})`: {file: "vector_many.json"},
 		`sum by (app) (queue_depth)`:    {file: "fleet_by_app.json"},
 	})
-	per := newProm(t, PrometheusConfig{Name: "per_app", Address: srv.URL, Query: perAppQuery})
-	fleet := newProm(t, PrometheusConfig{Name: "fleet", Address: srv.URL, Query: `sum by (app) (queue_depth)`})
-	s, err := NewSet(per, fleet, constSource{name: "const", v: 3})
+	per := newProm(t, prometheus.Config{Name: "per_app", Address: srv.URL, Query: perAppQuery})
+	fleet := newProm(t, prometheus.Config{Name: "fleet", Address: srv.URL, Query: `sum by (app) (queue_depth)`})
+	s, err := query.NewSet(per, fleet, constSource{name: "const", v: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +118,11 @@ func TestSetCollectMixed(t *testing.T) {
 	if err == nil || err.Error() != `metric "per_app": query returned 3 series, want 1` {
 		t.Errorf("Collect(app-b) error %v", err)
 	}
-	if !errors.Is(err, ErrManySeries) {
-		t.Errorf("errors.Is(%v, ErrManySeries) = false", err)
+	if !errors.Is(err, query.ErrManySeries) {
+		t.Errorf("errors.Is(%v, query.ErrManySeries) = false", err)
 	}
 
-	s2, _ := NewSet(constSource{name: "broken", err: errors.New("lag unknown")})
+	s2, _ := query.NewSet(constSource{name: "broken", err: errors.New("lag unknown")})
 	if _, err := s2.Collect(context.Background(), "app-a"); err == nil || err.Error() != `metric "broken": lag unknown` {
 		t.Errorf("error %v, want the metric named", err)
 	}
@@ -132,8 +134,8 @@ func TestSetFleetQueriedOnce(t *testing.T) {
 	for _, prefetch := range []bool{true, false} {
 		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
 			srv := newFakeProm(t, map[string]reply{q: {body: fleetFixture(apps), delay: 50 * time.Millisecond}})
-			p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL, Query: q})
-			s, err := NewSet(p)
+			p := newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q})
+			s, err := query.NewSet(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,8 +192,8 @@ func TestSetFleetErrorForEveryApp(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, srv := tt.address(t)
-			p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: addr, Query: q, OnEmpty: OnEmptyZero})
-			s, _ := NewSet(p)
+			p := newProm(t, prometheus.Config{Name: "queue_depth", Address: addr, Query: q, OnEmpty: query.OnEmptyZero})
+			s, _ := query.NewSet(p)
 			s.Prefetch(context.Background(), apps)
 			for _, app := range apps {
 				m, err := s.Collect(context.Background(), app)
@@ -210,7 +212,7 @@ func TestSetFleetErrorForEveryApp(t *testing.T) {
 
 func TestSetPrefetchWithoutApps(t *testing.T) {
 	srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
-	s, _ := NewSet(newProm(t, PrometheusConfig{Name: "up", Address: srv.URL, Query: "up"}))
+	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "up", Address: srv.URL, Query: "up"}))
 	s.Prefetch(context.Background(), nil)
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("Prefetch with no apps sent %d queries, want 0", n)
@@ -223,7 +225,7 @@ func TestSetLazyFleetCallerDeadline(t *testing.T) {
 	const q = "sum by (app) (queue_depth)"
 	block := make(chan struct{})
 	srv := newFakeProm(t, map[string]reply{q: {body: fleetFixture([]string{"app-0", "app-1"}), block: block}})
-	s, _ := NewSet(newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL, Query: q}))
+	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q}))
 
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -245,7 +247,7 @@ func TestSetLazyFleetTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	srv := newFakeProm(t, map[string]reply{q: {block: block}})
-	s, _ := NewSet(newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL, Query: q}))
+	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q}))
 	s.FleetTimeout = 100 * time.Millisecond
 	_, err := s.Collect(context.Background(), "app-0")
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -266,7 +268,7 @@ func (*recordingBatch) Collect(context.Context, string) (float64, error) {
 	return 0, errors.New("read outside the batch")
 }
 
-func (b *recordingBatch) Start(_ context.Context, apps []string) (Batch, error) {
+func (b *recordingBatch) Start(_ context.Context, apps []string) (query.Batch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.starts = append(b.starts, apps)
@@ -282,8 +284,8 @@ func (b *recordingBatch) started() [][]string {
 // fixedBatch reads its value for every app.
 type fixedBatch float64
 
-func (v fixedBatch) Read(context.Context, string) (Reading, error) {
-	return Reading{Value: float64(v)}, nil
+func (v fixedBatch) Read(context.Context, string) (query.Reading, error) {
+	return query.Reading{Value: float64(v)}, nil
 }
 func (fixedBatch) Close() error { return nil }
 
@@ -291,7 +293,7 @@ func (fixedBatch) Close() error { return nil }
 // source, over a fake Prometheus served in memory whose answers wait until
 // release is closed. cancelled counts the queries whose request ended
 // before their answer.
-func heldFleet(t *testing.T, apps []string) (s *Set, h *promfake.Handler, b *recordingBatch, release chan struct{}, cancelled *atomic.Int64) {
+func heldFleet(t *testing.T, apps []string) (s *query.Set, h *promfake.Handler, b *recordingBatch, release chan struct{}, cancelled *atomic.Int64) {
 	t.Helper()
 	release, cancelled = make(chan struct{}), new(atomic.Int64)
 	h = &promfake.Handler{Answer: func(ctx context.Context, q promfake.Request) promfake.Reply {
@@ -303,11 +305,11 @@ func heldFleet(t *testing.T, apps []string) (s *Set, h *promfake.Handler, b *rec
 			return promfake.Reply{}
 		}
 	}}
-	rt := WithTransport(h.Transport())
+	rt := prometheus.WithTransport(h.Transport())
 	b = &recordingBatch{}
-	s, err := NewSet(
-		newProm(t, PrometheusConfig{Name: "depth", Address: "http://prometheus.invalid", Query: "sum by (app) (queue_depth)"}, rt),
-		newProm(t, PrometheusConfig{Name: "lag", Address: "http://prometheus.invalid", Query: "sum by (app) (lag)"}, rt),
+	s, err := query.NewSet(
+		newProm(t, prometheus.Config{Name: "depth", Address: "http://prometheus.invalid", Query: "sum by (app) (queue_depth)"}, rt),
+		newProm(t, prometheus.Config{Name: "lag", Address: "http://prometheus.invalid", Query: "sum by (app) (lag)"}, rt),
 		b)
 	if err != nil {
 		t.Fatal(err)
@@ -389,4 +391,13 @@ func TestSetStartThenPrefetchWithoutApps(t *testing.T) {
 			t.Errorf("batch source opened %d times with no apps", n)
 		}
 	})
+}
+
+func newProm(t *testing.T, cfg prometheus.Config, opts ...prometheus.Option) *prometheus.Prometheus {
+	t.Helper()
+	p, err := prometheus.New(cfg, opts...)
+	if err != nil {
+		t.Fatalf("NewPrometheus: %v", err)
+	}
+	return p
 }

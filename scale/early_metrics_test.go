@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flyapi"
@@ -80,8 +81,8 @@ func (p *promInMemory) seen() []promArrival {
 // over prom.
 func fleetMetrics(t *testing.T, prom *promInMemory) *query.Set {
 	t.Helper()
-	p, err := query.NewPrometheus(query.PrometheusConfig{Name: "queue_depth", Address: "http://prometheus.invalid", Query: fleetQuery},
-		query.WithTransport(prom))
+	p, err := prometheus.New(prometheus.Config{Name: "queue_depth", Address: "http://prometheus.invalid", Query: fleetQuery},
+		prometheus.WithTransport(prom))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/superfly/fly-autoscaler/cmd"
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -83,7 +83,7 @@ func decode(t *testing.T, out string) report {
 // the starts asynchronously, and the run must see them settled.
 func waitBacklog(t *testing.T, s *server, want map[string]int) {
 	t.Helper()
-	probe := newSource(t, s, query.TemporalConfig{TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"workflow"}})
+	probe := newSource(t, s, temporal.Config{TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"workflow"}})
 	for app, n := range want {
 		eventually(t, "backlog of "+app, func() error {
 			v, err := collect(probe, app)
@@ -163,7 +163,7 @@ func TestOriginalConfigRunsUnchanged(t *testing.T) {
 		}
 	}
 	// The visibility store sees the starts asynchronously.
-	probe := newSource(t, s, query.TemporalConfig{Query: `TaskQueue="jobs-$APP_NAME"`})
+	probe := newSource(t, s, temporal.Config{Query: `TaskQueue="jobs-$APP_NAME"`})
 	for app, n := range running {
 		eventually(t, "running workflows of "+app, func() error {
 			v, err := collect(probe, app)

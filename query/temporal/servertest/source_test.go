@@ -10,11 +10,12 @@ import (
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // newSource returns a Temporal source on s's default namespace, closed when
 // the test ends.
-func newSource(t *testing.T, s *server, cfg query.TemporalConfig, opts ...query.TemporalOption) *query.Temporal {
+func newSource(t *testing.T, s *server, cfg temporal.Config, opts ...temporal.Option) *temporal.Temporal {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "jobs"
@@ -25,7 +26,7 @@ func newSource(t *testing.T, s *server, cfg query.TemporalConfig, opts ...query.
 	if cfg.Namespace == "" {
 		cfg.Namespace = s.GetDefaultNamespace()
 	}
-	src, err := query.NewTemporal(cfg, opts...)
+	src, err := temporal.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +60,10 @@ func TestBacklogAndRunningCount(t *testing.T) {
 		}
 	}
 
-	backlog := newSource(t, s, query.TemporalConfig{TaskQueue: "jobs-$APP_NAME"})
-	workflowsOnly := newSource(t, s, query.TemporalConfig{TaskQueue: "jobs-${APP_NAME}", QueueTypes: []string{"workflow"}})
-	activitiesOnly := newSource(t, s, query.TemporalConfig{TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"activity"}})
-	running := newSource(t, s, query.TemporalConfig{Query: `TaskQueue = "jobs-$APP_NAME"`})
+	backlog := newSource(t, s, temporal.Config{TaskQueue: "jobs-$APP_NAME"})
+	workflowsOnly := newSource(t, s, temporal.Config{TaskQueue: "jobs-${APP_NAME}", QueueTypes: []string{"workflow"}})
+	activitiesOnly := newSource(t, s, temporal.Config{TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"activity"}})
+	running := newSource(t, s, temporal.Config{Query: `TaskQueue = "jobs-$APP_NAME"`})
 	for app, n := range apps {
 		for _, c := range []struct {
 			src  query.Source
@@ -94,7 +95,7 @@ func TestBacklogAndRunningCount(t *testing.T) {
 func TestFleetWideQueryAsksOnce(t *testing.T) {
 	s := startServer(t)
 	s.startJobs(t, "shared-queue", 2)
-	probe := newSource(t, s, query.TemporalConfig{Query: `TaskQueue = "shared-queue"`})
+	probe := newSource(t, s, temporal.Config{Query: `TaskQueue = "shared-queue"`})
 	eventually(t, "count the shared queue", func() error {
 		v, err := collect(probe, "app-a")
 		if err == nil && v != 2 {
@@ -102,7 +103,7 @@ func TestFleetWideQueryAsksOnce(t *testing.T) {
 		}
 		return err
 	})
-	src := newSource(t, s, query.TemporalConfig{Query: `TaskQueue = "shared-queue"`})
+	src := newSource(t, s, temporal.Config{Query: `TaskQueue = "shared-queue"`})
 	set, err := query.NewSet(src)
 	if err != nil {
 		t.Fatal(err)
@@ -128,23 +129,23 @@ func TestErrorsFailTheApp(t *testing.T) {
 	const apiKey = "tmprl-api-key-never-printed-123"
 	for _, tc := range []struct {
 		name    string
-		cfg     query.TemporalConfig
+		cfg     temporal.Config
 		timeout time.Duration
 		want    []string
 	}{
-		{"missing namespace, backlog", query.TemporalConfig{Namespace: "no-such-namespace", TaskQueue: "jobs-$APP_NAME"}, 0,
+		{"missing namespace, backlog", temporal.Config{Namespace: "no-such-namespace", TaskQueue: "jobs-$APP_NAME"}, 0,
 			[]string{`describe task queue "jobs-app-a" (workflow): not found: `, "no-such-namespace"}},
-		{"missing namespace, running", query.TemporalConfig{Namespace: "no-such-namespace", Query: `TaskQueue = "jobs-$APP_NAME"`}, 0,
+		{"missing namespace, running", temporal.Config{Namespace: "no-such-namespace", Query: `TaskQueue = "jobs-$APP_NAME"`}, 0,
 			[]string{"count workflows", "not found: ", "no-such-namespace"}},
-		{"bad query", query.TemporalConfig{Query: `TaskQueue = `}, 0,
+		{"bad query", temporal.Config{Query: `TaskQueue = `}, 0,
 			[]string{`count workflows ExecutionStatus="Running" AND (TaskQueue =): invalid argument: `}},
-		{"unknown search attribute", query.TemporalConfig{Query: `NoSuchAttribute = "$APP_NAME"`}, 0,
+		{"unknown search attribute", temporal.Config{Query: `NoSuchAttribute = "$APP_NAME"`}, 0,
 			[]string{"invalid argument: ", "NoSuchAttribute"}},
-		{"permission denied", query.TemporalConfig{TaskQueue: deniedPrefix + "$APP_NAME"}, 0,
+		{"permission denied", temporal.Config{TaskQueue: deniedPrefix + "$APP_NAME"}, 0,
 			[]string{"permission denied (check api-key or the client certificate): "}},
-		{"unavailable", query.TemporalConfig{TaskQueue: unavailablePrefix + "$APP_NAME"}, 2 * time.Second,
+		{"unavailable", temporal.Config{TaskQueue: unavailablePrefix + "$APP_NAME"}, 2 * time.Second,
 			[]string{"unavailable: ", "frontend is shutting down"}},
-		{"deadline", query.TemporalConfig{Query: `TaskQueue = "` + slowPrefix + `$APP_NAME"`}, time.Second,
+		{"deadline", temporal.Config{Query: `TaskQueue = "` + slowPrefix + `$APP_NAME"`}, time.Second,
 			[]string{"deadline exceeded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +172,7 @@ func TestErrorsFailTheApp(t *testing.T) {
 	t.Run("secrets redacted", func(t *testing.T) {
 		pki := promtest.NewPKI(t)
 		proxy := tlsProxy(t, pki, s.GetFrontendHostPort(), false)
-		src := newSource(t, s, query.TemporalConfig{Address: proxy, TaskQueue: deniedPrefix + "$APP_NAME",
+		src := newSource(t, s, temporal.Config{Address: proxy, TaskQueue: deniedPrefix + "$APP_NAME",
 			APIKey: apiKey, TLSCA: pki.CAPEM, TLSServerName: serverName})
 		_, err := collect(src, "app-a")
 		if err == nil || !strings.Contains(err.Error(), "permission denied") {
@@ -193,7 +194,7 @@ func TestPacing(t *testing.T) {
 	s := startServer(t)
 	const apps, workers = 20, 8
 	run := func(prefix string, rps float64) []request {
-		src := newSource(t, s, query.TemporalConfig{TaskQueue: prefix + "$APP_NAME", RequestsPerSecond: rps})
+		src := newSource(t, s, temporal.Config{TaskQueue: prefix + "$APP_NAME", RequestsPerSecond: rps})
 		var wg sync.WaitGroup
 		next := make(chan int)
 		for range workers {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // serverName is the name in the test server's certificate.
@@ -93,7 +93,7 @@ func TestTLS(t *testing.T) {
 	clientCert, clientKey := p.Issue(t, "fly-autoscaler")
 	const apiKey = "tmprl-api-key-for-the-tls-test"
 
-	good := query.TemporalConfig{Address: mutual, TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"workflow"},
+	good := temporal.Config{Address: mutual, TaskQueue: "jobs-$APP_NAME", QueueTypes: []string{"workflow"},
 		CertData: clientCert, KeyData: clientKey, TLSCA: p.CAPEM, TLSServerName: serverName, APIKey: apiKey}
 	src := newSource(t, s, good)
 	eventually(t, "backlog over mutual TLS", func() error {
@@ -110,17 +110,17 @@ func TestTLS(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		change func(*query.TemporalConfig)
+		change func(*temporal.Config)
 		want   string
 	}{
-		{"no client certificate", func(c *query.TemporalConfig) { c.CertData, c.KeyData = "", "" }, "connect to "},
-		{"system CAs only", func(c *query.TemporalConfig) { c.TLSCA = "" }, "certificate"},
-		{"wrong server name", func(c *query.TemporalConfig) { c.TLSServerName = "other.test" }, "other.test"},
+		{"no client certificate", func(c *temporal.Config) { c.CertData, c.KeyData = "", "" }, "connect to "},
+		{"system CAs only", func(c *temporal.Config) { c.TLSCA = "" }, "certificate"},
+		{"wrong server name", func(c *temporal.Config) { c.TLSServerName = "other.test" }, "other.test"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := good
 			tc.change(&cfg)
-			src := newSource(t, s, cfg, query.WithConnectTimeout(3*time.Second))
+			src := newSource(t, s, cfg, temporal.WithConnectTimeout(3*time.Second))
 			_, err := collect(src, "app-a")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one that says %q", err, tc.want)

@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // workflowservice.v1, the protos of go.temporal.io/api) that the source
 // makes, with the few fields it sends and reads, encoded by hand: the
 // generated types of go.temporal.io/api would link all of Temporal's API,
-// some 5 MB of the binary, for three messages. query/temporal_wire_test.go
+// some 5 MB of the binary, for three messages. wire_test.go
 // checks each encoding against go.temporal.io/api's own types.
 const (
 	temporalService               = "/temporal.api.workflowservice.v1.WorkflowService/"

@@ -1,4 +1,4 @@
-package query
+package prometheus
 
 import (
 	"context"
@@ -14,45 +14,47 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // DefaultAppLabel is the label that carries the app name in the result of a
 // fleet-wide query.
 const DefaultAppLabel = "app"
 
-// PrometheusConfig configures one Prometheus source.
-type PrometheusConfig struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
+// Config configures one Prometheus source.
+type Config struct {
 	// Address is the base URL of the Prometheus HTTP API, for example
 	// https://api.fly.io/prometheus/my-org. Credentials in it
 	// (https://user:pass@host) are sent as basic auth when Token is empty.
-	Address string
+	Address string `key:"address" flag:"prometheus-address" help:"Prometheus {address}, e.g. https://api.fly.io/prometheus/my-org"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"prometheus-metric-name" help:"{name} of the query's value in expressions"`
 	// Query is the PromQL expression. With $APP_NAME or ${APP_NAME} it runs
 	// once per app; without, once per run for the whole fleet.
-	Query string
+	Query string `key:"query" flag:"prometheus-query" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
 	// Token authenticates the queries: "FlyV1 ..." is sent verbatim in the
 	// Authorization header, anything else as "Bearer <token>".
-	Token string
+	Token string `key:"token" flag:"prometheus-token" secret:"true" help:"{token} for Prometheus (FlyV1 tokens sent as is, others as Bearer)"`
 	// AppLabel is the label that names the app in the result of a
 	// fleet-wide query; "" means DefaultAppLabel.
-	AppLabel string
+	AppLabel string `key:"app-label" flag:"prometheus-app-label" help:"{label} naming the app in a fleet-wide query's series (default: app)"`
 	// OnEmpty says what a missing value (no series, or NaN) means.
-	OnEmpty OnEmpty
+	OnEmpty query.OnEmpty `key:"on-empty" flag:"prometheus-on-empty" help:"{mode} for a query without series or with NaN: error (skip the app) or zero (default: error)"`
 }
 
 // String describes c without its token or the credentials of its address.
-func (c PrometheusConfig) String() string {
+func (c Config) String() string {
 	tok := ""
 	if c.Token != "" {
-		tok = " token=" + redacted
+		tok = " token=" + query.Redacted
 	}
 	return fmt.Sprintf("prometheus metric %q address=%s query=%q app-label=%q on-empty=%s%s",
-		c.Name, RedactURL(c.Address), c.Query, c.AppLabel, c.OnEmpty, tok)
+		c.Name, query.RedactURL(c.Address), c.Query, c.AppLabel, c.OnEmpty, tok)
 }
 
 // GoString keeps the token out of %#v.
-func (c PrometheusConfig) GoString() string { return c.String() }
+func (c Config) GoString() string { return c.String() }
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -61,19 +63,19 @@ var quotedPiece = regexp.MustCompile(` ?"[^"]*"`)
 
 // Validate checks c. Its errors name the field by its configuration key
 // (metric-name, address, query, token, app-label, on-empty).
-func (c PrometheusConfig) Validate() error {
+func (c Config) Validate() error {
 	_, _, err := c.normalize()
 	return err
 }
 
 // normalize validates c and returns it with the token trimmed, the app label
 // defaulted and the credentials taken out of the address.
-func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
-	errorf, err := checkName("prometheus", c.Name)
+func (c Config) normalize() (Config, *url.Userinfo, error) {
+	errorf, err := query.CheckName("prometheus", c.Name)
 	if err != nil {
 		return c, nil, err
 	}
-	fail := func(format string, args ...any) (PrometheusConfig, *url.Userinfo, error) {
+	fail := func(format string, args ...any) (Config, *url.Userinfo, error) {
 		return c, nil, errorf(format, args...)
 	}
 	if strings.TrimSpace(c.Query) == "" {
@@ -89,7 +91,7 @@ func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
 	if !labelPattern.MatchString(c.AppLabel) {
 		return fail("app-label %q: not a valid label name", c.AppLabel)
 	}
-	if c.OnEmpty != OnEmptyError && c.OnEmpty != OnEmptyZero {
+	if c.OnEmpty != query.OnEmptyError && c.OnEmpty != query.OnEmptyZero {
 		return fail("on-empty: %s: want error or zero", c.OnEmpty)
 	}
 	if c.Address == "" {
@@ -105,15 +107,15 @@ func (c PrometheusConfig) normalize() (PrometheusConfig, *url.Userinfo, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fail("address %s: %s", RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
+		return fail("address %s: %s", query.RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("address %s: want an http or https URL", RedactURL(c.Address))
+		return fail("address %s: want an http or https URL", query.RedactURL(c.Address))
 	case u.Host == "":
-		return fail("address %s: no host", RedactURL(c.Address))
+		return fail("address %s: no host", query.RedactURL(c.Address))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return fail("address %s: want no query or fragment", RedactURL(c.Address))
+		return fail("address %s: want no query or fragment", query.RedactURL(c.Address))
 	case isAPIPath(u.Path):
 		// The client appends /api/v1/query itself: an address that has it
 		// already would query .../api/v1/query/api/v1/query.
@@ -137,7 +139,7 @@ func isAPIPath(path string) bool {
 	return false
 }
 
-// Option changes how NewPrometheus builds a source.
+// Option changes how New builds a source.
 type Option func(*options)
 
 type options struct {
@@ -160,17 +162,17 @@ func WithClock(now func() time.Time) Option {
 // Prometheus is a Source backed by the Prometheus HTTP API. It is safe for
 // concurrent use and holds no per-run state.
 type Prometheus struct {
-	cfg     PrometheusConfig // normalized: no credentials in Address
+	cfg     Config // normalized: no credentials in Address
 	api     v1.API
 	perApp  bool
 	secrets []string
 	now     func() time.Time
 }
 
-var _ FleetSource = (*Prometheus)(nil)
+var _ query.FleetSource = (*Prometheus)(nil)
 
-// NewPrometheus validates cfg and returns a source that queries it.
-func NewPrometheus(cfg PrometheusConfig, opts ...Option) (*Prometheus, error) {
+// New validates cfg and returns a source that queries it.
+func New(cfg Config, opts ...Option) (*Prometheus, error) {
 	o := options{transport: api.DefaultRoundTripper, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
@@ -179,18 +181,18 @@ func NewPrometheus(cfg PrometheusConfig, opts ...Option) (*Prometheus, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec := secrets(norm.Token, user)
+	sec := query.CredentialSecrets(norm.Token, user)
 	client, err := api.NewClient(api.Config{
 		Address:      norm.Address,
-		RoundTripper: &authTransport{header: authorization(norm.Token, user), base: o.transport},
+		RoundTripper: &query.AuthTransport{Header: query.Authorization(norm.Token, user), Base: o.transport},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, redactError(err, sec))
+		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, query.RedactError(err, sec))
 	}
 	return &Prometheus{
 		cfg:     norm,
 		api:     v1.NewAPI(client),
-		perApp:  UsesAppName(norm.Query),
+		perApp:  query.UsesAppName(norm.Query),
 		secrets: sec,
 		now:     o.now,
 	}, nil
@@ -215,8 +217,8 @@ func (p *Prometheus) GoString() string { return p.String() }
 // must give a scalar or exactly one sample. A fleet-wide query is run and
 // split (without caching: a Set runs it once per run instead).
 func (p *Prometheus) Collect(ctx context.Context, app string) (float64, error) {
-	return collectApp(ctx, p, app, func(ctx context.Context, app string) (float64, error) {
-		val, err := p.query(ctx, Expand(p.cfg.Query, app))
+	return query.CollectApp(ctx, p, app, func(ctx context.Context, app string) (float64, error) {
+		val, err := p.query(ctx, query.Expand(p.cfg.Query, app))
 		if err != nil {
 			return 0, err
 		}
@@ -228,7 +230,7 @@ func (p *Prometheus) Collect(ctx context.Context, app string) (float64, error) {
 // its result. A vector whose series carry the app label gives each app its
 // own series (series without the label are ignored); a scalar, or a single
 // series without the label, applies to every app.
-func (p *Prometheus) CollectFleet(ctx context.Context) (Lookup, error) {
+func (p *Prometheus) CollectFleet(ctx context.Context) (query.Lookup, error) {
 	if p.perApp {
 		return nil, errors.New("query uses $APP_NAME: not fleet-wide")
 	}
@@ -256,7 +258,7 @@ type appSeries struct {
 	histogram bool
 }
 
-func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
+func (p *Prometheus) split(vec model.Vector) (query.Lookup, error) {
 	label := model.LabelName(p.cfg.AppLabel)
 	byApp := map[string]appSeries{}
 	var unlabeled []*model.Sample
@@ -281,7 +283,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 			v, err := p.sample(unlabeled[0])
 			return func(string) (float64, error) { return v, err }, nil
 		}
-		return nil, resultErrorf(ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
+		return nil, query.ResultErrorf(query.ErrManySeries, "query returned %d series without label %q, want 1 or one per app", len(unlabeled), p.cfg.AppLabel)
 	}
 	return func(app string) (float64, error) {
 		as := byApp[app]
@@ -291,7 +293,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 		case 1:
 			return p.floatValue(as.value, as.histogram)
 		}
-		return 0, resultErrorf(ErrManySeries, "query returned %d series with %s=%q, want 1", as.n, label, app)
+		return 0, query.ResultErrorf(query.ErrManySeries, "query returned %d series with %s=%q, want 1", as.n, label, app)
 	}, nil
 }
 
@@ -300,7 +302,7 @@ func (p *Prometheus) split(vec model.Vector) (Lookup, error) {
 func (p *Prometheus) query(ctx context.Context, q string) (model.Value, error) {
 	val, _, _, err := p.api.Query(ctx, q, p.now())
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", redactError(err, p.secrets))
+		return nil, fmt.Errorf("query: %w", query.RedactError(err, p.secrets))
 	}
 	return val, nil
 }
@@ -317,7 +319,7 @@ func (p *Prometheus) single(val model.Value) (float64, error) {
 		case 1:
 			return p.sample(val[0])
 		}
-		return 0, resultErrorf(ErrManySeries, "query returned %d series, want 1", len(val))
+		return 0, query.ResultErrorf(query.ErrManySeries, "query returned %d series, want 1", len(val))
 	}
 	return 0, unexpectedType(val)
 }
@@ -330,7 +332,7 @@ func (p *Prometheus) sample(s *model.Sample) (float64, error) {
 // histogram sample when histogram is set.
 func (p *Prometheus) floatValue(v float64, histogram bool) (float64, error) {
 	if histogram {
-		return 0, resultErrorf(ErrResultType, "query returned a native histogram sample, want a float")
+		return 0, query.ResultErrorf(query.ErrResultType, "query returned a native histogram sample, want a float")
 	}
 	return p.value(v, "query returned NaN")
 }
@@ -345,13 +347,13 @@ const NoSeriesHint = `(set --prometheus-on-empty zero, or add "or vector(0)" to 
 func (p *Prometheus) value(v float64, missing string) (float64, error) {
 	switch {
 	case math.IsNaN(v):
-		if p.cfg.OnEmpty == OnEmptyZero {
+		if p.cfg.OnEmpty == query.OnEmptyZero {
 			return 0, nil
 		}
 		if strings.Contains(missing, "no series") {
 			missing += " " + NoSeriesHint
 		}
-		return 0, resultErrorf(ErrNoData, "%s", missing)
+		return 0, query.ResultErrorf(query.ErrNoData, "%s", missing)
 	case math.IsInf(v, 0):
 		return 0, fmt.Errorf("query returned %v", v)
 	}
@@ -360,7 +362,7 @@ func (p *Prometheus) value(v float64, missing string) (float64, error) {
 
 func unexpectedType(val model.Value) error {
 	if val == nil {
-		return resultErrorf(ErrResultType, "query returned no result")
+		return query.ResultErrorf(query.ErrResultType, "query returned no result")
 	}
-	return resultErrorf(ErrResultType, "query returned a %s, want a scalar or an instant vector", val.Type())
+	return query.ResultErrorf(query.ErrResultType, "query returned a %s, want a scalar or an instant vector", val.Type())
 }

@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"crypto/tls"
@@ -12,17 +12,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // Defaults of a Temporal source.
 const (
-	// DefaultTemporalRequestsPerSecond paces the requests of one Temporal
+	// DefaultRequestsPerSecond paces the requests of one Temporal
 	// source. Visibility queries are rate-limited per namespace on the
 	// server; a large fleet must not run into those limits.
-	DefaultTemporalRequestsPerSecond = 10
-	// DefaultTemporalConnectTimeout bounds the one connection attempt of a
+	DefaultRequestsPerSecond = 10
+	// DefaultConnectTimeout bounds the one connection attempt of a
 	// run.
-	DefaultTemporalConnectTimeout = 10 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
 )
 
 // Temporal task queue types that queue-types names.
@@ -39,52 +41,53 @@ var queueTypes = map[string]uint64{
 	QueueNexus:    3,
 }
 
-// TemporalConfig configures one Temporal source. Exactly one of TaskQueue
+// Config configures one Temporal source. Exactly one of TaskQueue
 // and Query chooses what it measures.
-type TemporalConfig struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
+type Config struct {
 	// Address is the frontend's host:port, for example
 	// my-ns.a1b2c.tmprl.cloud:7233.
-	Address string
+	Address string `key:"address" flag:"temporal-address" help:"Temporal frontend {HOST:PORT}, e.g. my-ns.a1b2c.tmprl.cloud:7233"`
 	// Namespace is the Temporal namespace queried.
-	Namespace string
+	Namespace string `key:"namespace" flag:"temporal-namespace" help:"Temporal {NAMESPACE} queried"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"temporal-metric-name" help:"{NAME} of the Temporal value in expressions"`
 
 	// TaskQueue selects the backlog measure: the approximate number of
 	// tasks waiting in the task queue, summed over QueueTypes. $APP_NAME
 	// in it is replaced by the app's name.
-	TaskQueue string
+	TaskQueue string `key:"task-queue" flag:"temporal-task-queue" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
 	// QueueTypes are the task queue types summed (workflow, activity,
 	// nexus); empty means workflow and activity.
-	QueueTypes []string
+	QueueTypes []string `key:"queue-types" flag:"temporal-queue-types" help:"task queue {TYPES} whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"`
 	// Query selects the original fly-autoscaler's measure: the number of
 	// running workflows that match ExecutionStatus="Running" AND (Query).
 	// $APP_NAME in it is replaced by the app's name.
-	Query string
+	Query string `key:"query" flag:"temporal-query" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
 
 	// CertData and KeyData are the PEM client certificate and private key
 	// of mutual TLS.
-	CertData, KeyData string
+	CertData string `key:"cert-data" flag:"temporal-cert-data" env:"TEMPORAL_TLS_CERT_DATA,FAS_TEMPORAL_CERT_DATA" help:"client certificate {PEM} for mutual TLS"`
+	KeyData  string `key:"key-data" flag:"temporal-key-data" env:"TEMPORAL_TLS_KEY_DATA,FAS_TEMPORAL_KEY_DATA" secret:"true" help:"private key {PEM} of the client certificate"`
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token, over
 	// TLS).
-	APIKey string
+	APIKey string `key:"api-key" flag:"temporal-api-key" secret:"true" help:"Temporal Cloud API {KEY} (implies TLS)"`
 	// TLSCA is the PEM of the certificate authorities that sign the
 	// server's certificate, or the path of a file that holds it; empty
 	// means the system's.
-	TLSCA string
+	TLSCA string `key:"tls-ca" flag:"temporal-tls-ca" help:"{PEM} or file of the CAs of the server's certificate (default: the system's)"`
 	// TLSServerName is the name checked against the server's certificate
 	// (default: the host of Address).
-	TLSServerName string
+	TLSServerName string `key:"tls-server-name" flag:"temporal-tls-server-name" help:"{NAME} checked against the server's certificate (default: the address's host)"`
 	// TLSInsecureSkipVerify accepts any server certificate.
-	TLSInsecureSkipVerify bool
+	TLSInsecureSkipVerify bool `key:"tls-insecure-skip-verify" flag:"temporal-tls-insecure-skip-verify" help:"accept any server certificate"`
 
 	// RequestsPerSecond paces the requests; 0 means
-	// DefaultTemporalRequestsPerSecond.
-	RequestsPerSecond float64
+	// DefaultRequestsPerSecond.
+	RequestsPerSecond float64 `key:"requests-per-second" flag:"temporal-requests-per-second" help:"{RATE} of Temporal requests of one run (default: 10)"`
 }
 
 // String describes c without its key data or API key.
-func (c TemporalConfig) String() string {
+func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "temporal metric %q address=%s namespace=%q", c.Name, c.Address, c.Namespace)
 	if c.TaskQueue != "" {
@@ -93,20 +96,20 @@ func (c TemporalConfig) String() string {
 		fmt.Fprintf(&b, " query=%q", c.Query)
 	}
 	if c.KeyData != "" {
-		b.WriteString(" key-data=" + redacted)
+		b.WriteString(" key-data=" + query.Redacted)
 	}
 	if c.APIKey != "" {
-		b.WriteString(" api-key=" + redacted)
+		b.WriteString(" api-key=" + query.Redacted)
 	}
 	return b.String()
 }
 
 // GoString keeps the secrets out of %#v.
-func (c TemporalConfig) GoString() string { return c.String() }
+func (c Config) GoString() string { return c.String() }
 
 // Measure names what the source measures: "backlog" for a task queue,
 // "running workflows" for a query.
-func (c TemporalConfig) Measure() string {
+func (c Config) Measure() string {
 	if c.TaskQueue != "" {
 		return "backlog"
 	}
@@ -115,7 +118,7 @@ func (c TemporalConfig) Measure() string {
 
 // Secrets returns the strings of c that must never be printed: the private
 // key and the API key, and each line of the key's PEM body.
-func (c TemporalConfig) Secrets() []string {
+func (c Config) Secrets() []string {
 	var out []string
 	for _, s := range []string{c.APIKey, c.KeyData} {
 		if s = strings.TrimSpace(s); s != "" {
@@ -130,7 +133,7 @@ func (c TemporalConfig) Secrets() []string {
 	return out
 }
 
-func (c TemporalConfig) queueTypes() []string {
+func (c Config) queueTypes() []string {
 	if len(c.QueueTypes) == 0 {
 		return []string{QueueWorkflow, QueueActivity}
 	}
@@ -141,19 +144,19 @@ func (c TemporalConfig) queueTypes() []string {
 // (metric-name, address, namespace, task-queue, queue-types, query,
 // cert-data, key-data, api-key, tls-ca, tls-server-name,
 // requests-per-second) and never hold a secret.
-func (c TemporalConfig) Validate() error {
+func (c Config) Validate() error {
 	_, _, err := c.normalize()
 	return err
 }
 
 // normalize validates c and returns it with its fields trimmed and
 // defaulted, and the TLS configuration it asks for (nil: plain text).
-func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
-	errorf, err := checkName("temporal", c.Name)
+func (c Config) normalize() (Config, *tls.Config, error) {
+	errorf, err := query.CheckName("temporal", c.Name)
 	if err != nil {
 		return c, nil, err
 	}
-	fail := func(format string, args ...any) (TemporalConfig, *tls.Config, error) {
+	fail := func(format string, args ...any) (Config, *tls.Config, error) {
 		return c, nil, errorf(format, args...)
 	}
 	c.Address, c.Namespace = strings.TrimSpace(c.Address), strings.TrimSpace(c.Namespace)
@@ -163,7 +166,7 @@ func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
 	}
 	host, port, err := net.SplitHostPort(c.Address)
 	if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
-		return fail("address %q: want host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233", RedactURL(c.Address))
+		return fail("address %q: want host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233", query.RedactURL(c.Address))
 	}
 	if c.Namespace == "" {
 		return fail("namespace: empty")
@@ -190,7 +193,7 @@ func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
 	c.QueueTypes = types
 	switch r := c.RequestsPerSecond; {
 	case r == 0:
-		c.RequestsPerSecond = DefaultTemporalRequestsPerSecond
+		c.RequestsPerSecond = DefaultRequestsPerSecond
 	case math.IsNaN(r) || math.IsInf(r, 0) || r < 0:
 		return fail("requests-per-second: %v: want a positive number", r)
 	}
@@ -207,7 +210,7 @@ func (c TemporalConfig) normalize() (TemporalConfig, *tls.Config, error) {
 
 // tlsConfig returns the TLS configuration c asks for, or nil when it asks
 // for none. An API key implies TLS: Temporal Cloud takes none without.
-func (c TemporalConfig) tlsConfig(host string) (*tls.Config, error) {
+func (c Config) tlsConfig(host string) (*tls.Config, error) {
 	cert, key := strings.TrimSpace(c.CertData), strings.TrimSpace(c.KeyData)
 	if cert == "" && key == "" && c.APIKey == "" && c.TLSCA == "" && c.TLSServerName == "" && !c.TLSInsecureSkipVerify {
 		return nil, nil

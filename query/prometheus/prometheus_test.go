@@ -1,4 +1,4 @@
-package query
+package prometheus
 
 import (
 	"context"
@@ -9,15 +9,17 @@ import (
 	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 const perAppQuery = `sum(queue_depth{app="$APP_NAME"})`
 
-func newProm(t *testing.T, cfg PrometheusConfig, opts ...Option) *Prometheus {
+func newProm(t *testing.T, cfg Config, opts ...Option) *Prometheus {
 	t.Helper()
-	p, err := NewPrometheus(cfg, opts...)
+	p, err := New(cfg, opts...)
 	if err != nil {
-		t.Fatalf("NewPrometheus: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return p
 }
@@ -28,7 +30,7 @@ func TestPrometheusPerApp(t *testing.T) {
 	tests := []struct {
 		name    string
 		reply   reply
-		onEmpty OnEmpty
+		onEmpty query.OnEmpty
 		want    float64
 		wantErr string // substring; "" means success
 		wantIs  error
@@ -36,15 +38,15 @@ func TestPrometheusPerApp(t *testing.T) {
 		{name: "scalar", reply: reply{file: "scalar.json"}, want: 42.5},
 		{name: "one sample", reply: reply{file: "vector_one.json"}, want: 7},
 		{name: "warnings ignored", reply: reply{file: "vector_warnings.json"}, want: 11},
-		{name: "empty vector", reply: reply{file: "vector_empty.json"}, wantErr: "query returned no series " + NoSeriesHint, wantIs: ErrNoData},
-		{name: "empty vector zero", reply: reply{file: "vector_empty.json"}, onEmpty: OnEmptyZero, want: 0},
-		{name: "several series", reply: reply{file: "vector_many.json"}, wantErr: "query returned 3 series, want 1", wantIs: ErrManySeries},
-		{name: "several series zero policy", reply: reply{file: "vector_many.json"}, onEmpty: OnEmptyZero, wantErr: "query returned 3 series, want 1", wantIs: ErrManySeries},
-		{name: "nan", reply: reply{file: "vector_nan.json"}, wantErr: "query returned NaN", wantIs: ErrNoData},
-		{name: "nan zero", reply: reply{file: "vector_nan.json"}, onEmpty: OnEmptyZero, want: 0},
-		{name: "scalar nan", reply: reply{file: "scalar_nan.json"}, wantErr: "query returned NaN", wantIs: ErrNoData},
-		{name: "inf", reply: reply{file: "vector_inf.json"}, onEmpty: OnEmptyZero, wantErr: "query returned +Inf"},
-		{name: "matrix", reply: reply{file: "matrix.json"}, wantErr: "query returned a matrix, want a scalar or an instant vector", wantIs: ErrResultType},
+		{name: "empty vector", reply: reply{file: "vector_empty.json"}, wantErr: "query returned no series " + NoSeriesHint, wantIs: query.ErrNoData},
+		{name: "empty vector zero", reply: reply{file: "vector_empty.json"}, onEmpty: query.OnEmptyZero, want: 0},
+		{name: "several series", reply: reply{file: "vector_many.json"}, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
+		{name: "several series zero policy", reply: reply{file: "vector_many.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
+		{name: "nan", reply: reply{file: "vector_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
+		{name: "nan zero", reply: reply{file: "vector_nan.json"}, onEmpty: query.OnEmptyZero, want: 0},
+		{name: "scalar nan", reply: reply{file: "scalar_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
+		{name: "inf", reply: reply{file: "vector_inf.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned +Inf"},
+		{name: "matrix", reply: reply{file: "matrix.json"}, wantErr: "query returned a matrix, want a scalar or an instant vector", wantIs: query.ErrResultType},
 		// client_golang itself refuses to decode a string result.
 		{name: "string", reply: reply{file: "string.json"}, wantErr: `unexpected value type "string"`},
 		{name: "bad data", reply: reply{file: "error_bad_data.json", status: http.StatusBadRequest}, wantErr: "query: bad_data: invalid parameter"},
@@ -54,7 +56,7 @@ func TestPrometheusPerApp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newFakeProm(t, map[string]reply{expanded: tt.reply})
-			p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL, Query: perAppQuery, OnEmpty: tt.onEmpty})
+			p := newProm(t, Config{Name: "queue_depth", Address: srv.URL, Query: perAppQuery, OnEmpty: tt.onEmpty})
 			if p.FleetWide() {
 				t.Fatal("FleetWide() = true for a query with $APP_NAME")
 			}
@@ -86,7 +88,7 @@ func TestPrometheusPerApp(t *testing.T) {
 
 func TestPrometheusAPIErrorType(t *testing.T) {
 	srv := newFakeProm(t, map[string]reply{"up": {body: "boom", status: http.StatusServiceUnavailable}})
-	p := newProm(t, PrometheusConfig{Name: "up", Address: srv.URL, Query: "up"})
+	p := newProm(t, Config{Name: "up", Address: srv.URL, Query: "up"})
 	_, err := p.Collect(context.Background(), "my-app")
 	var apiErr *v1.Error
 	if !errors.As(err, &apiErr) || apiErr.Type != v1.ErrServer {
@@ -97,7 +99,7 @@ func TestPrometheusAPIErrorType(t *testing.T) {
 func TestPrometheusGETFallback(t *testing.T) {
 	srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
 	srv.RejectPost = true
-	p := newProm(t, PrometheusConfig{Name: "up", Address: srv.URL, Query: "up"})
+	p := newProm(t, Config{Name: "up", Address: srv.URL, Query: "up"})
 	got, err := p.Collect(context.Background(), "my-app")
 	if err != nil || got != 42.5 {
 		t.Fatalf("Collect = %v, %v; want 42.5", got, err)
@@ -115,7 +117,7 @@ func TestPrometheusAddressPathPrefix(t *testing.T) {
 		paths <- r.URL.Path
 		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`))
 	}))
-	p := newProm(t, PrometheusConfig{Name: "up", Address: srv.URL + "/prometheus/my-org/", Query: "up"})
+	p := newProm(t, Config{Name: "up", Address: srv.URL + "/prometheus/my-org/", Query: "up"})
 	if _, err := p.Collect(context.Background(), "my-app"); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestPrometheusAuthorization(t *testing.T) {
 			if tt.address != nil {
 				addr = tt.address(addr)
 			}
-			p := newProm(t, PrometheusConfig{Name: "up", Address: addr, Query: "up", Token: tt.token})
+			p := newProm(t, Config{Name: "up", Address: addr, Query: "up", Token: tt.token})
 			if _, err := p.Collect(context.Background(), "my-app"); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +167,7 @@ func TestPrometheusPerAppTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	srv := newFakeProm(t, map[string]reply{`sum(queue_depth{app="my-app"})`: {block: block}})
-	p := newProm(t, PrometheusConfig{Name: "q", Address: srv.URL, Query: perAppQuery})
+	p := newProm(t, Config{Name: "q", Address: srv.URL, Query: perAppQuery})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -180,7 +182,7 @@ func TestPrometheusPerAppTimeout(t *testing.T) {
 
 func TestPrometheusRejectsInvalidAppName(t *testing.T) {
 	srv := newFakeProm(t, nil)
-	p := newProm(t, PrometheusConfig{Name: "q", Address: srv.URL, Query: perAppQuery})
+	p := newProm(t, Config{Name: "q", Address: srv.URL, Query: perAppQuery})
 	for _, app := range []string{"", `x"} or vector(1) #`, "My-App", "-app"} {
 		if _, err := p.Collect(context.Background(), app); err == nil || !strings.Contains(err.Error(), "invalid app name") {
 			t.Errorf("Collect(%q) error %v, want invalid app name", app, err)
@@ -202,7 +204,7 @@ func TestPrometheusFleet(t *testing.T) {
 		name     string
 		reply    reply
 		label    string
-		onEmpty  OnEmpty
+		onEmpty  query.OnEmpty
 		fleetErr string
 		apps     map[string]want
 	}{
@@ -213,14 +215,14 @@ func TestPrometheusFleet(t *testing.T) {
 				"app-a":       {v: 1},
 				"app-b":       {v: 2.5},
 				"app-c":       {v: 0},
-				"app-nan":     {err: "query returned NaN", is: ErrNoData},
-				"app-missing": {err: `query returned no series with app="app-missing"`, is: ErrNoData},
+				"app-nan":     {err: "query returned NaN", is: query.ErrNoData},
+				"app-missing": {err: `query returned no series with app="app-missing"`, is: query.ErrNoData},
 			},
 		},
 		{
 			name:    "split by app, zero policy",
 			reply:   reply{file: "fleet_by_app.json"},
-			onEmpty: OnEmptyZero,
+			onEmpty: query.OnEmptyZero,
 			apps: map[string]want{
 				"app-b":       {v: 2.5},
 				"app-nan":     {v: 0},
@@ -234,14 +236,14 @@ func TestPrometheusFleet(t *testing.T) {
 			apps: map[string]want{
 				"app-a":   {v: 10},
 				"app-b":   {v: 20},
-				"ignored": {err: `no series with fly_app_name="ignored"`, is: ErrNoData},
+				"ignored": {err: `no series with fly_app_name="ignored"`, is: query.ErrNoData},
 			},
 		},
 		{
 			name:  "two series for one app",
 			reply: reply{file: "fleet_dup.json"},
 			apps: map[string]want{
-				"app-a": {err: `query returned 2 series with app="app-a", want 1`, is: ErrManySeries},
+				"app-a": {err: `query returned 2 series with app="app-a", want 1`, is: query.ErrManySeries},
 				"app-b": {v: 3},
 			},
 		},
@@ -250,7 +252,7 @@ func TestPrometheusFleet(t *testing.T) {
 			reply: reply{file: "fleet_histogram.json"},
 			apps: map[string]want{
 				"app-a": {v: 4},
-				"app-h": {err: "query returned a native histogram sample, want a float", is: ErrResultType},
+				"app-h": {err: "query returned a native histogram sample, want a float", is: query.ErrResultType},
 			},
 		},
 		{
@@ -271,12 +273,12 @@ func TestPrometheusFleet(t *testing.T) {
 		{
 			name:  "empty vector",
 			reply: reply{file: "vector_empty.json"},
-			apps:  map[string]want{"app-a": {err: "query returned no series", is: ErrNoData}},
+			apps:  map[string]want{"app-a": {err: "query returned no series", is: query.ErrNoData}},
 		},
 		{
 			name:    "empty vector zero policy",
 			reply:   reply{file: "vector_empty.json"},
-			onEmpty: OnEmptyZero,
+			onEmpty: query.OnEmptyZero,
 			apps:    map[string]want{"app-a": {v: 0}},
 		},
 		{
@@ -293,7 +295,7 @@ func TestPrometheusFleet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newFakeProm(t, map[string]reply{q: tt.reply})
-			p := newProm(t, PrometheusConfig{Name: "queue_depth", Address: srv.URL, Query: q, AppLabel: tt.label, OnEmpty: tt.onEmpty})
+			p := newProm(t, Config{Name: "queue_depth", Address: srv.URL, Query: q, AppLabel: tt.label, OnEmpty: tt.onEmpty})
 			if !p.FleetWide() {
 				t.Fatal("FleetWide() = false for a query without $APP_NAME")
 			}
@@ -323,37 +325,37 @@ func TestPrometheusFleet(t *testing.T) {
 }
 
 func TestCollectFleetOnPerAppQuery(t *testing.T) {
-	p := newProm(t, PrometheusConfig{Name: "q", Address: "http://127.0.0.1:1", Query: perAppQuery})
+	p := newProm(t, Config{Name: "q", Address: "http://127.0.0.1:1", Query: perAppQuery})
 	if _, err := p.CollectFleet(context.Background()); err == nil {
 		t.Fatal("CollectFleet on a per-app query: no error")
 	}
 }
 
 func TestNewPrometheusValidation(t *testing.T) {
-	ok := PrometheusConfig{Name: "queue_depth", Address: "https://api.fly.io/prometheus/my-org", Query: "up"}
+	ok := Config{Name: "queue_depth", Address: "https://api.fly.io/prometheus/my-org", Query: "up"}
 	tests := []struct {
 		name   string
-		modify func(*PrometheusConfig)
+		modify func(*Config)
 		want   string
 	}{
 		{name: "valid"},
-		{name: "no name", modify: func(c *PrometheusConfig) { c.Name = "" }, want: "metric-name: empty"},
-		{name: "bad name", modify: func(c *PrometheusConfig) { c.Name = "queue-depth" }, want: "metric-name: want letters"},
-		{name: "no query", modify: func(c *PrometheusConfig) { c.Query = "  " }, want: `prometheus metric "queue_depth": query: empty`},
-		{name: "no address", modify: func(c *PrometheusConfig) { c.Address = "" }, want: "address: empty"},
-		{name: "no scheme", modify: func(c *PrometheusConfig) { c.Address = "localhost:9090" }, want: "want an http or https URL"},
-		{name: "ftp", modify: func(c *PrometheusConfig) { c.Address = "ftp://host" }, want: "want an http or https URL"},
-		{name: "no host", modify: func(c *PrometheusConfig) { c.Address = "http:///path" }, want: "no host"},
-		{name: "query string", modify: func(c *PrometheusConfig) { c.Address = "http://host/?x=1" }, want: "want no query or fragment"},
-		{name: "unparsable", modify: func(c *PrometheusConfig) { c.Address = "http://host:port/" }, want: "address http://host:port/: invalid port"},
-		{name: "bad label", modify: func(c *PrometheusConfig) { c.AppLabel = "fly-app" }, want: `app-label "fly-app": not a valid label name`},
-		{name: "bad on-empty", modify: func(c *PrometheusConfig) { c.OnEmpty = 7 }, want: "on-empty"},
-		{name: "control char in token", modify: func(c *PrometheusConfig) { c.Token = "a\nb" }, want: "token: contains a control character"},
-		{name: "API path", modify: func(c *PrometheusConfig) { c.Address += "/api/v1/query" }, want: "address: give the base URL without /api/v1/query"},
-		{name: "API path, slash", modify: func(c *PrometheusConfig) { c.Address += "/api/v1/query/" }, want: "address: give the base URL without /api/v1/query"},
-		{name: "API version path", modify: func(c *PrometheusConfig) { c.Address += "/api/v1" }, want: "address: give the base URL without /api/v1/query"},
-		{name: "range API path", modify: func(c *PrometheusConfig) { c.Address = "http://localhost:9090/api/v1/query_range" }, want: "address: give the base URL without /api/v1/query"},
-		{name: "path that only looks alike", modify: func(c *PrometheusConfig) { c.Address = "http://localhost:9090/api/v1-proxy" }},
+		{name: "no name", modify: func(c *Config) { c.Name = "" }, want: "metric-name: empty"},
+		{name: "bad name", modify: func(c *Config) { c.Name = "queue-depth" }, want: "metric-name: want letters"},
+		{name: "no query", modify: func(c *Config) { c.Query = "  " }, want: `prometheus metric "queue_depth": query: empty`},
+		{name: "no address", modify: func(c *Config) { c.Address = "" }, want: "address: empty"},
+		{name: "no scheme", modify: func(c *Config) { c.Address = "localhost:9090" }, want: "want an http or https URL"},
+		{name: "ftp", modify: func(c *Config) { c.Address = "ftp://host" }, want: "want an http or https URL"},
+		{name: "no host", modify: func(c *Config) { c.Address = "http:///path" }, want: "no host"},
+		{name: "query string", modify: func(c *Config) { c.Address = "http://host/?x=1" }, want: "want no query or fragment"},
+		{name: "unparsable", modify: func(c *Config) { c.Address = "http://host:port/" }, want: "address http://host:port/: invalid port"},
+		{name: "bad label", modify: func(c *Config) { c.AppLabel = "fly-app" }, want: `app-label "fly-app": not a valid label name`},
+		{name: "bad on-empty", modify: func(c *Config) { c.OnEmpty = 7 }, want: "on-empty"},
+		{name: "control char in token", modify: func(c *Config) { c.Token = "a\nb" }, want: "token: contains a control character"},
+		{name: "API path", modify: func(c *Config) { c.Address += "/api/v1/query" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "API path, slash", modify: func(c *Config) { c.Address += "/api/v1/query/" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "API version path", modify: func(c *Config) { c.Address += "/api/v1" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "range API path", modify: func(c *Config) { c.Address = "http://localhost:9090/api/v1/query_range" }, want: "address: give the base URL without /api/v1/query"},
+		{name: "path that only looks alike", modify: func(c *Config) { c.Address = "http://localhost:9090/api/v1-proxy" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,13 +363,13 @@ func TestNewPrometheusValidation(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(&cfg)
 			}
-			_, err := NewPrometheus(cfg)
+			_, err := New(cfg)
 			if verr := cfg.Validate(); (verr == nil) != (err == nil) {
-				t.Errorf("Validate() = %v but NewPrometheus error %v", verr, err)
+				t.Errorf("Validate() = %v but New error %v", verr, err)
 			}
 			if tt.want == "" {
 				if err != nil {
-					t.Fatalf("NewPrometheus: %v", err)
+					t.Fatalf("New: %v", err)
 				}
 				return
 			}
@@ -380,16 +382,16 @@ func TestNewPrometheusValidation(t *testing.T) {
 
 func TestOnEmptyText(t *testing.T) {
 	for _, s := range []string{"error", "zero", "ZERO", ""} {
-		var o OnEmpty
+		var o query.OnEmpty
 		if err := o.UnmarshalText([]byte(s)); err != nil {
 			t.Errorf("UnmarshalText(%q): %v", s, err)
 		}
 	}
-	var o OnEmpty
+	var o query.OnEmpty
 	if err := o.UnmarshalText([]byte("ignore")); err == nil {
 		t.Error("UnmarshalText(ignore): no error")
 	}
-	b, err := OnEmptyZero.MarshalText()
+	b, err := query.OnEmptyZero.MarshalText()
 	if err != nil || string(b) != "zero" {
 		t.Errorf("MarshalText = %q, %v", b, err)
 	}

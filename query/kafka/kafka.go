@@ -1,4 +1,4 @@
-package query
+package kafka
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // Where a consumer group without a commit on a partition would start.
@@ -38,52 +40,57 @@ const (
 	SASLScramSHA512 = "scram-sha-512"
 )
 
-// KafkaConfig configures one Kafka source: a consumer group's lag on a
+// Config configures one Kafka source: a consumer group's lag on a
 // topic, summed over the topic's partitions.
-type KafkaConfig struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
+type Config struct {
 	// Brokers are the seed brokers, host:port.
-	Brokers []string
+	Brokers []string `key:"brokers" flag:"kafka-brokers" help:"Kafka {BROKERS}, host:port, comma-separated"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"kafka-metric-name" help:"{NAME} of the group's lag in expressions"`
 	// Topic and Group name what is measured; $APP_NAME is replaced by the
 	// app's name. Group "" means $APP_NAME.
-	Topic, Group string
+	Topic string `key:"topic" flag:"kafka-topic" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
+	Group string `key:"group" flag:"kafka-group" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
 	// UnconsumedFrom is UnconsumedEarliest ("" too) or UnconsumedLatest.
-	UnconsumedFrom string
+	UnconsumedFrom string `key:"unconsumed-from"`
 	// SASLMechanism is "" (none) or one of the SASL* constants, with
 	// Username and Password.
-	SASLMechanism, Username, Password string
+	SASLMechanism string `key:"sasl-mechanism" flag:"kafka-sasl-mechanism" help:"SASL {MECHANISM}: plain, scram-sha-256 or scram-sha-512"`
+	Username      string `key:"username" flag:"kafka-username" help:"SASL {USER} for Kafka"`
+	Password      string `key:"password" flag:"kafka-password" secret:"true" help:"SASL {PASSWORD} for Kafka"`
 	// TLS connects with TLS, verified against TLSCA (default: the system's
 	// roots) unless TLSInsecureSkipVerify; TLSCert and TLSKey are a client
 	// certificate. Any of the files implies TLS.
-	TLS                    bool
-	TLSCA, TLSCert, TLSKey string
-	TLSInsecureSkipVerify  bool
+	TLS                   bool   `key:"tls"`
+	TLSCA                 string `key:"tls-ca"`
+	TLSCert               string `key:"tls-cert"`
+	TLSKey                string `key:"tls-key"`
+	TLSInsecureSkipVerify bool   `key:"tls-insecure-skip-verify"`
 }
 
 // String describes c without its password.
-func (c KafkaConfig) String() string {
+func (c Config) String() string {
 	return fmt.Sprintf("kafka metric %q brokers=%s topic=%q group=%q", c.Name, strings.Join(c.Brokers, ","), c.Topic, c.Group)
 }
 
 // GoString keeps the password out of %#v.
-func (c KafkaConfig) GoString() string { return c.String() }
+func (c Config) GoString() string { return c.String() }
 
 // Secrets returns what must never be printed about c.
-func (c KafkaConfig) Secrets() []string { return nonEmpty([]string{c.Password}) }
+func (c Config) Secrets() []string { return query.NonEmpty([]string{c.Password}) }
 
 // Validate checks c. Its errors name the field by its configuration key.
-func (c KafkaConfig) Validate() error {
+func (c Config) Validate() error {
 	_, err := c.normalize()
 	return err
 }
 
-func (c KafkaConfig) normalize() (KafkaConfig, error) {
-	errorf, err := checkName("kafka", c.Name)
+func (c Config) normalize() (Config, error) {
+	errorf, err := query.CheckName("kafka", c.Name)
 	if err != nil {
 		return c, err
 	}
-	fail := func(format string, args ...any) (KafkaConfig, error) {
+	fail := func(format string, args ...any) (Config, error) {
 		return c, errorf(format, args...)
 	}
 	var brokers []string
@@ -93,7 +100,7 @@ func (c KafkaConfig) normalize() (KafkaConfig, error) {
 				continue
 			}
 			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-				return fail("brokers: %q: want host:port, e.g. kafka.internal:9092", RedactURL(b))
+				return fail("brokers: %q: want host:port, e.g. kafka.internal:9092", query.RedactURL(b))
 			}
 			brokers = append(brokers, b)
 		}
@@ -106,7 +113,7 @@ func (c KafkaConfig) normalize() (KafkaConfig, error) {
 		return fail("topic: empty")
 	}
 	if strings.TrimSpace(c.Group) == "" {
-		c.Group = "$" + appVar
+		c.Group = "$" + query.AppVar
 	}
 	for _, f := range []struct{ key, val string }{{"topic", c.Topic}, {"group", c.Group}} {
 		if strings.ContainsFunc(f.val, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
@@ -133,7 +140,7 @@ func (c KafkaConfig) normalize() (KafkaConfig, error) {
 		return fail("sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.SASLMechanism)
 	}
 	for _, f := range []struct{ key, path string }{{"tls-ca", c.TLSCA}, {"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}} {
-		if err := readableFile(f.path); err != nil {
+		if err := query.ReadableFile(f.path); err != nil {
 			return fail("%s: %v", f.key, err)
 		}
 	}
@@ -147,7 +154,7 @@ func (c KafkaConfig) normalize() (KafkaConfig, error) {
 }
 
 // tlsConfig builds the TLS configuration, or nil without TLS.
-func (c KafkaConfig) tlsConfig() (*tls.Config, error) {
+func (c Config) tlsConfig() (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
@@ -174,7 +181,7 @@ func (c KafkaConfig) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-func (c KafkaConfig) mechanism() sasl.Mechanism {
+func (c Config) mechanism() sasl.Mechanism {
 	switch c.SASLMechanism {
 	case SASLPlain:
 		return plain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()
@@ -191,17 +198,17 @@ func (c KafkaConfig) mechanism() sasl.Mechanism {
 // offset fetch for every group, and the end and start offsets of every
 // topic.
 type Kafka struct {
-	cfg     KafkaConfig
+	cfg     Config
 	tls     *tls.Config
 	secrets []string
-	opts    sourceOptions
+	opts    query.SourceOptions
 }
 
-var _ BatchSource = (*Kafka)(nil)
+var _ query.BatchSource = (*Kafka)(nil)
 
-// NewKafka validates cfg and returns a source that reads it. It does not
+// New validates cfg and returns a source that reads it. It does not
 // connect: each run does, in Start.
-func NewKafka(cfg KafkaConfig, opts ...SourceOption) (*Kafka, error) {
+func New(cfg Config, opts ...query.SourceOption) (*Kafka, error) {
 	norm, err := cfg.normalize()
 	if err != nil {
 		return nil, err
@@ -210,7 +217,7 @@ func NewKafka(cfg KafkaConfig, opts ...SourceOption) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka metric %q: %w", norm.Name, err)
 	}
-	return &Kafka{cfg: norm, tls: tc, secrets: norm.Secrets(), opts: newSourceOptions(opts)}, nil
+	return &Kafka{cfg: norm, tls: tc, secrets: norm.Secrets(), opts: query.NewSourceOptions(opts)}, nil
 }
 
 // Name returns the metric name.
@@ -236,11 +243,11 @@ func (k *Kafka) Collect(ctx context.Context, app string) (float64, error) {
 
 // Start builds the run's client, checks once that a broker answers, and
 // reads the offsets that every app of apps needs.
-func (k *Kafka) Start(ctx context.Context, apps []string) (Batch, error) {
+func (k *Kafka) Start(ctx context.Context, apps []string) (query.Batch, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.cfg.Brokers...),
 		kgo.ClientID("fly-autoscaler"),
-		kgo.DialTimeout(DefaultConnectTimeout),
+		kgo.DialTimeout(query.DefaultConnectTimeout),
 	}
 	if k.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(k.tls.Clone()))
@@ -252,8 +259,8 @@ func (k *Kafka) Start(ctx context.Context, apps []string) (Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", k.redact(err))
 	}
-	err = k.opts.traced(k.cfg.Name, "connect "+strings.Join(k.cfg.Brokers, ","), func() error {
-		pctx, cancel := context.WithTimeout(ctx, DefaultConnectTimeout)
+	err = k.opts.Traced(k.cfg.Name, "connect "+strings.Join(k.cfg.Brokers, ","), func() error {
+		pctx, cancel := context.WithTimeout(ctx, query.DefaultConnectTimeout)
 		defer cancel()
 		return k.redact(cl.Ping(pctx))
 	})
@@ -266,7 +273,7 @@ func (k *Kafka) Start(ctx context.Context, apps []string) (Batch, error) {
 	return b, nil
 }
 
-func (k *Kafka) redact(err error) error { return redactError(err, k.secrets) }
+func (k *Kafka) redact(err error) error { return query.RedactError(err, k.secrets) }
 
 // kafkaBatch is one run of a Kafka source.
 type kafkaBatch struct {
@@ -294,18 +301,18 @@ type kafkaOffsets struct {
 func (b *kafkaBatch) fetch(ctx context.Context, apps []string) *kafkaOffsets {
 	o := &kafkaOffsets{}
 	for _, app := range apps {
-		if ValidAppName(app) != nil {
+		if query.ValidAppName(app) != nil {
 			continue
 		}
-		o.groups = append(o.groups, Expand(b.src.cfg.Group, app))
-		o.topics = append(o.topics, Expand(b.src.cfg.Topic, app))
+		o.groups = append(o.groups, query.Expand(b.src.cfg.Group, app))
+		o.topics = append(o.topics, query.Expand(b.src.cfg.Topic, app))
 	}
 	o.groups, o.topics = dedup(o.groups), dedup(o.topics)
 	if len(o.topics) == 0 {
 		return o
 	}
 	name := b.src.cfg.Name
-	trace := b.src.opts.traced
+	trace := b.src.opts.Traced
 	// One read after the other: each then finds the topics' metadata that
 	// the one before loaded in the client, so a run makes the same
 	// requests every time (the offset fetch names topics by ID).
@@ -366,20 +373,20 @@ func splitShardErrors(err error) (all error, byTopic map[string]error) {
 
 // Read returns app's lag from the offsets read by Start. An app that Start
 // did not know is read on its own, bounded by ctx.
-func (b *kafkaBatch) Read(ctx context.Context, app string) (Reading, error) {
-	if err := ValidAppName(app); err != nil {
-		return Reading{}, err
+func (b *kafkaBatch) Read(ctx context.Context, app string) (query.Reading, error) {
+	if err := query.ValidAppName(app); err != nil {
+		return query.Reading{}, err
 	}
-	topic, group := Expand(b.src.cfg.Topic, app), Expand(b.src.cfg.Group, app)
+	topic, group := query.Expand(b.src.cfg.Topic, app), query.Expand(b.src.cfg.Group, app)
 	o := b.offsets
 	if !slices.Contains(o.topics, topic) || !slices.Contains(o.groups, group) {
 		o = b.fetch(ctx, []string{app})
 	}
 	lag, warn, err := o.lag(topic, group, b.src.cfg.UnconsumedFrom == UnconsumedEarliest)
 	if err != nil {
-		return Reading{}, err
+		return query.Reading{}, err
 	}
-	return Reading{Value: float64(lag), Warnings: warn}, nil
+	return query.Reading{Value: float64(lag), Warnings: warn}, nil
 }
 
 // lag sums the lag of group on every partition of topic: end − committed

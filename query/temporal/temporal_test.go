@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
@@ -22,37 +23,37 @@ func TestTemporalConfigValidate(t *testing.T) {
 	pki := promtest.NewPKI(t)
 	cert, key := pki.Issue(t, "client")
 	_, otherKey := pki.Issue(t, "other")
-	base := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "default", TaskQueue: "jobs-$APP_NAME"}
+	base := Config{Name: "jobs", Address: "localhost:7233", Namespace: "default", TaskQueue: "jobs-$APP_NAME"}
 	for _, tc := range []struct {
 		name   string
-		change func(*TemporalConfig)
+		change func(*Config)
 		want   string // "" = valid
 	}{
-		{"backlog", func(*TemporalConfig) {}, ""},
-		{"running", func(c *TemporalConfig) { c.TaskQueue, c.Query = "", `WorkflowType="x"` }, ""},
-		{"no name", func(c *TemporalConfig) { c.Name = "" }, "temporal: metric-name: empty"},
-		{"bad name", func(c *TemporalConfig) { c.Name = "job-count" }, `temporal metric "job-count": metric-name: want letters`},
-		{"no address", func(c *TemporalConfig) { c.Address = "" }, "address: empty"},
-		{"address without port", func(c *TemporalConfig) { c.Address = "localhost" }, `address "localhost": want host:port`},
-		{"address as URL", func(c *TemporalConfig) { c.Address = "https://x:7233" }, "want host:port"},
-		{"no namespace", func(c *TemporalConfig) { c.Namespace = " " }, "namespace: empty"},
-		{"both measures", func(c *TemporalConfig) { c.Query = "true" }, "task-queue and query: set one, not both"},
-		{"no measure", func(c *TemporalConfig) { c.TaskQueue = "" }, "task-queue or query: set one"},
-		{"queue types", func(c *TemporalConfig) { c.QueueTypes = []string{"Workflow", "nexus"} }, ""},
-		{"unknown queue type", func(c *TemporalConfig) { c.QueueTypes = []string{"workflows"} }, `queue-types: "workflows": want workflow, activity or nexus`},
-		{"queue type twice", func(c *TemporalConfig) { c.QueueTypes = []string{"activity", "activity"} }, `queue-types: "activity" given twice`},
-		{"queue types with query", func(c *TemporalConfig) { c.TaskQueue, c.Query, c.QueueTypes = "", "true", []string{"activity"} }, "queue-types: only with task-queue"},
-		{"negative rate", func(c *TemporalConfig) { c.RequestsPerSecond = -1 }, "requests-per-second"},
-		{"NaN rate", func(c *TemporalConfig) { c.RequestsPerSecond = math.NaN() }, "requests-per-second"},
-		{"mutual TLS", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, key }, ""},
-		{"cert without key", func(c *TemporalConfig) { c.CertData = cert }, "key-data: empty while cert-data is set"},
-		{"key without cert", func(c *TemporalConfig) { c.KeyData = key }, "cert-data: empty while key-data is set"},
-		{"key of another cert", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, otherKey }, "cert-data, key-data: tls: private key does not match public key"},
-		{"not PEM", func(c *TemporalConfig) { c.CertData, c.KeyData = "cert", "key" }, "cert-data, key-data: tls: failed to find any PEM data"},
-		{"CA PEM", func(c *TemporalConfig) { c.TLSCA = pki.CAPEM }, ""},
-		{"CA file missing", func(c *TemporalConfig) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: open /no/such/ca.pem: no such file or directory"},
-		{"CA not a certificate", func(c *TemporalConfig) { c.TLSCA = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----" }, "tls-ca: no PEM certificate found"},
-		{"API key with a line break", func(c *TemporalConfig) { c.APIKey = "ab\ncd" }, "api-key: contains a control character"},
+		{"backlog", func(*Config) {}, ""},
+		{"running", func(c *Config) { c.TaskQueue, c.Query = "", `WorkflowType="x"` }, ""},
+		{"no name", func(c *Config) { c.Name = "" }, "temporal: metric-name: empty"},
+		{"bad name", func(c *Config) { c.Name = "job-count" }, `temporal metric "job-count": metric-name: want letters`},
+		{"no address", func(c *Config) { c.Address = "" }, "address: empty"},
+		{"address without port", func(c *Config) { c.Address = "localhost" }, `address "localhost": want host:port`},
+		{"address as URL", func(c *Config) { c.Address = "https://x:7233" }, "want host:port"},
+		{"no namespace", func(c *Config) { c.Namespace = " " }, "namespace: empty"},
+		{"both measures", func(c *Config) { c.Query = "true" }, "task-queue and query: set one, not both"},
+		{"no measure", func(c *Config) { c.TaskQueue = "" }, "task-queue or query: set one"},
+		{"queue types", func(c *Config) { c.QueueTypes = []string{"Workflow", "nexus"} }, ""},
+		{"unknown queue type", func(c *Config) { c.QueueTypes = []string{"workflows"} }, `queue-types: "workflows": want workflow, activity or nexus`},
+		{"queue type twice", func(c *Config) { c.QueueTypes = []string{"activity", "activity"} }, `queue-types: "activity" given twice`},
+		{"queue types with query", func(c *Config) { c.TaskQueue, c.Query, c.QueueTypes = "", "true", []string{"activity"} }, "queue-types: only with task-queue"},
+		{"negative rate", func(c *Config) { c.RequestsPerSecond = -1 }, "requests-per-second"},
+		{"NaN rate", func(c *Config) { c.RequestsPerSecond = math.NaN() }, "requests-per-second"},
+		{"mutual TLS", func(c *Config) { c.CertData, c.KeyData = cert, key }, ""},
+		{"cert without key", func(c *Config) { c.CertData = cert }, "key-data: empty while cert-data is set"},
+		{"key without cert", func(c *Config) { c.KeyData = key }, "cert-data: empty while key-data is set"},
+		{"key of another cert", func(c *Config) { c.CertData, c.KeyData = cert, otherKey }, "cert-data, key-data: tls: private key does not match public key"},
+		{"not PEM", func(c *Config) { c.CertData, c.KeyData = "cert", "key" }, "cert-data, key-data: tls: failed to find any PEM data"},
+		{"CA PEM", func(c *Config) { c.TLSCA = pki.CAPEM }, ""},
+		{"CA file missing", func(c *Config) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: open /no/such/ca.pem: no such file or directory"},
+		{"CA not a certificate", func(c *Config) { c.TLSCA = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----" }, "tls-ca: no PEM certificate found"},
+		{"API key with a line break", func(c *Config) { c.APIKey = "ab\ncd" }, "api-key: contains a control character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
@@ -79,7 +80,7 @@ func TestTemporalTLSConfig(t *testing.T) {
 	if err := os.WriteFile(caFile, []byte(ca), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := TemporalConfig{Name: "jobs", Address: "ns.acct.tmprl.cloud:7233", Namespace: "ns", Query: "true"}
+	base := Config{Name: "jobs", Address: "ns.acct.tmprl.cloud:7233", Namespace: "ns", Query: "true"}
 
 	_, conf, err := base.normalize()
 	if err != nil || conf != nil {
@@ -87,17 +88,17 @@ func TestTemporalTLSConfig(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name       string
-		change     func(*TemporalConfig)
+		change     func(*Config)
 		serverName string
 		certs      int
 		roots      bool
 		skip       bool
 	}{
-		{"API key implies TLS", func(c *TemporalConfig) { c.APIKey = "k" }, "ns.acct.tmprl.cloud", 0, false, false},
-		{"mutual TLS", func(c *TemporalConfig) { c.CertData, c.KeyData = cert, key }, "ns.acct.tmprl.cloud", 1, false, false},
-		{"CA from PEM, server name", func(c *TemporalConfig) { c.TLSCA, c.TLSServerName = ca, "ca" }, "ca", 0, true, false},
-		{"CA from a file", func(c *TemporalConfig) { c.TLSCA = caFile }, "ns.acct.tmprl.cloud", 0, true, false},
-		{"skip verify", func(c *TemporalConfig) { c.TLSInsecureSkipVerify = true }, "ns.acct.tmprl.cloud", 0, false, true},
+		{"API key implies TLS", func(c *Config) { c.APIKey = "k" }, "ns.acct.tmprl.cloud", 0, false, false},
+		{"mutual TLS", func(c *Config) { c.CertData, c.KeyData = cert, key }, "ns.acct.tmprl.cloud", 1, false, false},
+		{"CA from PEM, server name", func(c *Config) { c.TLSCA, c.TLSServerName = ca, "ca" }, "ca", 0, true, false},
+		{"CA from a file", func(c *Config) { c.TLSCA = caFile }, "ns.acct.tmprl.cloud", 0, true, false},
+		{"skip verify", func(c *Config) { c.TLSInsecureSkipVerify = true }, "ns.acct.tmprl.cloud", 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
@@ -118,8 +119,8 @@ func TestTemporalTLSConfig(t *testing.T) {
 
 func TestTemporalSecretsNeverPrinted(t *testing.T) {
 	cert, key := promtest.NewPKI(t).Issue(t, "client")
-	c := TemporalConfig{Name: "jobs", Address: "localhost:7233", Namespace: "n", TaskQueue: "q", CertData: cert, KeyData: key, APIKey: "tmprl-secret-api-key"}
-	src, err := NewTemporal(c)
+	c := Config{Name: "jobs", Address: "localhost:7233", Namespace: "n", TaskQueue: "q", CertData: cert, KeyData: key, APIKey: "tmprl-secret-api-key"}
+	src, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +136,13 @@ func TestTemporalSecretsNeverPrinted(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(c.String(), "api-key="+redacted) || !strings.Contains(c.String(), "key-data="+redacted) {
+	if !strings.Contains(c.String(), "api-key="+query.Redacted) || !strings.Contains(c.String(), "key-data="+query.Redacted) {
 		t.Errorf("%q does not say which secrets are set", c.String())
 	}
 	// A server that echoes a secret back: the error keeps its kind and
 	// loses the secret.
 	err = src.requestError(&requestFailure{status.New(codes.PermissionDenied, "token tmprl-secret-api-key refused")})
-	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
+	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), query.Redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
 		t.Errorf("error %q", err)
 	}
 }
@@ -151,7 +152,7 @@ func TestTemporalSecretsNeverPrinted(t *testing.T) {
 // asking later.
 func TestTemporalUnreachable(t *testing.T) {
 	srv := promtest.Silent(t)
-	src, err := NewTemporal(TemporalConfig{Name: "jobs", Address: srv.Addr(), Namespace: "default", TaskQueue: "jobs-$APP_NAME"},
+	src, err := New(Config{Name: "jobs", Address: srv.Addr(), Namespace: "default", TaskQueue: "jobs-$APP_NAME"},
 		WithConnectTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func TestTemporalUnreachable(t *testing.T) {
 
 	// An app whose own deadline ends first stops waiting; the attempt goes
 	// on for the others.
-	src2, err := NewTemporal(TemporalConfig{Name: "jobs", Address: srv.Addr(), Namespace: "default", Query: "true"},
+	src2, err := New(Config{Name: "jobs", Address: srv.Addr(), Namespace: "default", Query: "true"},
 		WithConnectTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func TestTemporalUnreachable(t *testing.T) {
 // closing twice is harmless.
 func TestTemporalClosed(t *testing.T) {
 	for _, used := range []bool{false, true} {
-		src, err := NewTemporal(TemporalConfig{Name: "jobs", Address: promtest.ClosedAddr(t), Namespace: "default", Query: "true"},
+		src, err := New(Config{Name: "jobs", Address: promtest.ClosedAddr(t), Namespace: "default", Query: "true"},
 			WithConnectTimeout(200*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"strings"
@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The hand-encoded messages of temporal_wire.go against the generated
+// The hand-encoded messages of wire.go against the generated
 // types of go.temporal.io/api, which the tests may link and the binary
 // does not.
 

@@ -1,20 +1,24 @@
-package query
+package kafka
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/kafkatest"
 )
 
-func newKafka(t *testing.T, cfg KafkaConfig) *Kafka {
+func newKafka(t *testing.T, cfg Config) *Kafka {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "lag"
 	}
-	k, err := NewKafka(cfg)
+	k, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func TestKafkaLag(t *testing.T) {
 		{UnconsumedLatest, 6, 0},
 	} {
 		t.Run("from="+tc.from, func(t *testing.T) {
-			src := newKafka(t, KafkaConfig{Brokers: c.Brokers(), Topic: "orders-$APP_NAME", Group: "workers-$APP_NAME", UnconsumedFrom: tc.from})
+			src := newKafka(t, Config{Brokers: c.Brokers(), Topic: "orders-$APP_NAME", Group: "workers-$APP_NAME", UnconsumedFrom: tc.from})
 			values, errs, set := runSet(t, src, apps)
 			if values["a"] != tc.wantA || errs["a"] != nil {
 				t.Errorf("a: %v, %v; want %v", values["a"], errs["a"], tc.wantA)
@@ -99,7 +103,7 @@ func TestKafkaRequestsDoNotGrow(t *testing.T) {
 	counts := map[int]int{}
 	for _, n := range []int{3, 300} {
 		c.Count()
-		src := newKafka(t, KafkaConfig{Brokers: c.Brokers(), Topic: "orders-$APP_NAME", Group: "workers-$APP_NAME"})
+		src := newKafka(t, Config{Brokers: c.Brokers(), Topic: "orders-$APP_NAME", Group: "workers-$APP_NAME"})
 		values, errs, _ := runSet(t, src, apps[:n])
 		if len(errs) > 0 || len(values) != n {
 			t.Fatalf("%d apps: %d values, errors %v", n, len(values), errs)
@@ -128,7 +132,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 	c := kafkatest.Start(t, 1)
 	brokers := c.Brokers()
 	c.Stop()
-	values, errs, _ := runSet(t, newKafka(t, KafkaConfig{Brokers: brokers, Topic: "orders-$APP_NAME"}), appNames(10))
+	values, errs, _ := runSet(t, newKafka(t, Config{Brokers: brokers, Topic: "orders-$APP_NAME"}), appNames(10))
 	if len(values) != 0 || len(errs) != 10 {
 		t.Fatalf("values %v, %d errors", values, len(errs))
 	}
@@ -140,7 +144,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 }
 
 func TestKafkaConfigValidate(t *testing.T) {
-	ok := KafkaConfig{Name: "lag", Brokers: []string{"k:9092, k2:9092"}, Topic: "orders-$APP_NAME"}
+	ok := Config{Name: "lag", Brokers: []string{"k:9092, k2:9092"}, Topic: "orders-$APP_NAME"}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,17 +153,17 @@ func TestKafkaConfigValidate(t *testing.T) {
 		t.Errorf("normalized: %#v %q %q", norm.Brokers, norm.Group, norm.UnconsumedFrom)
 	}
 	for _, tc := range []struct {
-		change func(*KafkaConfig)
+		change func(*Config)
 		want   string
 	}{
-		{func(c *KafkaConfig) { c.Brokers = nil }, "brokers: empty"},
-		{func(c *KafkaConfig) { c.Brokers = []string{"k"} }, `brokers: "k": want host:port`},
-		{func(c *KafkaConfig) { c.Topic = "" }, "topic: empty"},
-		{func(c *KafkaConfig) { c.UnconsumedFrom = "oldest" }, `unconsumed-from "oldest": want earliest or latest`},
-		{func(c *KafkaConfig) { c.SASLMechanism = "gssapi" }, `sasl-mechanism "gssapi"`},
-		{func(c *KafkaConfig) { c.SASLMechanism = "plain" }, "set username and password"},
-		{func(c *KafkaConfig) { c.Username, c.Password = "u", "p" }, "set sasl-mechanism too"},
-		{func(c *KafkaConfig) { c.TLSCert = "/nonexistent.pem" }, "tls-cert: /nonexistent.pem: no such file"},
+		{func(c *Config) { c.Brokers = nil }, "brokers: empty"},
+		{func(c *Config) { c.Brokers = []string{"k"} }, `brokers: "k": want host:port`},
+		{func(c *Config) { c.Topic = "" }, "topic: empty"},
+		{func(c *Config) { c.UnconsumedFrom = "oldest" }, `unconsumed-from "oldest": want earliest or latest`},
+		{func(c *Config) { c.SASLMechanism = "gssapi" }, `sasl-mechanism "gssapi"`},
+		{func(c *Config) { c.SASLMechanism = "plain" }, "set username and password"},
+		{func(c *Config) { c.Username, c.Password = "u", "p" }, "set sasl-mechanism too"},
+		{func(c *Config) { c.TLSCert = "/nonexistent.pem" }, "tls-cert: /nonexistent.pem: no such file"},
 	} {
 		c := ok
 		tc.change(&c)
@@ -167,4 +171,50 @@ func TestKafkaConfigValidate(t *testing.T) {
 			t.Errorf("%v: %v, want %q", c, err, tc.want)
 		}
 	}
+}
+
+// runSet collects every app through a Set as scale does: one Prefetch,
+// then one Collect per app, concurrently, then Close.
+func runSet(t *testing.T, src query.Source, apps []string) (map[string]float64, map[string]error, *query.Set) {
+	t.Helper()
+	set, err := query.NewSet(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	set.Prefetch(ctx, apps)
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		values = map[string]float64{}
+		errs   = map[string]error{}
+	)
+	for _, app := range apps {
+		wg.Go(func() {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			m, err := set.Collect(actx, app)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[app] = err
+				return
+			}
+			values[app] = m[src.Name()]
+		})
+	}
+	wg.Wait()
+	if err := set.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	return values, errs, set
+}
+
+func appNames(n int) []string {
+	apps := make([]string, n)
+	for i := range apps {
+		apps[i] = fmt.Sprintf("app-%d", i)
+	}
+	return apps
 }

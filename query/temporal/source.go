@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"context"
@@ -18,35 +18,37 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
-// TemporalOption changes how NewTemporal builds a source.
-type TemporalOption func(*temporalOptions)
+// Option changes how New builds a source.
+type Option func(*options)
 
-type temporalOptions struct {
+type options struct {
 	connectTimeout time.Duration
 	logger         *slog.Logger
 }
 
 // WithConnectTimeout bounds the connection attempt (default
-// DefaultTemporalConnectTimeout).
-func WithConnectTimeout(d time.Duration) TemporalOption {
-	return func(o *temporalOptions) { o.connectTimeout = d }
+// DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) { o.connectTimeout = d }
 }
 
-// WithTemporalLogger sends the source's connection log to l, at debug
+// WithLogger sends the source's connection log to l, at debug
 // level: the server reached and its version (default: discarded).
-func WithTemporalLogger(l *slog.Logger) TemporalOption {
-	return func(o *temporalOptions) { o.logger = l }
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
 }
 
 // Temporal is a Source backed by a Temporal frontend, called through its
-// gRPC WorkflowService (temporal_wire.go). It connects once, on first use, and every app of
+// gRPC WorkflowService (wire.go). It connects once, on first use, and every app of
 // the run shares that connection, so an unreachable server costs one
 // bounded attempt, not one per app. Requests are paced on the client side.
 // Close it when the run is over.
 type Temporal struct {
-	cfg      TemporalConfig // normalized
+	cfg      Config // normalized
 	dialOpts []grpc.DialOption
 	types    []uint64 // temporal.api.enums.v1.TaskQueueType
 	perApp   bool
@@ -62,12 +64,12 @@ type Temporal struct {
 	closeOnce sync.Once
 }
 
-var _ FleetSource = (*Temporal)(nil)
+var _ query.FleetSource = (*Temporal)(nil)
 
-// NewTemporal validates cfg and returns a source that queries it. It does
+// New validates cfg and returns a source that queries it. It does
 // not connect: the first Collect does.
-func NewTemporal(cfg TemporalConfig, opts ...TemporalOption) (*Temporal, error) {
-	o := temporalOptions{connectTimeout: DefaultTemporalConnectTimeout}
+func New(cfg Config, opts ...Option) (*Temporal, error) {
+	o := options{connectTimeout: DefaultConnectTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -89,12 +91,12 @@ func NewTemporal(cfg TemporalConfig, opts ...TemporalOption) (*Temporal, error) 
 	}
 	t.dialOpts = temporalDialOptions(tlsConf)
 	if norm.TaskQueue != "" {
-		t.perApp = UsesAppName(norm.TaskQueue)
+		t.perApp = query.UsesAppName(norm.TaskQueue)
 		for _, name := range norm.queueTypes() {
 			t.types = append(t.types, queueTypes[name])
 		}
 	} else {
-		t.perApp = UsesAppName(norm.Query)
+		t.perApp = query.UsesAppName(norm.Query)
 	}
 	return t, nil
 }
@@ -153,7 +155,7 @@ func (e *requestFailure) GRPCStatus() *status.Status { return e.st }
 func (t *Temporal) Name() string { return t.cfg.Name }
 
 // Config returns the normalized configuration.
-func (t *Temporal) Config() TemporalConfig { return t.cfg }
+func (t *Temporal) Config() Config { return t.cfg }
 
 // FleetWide reports whether the task queue or query has no $APP_NAME, so
 // that one answer serves every app.
@@ -171,12 +173,12 @@ func (t *Temporal) GoString() string { return t.String() }
 // number of its running workflows. Every error fails the app; none reads
 // as 0.
 func (t *Temporal) Collect(ctx context.Context, app string) (float64, error) {
-	return collectApp(ctx, t, app, t.measure)
+	return query.CollectApp(ctx, t, app, t.measure)
 }
 
 // CollectFleet measures once for a task queue or query without $APP_NAME;
 // the value applies to every app.
-func (t *Temporal) CollectFleet(ctx context.Context) (Lookup, error) {
+func (t *Temporal) CollectFleet(ctx context.Context) (query.Lookup, error) {
 	if t.perApp {
 		return nil, errors.New("task queue or query uses $APP_NAME: not fleet-wide")
 	}
@@ -193,9 +195,9 @@ func (t *Temporal) measure(ctx context.Context, app string) (float64, error) {
 		return 0, err
 	}
 	if t.cfg.TaskQueue != "" {
-		return t.backlog(ctx, conn, Expand(t.cfg.TaskQueue, app))
+		return t.backlog(ctx, conn, query.Expand(t.cfg.TaskQueue, app))
 	}
-	return t.running(ctx, conn, Expand(t.cfg.Query, app))
+	return t.running(ctx, conn, query.Expand(t.cfg.Query, app))
 }
 
 // backlog sums the approximate backlog of the queue's types, one request
@@ -325,7 +327,7 @@ var requestKinds = map[codes.Code]string{
 // argument, permission denied, unavailable, deadline exceeded) before the
 // server's message, with the secrets taken out. It unwraps to err.
 func (t *Temporal) requestError(err error) error {
-	err = redactError(err, t.secrets)
+	err = query.RedactError(err, t.secrets)
 	if kind, ok := requestKinds[status.Code(err)]; ok {
 		return fmt.Errorf("%s: %w", kind, err)
 	}

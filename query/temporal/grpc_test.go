@@ -1,4 +1,4 @@
-package query
+package temporal
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 )
 
@@ -116,9 +117,9 @@ func TestTemporalOverGRPC(t *testing.T) {
 	s := startWireServer(t, false)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := TemporalConfig{Name: "jobs", Address: s.addr, Namespace: "my-ns.a1b2c", TaskQueue: "jobs-$APP_NAME",
+	cfg := Config{Name: "jobs", Address: s.addr, Namespace: "my-ns.a1b2c", TaskQueue: "jobs-$APP_NAME",
 		APIKey: apiKey, TLSCA: s.caPEM, TLSServerName: "temporal.test"}
-	backlog, err := NewTemporal(cfg, WithTemporalLogger(logger))
+	backlog, err := New(cfg, WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestTemporalOverGRPC(t *testing.T) {
 		t.Fatalf("backlog %v, %v; want 10 workflow + 20 activity tasks", v, err)
 	}
 	cfg.TaskQueue, cfg.Query = "", `TaskQueue = "jobs-$APP_NAME"`
-	running, err := NewTemporal(cfg)
+	running, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,13 +165,13 @@ func TestTemporalOverGRPC(t *testing.T) {
 
 	// A refusal that echoes the API key: the kind first, the key redacted.
 	cfg.TaskQueue, cfg.Query = "denied-$APP_NAME", ""
-	denied, err := NewTemporal(cfg)
+	denied, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer denied.Close()
 	_, err = denied.Collect(context.Background(), "app-a")
-	want := `describe task queue "denied-app-a" (workflow): permission denied (check api-key or the client certificate): request with authorization "Bearer ` + redacted + `" is not allowed here`
+	want := `describe task queue "denied-app-a" (workflow): permission denied (check api-key or the client certificate): request with authorization "Bearer ` + query.Redacted + `" is not allowed here`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
 	}
@@ -183,7 +184,7 @@ func TestTemporalOverGRPC(t *testing.T) {
 // counts as reached, as with Temporal's SDK.
 func TestTemporalOldServer(t *testing.T) {
 	s := startWireServer(t, true)
-	src, err := NewTemporal(TemporalConfig{Name: "jobs", Address: s.addr, Namespace: "default", Query: "true",
+	src, err := New(Config{Name: "jobs", Address: s.addr, Namespace: "default", Query: "true",
 		TLSCA: s.caPEM, TLSServerName: "temporal.test"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package query
+package nats
 
 import (
 	"context"
@@ -6,65 +6,71 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
-// DefaultConnectTimeout bounds the one connection attempt of a run to a
-// NATS server or a Kafka broker when the run's deadline is further away.
-const DefaultConnectTimeout = 10 * time.Second
-
-// NATSConfig configures one NATS JetStream source: the backlog of a
+// Config configures one NATS JetStream source: the backlog of a
 // consumer, num_pending + num_ack_pending.
-type NATSConfig struct {
-	// Name is the metric name, the variable scaling expressions refer to.
-	Name string
+type Config struct {
 	// URL is the server address, or several separated by commas
 	// (nats://host:4222, tls://host:4222, or host:port). Credentials in it
 	// (nats://user:pass@host, nats://token@host) are used to connect.
-	URL string
+	URL string `key:"url" flag:"nats-url" help:"NATS server {URL}s, comma-separated, e.g. nats://nats.internal:4222"`
+	// Name is the metric name, the variable scaling expressions refer to.
+	Name string `key:"metric-name" flag:"nats-metric-name" help:"{NAME} of the consumer's backlog in expressions"`
 	// Stream and Consumer name the consumer; $APP_NAME is replaced by the
 	// app's name.
-	Stream, Consumer string
+	Stream   string `key:"stream" flag:"nats-stream" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
+	Consumer string `key:"consumer" flag:"nats-consumer" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
 	// PendingOnly counts only num_pending: messages delivered but not yet
 	// acknowledged (num_ack_pending) are left out. Off by default: those
-	// are still work.
-	PendingOnly bool
+	// are still work. The config file says it the other way round:
+	// include-ack-pending: false.
+	PendingOnly bool `key:"include-ack-pending"`
 	// Credentials: at most one of Creds (a .creds file), NKeySeedFile,
-	// Token, and User with Password.
-	Creds, NKeySeedFile, Token, User, Password string
+	// Token, and User with Password. The files' keys are secrets too
+	// (Secrets reads them).
+	Token        string `key:"token" flag:"nats-token" secret:"true" help:"{TOKEN} for the NATS server"`
+	Creds        string `key:"creds" flag:"nats-creds" help:"NATS credentials {FILE} (.creds)"`
+	NKeySeedFile string `key:"nkey-seed-file"`
+	User         string `key:"user"`
+	Password     string `key:"password" secret:"true"`
 	// TLSCA is a CA bundle file; TLSCert and TLSKey a client certificate.
-	TLSCA, TLSCert, TLSKey string
+	TLSCA   string `key:"tls-ca"`
+	TLSCert string `key:"tls-cert"`
+	TLSKey  string `key:"tls-key"`
 	// Domain is the JetStream domain ("" for the server's own).
-	Domain string
+	Domain string `key:"domain"`
 }
 
 // String describes c without its secrets.
-func (c NATSConfig) String() string {
-	return fmt.Sprintf("nats metric %q url=%s stream=%q consumer=%q", c.Name, RedactURL(c.URL), c.Stream, c.Consumer)
+func (c Config) String() string {
+	return fmt.Sprintf("nats metric %q url=%s stream=%q consumer=%q", c.Name, query.RedactURL(c.URL), c.Stream, c.Consumer)
 }
 
 // GoString keeps the secrets out of %#v.
-func (c NATSConfig) GoString() string { return c.String() }
+func (c Config) GoString() string { return c.String() }
 
 // Validate checks c. Its errors name the field by its configuration key.
-func (c NATSConfig) Validate() error {
+func (c Config) Validate() error {
 	_, err := c.normalize()
 	return err
 }
 
-func (c NATSConfig) normalize() (NATSConfig, error) {
-	errorf, err := checkName("nats", c.Name)
+func (c Config) normalize() (Config, error) {
+	errorf, err := query.CheckName("nats", c.Name)
 	if err != nil {
 		return c, err
 	}
-	fail := func(format string, args ...any) (NATSConfig, error) {
+	fail := func(format string, args ...any) (Config, error) {
 		return c, errorf(format, args...)
 	}
 	urls, err := natsURLs(c.URL)
@@ -76,7 +82,7 @@ func (c NATSConfig) normalize() (NATSConfig, error) {
 		if strings.TrimSpace(f.val) == "" {
 			return fail("%s: empty", f.key)
 		}
-		if err := natsName(Expand(f.val, "app")); err != nil {
+		if err := natsName(query.Expand(f.val, "app")); err != nil {
 			return fail("%s %q: %v", f.key, f.val, err)
 		}
 	}
@@ -95,7 +101,7 @@ func (c NATSConfig) normalize() (NATSConfig, error) {
 	}
 	for _, f := range []struct{ key, path string }{{"creds", c.Creds}, {"nkey-seed-file", c.NKeySeedFile},
 		{"tls-ca", c.TLSCA}, {"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}} {
-		if err := readableFile(f.path); err != nil {
+		if err := query.ReadableFile(f.path); err != nil {
 			return fail("%s: %v", f.key, err)
 		}
 	}
@@ -122,15 +128,15 @@ func natsURLs(raw string) ([]string, error) {
 		}
 		p, err := url.Parse(u)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not a URL", RedactURL(u))
+			return nil, fmt.Errorf("%s: not a URL", query.RedactURL(u))
 		}
 		switch p.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return nil, fmt.Errorf("%s: want nats://, tls://, ws:// or wss://", RedactURL(u))
+			return nil, fmt.Errorf("%s: want nats://, tls://, ws:// or wss://", query.RedactURL(u))
 		}
 		if p.Hostname() == "" {
-			return nil, fmt.Errorf("%s: no host", RedactURL(u))
+			return nil, fmt.Errorf("%s: no host", query.RedactURL(u))
 		}
 		out = append(out, u)
 	}
@@ -151,61 +157,15 @@ func natsName(s string) error {
 	return nil
 }
 
-func readableFile(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	return f.Close()
-}
-
 // Secrets returns what must never be printed about c: the token, the
 // password, the credentials of its URLs and the keys in its creds and
 // nkey seed files.
-func (c NATSConfig) Secrets() []string {
-	out := append([]string{c.Token, c.Password}, URLSecrets(c.URL)...)
+func (c Config) Secrets() []string {
+	out := append([]string{c.Token, c.Password}, query.URLSecrets(c.URL)...)
 	for _, path := range []string{c.Creds, c.NKeySeedFile} {
-		out = append(out, fileSecrets(path)...)
+		out = append(out, query.FileSecrets(path)...)
 	}
-	return nonEmpty(out)
-}
-
-// fileSecrets returns the lines of a credentials file that are not its
-// "-----BEGIN ... -----" armour: the JWT and the seed.
-func fileSecrets(path string) []string {
-	if path == "" {
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "---") || strings.HasPrefix(line, "***") || strings.Contains(line, " ") {
-			continue
-		}
-		out = append(out, line)
-	}
-	return out
-}
-
-func nonEmpty(ss []string) []string {
-	out := ss[:0]
-	for _, s := range ss {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+	return query.NonEmpty(out)
 }
 
 // NATS is a BatchSource that reads consumer backlogs through the JetStream
@@ -213,22 +173,22 @@ func nonEmpty(ss []string) []string {
 // by one listing of that stream's consumers, the others by one consumer
 // info request each.
 type NATS struct {
-	cfg     NATSConfig
+	cfg     Config
 	secrets []string
-	opts    sourceOptions
-	dialer  nats.CustomDialer // tests count connection attempts
+	opts    query.SourceOptions
+	dialer  natsio.CustomDialer // tests count connection attempts
 }
 
-var _ BatchSource = (*NATS)(nil)
+var _ query.BatchSource = (*NATS)(nil)
 
-// NewNATS validates cfg and returns a source that reads it. It does not
+// New validates cfg and returns a source that reads it. It does not
 // connect: each run does, in Start.
-func NewNATS(cfg NATSConfig, opts ...SourceOption) (*NATS, error) {
+func New(cfg Config, opts ...query.SourceOption) (*NATS, error) {
 	norm, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	return &NATS{cfg: norm, secrets: norm.Secrets(), opts: newSourceOptions(opts)}, nil
+	return &NATS{cfg: norm, secrets: norm.Secrets(), opts: query.NewSourceOptions(opts)}, nil
 }
 
 // Name returns the metric name.
@@ -255,7 +215,7 @@ func (n *NATS) Collect(ctx context.Context, app string) (float64, error) {
 // Start connects, with one attempt per server of the URL list bounded by
 // ctx, and lists the consumers of every stream that two or more of apps
 // share.
-func (n *NATS) Start(ctx context.Context, apps []string) (Batch, error) {
+func (n *NATS) Start(ctx context.Context, apps []string) (query.Batch, error) {
 	nc, err := n.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -280,65 +240,65 @@ func (n *NATS) Start(ctx context.Context, apps []string) (Batch, error) {
 }
 
 // connect makes the run's one connection attempt.
-func (n *NATS) connect(ctx context.Context) (*nats.Conn, error) {
-	timeout := DefaultConnectTimeout
+func (n *NATS) connect(ctx context.Context) (*natsio.Conn, error) {
+	timeout := query.DefaultConnectTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
 	if timeout <= 0 {
 		return nil, fmt.Errorf("connect: %w", context.DeadlineExceeded)
 	}
-	opts := []nats.Option{
-		nats.Name("fly-autoscaler"),
-		nats.Timeout(timeout),
-		nats.NoReconnect(),
-		nats.RetryOnFailedConnect(false),
-		nats.NoCallbacksAfterClientClose(),
+	opts := []natsio.Option{
+		natsio.Name("fly-autoscaler"),
+		natsio.Timeout(timeout),
+		natsio.NoReconnect(),
+		natsio.RetryOnFailedConnect(false),
+		natsio.NoCallbacksAfterClientClose(),
 		// The default handler prints to stderr, bypassing redaction.
-		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+		natsio.ErrorHandler(func(*natsio.Conn, *natsio.Subscription, error) {}),
 	}
 	c := n.cfg
 	switch {
 	case c.Creds != "":
-		opts = append(opts, nats.UserCredentials(c.Creds))
+		opts = append(opts, natsio.UserCredentials(c.Creds))
 	case c.NKeySeedFile != "":
-		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		o, err := natsio.NkeyOptionFromSeed(c.NKeySeedFile)
 		if err != nil {
 			return nil, fmt.Errorf("nkey-seed-file %s: %w", c.NKeySeedFile, n.redact(err))
 		}
 		opts = append(opts, o)
 	case c.Token != "":
-		opts = append(opts, nats.Token(c.Token))
+		opts = append(opts, natsio.Token(c.Token))
 	case c.User != "":
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
+		opts = append(opts, natsio.UserInfo(c.User, c.Password))
 	}
 	if c.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(c.TLSCA))
+		opts = append(opts, natsio.RootCAs(c.TLSCA))
 	}
 	if c.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+		opts = append(opts, natsio.ClientCert(c.TLSCert, c.TLSKey))
 	}
 	if n.dialer != nil {
-		opts = append(opts, nats.SetCustomDialer(n.dialer))
+		opts = append(opts, natsio.SetCustomDialer(n.dialer))
 	}
-	var nc *nats.Conn
-	err := n.opts.traced(c.Name, "connect "+RedactURL(c.URL), func() error {
+	var nc *natsio.Conn
+	err := n.opts.Traced(c.Name, "connect "+query.RedactURL(c.URL), func() error {
 		var err error
-		nc, err = nats.Connect(c.URL, opts...)
+		nc, err = natsio.Connect(c.URL, opts...)
 		return n.redact(err)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", RedactURL(c.URL), err)
+		return nil, fmt.Errorf("connect to %s: %w", query.RedactURL(c.URL), err)
 	}
 	return nc, nil
 }
 
-func (n *NATS) redact(err error) error { return redactError(err, n.secrets) }
+func (n *NATS) redact(err error) error { return query.RedactError(err, n.secrets) }
 
 // natsBatch is one run of a NATS source.
 type natsBatch struct {
 	src    *NATS
-	nc     *nats.Conn
+	nc     *natsio.Conn
 	js     jetstream.JetStream
 	prefix string // JetStream API subject prefix
 
@@ -355,7 +315,7 @@ func (b *natsBatch) list(ctx context.Context, apps []string) {
 	count := map[string]int{}
 	var shared []string
 	for _, app := range apps {
-		s := Expand(b.src.cfg.Stream, app)
+		s := query.Expand(b.src.cfg.Stream, app)
 		if count[s]++; count[s] == 2 {
 			shared = append(shared, s)
 		}
@@ -379,7 +339,7 @@ func (b *natsBatch) list(ctx context.Context, apps []string) {
 // listStream returns the consumers of stream that have a leader, by name.
 func (b *natsBatch) listStream(ctx context.Context, stream string) (map[string]*jetstream.ConsumerInfo, error) {
 	infos := map[string]*jetstream.ConsumerInfo{}
-	err := b.src.opts.traced(b.src.cfg.Name, fmt.Sprintf("list consumers of stream %s", stream), func() error {
+	err := b.src.opts.Traced(b.src.cfg.Name, fmt.Sprintf("list consumers of stream %s", stream), func() error {
 		st, err := b.js.Stream(ctx, stream)
 		if err != nil {
 			return b.src.redact(err)
@@ -400,25 +360,25 @@ func (b *natsBatch) listStream(ctx context.Context, stream string) (map[string]*
 
 // Read returns the backlog of app's consumer, from the listing of its
 // stream when it is there, else from the consumer's own info.
-func (b *natsBatch) Read(ctx context.Context, app string) (Reading, error) {
-	if err := ValidAppName(app); err != nil {
-		return Reading{}, err
+func (b *natsBatch) Read(ctx context.Context, app string) (query.Reading, error) {
+	if err := query.ValidAppName(app); err != nil {
+		return query.Reading{}, err
 	}
-	stream, consumer := Expand(b.src.cfg.Stream, app), Expand(b.src.cfg.Consumer, app)
+	stream, consumer := query.Expand(b.src.cfg.Stream, app), query.Expand(b.src.cfg.Consumer, app)
 	b.mu.Lock()
 	ci := b.listed[stream][consumer]
 	b.mu.Unlock()
 	if ci == nil {
 		var err error
 		if ci, err = b.consumerInfo(ctx, stream, consumer); err != nil {
-			return Reading{}, fmt.Errorf("stream %s consumer %s: %w", stream, consumer, err)
+			return query.Reading{}, fmt.Errorf("stream %s consumer %s: %w", stream, consumer, err)
 		}
 	}
 	v := float64(ci.NumPending)
 	if !b.src.cfg.PendingOnly {
 		v += float64(ci.NumAckPending)
 	}
-	return Reading{Value: v}, nil
+	return query.Reading{Value: v}, nil
 }
 
 // consumerInfo asks for one consumer's info: one request, answered by the
@@ -430,10 +390,10 @@ func (b *natsBatch) consumerInfo(ctx context.Context, stream, consumer string) (
 		Error *jetstream.APIError `json:"error"`
 	}
 	subject := b.prefix + "CONSUMER.INFO." + stream + "." + consumer
-	err := b.src.opts.traced(b.src.cfg.Name, fmt.Sprintf("consumer info %s/%s", stream, consumer), func() error {
+	err := b.src.opts.Traced(b.src.cfg.Name, fmt.Sprintf("consumer info %s/%s", stream, consumer), func() error {
 		msg, err := b.nc.RequestWithContext(ctx, subject, nil)
 		switch {
-		case errors.Is(err, nats.ErrNoResponders):
+		case errors.Is(err, natsio.ErrNoResponders):
 			return errors.New("no JetStream answered: is JetStream enabled, and the domain right?")
 		case err != nil:
 			return b.src.redact(err)
@@ -444,9 +404,9 @@ func (b *natsBatch) consumerInfo(ctx context.Context, stream, consumer string) (
 		if e := resp.Error; e != nil {
 			switch e.ErrorCode {
 			case jetstream.JSErrCodeConsumerNotFound:
-				return &resultError{kind: jetstream.ErrConsumerNotFound, msg: "consumer not found"}
+				return query.ResultErrorf(jetstream.ErrConsumerNotFound, "consumer not found")
 			case jetstream.JSErrCodeStreamNotFound:
-				return &resultError{kind: jetstream.ErrStreamNotFound, msg: "stream not found"}
+				return query.ResultErrorf(jetstream.ErrStreamNotFound, "stream not found")
 			}
 			return fmt.Errorf("consumer info: %s (JetStream error %d)", e.Description, e.ErrorCode)
 		}

@@ -1,4 +1,4 @@
-package query
+package nats
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/natstest"
 )
 
@@ -36,9 +38,9 @@ func (d *countingDialer) count() int {
 
 // runSet collects every app through a Set as scale does: one Prefetch,
 // then one Collect per app, concurrently, then Close.
-func runSet(t *testing.T, src Source, apps []string) (map[string]float64, map[string]error, *Set) {
+func runSet(t *testing.T, src query.Source, apps []string) (map[string]float64, map[string]error, *query.Set) {
 	t.Helper()
-	set, err := NewSet(src)
+	set, err := query.NewSet(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +74,12 @@ func runSet(t *testing.T, src Source, apps []string) (map[string]float64, map[st
 	return values, errs, set
 }
 
-func newNATS(t *testing.T, cfg NATSConfig) *NATS {
+func newNATS(t *testing.T, cfg Config) *NATS {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "pending"
 	}
-	n, err := NewNATS(cfg)
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestNATSBacklog(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("pending-only=%v", tc.pendingOnly), func(t *testing.T) {
 			srv.ResetRequests()
-			src := newNATS(t, NATSConfig{URL: srv.URL(), Stream: "jobs-$APP_NAME", Consumer: "workers", PendingOnly: tc.pendingOnly})
+			src := newNATS(t, Config{URL: srv.URL(), Stream: "jobs-$APP_NAME", Consumer: "workers", PendingOnly: tc.pendingOnly})
 			values, errs, _ := runSet(t, src, apps)
 			if len(errs) > 0 {
 				t.Fatalf("errors: %v", errs)
@@ -150,7 +152,7 @@ func TestNATSSharedStream(t *testing.T) {
 	apps = append(apps, missing)
 
 	srv.ResetRequests()
-	src := newNATS(t, NATSConfig{URL: srv.URL(), Stream: "shared", Consumer: "w-$APP_NAME"})
+	src := newNATS(t, Config{URL: srv.URL(), Stream: "shared", Consumer: "w-$APP_NAME"})
 	values, errs, _ := runSet(t, src, apps)
 	for app, w := range want {
 		if errs[app] != nil || values[app] != w {
@@ -190,7 +192,7 @@ func TestNATSListingPages(t *testing.T) {
 	}
 	srv.WaitBacklog(t, "big", "app-299", 1, 0)
 	srv.ResetRequests()
-	values, errs, _ := runSet(t, newNATS(t, NATSConfig{URL: srv.URL(), Stream: "big", Consumer: "$APP_NAME"}), apps)
+	values, errs, _ := runSet(t, newNATS(t, Config{URL: srv.URL(), Stream: "big", Consumer: "$APP_NAME"}), apps)
 	if len(errs) > 0 || len(values) != 300 {
 		t.Fatalf("%d values, errors %v", len(values), errs)
 	}
@@ -227,7 +229,7 @@ func TestNATSDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	values, errs, _ := runSet(t, newNATS(t, NATSConfig{URL: srv.URL(), Stream: "jobs-$APP_NAME", Consumer: "workers"}), []string{"a", "b", "c"})
+	values, errs, _ := runSet(t, newNATS(t, Config{URL: srv.URL(), Stream: "jobs-$APP_NAME", Consumer: "workers"}), []string{"a", "b", "c"})
 	if values["a"] != 2 || errs["a"] != nil {
 		t.Errorf("a: %v, %v; want 2", values["a"], errs["a"])
 	}
@@ -238,7 +240,7 @@ func TestNATSDeleted(t *testing.T) {
 		t.Errorf("c: %v", err)
 	}
 
-	values, errs, _ = runSet(t, newNATS(t, NATSConfig{URL: srv.URL(), Stream: "shared", Consumer: "$APP_NAME"}), []string{"a", "b", "c"})
+	values, errs, _ = runSet(t, newNATS(t, Config{URL: srv.URL(), Stream: "shared", Consumer: "$APP_NAME"}), []string{"a", "b", "c"})
 	if values["a"] != 3 || values["c"] != 3 || len(errs) != 1 || !errors.Is(errs["b"], jetstream.ErrConsumerNotFound) {
 		t.Errorf("shared stream: %v, %v; want a and c at 3, b not found", values, errs)
 	}
@@ -250,7 +252,7 @@ func TestNATSServerDown(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{})
 	url := srv.URL()
 	srv.Stop()
-	src := newNATS(t, NATSConfig{URL: url, Stream: "jobs-$APP_NAME", Consumer: "workers"})
+	src := newNATS(t, Config{URL: url, Stream: "jobs-$APP_NAME", Consumer: "workers"})
 	d := &countingDialer{}
 	src.dialer = d
 	apps := appNames(20)
@@ -275,12 +277,12 @@ func TestNATSSecrets(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{Token: token})
 	srv.Backlog(t, natstest.Backlog{Stream: "jobs-a", Consumer: "workers", Published: 4, Unacked: 1})
 
-	values, errs, _ := runSet(t, newNATS(t, NATSConfig{URL: srv.URL(), Token: token, Stream: "jobs-$APP_NAME", Consumer: "workers"}), []string{"a"})
+	values, errs, _ := runSet(t, newNATS(t, Config{URL: srv.URL(), Token: token, Stream: "jobs-$APP_NAME", Consumer: "workers"}), []string{"a"})
 	if values["a"] != 4 || errs["a"] != nil {
 		t.Fatalf("with the token: %v, %v", values, errs)
 	}
 	withUser := strings.Replace(srv.URL(), "nats://", "nats://"+token+"x@", 1)
-	for _, cfg := range []NATSConfig{
+	for _, cfg := range []Config{
 		{URL: srv.URL(), Token: token + "x"},
 		{URL: withUser},
 	} {
@@ -298,22 +300,22 @@ func TestNATSSecrets(t *testing.T) {
 }
 
 func TestNATSConfigValidate(t *testing.T) {
-	ok := NATSConfig{Name: "pending", URL: "nats://h:4222", Stream: "jobs-$APP_NAME", Consumer: "workers"}
+	ok := Config{Name: "pending", URL: "nats://h:4222", Stream: "jobs-$APP_NAME", Consumer: "workers"}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		change func(*NATSConfig)
+		change func(*Config)
 		want   string
 	}{
-		{func(c *NATSConfig) { c.URL = "" }, "url: empty"},
-		{func(c *NATSConfig) { c.URL = "http://h:4222" }, "url: http://h:4222: want nats://"},
-		{func(c *NATSConfig) { c.Stream = "" }, "stream: empty"},
-		{func(c *NATSConfig) { c.Consumer = "a.b" }, `consumer "a.b": character '.' not allowed`},
-		{func(c *NATSConfig) { c.Token, c.User, c.Password = "t", "u", "p" }, "set one kind of credentials"},
-		{func(c *NATSConfig) { c.User = "u" }, "user, password: set both"},
-		{func(c *NATSConfig) { c.Creds = "/nonexistent.creds" }, "creds: /nonexistent.creds: no such file"},
-		{func(c *NATSConfig) { c.Name = "1x" }, "metric-name: want letters"},
+		{func(c *Config) { c.URL = "" }, "url: empty"},
+		{func(c *Config) { c.URL = "http://h:4222" }, "url: http://h:4222: want nats://"},
+		{func(c *Config) { c.Stream = "" }, "stream: empty"},
+		{func(c *Config) { c.Consumer = "a.b" }, `consumer "a.b": character '.' not allowed`},
+		{func(c *Config) { c.Token, c.User, c.Password = "t", "u", "p" }, "set one kind of credentials"},
+		{func(c *Config) { c.User = "u" }, "user, password: set both"},
+		{func(c *Config) { c.Creds = "/nonexistent.creds" }, "creds: /nonexistent.creds: no such file"},
+		{func(c *Config) { c.Name = "1x" }, "metric-name: want letters"},
 	} {
 		c := ok
 		tc.change(&c)
@@ -332,4 +334,12 @@ func TestNATSConfigValidate(t *testing.T) {
 	if sec := withPass.Secrets(); len(sec) == 0 || !strings.Contains(strings.Join(sec, " "), "hunter2pass") {
 		t.Errorf("Secrets() = %q, want the URL's password", sec)
 	}
+}
+
+func appNames(n int) []string {
+	apps := make([]string, n)
+	for i := range apps {
+		apps[i] = fmt.Sprintf("app-%d", i)
+	}
+	return apps
 }

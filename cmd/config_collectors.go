@@ -1,0 +1,150 @@
+// The metric collectors of the run configuration: the config file's, the
+// --prometheus-* flags', the Temporal, NATS and Kafka ones.
+
+package cmd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/temporal"
+	"github.com/superfly/fly-autoscaler/scale"
+)
+
+// collectors gathers the metric collectors of the config file and the ones
+// the --prometheus-* flags (FAS_PROMETHEUS_*), --temporal-* flags
+// (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
+// go to sources. A problem with one collector is recorded in p; with
+// p.all, the others are still checked.
+func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]prometheus.Config, []temporal.Config, error) {
+	var out []prometheus.Config
+	var temporals []temporal.Config
+	seen := map[string]string{}
+	claim := func(where, name string) error {
+		if slices.Contains(scale.ReservedVars(), name) {
+			return usagef("%s: metric name %q is taken by a fleet or time variable (%s): choose another name", where, name, strings.Join(scale.ReservedVars(), ", "))
+		}
+		if prev, ok := seen[name]; ok && name != "" {
+			return usagef("%s: metric name %q is already defined by %s: each metric needs its own name", where, name, prev)
+		}
+		// The collector as the next error names it: "metric-collectors[0]
+		// (line 5)", not the file's path again.
+		if rest, ok := strings.CutPrefix(where, s.path+":"); ok && s.path != "" {
+			if line, key, ok := strings.Cut(rest, ": "); ok {
+				where = fmt.Sprintf("%s (line %s)", key, line)
+			}
+		}
+		seen[name] = where
+		return nil
+	}
+	fromFile := func(i int, c collectorConfig) error {
+		where := file.collectorAt(s.path, i)
+		typ := strings.ToLower(strings.TrimSpace(c.Type))
+		switch typ {
+		case "":
+			return usagef("%s: type: missing: use %s", where, sourceTypes())
+		case "nats", "kafka":
+			return sources.addFileCollector(where, typ, c, claim)
+		case "prometheus", "temporal":
+		default:
+			return usagef("%s: type %q is not supported: use %s", where, c.Type, sourceTypes())
+		}
+		if err := checkCollectorKeys(where, typ, c); err != nil {
+			return err
+		}
+		if typ == "temporal" {
+			tc, err := temporalFromFile(c)
+			if err != nil {
+				return usagef("%s: %v", where, err)
+			}
+			return addCollector(&temporals, claim, where, tc.Name, tc) // it names where
+		}
+		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
+		if err != nil {
+			return usagef("%s: %v", where, err)
+		}
+		pc := prometheus.Config{Name: c.MetricName, Address: c.Address, Query: c.Query,
+			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
+		return addCollector(&out, claim, where, pc.Name, pc)
+	}
+	for i, c := range file.MetricCollectors {
+		if err := fromFile(i, c); p.add(err) {
+			return nil, nil, err
+		}
+	}
+	tc, err := temporalFromFlags(s)
+	if p.add(err) {
+		return nil, nil, err
+	}
+	if tc != nil {
+		if err := addCollector(&temporals, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
+			return nil, nil, err
+		}
+	}
+	if err := sources.addFlagSources(s, claim); p.add(err) {
+		return nil, nil, err
+	}
+	if err := promFromFlags(s, claim, &out); p.add(err) {
+		return nil, nil, err
+	}
+	return out, temporals, nil
+}
+
+// promFromFlags adds the collector the --prometheus-* flags
+// (FAS_PROMETHEUS_*) define, beside the file's, when any is set: its
+// errors name the flag and the variable of the field, not the YAML key
+// query's Validate knows.
+func promFromFlags(s settings, claim claimFunc, out *[]prometheus.Config) error {
+	c := s.c
+	pc := prometheus.Config{
+		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
+		Address:  strings.TrimSpace(c.String("prometheus-address")),
+		Query:    strings.TrimSpace(c.String("prometheus-query")),
+		Token:    strings.TrimSpace(c.String("prometheus-token")),
+		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
+	}
+	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
+		return nil
+	}
+	for _, f := range []struct{ flag, val, what string }{
+		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
+		{"prometheus-address", pc.Address, "the Prometheus HTTP API base URL, e.g. https://api.fly.io/prometheus/my-org"},
+		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
+	} {
+		if f.val == "" {
+			return usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+		}
+	}
+	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
+	if err != nil {
+		return usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
+	}
+	pc.OnEmpty = onEmpty
+	if err := pc.Validate(); err != nil {
+		return mustKind("prometheus").flagError(s, pc.Name, err)
+	}
+	return addCollector(out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc)
+}
+
+// addCollector claims the metric name of the collector c at where,
+// validates c and appends it to *to.
+func addCollector[C interface{ Validate() error }](to *[]C, claim claimFunc, where, name string, c C) error {
+	if err := claim(where, name); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return usagef("%s: %v", where, err)
+	}
+	*to = append(*to, c)
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
