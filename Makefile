@@ -10,7 +10,7 @@ BENCH_APPS        ?= 1000,10000
 BENCH_CONCURRENCY ?= 8,16,32,64
 BENCH_LATENCY     ?= 20ms
 
-.PHONY: help build test test-root test-temporal test-deps test-short lint check-deps check-lines bench demo image fmt clean
+.PHONY: help build test test-temporal test-deps test-short lint check-deps check-lines bench demo image fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -18,24 +18,19 @@ help: ## list the targets
 build: ## build the binary into bin/ (version, commit and date through -ldflags)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: test-deps ## run every test: the root module under the race detector and, beside it, the Temporal server tests
-	cd query/temporal/servertest && go test -count=1 -run '^$$' ./... >/dev/null
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-root test-temporal
-
-# The two modules' tests run at once: the root module's cmd package takes
-# most of the time on one core's worth of work, which leaves room for the
-# Temporal server module's. Each one's output is printed whole when it ends.
-# The Temporal module is built first (running none of its tests): its first
-# build compiles a whole Temporal server, which must not starve the root
-# module's tests of CPU while they run against real servers.
-# The bounded-cost test measures its children's CPU and peak memory, which
-# the race detector inflates: it runs once more without it.
-test-root:
+test: test-deps ## run the root module's tests under the race detector, real Prometheus, Pushgateway, NATS and Kafka servers included
 	go test -race -count=1 -timeout 30m $(PKGS)
 	go test -count=1 -timeout 10m -run '^TestHostileInputIsCheap$$' ./cmd/
 	cd scale/flyapi/genqlient && go test -count=1 ./...
 
-test-temporal:
+# The bounded-cost test above measures its children's CPU and peak memory,
+# which the race detector inflates: it runs once more without it.
+#
+# The Temporal server tests are a module of their own (query/temporal/
+# servertest): their first build compiles a whole Temporal server, some
+# 30 CPU-minutes on an empty cache, so they have a target of their own,
+# which .ci/run runs after make test.
+test-temporal: ## run the Temporal source's tests against a real Temporal server (a module of its own; long first build)
 	cd query/temporal/servertest && go test -count=1 -timeout 30m ./...
 
 # The real-server tests need Debian's prometheus and prometheus-pushgateway
