@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
 	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
@@ -40,35 +42,34 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		seen[name] = where
 		return nil
 	}
-	fromFile := func(i int, c collectorConfig) error {
+	fromFile := func(i int, c fileCollector) error {
 		where := file.collectorAt(s.path, i)
-		typ := strings.ToLower(strings.TrimSpace(c.Type))
-		switch typ {
-		case "":
+		typ := c.typ()
+		k, ok := kindOf(typ)
+		switch {
+		case typ == "":
 			return usagef("%s: type: missing: use %s", where, sourceTypes())
-		case "nats", "kafka":
-			return sources.addFileCollector(where, typ, c, claim)
-		case "prometheus", "temporal":
-		default:
-			return usagef("%s: type %q is not supported: use %s", where, c.Type, sourceTypes())
+		case !ok:
+			return usagef("%s: type %q is not supported: use %s", where, c.value("type"), sourceTypes())
 		}
-		if err := checkCollectorKeys(where, typ, c); err != nil {
+		if err := k.checkKeys(where, c.setKeys()); err != nil {
 			return err
 		}
-		if typ == "temporal" {
-			tc, err := temporalFromFile(c)
-			if err != nil {
-				return usagef("%s: %v", where, err)
-			}
-			return addCollector(&temporals, claim, where, tc.Name, tc) // it names where
-		}
-		onEmpty, err := query.ParseOnEmpty(c.OnEmpty)
+		cfg, err := c.decode(k)
 		if err != nil {
 			return usagef("%s: %v", where, err)
 		}
-		pc := prometheus.Config{Name: c.MetricName, Address: c.Address, Query: c.Query,
-			Token: c.Token, AppLabel: c.AppLabel, OnEmpty: onEmpty}
-		return addCollector(&out, claim, where, pc.Name, pc)
+		switch cfg := cfg.(type) {
+		case prometheus.Config:
+			return addCollector(&out, claim, where, cfg.Name, cfg)
+		case temporal.Config:
+			return addCollector(&temporals, claim, where, cfg.Name, cfg) // it names where
+		case nats.Config:
+			return addCollector(&sources.nats, claim, where, cfg.Name, cfg)
+		case kafka.Config:
+			return addCollector(&sources.kafka, claim, where, cfg.Name, cfg)
+		}
+		return fmt.Errorf("%s: no collector of type %s", where, typ)
 	}
 	for i, c := range file.MetricCollectors {
 		if err := fromFile(i, c); p.add(err) {
@@ -147,4 +148,16 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
+}
+
+// promFromFile completes a prometheus.Config decoded from a config file
+// collector: its on-empty mode.
+func promFromFile(cfg any, raw map[string]string) (any, error) {
+	pc := cfg.(prometheus.Config)
+	onEmpty, err := query.ParseOnEmpty(raw["on-empty"])
+	if err != nil {
+		return nil, err
+	}
+	pc.OnEmpty = onEmpty
+	return pc, nil
 }

@@ -15,7 +15,7 @@ import (
 func declaredMetrics(s settings, file *fileConfig) []string {
 	var out []string
 	for _, c := range file.MetricCollectors {
-		out = append(out, strings.TrimSpace(c.MetricName))
+		out = append(out, strings.TrimSpace(c.value("metric-name")))
 	}
 	for _, flag := range metricNameFlags() {
 		out = append(out, s.str(flag, ""))

@@ -15,36 +15,36 @@ import (
 // fileConfig is the YAML config file: the original fly-autoscaler's keys,
 // plus this tool's own. Unknown keys are rejected.
 type fileConfig struct {
-	AppName                stringList        `yaml:"app-name"`
-	Exclude                stringList        `yaml:"exclude"`
-	Shard                  string            `yaml:"shard"`
-	Org                    string            `yaml:"org"`
-	Regions                stringList        `yaml:"regions"`
-	ProcessGroup           string            `yaml:"process-group"`
-	CreatedMachineCount    string            `yaml:"created-machine-count"`
-	MinCreatedMachineCount string            `yaml:"min-created-machine-count"`
-	MaxCreatedMachineCount string            `yaml:"max-created-machine-count"`
-	StartedMachineCount    string            `yaml:"started-machine-count"`
-	MinStartedMachineCount string            `yaml:"min-started-machine-count"`
-	MaxStartedMachineCount string            `yaml:"max-started-machine-count"`
-	InitialMachineState    string            `yaml:"initial-machine-state"`
-	Concurrency            string            `yaml:"concurrency"`
-	Timeout                string            `yaml:"timeout"`
-	APIToken               string            `yaml:"api-token"`
-	Verbose                bool              `yaml:"verbose"`
-	MetricCollectors       []collectorConfig `yaml:"metric-collectors"`
-	ScaleDown              string            `yaml:"scale-down"`
-	MaxScaleUp             string            `yaml:"max-scale-up"`
-	MaxScaleDown           string            `yaml:"max-scale-down"`
-	MaxMachines            string            `yaml:"max-machines"`
-	MinStartedDuration     string            `yaml:"min-started-duration"`
-	MaxFailureRatio        string            `yaml:"max-failure-ratio"`
-	FleetMaxStarted        string            `yaml:"fleet-max-started"`
-	FleetMaxCreated        string            `yaml:"fleet-max-created"`
-	FallbackStarted        string            `yaml:"fallback-started"`
-	PushgatewayURL         string            `yaml:"pushgateway"`
-	Timezone               string            `yaml:"timezone"`
-	Policies               []policyConfig    `yaml:"policies"`
+	AppName                stringList      `yaml:"app-name"`
+	Exclude                stringList      `yaml:"exclude"`
+	Shard                  string          `yaml:"shard"`
+	Org                    string          `yaml:"org"`
+	Regions                stringList      `yaml:"regions"`
+	ProcessGroup           string          `yaml:"process-group"`
+	CreatedMachineCount    string          `yaml:"created-machine-count"`
+	MinCreatedMachineCount string          `yaml:"min-created-machine-count"`
+	MaxCreatedMachineCount string          `yaml:"max-created-machine-count"`
+	StartedMachineCount    string          `yaml:"started-machine-count"`
+	MinStartedMachineCount string          `yaml:"min-started-machine-count"`
+	MaxStartedMachineCount string          `yaml:"max-started-machine-count"`
+	InitialMachineState    string          `yaml:"initial-machine-state"`
+	Concurrency            string          `yaml:"concurrency"`
+	Timeout                string          `yaml:"timeout"`
+	APIToken               string          `yaml:"api-token"`
+	Verbose                bool            `yaml:"verbose"`
+	MetricCollectors       []fileCollector `yaml:"metric-collectors"`
+	ScaleDown              string          `yaml:"scale-down"`
+	MaxScaleUp             string          `yaml:"max-scale-up"`
+	MaxScaleDown           string          `yaml:"max-scale-down"`
+	MaxMachines            string          `yaml:"max-machines"`
+	MinStartedDuration     string          `yaml:"min-started-duration"`
+	MaxFailureRatio        string          `yaml:"max-failure-ratio"`
+	FleetMaxStarted        string          `yaml:"fleet-max-started"`
+	FleetMaxCreated        string          `yaml:"fleet-max-created"`
+	FallbackStarted        string          `yaml:"fallback-started"`
+	PushgatewayURL         string          `yaml:"pushgateway"`
+	Timezone               string          `yaml:"timezone"`
+	Policies               []policyConfig  `yaml:"policies"`
 
 	// Options of the original long-running server; a one-shot run has no
 	// use for them.
@@ -53,31 +53,6 @@ type fileConfig struct {
 
 	// lines locates the top-level keys for errors (checkConfigShape).
 	lines fileLines
-}
-
-type collectorConfig struct {
-	Type       string `yaml:"type"`
-	MetricName string `yaml:"metric-name"`
-	Address    string `yaml:"address"`
-	Query      string `yaml:"query"`
-	Token      string `yaml:"token"`
-	AppLabel   string `yaml:"app-label"`
-	OnEmpty    string `yaml:"on-empty"`
-
-	// Temporal: the original's keys (namespace, cert-data, key-data, with
-	// address and query), then this tool's.
-	Namespace             string     `yaml:"namespace"`
-	CertData              string     `yaml:"cert-data"`
-	KeyData               string     `yaml:"key-data"`
-	TaskQueue             string     `yaml:"task-queue"`
-	QueueTypes            stringList `yaml:"queue-types"`
-	APIKey                string     `yaml:"api-key"`
-	TLSCA                 string     `yaml:"tls-ca"`
-	TLSServerName         string     `yaml:"tls-server-name"`
-	TLSInsecureSkipVerify bool       `yaml:"tls-insecure-skip-verify"`
-	RequestsPerSecond     string     `yaml:"requests-per-second"`
-
-	sourceKeys `yaml:",inline"` // NATS and Kafka: config_sources.go
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
@@ -121,12 +96,16 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 	// A value of the wrong type leaves the others decoded: the error is
 	// returned with them, for validate to check them too.
 	var typeErr error
+	var typeMsgs []string
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
 			return nil, nil, yamlError(path, b, err)
 		}
-		typeErr = yamlError(path, b, err)
+		typeMsgs = te.Errors
+	}
+	if msgs := collectorErrors(typeMsgs, fc.MetricCollectors); len(msgs) > 0 {
+		typeErr = yamlError(path, b, &yaml.TypeError{Errors: msgs})
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -144,16 +123,8 @@ func loadFile(path string, env Env) (*fileConfig, []string, error) {
 			l[i] = env.expand(l[i])
 		}
 	}
-	for i := range fc.MetricCollectors {
-		c := &fc.MetricCollectors[i]
-		for _, p := range []*string{&c.Type, &c.MetricName, &c.Address, &c.Token, &c.AppLabel, &c.OnEmpty,
-			&c.Namespace, &c.CertData, &c.KeyData, &c.APIKey, &c.TLSCA, &c.TLSServerName, &c.RequestsPerSecond} {
-			*p = env.expand(*p)
-		}
-		for i := range c.QueueTypes {
-			c.QueueTypes[i] = env.expand(c.QueueTypes[i])
-		}
-		c.sourceKeys.expand(env)
+	for _, c := range fc.MetricCollectors {
+		c.expand(env)
 	}
 	var warnings []string
 	if fc.Interval != "" {
@@ -321,7 +292,7 @@ func yamlMessage(path string, lines []string, msg string) string {
 		switch typ {
 		case "fileConfig":
 			known = yamlTags(reflect.TypeOf(fileConfig{}))
-		case "collectorConfig":
+		case "fileCollector":
 			known = collectorKeyNames()
 			what = " of a metric collector"
 		case "policyConfig":
@@ -384,11 +355,11 @@ func yamlTypeName(goType string) string {
 		return "a single value"
 	case "bool":
 		return "true or false"
-	case "[]cmd.collectorConfig":
+	case "[]cmd.fileCollector":
 		return "a list of metric collectors"
 	case "[]cmd.policyConfig":
 		return "a list of policies"
-	case "cmd.collectorConfig", "cmd.fileConfig", "cmd.policyConfig":
+	case "cmd.fileCollector", "cmd.fileConfig", "cmd.policyConfig":
 		return "a mapping of keys to values"
 	}
 	return goType

@@ -29,6 +29,9 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 	}
 	if file != nil {
 		out = append(out, structSecrets(reflect.ValueOf(*file))...)
+		for _, col := range file.MetricCollectors {
+			out = append(out, col.secrets()...)
+		}
 	}
 	return append(out, sourceFileSecrets(c, file)...)
 }

@@ -1,8 +1,8 @@
 package cmd
 
 import (
+	"errors"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -17,51 +17,6 @@ import (
 // The metric sources beside Prometheus: NATS JetStream consumer backlogs and
 // Kafka consumer-group lag. Each is a `metric-collectors` entry of its type,
 // or one more source from the --nats-* or --kafka-* flags.
-
-// sourceKeys are the config file keys of the NATS and Kafka collectors,
-// inlined into collectorConfig. token and metric-name are shared with
-// Prometheus.
-type sourceKeys struct {
-	// NATS.
-	URL               string `yaml:"url"`
-	Stream            string `yaml:"stream"`
-	Consumer          string `yaml:"consumer"`
-	IncludeAckPending *bool  `yaml:"include-ack-pending"`
-	Creds             string `yaml:"creds"`
-	NKeySeedFile      string `yaml:"nkey-seed-file"`
-	User              string `yaml:"user"`
-	Domain            string `yaml:"domain"`
-
-	// Kafka.
-	Brokers        stringList `yaml:"brokers"`
-	Topic          string     `yaml:"topic"`
-	Group          string     `yaml:"group"`
-	UnconsumedFrom string     `yaml:"unconsumed-from"`
-	SASLMechanism  string     `yaml:"sasl-mechanism"`
-	Username       string     `yaml:"username"`
-	TLS            *bool      `yaml:"tls"`
-
-	// Both.
-	// Both, with tls-ca and tls-insecure-skip-verify of collectorConfig
-	// (shared with Temporal).
-	Password string `yaml:"password"`
-	TLSCert  string `yaml:"tls-cert"`
-	TLSKey   string `yaml:"tls-key"`
-}
-
-// expand replaces environment references in the keys that may take a
-// secret or a path from the environment. Stream, consumer, topic and group
-// are names that $APP_NAME templates, like a query: they are left as
-// written, so that no secret can be expanded into them.
-func (k *sourceKeys) expand(env Env) {
-	for _, p := range []*string{&k.URL, &k.Creds, &k.NKeySeedFile, &k.User, &k.Domain, &k.UnconsumedFrom,
-		&k.SASLMechanism, &k.Username, &k.Password, &k.TLSCert, &k.TLSKey} {
-		*p = env.expand(*p)
-	}
-	for i := range k.Brokers {
-		k.Brokers[i] = env.expand(k.Brokers[i])
-	}
-}
 
 // sourceConfigs are the run's NATS and Kafka sources, validated.
 type sourceConfigs struct {
@@ -101,7 +56,7 @@ func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
 	cfgs := []nats.Config{{Creds: c.String("nats-creds")}, {Creds: envOf(c).Get("FAS_NATS_CREDS")}}
 	if file != nil {
 		for _, col := range file.MetricCollectors {
-			cfgs = append(cfgs, nats.Config{Creds: col.Creds, NKeySeedFile: col.NKeySeedFile})
+			cfgs = append(cfgs, nats.Config{Creds: col.value("creds"), NKeySeedFile: col.value("nkey-seed-file")})
 		}
 	}
 	var out []string
@@ -111,70 +66,25 @@ func sourceFileSecrets(c *cli.Context, file *fileConfig) []string {
 	return out
 }
 
-// keysOf returns the keys of col set to anything, by their YAML names.
-func keysOf(col collectorConfig) []string {
-	var out []string
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		for i := range v.NumField() {
-			f, ft := v.Field(i), v.Type().Field(i)
-			key, opts, _ := strings.Cut(ft.Tag.Get("yaml"), ",")
-			if opts == "inline" {
-				walk(f)
-				continue
-			}
-			if key != "" && key != "type" && key != "metric-name" && !f.IsZero() {
-				out = append(out, key)
-			}
-		}
-	}
-	walk(reflect.ValueOf(col))
-	return out
-}
-
-// checkCollectorKeys refuses a key that the collector's type does not
-// take; the keys of each type come from its Config (sources.go).
-func checkCollectorKeys(where, typ string, col collectorConfig) error {
-	if k, ok := kindOf(typ); ok {
-		return k.checkKeys(where, keysOf(col))
-	}
-	return nil
-}
-
 // claimFunc reserves a metric name for the collector at where.
 type claimFunc func(where, name string) error
 
-// addFileCollector validates a nats or kafka collector of the config file.
-func (sc *sourceConfigs) addFileCollector(where, typ string, col collectorConfig, claim claimFunc) error {
-	if err := checkCollectorKeys(where, typ, col); err != nil {
-		return err
+// natsFromFile completes a nats.Config decoded from a config file
+// collector: include-ack-pending: false counts the pending messages only.
+func natsFromFile(cfg any, raw map[string]string) (any, error) {
+	nc := cfg.(nats.Config)
+	nc.PendingOnly = raw["include-ack-pending"] == "false"
+	return nc, nil
+}
+
+// kafkaFromFile checks a kafka.Config decoded from a config file
+// collector: tls: false with TLS options is a contradiction.
+func kafkaFromFile(cfg any, raw map[string]string) (any, error) {
+	kc := cfg.(kafka.Config)
+	if raw["tls"] == "false" && (kc.TLSCA != "" || kc.TLSCert != "" || kc.TLSInsecureSkipVerify) {
+		return nil, errors.New("tls is false, but tls-ca, tls-cert or tls-insecure-skip-verify is set: drop them or set tls: true")
 	}
-	if err := claim(where, col.MetricName); err != nil {
-		return err
-	}
-	if typ == "nats" {
-		nc := nats.Config{Name: col.MetricName, URL: col.URL, Stream: col.Stream, Consumer: col.Consumer,
-			PendingOnly: col.IncludeAckPending != nil && !*col.IncludeAckPending,
-			Creds:       col.Creds, NKeySeedFile: col.NKeySeedFile, Token: col.Token, User: col.User, Password: col.Password,
-			TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey, Domain: col.Domain}
-		if err := nc.Validate(); err != nil {
-			return usagef("%s: %v", where, err)
-		}
-		sc.nats = append(sc.nats, nc)
-		return nil
-	}
-	kc := kafka.Config{Name: col.MetricName, Brokers: col.Brokers, Topic: col.Topic, Group: col.Group,
-		UnconsumedFrom: col.UnconsumedFrom, SASLMechanism: col.SASLMechanism, Username: col.Username, Password: col.Password,
-		TLS: col.TLS != nil && *col.TLS, TLSCA: col.TLSCA, TLSCert: col.TLSCert, TLSKey: col.TLSKey,
-		TLSInsecureSkipVerify: col.TLSInsecureSkipVerify}
-	if col.TLS != nil && !*col.TLS && (kc.TLSCA != "" || kc.TLSCert != "" || kc.TLSInsecureSkipVerify) {
-		return usagef("%s: tls is false, but tls-ca, tls-cert or tls-insecure-skip-verify is set: drop them or set tls: true", where)
-	}
-	if err := kc.Validate(); err != nil {
-		return usagef("%s: %v", where, err)
-	}
-	sc.kafka = append(sc.kafka, kc)
-	return nil
+	return kc, nil
 }
 
 // sourceFlags are the flags of the registered kinds of source

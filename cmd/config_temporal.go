@@ -20,20 +20,17 @@ const catTemporal = "Temporal"
 // of the collector built from flags (from the Config's tags).
 var temporalFields = mustKind("temporal").fieldFlags()
 
-// temporalFromFile is the TemporalConfig of a metric-collectors entry of
-// type temporal.
-func temporalFromFile(c collectorConfig) (temporal.Config, error) {
-	rps, err := requestsPerSecond(c.RequestsPerSecond)
+// temporalFromFile completes a temporal.Config decoded from a config
+// file collector: its rate and its list of queue types.
+func temporalFromFile(cfg any, raw map[string]string) (any, error) {
+	tc := cfg.(temporal.Config)
+	rps, err := requestsPerSecond(raw["requests-per-second"])
 	if err != nil {
-		return temporal.Config{}, fmt.Errorf("requests-per-second: %w", err)
+		return nil, fmt.Errorf("requests-per-second: %w", err)
 	}
-	return temporal.Config{
-		Name: c.MetricName, Address: c.Address, Namespace: c.Namespace,
-		TaskQueue: c.TaskQueue, QueueTypes: splitList(c.QueueTypes...), Query: c.Query,
-		CertData: c.CertData, KeyData: c.KeyData, APIKey: c.APIKey,
-		TLSCA: c.TLSCA, TLSServerName: c.TLSServerName, TLSInsecureSkipVerify: c.TLSInsecureSkipVerify,
-		RequestsPerSecond: rps,
-	}, nil
+	tc.RequestsPerSecond = rps
+	tc.QueueTypes = splitList(tc.QueueTypes...)
+	return tc, nil
 }
 
 // temporalFromFlags is the collector the --temporal-* flags (FAS_TEMPORAL_*)

@@ -22,12 +22,17 @@ import (
 // capitals when absent) and whether it holds a secret (secret:"true").
 // The flags, their variables, the keys a collector of the kind accepts,
 // the flag an error about a key names and the options whose values are
-// secrets all come from there: a new kind is one line of sourceKinds.
+// secrets all come from there: a new kind is one line of sourceKinds. A
+// field tagged template:"true" is a template of $APP_NAME (a stream, a
+// query): the config file's ${VAR} references are not expanded in it.
+// fromFile, when set, completes a Config decoded from a config file
+// collector (config_collector_file.go): the fields that are neither text,
+// booleans nor lists, from their text in raw.
 var sourceKinds = []sourceKind{
-	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}},
-	{typ: "temporal", category: catTemporal, config: temporal.Config{}},
-	{typ: "nats", category: catMetrics, config: nats.Config{}},
-	{typ: "kafka", category: catMetrics, config: kafka.Config{}},
+	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}, fromFile: promFromFile},
+	{typ: "temporal", category: catTemporal, config: temporal.Config{}, fromFile: temporalFromFile},
+	{typ: "nats", category: catMetrics, config: nats.Config{}, fromFile: natsFromFile},
+	{typ: "kafka", category: catMetrics, config: kafka.Config{}, fromFile: kafkaFromFile},
 }
 
 // sourceKind is one kind of metric source.
@@ -35,6 +40,7 @@ type sourceKind struct {
 	typ      string // the type: of its config file collectors
 	category string // of its flags in the help
 	config   any    // a zero Config, whose field tags describe the options
+	fromFile func(cfg any, raw map[string]string) (any, error)
 }
 
 // sourceOption is one option of a kind of source, one field of its Config.

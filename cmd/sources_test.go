@@ -1,12 +1,15 @@
 package cmd
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
 )
 
 // testConfig is the Config of a source made up for the test; extendedConfig
@@ -134,21 +137,99 @@ func TestSourceKindsRegistered(t *testing.T) {
 	}
 }
 
-// TestCollectorKeysMatchConfigs: the config file model reads exactly the
-// keys of the registered kinds' Configs, and the nearest-key suggestion
+// TestCollectorKeysMatchConfigs: a config file collector of each kind
+// sets every field of the kind's Config from its key (the decoding is
+// derived from the key tags), ${VAR} is expanded but in the template
+// fields, a key of no kind is refused, and the nearest-key suggestion
 // proposes a kind's key for a misspelt one.
 func TestCollectorKeysMatchConfigs(t *testing.T) {
 	t.Parallel()
-	model := yamlTags(reflect.TypeOf(collectorConfig{}))
-	derived := collectorKeyNames()
-	slices.Sort(model)
-	slices.Sort(derived)
-	if !slices.Equal(model, derived) {
-		t.Errorf("config file collector keys %q, the Configs' %q", model, derived)
+	env := Env{"V": "expanded"}
+	for _, k := range sourceKinds {
+		rt := reflect.TypeOf(k.config)
+		src := "type: " + k.typ + "\n"
+		for i := range rt.NumField() {
+			f := rt.Field(i)
+			key := f.Tag.Get("key")
+			switch {
+			case key == "":
+			case f.Type.Kind() == reflect.Bool:
+				src += key + ": " + map[bool]string{true: "false", false: "true"}[key == "include-ack-pending"] + "\n"
+			case f.Type.Kind() == reflect.Float64:
+				src += key + ": 2\n"
+			case key == "on-empty":
+				src += key + ": zero\n"
+			default:
+				src += key + ": ${V}\n"
+			}
+		}
+		var col fileCollector
+		if err := yaml.Unmarshal([]byte(src), &col); err != nil {
+			t.Fatalf("%s: %v", k.typ, err)
+		}
+		if col.errs != nil {
+			t.Fatalf("%s: %q", k.typ, col.errs)
+		}
+		col.expand(env)
+		cfg, err := col.decode(k)
+		if err != nil {
+			t.Fatalf("%s: %v", k.typ, err)
+		}
+		v := reflect.ValueOf(cfg)
+		for i := range rt.NumField() {
+			f := rt.Field(i)
+			if f.Tag.Get("key") == "" {
+				continue
+			}
+			if v.Field(i).IsZero() {
+				t.Errorf("%s: %s is not decoded", k.typ, f.Tag.Get("key"))
+			}
+			if f.Type.Kind() == reflect.String && f.Type == reflect.TypeOf("") {
+				want := "expanded"
+				if f.Tag.Get("template") == "true" {
+					want = "${V}"
+				}
+				if got := v.Field(i).String(); got != want {
+					t.Errorf("%s: %s = %q, want %q", k.typ, f.Tag.Get("key"), got, want)
+				}
+			}
+		}
+	}
+	var col fileCollector
+	if err := yaml.Unmarshal([]byte("type: nats\nnkey-seed-fil: x\n"), &col); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(col.errs, []string{"line 2: field nkey-seed-fil not found in type cmd.fileCollector"}) {
+		t.Errorf("unknown key: %q", col.errs)
 	}
 	for typo, want := range map[string]string{"nkey-seed-fil": "nkey-seed-file", "sasl-mechansim": "sasl-mechanism", "requests-per-secnd": "requests-per-second"} {
 		if got := closest(typo, collectorKeyNames()); got != want {
 			t.Errorf("closest(%q) = %q, want %q", typo, got, want)
 		}
+	}
+}
+
+// TestCollectorWithBadValueKept: a collector with a value of the wrong
+// shape is reported by file and line, and kept, for validate and for its
+// secrets to be redacted.
+func TestCollectorWithBadValueKept(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yml")
+	src := "metric-collectors:\n  - type: kafka\n    metric-name: lag\n    password: ${PW}\n    topic: [a, {b: c}]\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fc, _, err := loadFile(path, Env{"PW": "hunter2-secret"})
+	if err == nil || !strings.Contains(err.Error(), path+":5:") {
+		t.Fatalf("error %v, want one at line 5", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error quotes the secret: %v", err)
+	}
+	if fc == nil || len(fc.MetricCollectors) != 1 {
+		t.Fatalf("collectors %v, want the one kept", fc)
+	}
+	if got := fc.MetricCollectors[0].secrets(); !slices.Contains(got, "hunter2-secret") {
+		t.Errorf("secrets %q lack the expanded password", got)
 	}
 }

@@ -49,8 +49,8 @@ type Config struct {
 	Name string `key:"metric-name" flag:"kafka-metric-name" help:"{NAME} of the group's lag in expressions"`
 	// Topic and Group name what is measured; $APP_NAME is replaced by the
 	// app's name. Group "" means $APP_NAME.
-	Topic string `key:"topic" flag:"kafka-topic" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
-	Group string `key:"group" flag:"kafka-group" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
+	Topic string `key:"topic" template:"true" flag:"kafka-topic" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
+	Group string `key:"group" template:"true" flag:"kafka-group" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
 	// UnconsumedFrom is UnconsumedEarliest ("" too) or UnconsumedLatest.
 	UnconsumedFrom string `key:"unconsumed-from"`
 	// SASLMechanism is "" (none) or one of the SASL* constants, with

@@ -28,8 +28,8 @@ type Config struct {
 	Name string `key:"metric-name" flag:"nats-metric-name" help:"{NAME} of the consumer's backlog in expressions"`
 	// Stream and Consumer name the consumer; $APP_NAME is replaced by the
 	// app's name.
-	Stream   string `key:"stream" flag:"nats-stream" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
-	Consumer string `key:"consumer" flag:"nats-consumer" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
+	Stream   string `key:"stream" template:"true" flag:"nats-stream" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
+	Consumer string `key:"consumer" template:"true" flag:"nats-consumer" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
 	// PendingOnly counts only num_pending: messages delivered but not yet
 	// acknowledged (num_ack_pending) are left out. Off by default: those
 	// are still work. The config file says it the other way round:

@@ -32,7 +32,7 @@ type Config struct {
 	Name string `key:"metric-name" flag:"prometheus-metric-name" help:"{name} of the query's value in expressions"`
 	// Query is the PromQL expression. With $APP_NAME or ${APP_NAME} it runs
 	// once per app; without, once per run for the whole fleet.
-	Query string `key:"query" flag:"prometheus-query" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
+	Query string `key:"query" template:"true" flag:"prometheus-query" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
 	// Token authenticates the queries: "FlyV1 ..." is sent verbatim in the
 	// Authorization header, anything else as "Bearer <token>".
 	Token string `key:"token" flag:"prometheus-token" secret:"true" help:"{token} for Prometheus (FlyV1 tokens sent as is, others as Bearer)"`

@@ -55,14 +55,14 @@ type Config struct {
 	// TaskQueue selects the backlog measure: the approximate number of
 	// tasks waiting in the task queue, summed over QueueTypes. $APP_NAME
 	// in it is replaced by the app's name.
-	TaskQueue string `key:"task-queue" flag:"temporal-task-queue" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
+	TaskQueue string `key:"task-queue" template:"true" flag:"temporal-task-queue" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
 	// QueueTypes are the task queue types summed (workflow, activity,
 	// nexus); empty means workflow and activity.
 	QueueTypes []string `key:"queue-types" flag:"temporal-queue-types" help:"task queue {TYPES} whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"`
 	// Query selects the original fly-autoscaler's measure: the number of
 	// running workflows that match ExecutionStatus="Running" AND (Query).
 	// $APP_NAME in it is replaced by the app's name.
-	Query string `key:"query" flag:"temporal-query" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
+	Query string `key:"query" template:"true" flag:"temporal-query" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
 
 	// CertData and KeyData are the PEM client certificate and private key
 	// of mutual TLS.
