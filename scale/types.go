@@ -30,9 +30,10 @@ type ListedApp struct {
 	ReleaseStatus string
 }
 
-// Machines is the part of fly-go's Machines API client (flaps) that the
-// autoscaler uses; scale/flyapi implements it over fly-go. One client
-// serves every app.
+// Machines is the Machines API as the autoscaler uses it, in fly-go's
+// types and with the signatures of fly-go's flaps client; scale/flyapi
+// implements it with a client of its own (one retry loop for every call).
+// One client serves every app.
 type Machines interface {
 	List(ctx context.Context, appName, state string) ([]*fly.Machine, error)
 	Start(ctx context.Context, appName, machineID, nonce string) (*fly.MachineStartResponse, error)
