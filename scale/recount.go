@@ -53,21 +53,10 @@ func (a *applier) stillNeeded(ctx context.Context, acts []Action) []Action {
 		}
 		fresh = &f
 	}
-	started := fresh.Counts().Started
-	if !a.anchorDone {
-		for _, act := range a.plan.Actions {
-			if m := fresh.machine(act.MachineID); act.Kind == ActionDestroy && m != nil && countsAsStarted(m.State) {
-				started--
-			}
-		}
-		creates := countKind(a.plan.Actions, ActionCreate)
-		started += min(countStartedCreates(a.plan.Actions), CreatesNeeded(*fresh, a.plan, creates))
-	}
 	kind := acts[0].Kind
-	need := started - a.plan.Target.Started
+	need := BatchNeeded(*fresh, a.plan, kind, !a.anchorDone)
 	able := func(m *Machine) bool { return m != nil && m.State == fly.MachineStateStarted }
 	if kind == ActionStart {
-		need = -need
 		able = func(m *Machine) bool { return m != nil && startRank(m.State) >= 0 }
 	}
 	var out, unneeded []Action
@@ -117,17 +106,39 @@ func DestroysNeeded(fresh Fleet, p Plan, planned int) int {
 // destroy, are below the started target (start) or above it (stop,
 // suspend).
 func SpareNeeded(fresh Fleet, p Plan, kind ActionKind) bool {
-	started := fresh.Counts().Started
-	for _, act := range p.Actions {
-		if act.Kind != ActionDestroy {
-			continue
-		}
-		if m := fresh.machine(act.MachineID); m != nil && countsAsStarted(m.State) {
-			started--
-		}
-	}
+	started := fresh.Counts().Started - startedToDestroy(fresh, p)
 	if kind == ActionStart {
 		return started < p.Target.Started
 	}
 	return started > p.Target.Started
+}
+
+// BatchNeeded returns how many starts (kind ActionStart) or stops or
+// suspends a fresh count still calls for to reach the plan's started
+// target; zero or less means none. With pending, the plan's creates and
+// destroys are still to come and count as done: its started creates (as
+// many as the fresh count still needs) as started machines, its started
+// machines to destroy as gone.
+func BatchNeeded(fresh Fleet, p Plan, kind ActionKind, pending bool) int {
+	started := fresh.Counts().Started
+	if pending {
+		started -= startedToDestroy(fresh, p)
+		started += min(countStartedCreates(p.Actions), CreatesNeeded(fresh, p, countKind(p.Actions, ActionCreate)))
+	}
+	if kind == ActionStart {
+		return p.Target.Started - started
+	}
+	return started - p.Target.Started
+}
+
+// startedToDestroy counts the machines the plan destroys that fresh finds
+// started (or starting).
+func startedToDestroy(fresh Fleet, p Plan) int {
+	n := 0
+	for _, act := range p.Actions {
+		if m := fresh.machine(act.MachineID); act.Kind == ActionDestroy && m != nil && countsAsStarted(m.State) {
+			n++
+		}
+	}
+	return n
 }
