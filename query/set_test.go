@@ -93,9 +93,9 @@ func TestNewSet(t *testing.T) {
 
 func TestSetCollectMixed(t *testing.T) {
 	srv := newFakeProm(t, map[string]reply{
-		`sum(queue_depth{app="app-a"})`: {file: "vector_one.json"},
-		`sum(queue_depth{app="app-b"})`: {file: "vector_many.json"},
-		`sum by (app) (queue_depth)`:    {file: "fleet_by_app.json"},
+		`sum(queue_depth{app="app-a"})`: {File: "vector_one.json"},
+		`sum(queue_depth{app="app-b"})`: {File: "vector_many.json"},
+		`sum by (app) (queue_depth)`:    {File: "fleet_by_app.json"},
 	})
 	per := newProm(t, prometheus.Config{Name: "per_app", Address: srv.URL, Query: perAppQuery})
 	fleet := newProm(t, prometheus.Config{Name: "fleet", Address: srv.URL, Query: `sum by (app) (queue_depth)`})
@@ -133,7 +133,7 @@ func TestSetFleetQueriedOnce(t *testing.T) {
 	const q = "sum by (app) (queue_depth)"
 	for _, prefetch := range []bool{true, false} {
 		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
-			srv := newFakeProm(t, map[string]reply{q: {body: fleetFixture(apps), delay: 50 * time.Millisecond}})
+			srv := newFakeProm(t, map[string]reply{q: {Body: fleetFixture(apps), Delay: 50 * time.Millisecond}})
 			p := newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q})
 			s, err := query.NewSet(p)
 			if err != nil {
@@ -179,7 +179,7 @@ func TestSetFleetErrorForEveryApp(t *testing.T) {
 		{
 			name: "500",
 			address: func(t *testing.T) (string, *fakeProm) {
-				srv := newFakeProm(t, map[string]reply{q: {body: "down", status: http.StatusInternalServerError}})
+				srv := newFakeProm(t, map[string]reply{q: {Body: "down", Status: http.StatusInternalServerError}})
 				return srv.URL, srv
 			},
 			want: `metric "queue_depth": fleet-wide query: query: server_error: server error: 500`,
@@ -211,7 +211,7 @@ func TestSetFleetErrorForEveryApp(t *testing.T) {
 }
 
 func TestSetPrefetchWithoutApps(t *testing.T) {
-	srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
+	srv := newFakeProm(t, map[string]reply{"up": {File: "scalar.json"}})
 	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "up", Address: srv.URL, Query: "up"}))
 	s.Prefetch(context.Background(), nil)
 	if n := len(srv.Requests()); n != 0 {
@@ -224,7 +224,7 @@ func TestSetPrefetchWithoutApps(t *testing.T) {
 func TestSetLazyFleetCallerDeadline(t *testing.T) {
 	const q = "sum by (app) (queue_depth)"
 	block := make(chan struct{})
-	srv := newFakeProm(t, map[string]reply{q: {body: fleetFixture([]string{"app-0", "app-1"}), block: block}})
+	srv := newFakeProm(t, map[string]reply{q: {Body: fleetFixture([]string{"app-0", "app-1"}), Block: block}})
 	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q}))
 
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -246,7 +246,7 @@ func TestSetLazyFleetTimeout(t *testing.T) {
 	const q = "sum by (app) (queue_depth)"
 	block := make(chan struct{})
 	defer close(block)
-	srv := newFakeProm(t, map[string]reply{q: {block: block}})
+	srv := newFakeProm(t, map[string]reply{q: {Block: block}})
 	s, _ := query.NewSet(newProm(t, prometheus.Config{Name: "queue_depth", Address: srv.URL, Query: q}))
 	s.FleetTimeout = 100 * time.Millisecond
 	_, err := s.Collect(context.Background(), "app-0")

@@ -35,23 +35,23 @@ func TestPrometheusPerApp(t *testing.T) {
 		wantErr string // substring; "" means success
 		wantIs  error
 	}{
-		{name: "scalar", reply: reply{file: "scalar.json"}, want: 42.5},
-		{name: "one sample", reply: reply{file: "vector_one.json"}, want: 7},
-		{name: "warnings ignored", reply: reply{file: "vector_warnings.json"}, want: 11},
-		{name: "empty vector", reply: reply{file: "vector_empty.json"}, wantErr: "query returned no series " + NoSeriesHint, wantIs: query.ErrNoData},
-		{name: "empty vector zero", reply: reply{file: "vector_empty.json"}, onEmpty: query.OnEmptyZero, want: 0},
-		{name: "several series", reply: reply{file: "vector_many.json"}, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
-		{name: "several series zero policy", reply: reply{file: "vector_many.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
-		{name: "nan", reply: reply{file: "vector_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
-		{name: "nan zero", reply: reply{file: "vector_nan.json"}, onEmpty: query.OnEmptyZero, want: 0},
-		{name: "scalar nan", reply: reply{file: "scalar_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
-		{name: "inf", reply: reply{file: "vector_inf.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned +Inf"},
-		{name: "matrix", reply: reply{file: "matrix.json"}, wantErr: "query returned a matrix, want a scalar or an instant vector", wantIs: query.ErrResultType},
+		{name: "scalar", reply: reply{File: "scalar.json"}, want: 42.5},
+		{name: "one sample", reply: reply{File: "vector_one.json"}, want: 7},
+		{name: "warnings ignored", reply: reply{File: "vector_warnings.json"}, want: 11},
+		{name: "empty vector", reply: reply{File: "vector_empty.json"}, wantErr: "query returned no series " + NoSeriesHint, wantIs: query.ErrNoData},
+		{name: "empty vector zero", reply: reply{File: "vector_empty.json"}, onEmpty: query.OnEmptyZero, want: 0},
+		{name: "several series", reply: reply{File: "vector_many.json"}, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
+		{name: "several series zero policy", reply: reply{File: "vector_many.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned 3 series, want 1", wantIs: query.ErrManySeries},
+		{name: "nan", reply: reply{File: "vector_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
+		{name: "nan zero", reply: reply{File: "vector_nan.json"}, onEmpty: query.OnEmptyZero, want: 0},
+		{name: "scalar nan", reply: reply{File: "scalar_nan.json"}, wantErr: "query returned NaN", wantIs: query.ErrNoData},
+		{name: "inf", reply: reply{File: "vector_inf.json"}, onEmpty: query.OnEmptyZero, wantErr: "query returned +Inf"},
+		{name: "matrix", reply: reply{File: "matrix.json"}, wantErr: "query returned a matrix, want a scalar or an instant vector", wantIs: query.ErrResultType},
 		// client_golang itself refuses to decode a string result.
-		{name: "string", reply: reply{file: "string.json"}, wantErr: `unexpected value type "string"`},
-		{name: "bad data", reply: reply{file: "error_bad_data.json", status: http.StatusBadRequest}, wantErr: "query: bad_data: invalid parameter"},
-		{name: "server error", reply: reply{body: "overloaded", status: http.StatusInternalServerError}, wantErr: "query: server_error: server error: 500: overloaded"},
-		{name: "not json", reply: reply{body: "<html>", status: http.StatusOK}, wantErr: "query: bad_response"},
+		{name: "string", reply: reply{File: "string.json"}, wantErr: `unexpected value type "string"`},
+		{name: "bad data", reply: reply{File: "error_bad_data.json", Status: http.StatusBadRequest}, wantErr: "query: bad_data: invalid parameter"},
+		{name: "server error", reply: reply{Body: "overloaded", Status: http.StatusInternalServerError}, wantErr: "query: server_error: server error: 500: overloaded"},
+		{name: "not json", reply: reply{Body: "<html>", Status: http.StatusOK}, wantErr: "query: bad_response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestPrometheusPerApp(t *testing.T) {
 }
 
 func TestPrometheusAPIErrorType(t *testing.T) {
-	srv := newFakeProm(t, map[string]reply{"up": {body: "boom", status: http.StatusServiceUnavailable}})
+	srv := newFakeProm(t, map[string]reply{"up": {Body: "boom", Status: http.StatusServiceUnavailable}})
 	p := newProm(t, Config{Name: "up", Address: srv.URL, Query: "up"})
 	_, err := p.Collect(context.Background(), "my-app")
 	var apiErr *v1.Error
@@ -97,7 +97,7 @@ func TestPrometheusAPIErrorType(t *testing.T) {
 }
 
 func TestPrometheusGETFallback(t *testing.T) {
-	srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
+	srv := newFakeProm(t, map[string]reply{"up": {File: "scalar.json"}})
 	srv.RejectPost = true
 	p := newProm(t, Config{Name: "up", Address: srv.URL, Query: "up"})
 	got, err := p.Collect(context.Background(), "my-app")
@@ -143,7 +143,7 @@ func TestPrometheusAuthorization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newFakeProm(t, map[string]reply{"up": {file: "scalar.json"}})
+			srv := newFakeProm(t, map[string]reply{"up": {File: "scalar.json"}})
 			addr := srv.URL
 			if tt.address != nil {
 				addr = tt.address(addr)
@@ -166,7 +166,7 @@ func TestPrometheusAuthorization(t *testing.T) {
 func TestPrometheusPerAppTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	srv := newFakeProm(t, map[string]reply{`sum(queue_depth{app="my-app"})`: {block: block}})
+	srv := newFakeProm(t, map[string]reply{`sum(queue_depth{app="my-app"})`: {Block: block}})
 	p := newProm(t, Config{Name: "q", Address: srv.URL, Query: perAppQuery})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -210,7 +210,7 @@ func TestPrometheusFleet(t *testing.T) {
 	}{
 		{
 			name:  "split by app",
-			reply: reply{file: "fleet_by_app.json"},
+			reply: reply{File: "fleet_by_app.json"},
 			apps: map[string]want{
 				"app-a":       {v: 1},
 				"app-b":       {v: 2.5},
@@ -221,7 +221,7 @@ func TestPrometheusFleet(t *testing.T) {
 		},
 		{
 			name:    "split by app, zero policy",
-			reply:   reply{file: "fleet_by_app.json"},
+			reply:   reply{File: "fleet_by_app.json"},
 			onEmpty: query.OnEmptyZero,
 			apps: map[string]want{
 				"app-b":       {v: 2.5},
@@ -231,7 +231,7 @@ func TestPrometheusFleet(t *testing.T) {
 		},
 		{
 			name:  "custom label",
-			reply: reply{file: "fleet_custom_label.json"},
+			reply: reply{File: "fleet_custom_label.json"},
 			label: "fly_app_name",
 			apps: map[string]want{
 				"app-a":   {v: 10},
@@ -241,7 +241,7 @@ func TestPrometheusFleet(t *testing.T) {
 		},
 		{
 			name:  "two series for one app",
-			reply: reply{file: "fleet_dup.json"},
+			reply: reply{File: "fleet_dup.json"},
 			apps: map[string]want{
 				"app-a": {err: `query returned 2 series with app="app-a", want 1`, is: query.ErrManySeries},
 				"app-b": {v: 3},
@@ -249,7 +249,7 @@ func TestPrometheusFleet(t *testing.T) {
 		},
 		{
 			name:  "a native histogram for one app",
-			reply: reply{file: "fleet_histogram.json"},
+			reply: reply{File: "fleet_histogram.json"},
 			apps: map[string]want{
 				"app-a": {v: 4},
 				"app-h": {err: "query returned a native histogram sample, want a float", is: query.ErrResultType},
@@ -257,38 +257,38 @@ func TestPrometheusFleet(t *testing.T) {
 		},
 		{
 			name:  "scalar applies to every app",
-			reply: reply{file: "scalar.json"},
+			reply: reply{File: "scalar.json"},
 			apps:  map[string]want{"app-a": {v: 42.5}, "app-z": {v: 42.5}},
 		},
 		{
 			name:  "one unlabeled series applies to every app",
-			reply: reply{file: "fleet_unlabeled_one.json"},
+			reply: reply{File: "fleet_unlabeled_one.json"},
 			apps:  map[string]want{"app-a": {v: 5}, "app-z": {v: 5}},
 		},
 		{
 			name:     "several unlabeled series",
-			reply:    reply{file: "fleet_unlabeled_many.json"},
+			reply:    reply{File: "fleet_unlabeled_many.json"},
 			fleetErr: `query returned 2 series without label "app", want 1 or one per app`,
 		},
 		{
 			name:  "empty vector",
-			reply: reply{file: "vector_empty.json"},
+			reply: reply{File: "vector_empty.json"},
 			apps:  map[string]want{"app-a": {err: "query returned no series", is: query.ErrNoData}},
 		},
 		{
 			name:    "empty vector zero policy",
-			reply:   reply{file: "vector_empty.json"},
+			reply:   reply{File: "vector_empty.json"},
 			onEmpty: query.OnEmptyZero,
 			apps:    map[string]want{"app-a": {v: 0}},
 		},
 		{
 			name:     "matrix",
-			reply:    reply{file: "matrix.json"},
+			reply:    reply{File: "matrix.json"},
 			fleetErr: "query returned a matrix",
 		},
 		{
 			name:     "server error",
-			reply:    reply{body: "down", status: http.StatusInternalServerError},
+			reply:    reply{Body: "down", Status: http.StatusInternalServerError},
 			fleetErr: "query: server_error: server error: 500",
 		},
 	}
