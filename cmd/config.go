@@ -19,8 +19,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/query/prometheus"
-	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -45,11 +43,9 @@ type runConfig struct {
 	// sets both to its loopback server.
 	apiBaseURL, machinesBaseURL string
 	// noColor is NO_COLOR's: set and not empty (https://no-color.org).
-	noColor    bool
-	collectors []prometheus.Config
-	temporal   []temporal.Config
-	sources    sourceConfigs // NATS and Kafka
-	render     RenderOptions
+	noColor bool
+	metrics []metricSource
+	render  RenderOptions
 	// columns is COLUMNS's width (0: unset or not a number), which the
 	// table fits in place of the terminal's; wide (--wide) turns fitting
 	// off. See tableWidth.
@@ -216,18 +212,14 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 
 	// Metrics.
 	before := len(p.list)
-	rc.collectors, rc.temporal, err = collectors(s, file, &rc.sources, p)
+	rc.metrics, err = collectors(s, file, p)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, col := range rc.collectors {
-		names = append(names, col.Name)
+	for _, m := range rc.metrics {
+		names = append(names, m.cfg.MetricName())
 	}
-	for _, tc := range rc.temporal {
-		names = append(names, tc.Name)
-	}
-	names = append(names, rc.sources.names()...)
 	if len(p.list) > before {
 		// A collector with a problem still names its metric: the
 		// expressions that use it are checked as if it had none.

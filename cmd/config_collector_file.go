@@ -105,12 +105,12 @@ func keyField(t reflect.Type, key string) (reflect.StructField, bool) {
 // type t cannot take, or "".
 func checkValueShape(v *yaml.Node, t reflect.Type) string {
 	switch {
-	case t.Kind() == reflect.Bool:
+	case derefKind(t) == reflect.Bool:
 		var b bool
 		if v.Kind != yaml.ScalarNode || v.Decode(&b) != nil {
 			return fmt.Sprintf("line %d: cannot unmarshal !!%s into bool", v.Line, shortTag(v))
 		}
-	case t.Kind() == reflect.Slice:
+	case derefKind(t) == reflect.Slice:
 		var l stringList
 		if err := l.UnmarshalYAML(v); err != nil {
 			return strings.Join(err.(*yaml.TypeError).Errors, "\n")
@@ -218,41 +218,51 @@ func (c fileCollector) secrets() []string {
 	return out
 }
 
-// decode returns c decoded into a zero Config of kind k, by the key tags
-// of its fields: strings, booleans and lists of strings. The text of the
-// other fields, and of the booleans, is in raw, by key, for k's fromFile.
-// A value of the wrong shape is left unset: loadFile reported it.
-func (c fileCollector) decode(k sourceKind) (any, error) {
-	cfg := reflect.New(reflect.TypeOf(k.config)).Elem()
-	raw := map[string]string{}
+// decode returns c decoded into a Config of kind k, by the key tags of
+// its fields (setText), with the first error of a value: the Config holds
+// what decoded, for its secrets. A value of the wrong shape is left unset:
+// loadFile reported it.
+func (c fileCollector) decode(k sourceKind) (query.SourceConfig, error) {
+	cfg := k.zero()
+	var err error
 	c.entries(func(key string, v *yaml.Node) {
 		f, ok := keyField(cfg.Type(), key)
 		if !ok || (v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null") {
 			return
 		}
 		fv := cfg.FieldByIndex(f.Index)
-		switch {
-		case f.Type.Kind() == reflect.Bool:
+		text := v.Value
+		switch kind := derefKind(f.Type); {
+		case kind == reflect.Bool:
 			var b bool
 			if v.Decode(&b) != nil {
 				return // reported by loadFile
 			}
-			fv.SetBool(b)
-			raw[key] = strconv.FormatBool(b)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			text = strconv.FormatBool(b)
+		case kind == reflect.Slice:
 			var l stringList
 			if l.UnmarshalYAML(v) != nil {
 				return // reported by loadFile
 			}
-			fv.Set(reflect.ValueOf([]string(l)).Convert(f.Type))
-		case f.Type.Kind() == reflect.String && f.Type == reflect.TypeOf(""):
-			fv.SetString(v.Value)
-		default:
-			raw[key] = v.Value
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String {
+				fv.Set(reflect.ValueOf(splitList(l...)).Convert(f.Type))
+				return
+			}
+			text = strings.Join(l, ",")
+		case v.Kind != yaml.ScalarNode:
+			return // reported by loadFile
+		}
+		if e := setText(fv, f, text); err == nil {
+			err = e
 		}
 	})
-	if k.fromFile != nil {
-		return k.fromFile(cfg.Interface(), raw)
+	return cfg.Interface().(query.SourceConfig), err
+}
+
+// derefKind is the kind of t, or of what it points to.
+func derefKind(t reflect.Type) reflect.Kind {
+	if t.Kind() == reflect.Pointer {
+		return t.Elem().Kind()
 	}
-	return cfg.Interface(), nil
+	return t.Kind()
 }

@@ -1,5 +1,5 @@
-// The metric collectors of the run configuration: the config file's, the
-// --prometheus-* flags', the Temporal, NATS and Kafka ones.
+// The metric sources of the run configuration: the config file's
+// metric-collectors, and one of each kind from its flags (sources.go).
 
 package cmd
 
@@ -8,22 +8,38 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/query/kafka"
-	"github.com/superfly/fly-autoscaler/query/nats"
-	"github.com/superfly/fly-autoscaler/query/prometheus"
-	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
-// collectors gathers the metric collectors of the config file and the ones
-// the --prometheus-* flags (FAS_PROMETHEUS_*), --temporal-* flags
-// (FAS_TEMPORAL_*), --nats-* and --kafka-* define; the NATS and Kafka ones
-// go to sources. A problem with one collector is recorded in p; with
-// p.all, the others are still checked.
-func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problems) ([]prometheus.Config, []temporal.Config, error) {
-	var out []prometheus.Config
-	var temporals []temporal.Config
+// metricSource is one metric source of the run: its kind and its Config,
+// validated.
+type metricSource struct {
+	kind sourceKind
+	cfg  query.SourceConfig
+}
+
+// build builds the source for a run.
+func (m metricSource) build(rt query.Runtime) (query.Source, error) {
+	src, err := m.kind.build(m.cfg, rt)
+	if err != nil {
+		// A configuration the source refuses is the user's mistake.
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	return src, nil
+}
+
+// claimFunc reserves a metric name for the collector at where.
+type claimFunc func(where, name string) error
+
+// collectors gathers the metric sources of the config file, then the one
+// each kind's flags (--prometheus-*, --temporal-*, ...) and variables
+// define. A problem with one is recorded in p; with p.all, the others are
+// still checked.
+func collectors(s settings, file *fileConfig, p *problems) ([]metricSource, error) {
+	var out []metricSource
 	seen := map[string]string{}
 	claim := func(where, name string) error {
 		if slices.Contains(scale.ReservedVars(), name) {
@@ -59,88 +75,53 @@ func collectors(s settings, file *fileConfig, sources *sourceConfigs, p *problem
 		if err != nil {
 			return usagef("%s: %v", where, err)
 		}
-		switch cfg := cfg.(type) {
-		case prometheus.Config:
-			return addCollector(&out, claim, where, cfg.Name, cfg)
-		case temporal.Config:
-			return addCollector(&temporals, claim, where, cfg.Name, cfg) // it names where
-		case nats.Config:
-			return addCollector(&sources.nats, claim, where, cfg.Name, cfg)
-		case kafka.Config:
-			return addCollector(&sources.kafka, claim, where, cfg.Name, cfg)
+		if err := claim(where, cfg.MetricName()); err != nil {
+			return err
 		}
-		return fmt.Errorf("%s: no collector of type %s", where, typ)
+		if err := cfg.Validate(); err != nil {
+			return usagef("%s: %v", where, err)
+		}
+		out = append(out, metricSource{kind: k, cfg: cfg})
+		return nil
 	}
 	for i, c := range file.MetricCollectors {
 		if err := fromFile(i, c); p.add(err) {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	tc, err := temporalFromFlags(s)
-	if p.add(err) {
-		return nil, nil, err
-	}
-	if tc != nil {
-		if err := addCollector(&temporals, claim, s.flagWhere("temporal-metric-name"), tc.Name, *tc); p.add(err) {
-			return nil, nil, err
+	for _, k := range sourceKinds {
+		cfg, where, err := k.fromFlags(s)
+		if err == nil && cfg != nil {
+			if err = claim(where, cfg.MetricName()); err == nil {
+				out = append(out, metricSource{kind: k, cfg: cfg})
+			}
+		}
+		if p.add(err) {
+			return nil, err
 		}
 	}
-	if err := sources.addFlagSources(s, claim); p.add(err) {
-		return nil, nil, err
-	}
-	if err := promFromFlags(s, claim, &out); p.add(err) {
-		return nil, nil, err
-	}
-	return out, temporals, nil
+	return out, nil
 }
 
-// promFromFlags adds the collector the --prometheus-* flags
-// (FAS_PROMETHEUS_*) define, beside the file's, when any is set: its
-// errors name the flag and the variable of the field, not the YAML key
-// query's Validate knows.
-func promFromFlags(s settings, claim claimFunc, out *[]prometheus.Config) error {
-	c := s.c
-	pc := prometheus.Config{
-		Name:     strings.TrimSpace(c.String("prometheus-metric-name")),
-		Address:  strings.TrimSpace(c.String("prometheus-address")),
-		Query:    strings.TrimSpace(c.String("prometheus-query")),
-		Token:    strings.TrimSpace(c.String("prometheus-token")),
-		AppLabel: strings.TrimSpace(c.String("prometheus-app-label")),
+// sourceSecrets returns the secrets of the sources the flags, variables
+// and config file would define, before anything is checked: what
+// Secrets finds that no option's name announces (the keys in a NATS
+// creds file), for the errors that follow.
+func sourceSecrets(c *cli.Context, file *fileConfig) []string {
+	var out []string
+	for _, k := range sourceKinds {
+		out = append(out, k.flagSecrets(c)...)
 	}
-	if pc.Name == "" && pc.Address == "" && pc.Query == "" {
-		return nil
+	if file == nil {
+		return out
 	}
-	for _, f := range []struct{ flag, val, what string }{
-		{"prometheus-metric-name", pc.Name, "the name the expressions use for the query's value"},
-		{"prometheus-address", pc.Address, "the Prometheus HTTP API base URL, e.g. https://api.fly.io/prometheus/my-org"},
-		{"prometheus-query", pc.Query, `the PromQL query, e.g. sum(queue_depth{app="$APP_NAME"})`},
-	} {
-		if f.val == "" {
-			return usagef("%s: missing: %s", s.flagWhere(f.flag), f.what)
+	for _, col := range file.MetricCollectors {
+		if k, ok := kindOf(col.typ()); ok {
+			cfg, _ := col.decode(k) // what decodes, even with an error
+			out = append(out, cfg.Secrets()...)
 		}
 	}
-	onEmpty, err := query.ParseOnEmpty(c.String("prometheus-on-empty"))
-	if err != nil {
-		return usagef("%s: %v", s.flagWhere("prometheus-on-empty"), err)
-	}
-	pc.OnEmpty = onEmpty
-	if err := pc.Validate(); err != nil {
-		return mustKind("prometheus").flagError(s, pc.Name, err)
-	}
-	return addCollector(out, claim, s.flagWhere("prometheus-metric-name"), pc.Name, pc)
-}
-
-// addCollector claims the metric name of the collector c at where,
-// validates c and appends it to *to.
-func addCollector[C interface{ Validate() error }](to *[]C, claim claimFunc, where, name string, c C) error {
-	if err := claim(where, name); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		return usagef("%s: %v", where, err)
-	}
-	*to = append(*to, c)
-	return nil
+	return out
 }
 
 func firstLine(s string) string {
@@ -148,16 +129,4 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
-}
-
-// promFromFile completes a prometheus.Config decoded from a config file
-// collector: its on-empty mode.
-func promFromFile(cfg any, raw map[string]string) (any, error) {
-	pc := cfg.(prometheus.Config)
-	onEmpty, err := query.ParseOnEmpty(raw["on-empty"])
-	if err != nil {
-		return nil, err
-	}
-	pc.OnEmpty = onEmpty
-	return pc, nil
 }

@@ -33,7 +33,7 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 			out = append(out, col.secrets()...)
 		}
 	}
-	return append(out, sourceFileSecrets(c, file)...)
+	return append(out, sourceSecrets(c, file)...)
 }
 
 // envSecrets returns the values of the environment's secret variables

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
 // temporalEnv is a complete Temporal collector in the original's variables.
@@ -111,10 +112,10 @@ func TestTemporalVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rc.temporal) != 1 {
-		t.Fatalf("%d Temporal collectors, want 1", len(rc.temporal))
+	if tcs := configsOf[temporal.Config](rc); len(rc.metrics) != 1 || len(tcs) != 1 {
+		t.Fatalf("collectors %v, want 1 of Temporal", rc.metrics)
 	}
-	tc := rc.temporal[0]
+	tc := configsOf[temporal.Config](rc)[0]
 	if tc.CertData != strings.TrimSpace(cert) || tc.KeyData != strings.TrimSpace(key) {
 		t.Error("TEMPORAL_TLS_CERT_DATA and TEMPORAL_TLS_KEY_DATA must win over the FAS_TEMPORAL_* names, as in the original")
 	}
@@ -129,7 +130,7 @@ func TestTemporalVariables(t *testing.T) {
 	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "running"); err != nil {
 		t.Fatal(err)
 	}
-	if rc.temporal[0].CertData != strings.TrimSpace(otherCert) {
+	if configsOf[temporal.Config](rc)[0].CertData != strings.TrimSpace(otherCert) {
 		t.Error("FAS_TEMPORAL_CERT_DATA not read")
 	}
 
@@ -138,7 +139,7 @@ func TestTemporalVariables(t *testing.T) {
 	for k := range temporalEnv() {
 		setenv(t, k, "")
 	}
-	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"); err != nil || len(rc.temporal) != 0 {
+	if rc, err = loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "1"); err != nil || len(rc.metrics) != 0 {
 		t.Errorf("TLS variables alone: %v collectors, %v", rc, err)
 	}
 }

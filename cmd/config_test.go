@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/temporal"
 	"github.com/urfave/cli/v2"
 )
 
@@ -236,22 +238,22 @@ metric-collectors:
 	if got := strings.Join(rc.scale.Policy.Regions, ","); got != "iad,ord,sjc" {
 		t.Errorf("regions %q", got)
 	}
-	if len(rc.collectors) != 1 || rc.collectors[0].Query != `sum(queue_depth{app="$APP_NAME"})` {
-		t.Errorf("collectors %v: the query must keep $APP_NAME", rc.collectors)
+	if proms := configsOf[prometheus.Config](rc); len(rc.metrics) != 1 || len(proms) != 1 || proms[0].Query != `sum(queue_depth{app="$APP_NAME"})` {
+		t.Errorf("collectors %v: the query must keep $APP_NAME", rc.metrics)
 	}
 	if len(rc.warnings) != 2 {
 		t.Errorf("warnings %q, want one each for interval and app-list-refresh-interval", rc.warnings)
 	}
 	// The original's Temporal collector loads, with its keys as they were.
-	temporal := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
+	temporalFile := writeFile(t, "temporal.yml", "app-name: a\napi-token: t\nstarted-machine-count: w\nmetric-collectors:\n"+
 		"  - {type: temporal, metric-name: w, address: 'localhost:7233', namespace: '${FAS_TEST_NS}', query: 'WorkflowType=\"$APP_NAME\"'}\n")
 	setenv(t, "FAS_TEST_NS", "jobs-ns")
-	rc, err = loadConfig(t, "--config", temporal)
+	rc, err = loadConfig(t, "--config", temporalFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rc.temporal) != 1 || rc.temporal[0].Namespace != "jobs-ns" || rc.temporal[0].Query != `WorkflowType="$APP_NAME"` {
-		t.Errorf("temporal collectors %v: want the namespace expanded and the query kept", rc.temporal)
+	if tcs := configsOf[temporal.Config](rc); len(rc.metrics) != 1 || len(tcs) != 1 || tcs[0].Namespace != "jobs-ns" || tcs[0].Query != `WorkflowType="$APP_NAME"` {
+		t.Errorf("temporal collectors %v: want the namespace expanded and the query kept", rc.metrics)
 	}
 }
 
@@ -503,7 +505,7 @@ metric-collectors:
 	if rc.token != "FlyV1 pa$word" {
 		t.Errorf("token %q, want FlyV1 pa$word", rc.token)
 	}
-	if q := rc.collectors[0].Query; q != `sum(q{app="$APP_NAME", x="$$"})` {
+	if q := configsOf[prometheus.Config](rc)[0].Query; q != `sum(q{app="$APP_NAME", x="$$"})` {
 		t.Errorf("query %q: a query is not expanded", q)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/query/promtest"
 	"github.com/superfly/fly-autoscaler/scale"
@@ -397,7 +398,9 @@ func TestPoliciesE2E(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc.collectors[0].Address = prom.URL()
+		pc := rc.metrics[0].cfg.(prometheus.Config)
+		pc.Address = prom.URL()
+		rc.metrics[0].cfg = pc
 		rc.scale.Now = func() time.Time { return at }
 		return rc
 	}

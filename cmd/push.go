@@ -178,13 +178,9 @@ func pushGroup(ctx context.Context, rc *runConfig, org string, reg *prometheus.R
 // gateway may echo a request), under the one policy of query.Redact.
 func redactPush(msg string, rc *runConfig) string {
 	secrets := append(query.URLSecrets(rc.pushgateway), rc.token)
-	for _, c := range rc.collectors {
-		secrets = append(secrets, c.Token)
+	for _, m := range rc.metrics {
+		secrets = append(secrets, m.cfg.Secrets()...)
 	}
-	for _, tc := range rc.temporal {
-		secrets = append(secrets, tc.Secrets()...)
-	}
-	secrets = append(secrets, rc.sources.secrets()...)
 	return query.Redact(msg, secrets...)
 }
 

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query"
-	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/scale"
 	"github.com/superfly/fly-autoscaler/scale/flyapi"
 )
@@ -189,31 +189,33 @@ func buildDeps(ctx context.Context, rc *runConfig) (scale.Deps, error) {
 		rc.fly = fc
 	}
 	deps := scale.Deps{Apps: rc.fly.apps, Machines: rc.fly.machines}
-	if len(rc.collectors) > 0 || len(rc.temporal) > 0 || len(rc.sources.names()) > 0 {
+	if len(rc.metrics) > 0 {
+		rt := query.Runtime{HTTP: promTransport}
+		if rc.verbose {
+			rt.Log = rc.log
+		}
 		var sources []query.Source
-		for _, pc := range rc.collectors {
-			p, err := prometheus.New(pc, prometheus.WithTransport(promTransport))
+		for _, m := range rc.metrics {
+			src, err := m.build(rt)
 			if err != nil {
-				return scale.Deps{}, &UsageError{Msg: err.Error()}
+				return scale.Deps{}, err
 			}
-			sources = append(sources, p)
+			sources = append(sources, src)
 		}
-		ts, err := temporalSources(rc)
-		if err != nil {
-			return scale.Deps{}, err
-		}
-		sources = append(sources, ts...)
-		more, err := rc.sources.build(rc)
-		if err != nil {
-			return scale.Deps{}, err
-		}
-		set, err := query.NewSet(append(sources, more...)...)
+		set, err := query.NewSet(sources...)
 		if err != nil {
 			return scale.Deps{}, &UsageError{Msg: err.Error()}
 		}
 		deps.Metrics = set
 	}
 	return deps, nil
+}
+
+// closeMetrics closes the connections of the run's metric sources.
+func closeMetrics(deps scale.Deps) {
+	if c, ok := deps.Metrics.(io.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 // A query.Set is a scale.MetricStarter: a run sends its fleet-wide queries

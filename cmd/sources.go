@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,32 +14,47 @@ import (
 	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
-// The kinds of metric source whose options are derived from their Config:
-// the tags of each field name its config file key (key), its flag (flag,
-// none when absent), the help of the flag (help, with {WORD} for urfave's
-// `WORD` placeholder), its variable (env; FAS_ and the flag's name in
-// capitals when absent) and whether it holds a secret (secret:"true").
-// The flags, their variables, the keys a collector of the kind accepts,
-// the flag an error about a key names and the options whose values are
-// secrets all come from there: a new kind is one line of sourceKinds. A
-// field tagged template:"true" is a template of $APP_NAME (a stream, a
-// query): the config file's ${VAR} references are not expanded in it.
-// fromFile, when set, completes a Config decoded from a config file
-// collector (config_collector_file.go): the fields that are neither text,
-// booleans nor lists, from their text in raw.
+// The kinds of metric source, one line each: a new kind is a package with
+// a Config (a query.SourceConfig) and a Build, and one line here. Nothing
+// else in cmd names a kind or one of its options.
+//
+// Everything cmd knows of a kind comes from the tags of its Config's
+// fields: its config file key (key), its flag (flag, none when absent),
+// the help of the flag (help, with {WORD} for urfave's `WORD`
+// placeholder), its variables (env; FAS_ and the flag's name in capitals
+// when absent) and whether it holds a secret (secret:"true"). A field
+// tagged template:"true" is a template of $APP_NAME (a stream, a query):
+// the config file's ${VAR} references are not expanded in it. From flags,
+// a source is defined when a flag tagged defines:"true" is set, and a
+// field tagged need:"what it is" must then be set too. negate:"true" reads
+// a boolean key as the field's opposite. The flags, their variables, the
+// keys a collector of the kind accepts, the decoding of collectors and of
+// flags, the flag an error about a key names and the options whose values
+// are secrets all derive from there.
 var sourceKinds = []sourceKind{
-	{typ: "prometheus", category: catMetrics, config: prometheus.Config{}, fromFile: promFromFile},
-	{typ: "temporal", category: catTemporal, config: temporal.Config{}, fromFile: temporalFromFile},
-	{typ: "nats", category: catMetrics, config: nats.Config{}, fromFile: natsFromFile},
-	{typ: "kafka", category: catMetrics, config: kafka.Config{}, fromFile: kafkaFromFile},
+	register("prometheus", catMetrics, prometheus.Build),
+	register("temporal", catTemporal, temporal.Build),
+	register("nats", catMetrics, nats.Build),
+	register("kafka", catMetrics, kafka.Build),
+}
+
+// catTemporal is the help category of the Temporal source's flags.
+const catTemporal = "Temporal"
+
+// register makes the kind of source typ, whose Config is C, built by
+// build, its flags in the help's category.
+func register[C query.SourceConfig](typ, category string, build func(C, query.Runtime) (query.Source, error)) sourceKind {
+	var zero C
+	return sourceKind{typ: typ, category: category, config: zero,
+		build: func(c query.SourceConfig, rt query.Runtime) (query.Source, error) { return build(c.(C), rt) }}
 }
 
 // sourceKind is one kind of metric source.
 type sourceKind struct {
-	typ      string // the type: of its config file collectors
-	category string // of its flags in the help
-	config   any    // a zero Config, whose field tags describe the options
-	fromFile func(cfg any, raw map[string]string) (any, error)
+	typ      string             // the type: of its config file collectors
+	category string             // of its flags in the help
+	config   query.SourceConfig // a zero Config, whose field tags describe the options
+	build    func(query.SourceConfig, query.Runtime) (query.Source, error)
 }
 
 // sourceOption is one option of a kind of source, one field of its Config.
@@ -51,6 +65,10 @@ type sourceOption struct {
 	help   string   // the flag's usage
 	secret bool
 	isBool bool
+	// defines: set from flags, it defines a source of the kind; need:
+	// what the option is, when a source from flags must set it.
+	defines bool
+	need    string
 }
 
 // options returns the options of k, in the order of its Config's fields.
@@ -64,7 +82,7 @@ func (k sourceKind) options() []sourceOption {
 			continue
 		}
 		o := sourceOption{key: key, flag: f.Tag.Get("flag"), secret: f.Tag.Get("secret") == "true",
-			isBool: f.Type.Kind() == reflect.Bool}
+			isBool: f.Type.Kind() == reflect.Bool, defines: f.Tag.Get("defines") == "true", need: f.Tag.Get("need")}
 		if o.flag != "" {
 			o.help = strings.NewReplacer("{", "`", "}", "`").Replace(f.Tag.Get("help"))
 			if env := f.Tag.Get("env"); env != "" {
@@ -105,17 +123,6 @@ func (k sourceKind) keys() []string {
 	return out
 }
 
-// fieldFlags maps the keys of k's options that have a flag to the flag.
-func (k sourceKind) fieldFlags() []struct{ key, flag string } {
-	var out []struct{ key, flag string }
-	for _, o := range k.options() {
-		if o.flag != "" {
-			out = append(out, struct{ key, flag string }{o.key, o.flag})
-		}
-	}
-	return out
-}
-
 // checkKeys refuses a key that a collector of kind k does not take: a
 // stream on a Kafka collector is a mistake, not something to ignore.
 func (k sourceKind) checkKeys(where string, set []string) error {
@@ -145,23 +152,6 @@ func (k sourceKind) secretNames() []string {
 		}
 	}
 	return out
-}
-
-// flagError rewrites an error of a k's Validate ("kafka metric "lag":
-// topic: empty") to name the flag of the key and its variable.
-func (k sourceKind) flagError(s settings, name string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s metric %q: ", k.typ, name))
-	msg = strings.TrimPrefix(msg, k.typ+": ")
-	for _, o := range k.options() {
-		if o.flag == "" {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(msg, o.key); ok && (rest == "" || rest[0] == ' ' || rest[0] == ':') {
-			return usagef("%s: %s", s.flagWhere(o.flag), strings.TrimLeft(rest, ": "))
-		}
-	}
-	return usagef("--%s-* (FAS_%s_*): %s", k.typ, strings.ToUpper(k.typ), msg)
 }
 
 // kindOf returns the registered kind of source of type typ.
@@ -234,3 +224,13 @@ var sourceSecretNames = func() map[string]bool {
 // IsSecretOption reports whether a flag, variable or config key holds a
 // secret: its name says so, or a source's Config marks it secret.
 func IsSecretOption(name string) bool { return query.IsSecretName(name) || sourceSecretNames[name] }
+
+// sourceFlags are the flags of the registered kinds of source: the
+// environment form of one source of each kind.
+func sourceFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, k := range sourceKinds {
+		out = append(out, k.flags()...)
+	}
+	return out
+}

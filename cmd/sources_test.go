@@ -1,31 +1,68 @@
 package cmd
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
+
+	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/kafka"
+	"github.com/superfly/fly-autoscaler/query/nats"
 )
 
 // testConfig is the Config of a source made up for the test; extendedConfig
 // is the same with one more field.
 type testConfig struct {
-	Name   string `key:"metric-name" flag:"test-metric-name" help:"{NAME} of the value"`
-	Depth  string `key:"depth" flag:"test-depth" help:"{DEPTH} to read"`
+	Name   string `key:"metric-name" flag:"test-metric-name" defines:"true" need:"the name of the value" help:"{NAME} of the value"`
+	Depth  string `key:"depth" flag:"test-depth" defines:"true" help:"{DEPTH} to read"`
 	Region string `key:"region"`
 }
 
 type extendedConfig struct {
-	Name   string `key:"metric-name" flag:"test-metric-name" help:"{NAME} of the value"`
-	Depth  string `key:"depth" flag:"test-depth" help:"{DEPTH} to read"`
+	Name   string `key:"metric-name" flag:"test-metric-name" defines:"true" need:"the name of the value" help:"{NAME} of the value"`
+	Depth  string `key:"depth" flag:"test-depth" defines:"true" help:"{DEPTH} to read"`
 	Region string `key:"region"`
 	// Opaque is secret by its tag only: no secret-sounding name.
 	Opaque string `key:"opaque" flag:"test-opaque" secret:"true" help:"{VALUE} to send"`
+}
+
+func (c testConfig) MetricName() string { return c.Name }
+func (c testConfig) Secrets() []string  { return nil }
+func (c testConfig) Validate() error {
+	if c.Depth == "" {
+		return errors.New("depth: empty")
+	}
+	return nil
+}
+
+func (c extendedConfig) MetricName() string { return c.Name }
+func (c extendedConfig) Secrets() []string  { return []string{c.Opaque} }
+func (c extendedConfig) Validate() error    { return testConfig{Depth: c.Depth}.Validate() }
+
+// testSource is the source a test kind builds: its Config's metric name
+// and depth.
+type testSource struct{ name, depth string }
+
+func (s testSource) Name() string { return s.name }
+func (s testSource) Collect(context.Context, string) (float64, error) {
+	return strconv.ParseFloat(s.depth, 64)
+}
+
+// testKind is the kind of source a package with Config C would register.
+func testKind[C query.SourceConfig]() sourceKind {
+	return register("test", catMetrics, func(c C, _ query.Runtime) (query.Source, error) {
+		v := reflect.ValueOf(c)
+		return testSource{name: c.MetricName(), depth: v.FieldByName("Depth").String()}, nil
+	})
 }
 
 // derived is what cmd derives from a kind of source: its flags by name, the
@@ -50,8 +87,8 @@ func derive(k sourceKind) derived {
 // Config appears in all three, with the variable named after its flag.
 func TestSourceConfigDerivation(t *testing.T) {
 	t.Parallel()
-	base := derive(sourceKind{typ: "test", category: catMetrics, config: testConfig{}})
-	ext := derive(sourceKind{typ: "test", category: catMetrics, config: extendedConfig{}})
+	base := derive(testKind[testConfig]())
+	ext := derive(testKind[extendedConfig]())
 
 	// Before: no trace of the field.
 	if _, ok := base.flags["test-opaque"]; ok {
@@ -95,7 +132,7 @@ func TestSourceConfigDerivation(t *testing.T) {
 			t.Errorf("depth is secret")
 		}
 	}
-	err := sourceKind{typ: "test", config: extendedConfig{}}.checkKeys("CONFIG:3: metric-collectors[0]", []string{"stream"})
+	err := testKind[extendedConfig]().checkKeys("CONFIG:3: metric-collectors[0]", []string{"stream"})
 	if err == nil || err.Error() != "CONFIG:3: metric-collectors[0]: stream does not apply to type test (its keys: depth, region, opaque)" {
 		t.Errorf("unknown key: %v", err)
 	}
@@ -153,7 +190,7 @@ func TestCollectorKeysMatchConfigs(t *testing.T) {
 			key := f.Tag.Get("key")
 			switch {
 			case key == "":
-			case f.Type.Kind() == reflect.Bool:
+			case derefKind(f.Type) == reflect.Bool:
 				src += key + ": " + map[bool]string{true: "false", false: "true"}[key == "include-ack-pending"] + "\n"
 			case f.Type.Kind() == reflect.Float64:
 				src += key + ": 2\n"
@@ -231,5 +268,166 @@ func TestCollectorWithBadValueKept(t *testing.T) {
 	}
 	if got := fc.MetricCollectors[0].secrets(); !slices.Contains(got, "hunter2-secret") {
 		t.Errorf("secrets %q lack the expanded password", got)
+	}
+}
+
+// TestKindFromItsRegistration: a kind of source is whole from its one
+// registration line: from its flags and variables (decoded, checked, the
+// errors naming the flags), from a config file collector, built into a
+// source, and its Secrets consulted for what no option name announces.
+func TestKindFromItsRegistration(t *testing.T) {
+	t.Parallel()
+	k := testKind[extendedConfig]()
+	fromFlags := func(env Env, args ...string) (query.SourceConfig, string, error) {
+		t.Helper()
+		var (
+			cfg     query.SourceConfig
+			where   string
+			err     error
+			secrets []string
+		)
+		app := &cli.App{Metadata: map[string]any{envKey: env}, Commands: []*cli.Command{{
+			Name: "run", Flags: k.flags(), Action: func(c *cli.Context) error {
+				secrets = k.flagSecrets(c)
+				cfg, where, err = k.fromFlags(settings{c: c, env: env})
+				return nil
+			},
+		}}}
+		if err := app.Run(append([]string{"x", "run"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		if cfg != nil && cfg.(extendedConfig).Opaque != "" && !slices.Contains(secrets, cfg.(extendedConfig).Opaque) {
+			t.Errorf("flag secrets %q lack the opaque value", secrets)
+		}
+		return cfg, where, err
+	}
+	collect := func(cfg query.SourceConfig) float64 {
+		t.Helper()
+		src, err := (metricSource{kind: k, cfg: cfg}).build(query.Runtime{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := src.Collect(context.Background(), "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	cfg, where, err := fromFlags(Env{}, "--test-metric-name", "depth_q", "--test-depth", "3", "--test-opaque", "s3cr3t-opaque")
+	if err != nil || cfg == nil {
+		t.Fatalf("from flags: %v, %v", cfg, err)
+	}
+	if where != "--test-metric-name (FAS_TEST_METRIC_NAME)" || cfg.MetricName() != "depth_q" || collect(cfg) != 3 {
+		t.Errorf("from flags: where %q, name %q", where, cfg.MetricName())
+	}
+	cfg, _, err = fromFlags(Env{"FAS_TEST_METRIC_NAME": "depth_q", "FAS_TEST_DEPTH": "4", "FAS_TEST_OPAQUE": "other-opaque"})
+	if err != nil || cfg == nil || collect(cfg) != 4 {
+		t.Errorf("from variables: %v, %v", cfg, err)
+	}
+	// Nothing set: no source. Set but wrong: the error names the flag.
+	if cfg, _, err := fromFlags(Env{}); cfg != nil || err != nil {
+		t.Errorf("no flags: %v, %v", cfg, err)
+	}
+	if _, _, err := fromFlags(Env{}, "--test-depth", "3"); err == nil || err.Error() != "--test-metric-name (FAS_TEST_METRIC_NAME): missing: the name of the value" {
+		t.Errorf("no name: %v", err)
+	}
+	if _, _, err := fromFlags(Env{}, "--test-metric-name", "q", "--test-opaque", "x"); err == nil || err.Error() != "--test-depth (FAS_TEST_DEPTH): empty" {
+		t.Errorf("no depth: %v", err)
+	}
+
+	// From a config file collector.
+	var col fileCollector
+	if err := yaml.Unmarshal([]byte("type: test\nmetric-name: depth_f\ndepth: '5'\nregion: iad\nopaque: file-opaque\n"), &col); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = col.decode(k)
+	if err != nil || cfg.(extendedConfig).Region != "iad" || collect(cfg) != 5 {
+		t.Errorf("from the file: %#v, %v", cfg, err)
+	}
+	if !slices.Contains(cfg.Secrets(), "file-opaque") {
+		t.Errorf("secrets %q", cfg.Secrets())
+	}
+}
+
+// TestNATSAndKafkaFlags: the source the --nats-* and --kafka-* flags (and
+// their variables) define loads with the values given, lists split; a
+// wrong or missing one exits 2 with no API call, naming the flags.
+func TestNATSAndKafkaFlags(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{
+		"FAS_NATS_URL": "nats://127.0.0.1:4222", "FAS_NATS_METRIC_NAME": "backlog", "FAS_NATS_STREAM": "jobs-$APP_NAME", "FAS_NATS_CONSUMER": "workers",
+		"FAS_KAFKA_BROKERS": "127.0.0.1:9092, 127.0.0.2:9092", "FAS_KAFKA_METRIC_NAME": "lag", "FAS_KAFKA_TOPIC": "orders-$APP_NAME",
+	}
+	t.Run("loads", func(t *testing.T) {
+		for k, v := range base {
+			setenv(t, k, v)
+		}
+		rc, err := loadConfig(t, "--api-token", "tok", "--apps", "a", "--started-machine-count", "backlog + lag", "--kafka-group", "g-$APP_NAME")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs, kcs := configsOf[nats.Config](rc), configsOf[kafka.Config](rc)
+		if len(rc.metrics) != 2 || len(ncs) != 1 || len(kcs) != 1 {
+			t.Fatalf("sources %v, want one NATS and one Kafka", rc.metrics)
+		}
+		if nc := ncs[0]; nc.Name != "backlog" || nc.Stream != "jobs-$APP_NAME" || nc.Consumer != "workers" || nc.URL != "nats://127.0.0.1:4222" {
+			t.Errorf("NATS %#v", nc)
+		}
+		if kc := kcs[0]; kc.Name != "lag" || !slices.Equal(kc.Brokers, []string{"127.0.0.1:9092", "127.0.0.2:9092"}) || kc.Topic != "orders-$APP_NAME" || kc.Group != "g-$APP_NAME" {
+			t.Errorf("Kafka %#v: brokers %q", kc, kc.Brokers)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		env  map[string]string // over base; "" unsets
+		want string
+	}{
+		{"nats: no stream", map[string]string{"FAS_NATS_STREAM": ""}, "--nats-stream (FAS_NATS_STREAM): missing: the JetStream stream, e.g. jobs-$APP_NAME"},
+		{"nats: no name", map[string]string{"FAS_NATS_METRIC_NAME": ""}, "--nats-metric-name (FAS_NATS_METRIC_NAME): missing: the name the expressions use for the backlog"},
+		{"nats: bad url", map[string]string{"FAS_NATS_URL": "http://127.0.0.1:4222"}, "--nats-url (FAS_NATS_URL): http://127.0.0.1:4222: want nats://"},
+		{"nats: two kinds of credentials", map[string]string{"FAS_NATS_TOKEN": "Zq8xW3vK1p", "FAS_NATS_CREDS": "/nonexistent.creds"},
+			"--nats-creds (FAS_NATS_CREDS), --nats-token (FAS_NATS_TOKEN): set one kind of credentials, not several"},
+		{"kafka: no topic", map[string]string{"FAS_KAFKA_TOPIC": ""}, "--kafka-topic (FAS_KAFKA_TOPIC): missing: the topic, e.g. orders-$APP_NAME"},
+		{"kafka: a broker without a port", map[string]string{"FAS_KAFKA_BROKERS": "127.0.0.1:9092,kafka"}, `--kafka-brokers (FAS_KAFKA_BROKERS): "kafka": want host:port`},
+		{"kafka: user without mechanism", map[string]string{"FAS_KAFKA_USERNAME": "u", "FAS_KAFKA_PASSWORD": "Pw9Yt7Lm2r"},
+			"--kafka-username (FAS_KAFKA_USERNAME), --kafka-password (FAS_KAFKA_PASSWORD): set sasl-mechanism too"},
+		{"kafka: unknown mechanism", map[string]string{"FAS_KAFKA_SASL_MECHANISM": "gssapi"}, `--kafka-sasl-mechanism (FAS_KAFKA_SASL_MECHANISM): "gssapi": want plain`},
+		{"same name twice", map[string]string{"FAS_KAFKA_METRIC_NAME": "backlog"}, `--kafka-metric-name (FAS_KAFKA_METRIC_NAME): metric name "backlog" is already defined by --nats-metric-name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := tripwire(t)
+			for k, v := range base {
+				setenv(t, k, v)
+			}
+			for k, v := range tc.env {
+				setenv(t, k, v)
+			}
+			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), tc.want)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
+			}
+		})
+	}
+}
+
+// TestKafkaTLSOffWithTLSOptions: tls: false beside a TLS option is a
+// contradiction, named by its file and line; tls: true alone is kept.
+func TestKafkaTLSOffWithTLSOptions(t *testing.T) {
+	t.Parallel()
+	head := "app-name: a\napi-token: tok\nstarted-machine-count: lag\nmetric-collectors:\n  - type: kafka\n    metric-name: lag\n    brokers: 127.0.0.1:9092\n    topic: t\n"
+	path := writeFile(t, "off.yml", head+"    tls: false\n    tls-insecure-skip-verify: true\n")
+	if _, err := loadConfig(t, "--config", path); err == nil || !strings.Contains(err.Error(), path+":5: metric-collectors[0]: kafka metric \"lag\": tls: false, but") {
+		t.Errorf("tls: false with an option: %v", err)
+	}
+	rc, err := loadConfig(t, "--config", writeFile(t, "on.yml", head+"    tls: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kcs := configsOf[kafka.Config](rc); len(kcs) != 1 || kcs[0].TLS == nil || !*kcs[0].TLS {
+		t.Errorf("tls: true not kept: %v", rc.metrics)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -124,4 +125,15 @@ func onRealPrometheus(t *testing.T) {
 	t.Parallel()
 	realPrometheus <- struct{}{}
 	t.Cleanup(func() { <-realPrometheus })
+}
+
+// configsOf returns the Configs of kind C among rc's metric sources.
+func configsOf[C query.SourceConfig](rc *runConfig) []C {
+	var out []C
+	for _, m := range rc.metrics {
+		if c, ok := m.cfg.(C); ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }

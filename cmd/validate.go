@@ -9,10 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/superfly/fly-autoscaler/query/kafka"
-	"github.com/superfly/fly-autoscaler/query/nats"
-	"github.com/superfly/fly-autoscaler/query/prometheus"
-	"github.com/superfly/fly-autoscaler/query/temporal"
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // validateCommand checks a configuration offline, for CI: it reads the
@@ -59,7 +56,7 @@ func validate(c *cli.Context, s *Streams) error {
 		return &exitError{code: ExitUsage, msg: fmt.Sprintf("config invalid: %s", plural(count, "problem", "problems"))}
 	}
 	st := settings{c: c, env: envOf(c), file: file, path: c.String("config")}
-	collectors := len(rc.collectors) + len(rc.temporal) + len(rc.sources.nats) + len(rc.sources.kafka)
+	collectors := len(rc.metrics)
 	_, err := fmt.Fprintf(s.Out, "config ok: %s, %s, %s\n",
 		plural(len(rc.scale.Policies), "policy", "policies"),
 		plural(collectors, "collector", "collectors"),
@@ -115,24 +112,9 @@ func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) { return nil, 
 // credentials files) is checked, and nothing is connected to.
 func checkSources(rc *runConfig) []error {
 	var errs []error
-	for _, pc := range rc.collectors {
-		if _, err := prometheus.New(pc, prometheus.WithTransport(noNetwork{})); err != nil {
-			errs = append(errs, &UsageError{Msg: err.Error()})
-		}
-	}
-	for _, tc := range rc.temporal {
-		if _, err := temporal.New(tc); err != nil {
-			errs = append(errs, &UsageError{Msg: err.Error()})
-		}
-	}
-	for _, nc := range rc.sources.nats {
-		if _, err := nats.New(nc); err != nil {
-			errs = append(errs, &UsageError{Msg: err.Error()})
-		}
-	}
-	for _, kc := range rc.sources.kafka {
-		if _, err := kafka.New(kc); err != nil {
-			errs = append(errs, &UsageError{Msg: err.Error()})
+	for _, m := range rc.metrics {
+		if _, err := m.build(query.Runtime{HTTP: noNetwork{}}); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs

@@ -10,11 +10,14 @@
 // metric's value for one app.
 //
 // Each source lives in a package of its own (query/prometheus,
-// query/temporal, query/nats, query/kafka) with a Config and a New. The tags
-// of a Config's fields describe its options for cmd, which derives the
-// flags, variables, config file keys and secrets from them: key (the YAML
-// key), flag, help ({WORD} for the flag's placeholder), env (variables, when
-// not FAS_ and the flag in capitals) and secret:"true".
+// query/temporal, query/nats, query/kafka) with a Config (a SourceConfig),
+// a New and a Build. The tags of a Config's fields describe its options for
+// cmd, which derives the flags, variables, config file keys, their decoding
+// and the secrets from them: key (the YAML key), flag, help ({WORD} for the
+// flag's placeholder), env (variables, when not FAS_ and the flag in
+// capitals), secret:"true", template:"true" (a $APP_NAME template),
+// defines:"true" (set from flags, it defines a source), need (what a source
+// from flags must set) and negate:"true" (the key is the field's opposite).
 //
 // No error or printed value of this package contains a token or the
 // credentials of an address.

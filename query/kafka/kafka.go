@@ -44,28 +44,31 @@ const (
 // topic, summed over the topic's partitions.
 type Config struct {
 	// Brokers are the seed brokers, host:port.
-	Brokers []string `key:"brokers" flag:"kafka-brokers" help:"Kafka {BROKERS}, host:port, comma-separated"`
+	Brokers []string `key:"brokers" flag:"kafka-brokers" defines:"true" need:"the brokers, e.g. kafka.internal:9092" help:"Kafka {BROKERS}, host:port, comma-separated"`
 	// Name is the metric name, the variable scaling expressions refer to.
-	Name string `key:"metric-name" flag:"kafka-metric-name" help:"{NAME} of the group's lag in expressions"`
+	Name string `key:"metric-name" flag:"kafka-metric-name" defines:"true" need:"the name the expressions use for the lag" help:"{NAME} of the group's lag in expressions"`
 	// Topic and Group name what is measured; $APP_NAME is replaced by the
 	// app's name. Group "" means $APP_NAME.
-	Topic string `key:"topic" template:"true" flag:"kafka-topic" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
-	Group string `key:"group" template:"true" flag:"kafka-group" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
+	Topic string `key:"topic" template:"true" flag:"kafka-topic" defines:"true" need:"the topic, e.g. orders-$APP_NAME" help:"{TOPIC} whose lag is summed over its partitions; $APP_NAME is replaced"`
+	Group string `key:"group" template:"true" flag:"kafka-group" defines:"true" help:"consumer {GROUP}; $APP_NAME is replaced (default: $APP_NAME)"`
 	// UnconsumedFrom is UnconsumedEarliest ("" too) or UnconsumedLatest.
 	UnconsumedFrom string `key:"unconsumed-from"`
 	// SASLMechanism is "" (none) or one of the SASL* constants, with
 	// Username and Password.
-	SASLMechanism string `key:"sasl-mechanism" flag:"kafka-sasl-mechanism" help:"SASL {MECHANISM}: plain, scram-sha-256 or scram-sha-512"`
-	Username      string `key:"username" flag:"kafka-username" help:"SASL {USER} for Kafka"`
-	Password      string `key:"password" flag:"kafka-password" secret:"true" help:"SASL {PASSWORD} for Kafka"`
+	SASLMechanism string `key:"sasl-mechanism" flag:"kafka-sasl-mechanism" defines:"true" help:"SASL {MECHANISM}: plain, scram-sha-256 or scram-sha-512"`
+	Username      string `key:"username" flag:"kafka-username" defines:"true" help:"SASL {USER} for Kafka"`
+	Password      string `key:"password" flag:"kafka-password" secret:"true" defines:"true" help:"SASL {PASSWORD} for Kafka"`
 	// TLS connects with TLS, verified against TLSCA (default: the system's
 	// roots) unless TLSInsecureSkipVerify; TLSCert and TLSKey are a client
-	// certificate. Any of the files implies TLS.
-	TLS                   bool   `key:"tls"`
+	// certificate. Any of the files implies TLS; nil is unset, and false
+	// with any of them is a contradiction.
+	TLS                   *bool  `key:"tls"`
 	TLSCA                 string `key:"tls-ca"`
 	TLSCert               string `key:"tls-cert"`
 	TLSKey                string `key:"tls-key"`
 	TLSInsecureSkipVerify bool   `key:"tls-insecure-skip-verify"`
+
+	useTLS bool // normalized: TLS is on
 }
 
 // String describes c without its password.
@@ -147,15 +150,17 @@ func (c Config) normalize() (Config, error) {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fail("tls-cert, tls-key: set both or neither")
 	}
-	if c.TLSCA != "" || c.TLSCert != "" || c.TLSInsecureSkipVerify {
-		c.TLS = true
+	implied := c.TLSCA != "" || c.TLSCert != "" || c.TLSInsecureSkipVerify
+	if c.TLS != nil && !*c.TLS && implied {
+		return fail("tls: false, but tls-ca, tls-cert or tls-insecure-skip-verify is set: drop them or set tls: true")
 	}
+	c.useTLS = implied || (c.TLS != nil && *c.TLS)
 	return c, nil
 }
 
 // tlsConfig builds the TLS configuration, or nil without TLS.
 func (c Config) tlsConfig() (*tls.Config, error) {
-	if !c.TLS {
+	if !c.useTLS {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // the user's choice, off by default
@@ -191,6 +196,16 @@ func (c Config) mechanism() sasl.Mechanism {
 		return scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()
 	}
 	return nil
+}
+
+// MetricName is the name the expressions use for the lag.
+func (c Config) MetricName() string { return c.Name }
+
+var _ query.SourceConfig = Config{}
+
+// Build is New for a run: tracing its requests to rt's log.
+func Build(cfg Config, rt query.Runtime) (query.Source, error) {
+	return New(cfg, query.WithTrace(rt.Tracer()))
 }
 
 // Kafka is a BatchSource that reads consumer-group lag. A run makes the

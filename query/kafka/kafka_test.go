@@ -164,11 +164,29 @@ func TestKafkaConfigValidate(t *testing.T) {
 		{func(c *Config) { c.SASLMechanism = "plain" }, "set username and password"},
 		{func(c *Config) { c.Username, c.Password = "u", "p" }, "set sasl-mechanism too"},
 		{func(c *Config) { c.TLSCert = "/nonexistent.pem" }, "tls-cert: /nonexistent.pem: no such file"},
+		{func(c *Config) { off := false; c.TLS, c.TLSInsecureSkipVerify = &off, true }, "tls: false, but tls-ca, tls-cert or tls-insecure-skip-verify is set"},
 	} {
 		c := ok
 		tc.change(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", c, err, tc.want)
+		}
+	}
+	// TLS: on when asked, or implied by a TLS option; off otherwise.
+	on, off := true, false
+	for _, tc := range []struct {
+		change func(*Config)
+		want   bool
+	}{
+		{func(c *Config) {}, false},
+		{func(c *Config) { c.TLS = &off }, false},
+		{func(c *Config) { c.TLS = &on }, true},
+		{func(c *Config) { c.TLSInsecureSkipVerify = true }, true},
+	} {
+		c := ok
+		tc.change(&c)
+		if norm, err := c.normalize(); err != nil || norm.useTLS != tc.want {
+			t.Errorf("%v: TLS %v (%v), want %v", c, norm.useTLS, err, tc.want)
 		}
 	}
 }

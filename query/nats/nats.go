@@ -23,23 +23,24 @@ type Config struct {
 	// URL is the server address, or several separated by commas
 	// (nats://host:4222, tls://host:4222, or host:port). Credentials in it
 	// (nats://user:pass@host, nats://token@host) are used to connect.
-	URL string `key:"url" flag:"nats-url" help:"NATS server {URL}s, comma-separated, e.g. nats://nats.internal:4222"`
+	URL string `key:"url" flag:"nats-url" defines:"true" need:"the NATS server, e.g. nats://nats.internal:4222" help:"NATS server {URL}s, comma-separated, e.g. nats://nats.internal:4222"`
 	// Name is the metric name, the variable scaling expressions refer to.
-	Name string `key:"metric-name" flag:"nats-metric-name" help:"{NAME} of the consumer's backlog in expressions"`
+	Name string `key:"metric-name" flag:"nats-metric-name" defines:"true" need:"the name the expressions use for the backlog" help:"{NAME} of the consumer's backlog in expressions"`
 	// Stream and Consumer name the consumer; $APP_NAME is replaced by the
 	// app's name.
-	Stream   string `key:"stream" template:"true" flag:"nats-stream" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
-	Consumer string `key:"consumer" template:"true" flag:"nats-consumer" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
+	Stream   string `key:"stream" template:"true" flag:"nats-stream" defines:"true" need:"the JetStream stream, e.g. jobs-$APP_NAME" help:"JetStream {STREAM}; $APP_NAME is replaced by the app's name"`
+	Consumer string `key:"consumer" template:"true" flag:"nats-consumer" defines:"true" need:"the consumer, e.g. workers" help:"{CONSUMER} whose backlog (pending + ack pending) is the value; $APP_NAME is replaced"`
 	// PendingOnly counts only num_pending: messages delivered but not yet
 	// acknowledged (num_ack_pending) are left out. Off by default: those
 	// are still work. The config file says it the other way round:
-	// include-ack-pending: false.
-	PendingOnly bool `key:"include-ack-pending"`
+	// include-ack-pending: false (negate:"true": the key is the field's
+	// opposite).
+	PendingOnly bool `key:"include-ack-pending" negate:"true"`
 	// Credentials: at most one of Creds (a .creds file), NKeySeedFile,
 	// Token, and User with Password. The files' keys are secrets too
 	// (Secrets reads them).
-	Token        string `key:"token" flag:"nats-token" secret:"true" help:"{TOKEN} for the NATS server"`
-	Creds        string `key:"creds" flag:"nats-creds" help:"NATS credentials {FILE} (.creds)"`
+	Token        string `key:"token" flag:"nats-token" secret:"true" defines:"true" help:"{TOKEN} for the NATS server"`
+	Creds        string `key:"creds" flag:"nats-creds" defines:"true" help:"NATS credentials {FILE} (.creds)"`
 	NKeySeedFile string `key:"nkey-seed-file"`
 	User         string `key:"user"`
 	Password     string `key:"password" secret:"true"`
@@ -166,6 +167,16 @@ func (c Config) Secrets() []string {
 		out = append(out, query.FileSecrets(path)...)
 	}
 	return query.NonEmpty(out)
+}
+
+// MetricName is the name the expressions use for the backlog.
+func (c Config) MetricName() string { return c.Name }
+
+var _ query.SourceConfig = Config{}
+
+// Build is New for a run: tracing its requests to rt's log.
+func Build(cfg Config, rt query.Runtime) (query.Source, error) {
+	return New(cfg, query.WithTrace(rt.Tracer()))
 }
 
 // NATS is a BatchSource that reads consumer backlogs through the JetStream

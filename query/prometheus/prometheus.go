@@ -27,12 +27,12 @@ type Config struct {
 	// Address is the base URL of the Prometheus HTTP API, for example
 	// https://api.fly.io/prometheus/my-org. Credentials in it
 	// (https://user:pass@host) are sent as basic auth when Token is empty.
-	Address string `key:"address" flag:"prometheus-address" help:"Prometheus {address}, e.g. https://api.fly.io/prometheus/my-org"`
+	Address string `key:"address" flag:"prometheus-address" defines:"true" need:"the Prometheus HTTP API base URL, e.g. https://api.fly.io/prometheus/my-org" help:"Prometheus {address}, e.g. https://api.fly.io/prometheus/my-org"`
 	// Name is the metric name, the variable scaling expressions refer to.
-	Name string `key:"metric-name" flag:"prometheus-metric-name" help:"{name} of the query's value in expressions"`
+	Name string `key:"metric-name" flag:"prometheus-metric-name" defines:"true" need:"the name the expressions use for the query's value" help:"{name} of the query's value in expressions"`
 	// Query is the PromQL expression. With $APP_NAME or ${APP_NAME} it runs
 	// once per app; without, once per run for the whole fleet.
-	Query string `key:"query" template:"true" flag:"prometheus-query" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
+	Query string `key:"query" template:"true" flag:"prometheus-query" defines:"true" need:"the PromQL query, e.g. sum(queue_depth{app=\"$APP_NAME\"})" help:"PromQL {query}; $APP_NAME is replaced by the app's name"`
 	// Token authenticates the queries: "FlyV1 ..." is sent verbatim in the
 	// Authorization header, anything else as "Bearer <token>".
 	Token string `key:"token" flag:"prometheus-token" secret:"true" help:"{token} for Prometheus (FlyV1 tokens sent as is, others as Bearer)"`
@@ -157,6 +157,26 @@ func WithTransport(rt http.RoundTripper) Option {
 // (default time.Now).
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
+}
+
+// MetricName is the name the expressions use for the query's value.
+func (c Config) MetricName() string { return c.Name }
+
+// Secrets returns what must never be printed about c: its token and the
+// credentials of its address.
+func (c Config) Secrets() []string {
+	return query.NonEmpty(append([]string{strings.TrimSpace(c.Token)}, query.URLSecrets(c.Address)...))
+}
+
+var _ query.SourceConfig = Config{}
+
+// Build is New for a run: over rt's HTTP transport, when it has one.
+func Build(cfg Config, rt query.Runtime) (query.Source, error) {
+	var opts []Option
+	if rt.HTTP != nil {
+		opts = append(opts, WithTransport(rt.HTTP))
+	}
+	return New(cfg, opts...)
 }
 
 // Prometheus is a Source backed by the Prometheus HTTP API. It is safe for

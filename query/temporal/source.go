@@ -101,6 +101,15 @@ func New(cfg Config, opts ...Option) (*Temporal, error) {
 	return t, nil
 }
 
+// Build is New for a run: logging its connection to rt's log.
+func Build(cfg Config, rt query.Runtime) (query.Source, error) {
+	var opts []Option
+	if rt.Log != nil {
+		opts = append(opts, WithLogger(rt.Log))
+	}
+	return New(cfg, opts...)
+}
+
 // temporalDialOptions are the gRPC options of a connection to a Temporal
 // frontend, those of Temporal's Go SDK: round robin over the addresses the
 // name resolves to, reconnection backoff from 200ms to 10s, keepalive pings

@@ -46,23 +46,23 @@ var queueTypes = map[string]uint64{
 type Config struct {
 	// Address is the frontend's host:port, for example
 	// my-ns.a1b2c.tmprl.cloud:7233.
-	Address string `key:"address" flag:"temporal-address" help:"Temporal frontend {HOST:PORT}, e.g. my-ns.a1b2c.tmprl.cloud:7233"`
+	Address string `key:"address" flag:"temporal-address" defines:"true" need:"the Temporal frontend's host:port, e.g. localhost:7233" help:"Temporal frontend {HOST:PORT}, e.g. my-ns.a1b2c.tmprl.cloud:7233"`
 	// Namespace is the Temporal namespace queried.
-	Namespace string `key:"namespace" flag:"temporal-namespace" help:"Temporal {NAMESPACE} queried"`
+	Namespace string `key:"namespace" flag:"temporal-namespace" defines:"true" need:"the Temporal namespace" help:"Temporal {NAMESPACE} queried"`
 	// Name is the metric name, the variable scaling expressions refer to.
-	Name string `key:"metric-name" flag:"temporal-metric-name" help:"{NAME} of the Temporal value in expressions"`
+	Name string `key:"metric-name" flag:"temporal-metric-name" defines:"true" need:"the name the expressions use for the Temporal value" help:"{NAME} of the Temporal value in expressions"`
 
 	// TaskQueue selects the backlog measure: the approximate number of
 	// tasks waiting in the task queue, summed over QueueTypes. $APP_NAME
 	// in it is replaced by the app's name.
-	TaskQueue string `key:"task-queue" template:"true" flag:"temporal-task-queue" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
+	TaskQueue string `key:"task-queue" template:"true" flag:"temporal-task-queue" defines:"true" help:"task {QUEUE} whose backlog is measured, e.g. jobs-$APP_NAME"`
 	// QueueTypes are the task queue types summed (workflow, activity,
 	// nexus); empty means workflow and activity.
 	QueueTypes []string `key:"queue-types" flag:"temporal-queue-types" help:"task queue {TYPES} whose backlogs are summed: workflow, activity, nexus (default: workflow,activity)"`
 	// Query selects the original fly-autoscaler's measure: the number of
 	// running workflows that match ExecutionStatus="Running" AND (Query).
 	// $APP_NAME in it is replaced by the app's name.
-	Query string `key:"query" template:"true" flag:"temporal-query" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
+	Query string `key:"query" template:"true" flag:"temporal-query" defines:"true" help:"visibility {QUERY}: counts running workflows that match it (the original's measure)"`
 
 	// CertData and KeyData are the PEM client certificate and private key
 	// of mutual TLS.
@@ -83,7 +83,7 @@ type Config struct {
 
 	// RequestsPerSecond paces the requests; 0 means
 	// DefaultRequestsPerSecond.
-	RequestsPerSecond float64 `key:"requests-per-second" flag:"temporal-requests-per-second" help:"{RATE} of Temporal requests of one run (default: 10)"`
+	RequestsPerSecond Rate `key:"requests-per-second" flag:"temporal-requests-per-second" help:"{RATE} of Temporal requests of one run (default: 10)"`
 }
 
 // String describes c without its key data or API key.
@@ -114,6 +114,30 @@ func (c Config) Measure() string {
 		return "backlog"
 	}
 	return "running workflows"
+}
+
+// MetricName is the name the expressions use for the Temporal value.
+func (c Config) MetricName() string { return c.Name }
+
+var _ query.SourceConfig = Config{}
+
+// Rate is a number of requests per second. As text (a flag, a config
+// file), it must be a positive number: 0 is a Config's default only.
+type Rate float64
+
+// UnmarshalText parses a positive rate; "" is the default (0).
+func (r *Rate) UnmarshalText(b []byte) error {
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		*r = 0
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		return fmt.Errorf("%q is not a rate: use a positive number of requests per second, e.g. 10", v)
+	}
+	*r = Rate(f)
+	return nil
 }
 
 // Secrets returns the strings of c that must never be printed: the private
@@ -175,7 +199,7 @@ func (c Config) normalize() (Config, *tls.Config, error) {
 	case c.TaskQueue != "" && c.Query != "":
 		return fail("task-queue and query: set one, not both (task-queue measures the backlog, query counts running workflows)")
 	case c.TaskQueue == "" && c.Query == "":
-		return fail("task-queue or query: set one (task-queue: jobs-$APP_NAME measures the backlog; query counts running workflows)")
+		return fail("task-queue or query: set one: task-queue (e.g. jobs-$APP_NAME) measures the backlog, query counts running workflows")
 	case c.Query != "" && len(c.QueueTypes) > 0:
 		return fail("queue-types: only with task-queue, not with query")
 	}
@@ -191,7 +215,7 @@ func (c Config) normalize() (Config, *tls.Config, error) {
 		types = append(types, t)
 	}
 	c.QueueTypes = types
-	switch r := c.RequestsPerSecond; {
+	switch r := float64(c.RequestsPerSecond); {
 	case r == 0:
 		c.RequestsPerSecond = DefaultRequestsPerSecond
 	case math.IsNaN(r) || math.IsInf(r, 0) || r < 0:

@@ -44,7 +44,7 @@ func TestTemporalConfigValidate(t *testing.T) {
 		{"queue type twice", func(c *Config) { c.QueueTypes = []string{"activity", "activity"} }, `queue-types: "activity" given twice`},
 		{"queue types with query", func(c *Config) { c.TaskQueue, c.Query, c.QueueTypes = "", "true", []string{"activity"} }, "queue-types: only with task-queue"},
 		{"negative rate", func(c *Config) { c.RequestsPerSecond = -1 }, "requests-per-second"},
-		{"NaN rate", func(c *Config) { c.RequestsPerSecond = math.NaN() }, "requests-per-second"},
+		{"NaN rate", func(c *Config) { c.RequestsPerSecond = Rate(math.NaN()) }, "requests-per-second"},
 		{"mutual TLS", func(c *Config) { c.CertData, c.KeyData = cert, key }, ""},
 		{"cert without key", func(c *Config) { c.CertData = cert }, "key-data: empty while cert-data is set"},
 		{"key without cert", func(c *Config) { c.KeyData = key }, "cert-data: empty while key-data is set"},

@@ -193,7 +193,7 @@ func TestErrorsFailTheApp(t *testing.T) {
 func TestPacing(t *testing.T) {
 	s := startServer(t)
 	const apps, workers = 20, 8
-	run := func(prefix string, rps float64) []request {
+	run := func(prefix string, rps temporal.Rate) []request {
 		src := newSource(t, s, temporal.Config{TaskQueue: prefix + "$APP_NAME", RequestsPerSecond: rps})
 		var wg sync.WaitGroup
 		next := make(chan int)
