@@ -40,7 +40,8 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
 // the credentials of every URL the environment holds. A value shorter
 // than query.MinSecretLen, which is redacted as a whole word, counts only
-// for the variables of the configuration (FAS_*, FLY_*, TEMPORAL_*): the
+// for the variables of the configuration (FAS_*, FLY_*, and those the
+// sources' Configs name, TEMPORAL_TLS_KEY_DATA): the
 // XDG_SESSION_ID=3 of a desktop must not blank every "3" of the report.
 func envSecrets(env Env) []string {
 	var out []string
@@ -56,12 +57,7 @@ func envSecrets(env Env) []string {
 
 // configVar reports whether the variable named k configures fly-autoscaler.
 func configVar(k string) bool {
-	for _, p := range []string{"FAS_", "FLY_", "TEMPORAL_"} {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
+	return strings.HasPrefix(k, "FAS_") || strings.HasPrefix(k, "FLY_") || sourceVars[k]
 }
 
 // structSecrets walks a config file struct: the string fields whose YAML

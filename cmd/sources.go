@@ -221,6 +221,19 @@ var sourceSecretNames = func() map[string]bool {
 	return out
 }()
 
+// sourceVars are the variables of every registered source option.
+var sourceVars = func() map[string]bool {
+	out := map[string]bool{}
+	for _, k := range sourceKinds {
+		for _, o := range k.options() {
+			for _, v := range o.vars {
+				out[v] = true
+			}
+		}
+	}
+	return out
+}()
+
 // IsSecretOption reports whether a flag, variable or config key holds a
 // secret: its name says so, or a source's Config marks it secret.
 func IsSecretOption(name string) bool { return query.IsSecretName(name) || sourceSecretNames[name] }
