@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -343,7 +344,7 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		return nil, p.err()
 	}
 	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
-		if u, err := url.Parse(rc.pushgateway); (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") && p.add(usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), query.RedactURL(rc.pushgateway))) {
+		if u, err := url.Parse(rc.pushgateway); (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") && p.add(usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), redact.RedactURL(rc.pushgateway))) {
 			return nil, p.err()
 		}
 	}
@@ -403,7 +404,7 @@ func baseURL(v, raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return usagef("%s: %q is not an http(s) base URL: use e.g. https://api.machines.dev, or unset it", v, query.RedactURL(raw))
+		return usagef("%s: %q is not an http(s) base URL: use e.g. https://api.machines.dev, or unset it", v, redact.RedactURL(raw))
 	}
 	return nil
 }

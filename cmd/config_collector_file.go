@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // fileCollector is one metric-collectors entry of the config file, kept as
@@ -212,7 +213,7 @@ func (c fileCollector) secrets() []string {
 			if IsSecretOption(k) {
 				out = append(out, s.Value)
 			}
-			out = append(out, query.URLSecrets(s.Value)...)
+			out = append(out, redact.URLSecrets(s.Value)...)
 		}
 	})
 	return out

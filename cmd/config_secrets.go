@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // configSecrets lists every secret value of the configuration: the values
@@ -25,7 +25,7 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 		if IsSecretOption(name) {
 			out = append(out, v)
 		}
-		out = append(out, query.URLSecrets(v)...)
+		out = append(out, redact.URLSecrets(v)...)
 	}
 	if file != nil {
 		out = append(out, structSecrets(reflect.ValueOf(*file))...)
@@ -39,7 +39,7 @@ func configSecrets(c *cli.Context, file *fileConfig) []string {
 // envSecrets returns the values of the environment's secret variables
 // (their names say so: FAS_API_TOKEN, FLY_API_TOKEN, *_PASSWORD, ...) and
 // the credentials of every URL the environment holds. A value shorter
-// than query.MinSecretLen, which is redacted as a whole word, counts only
+// than redact.MinSecretLen, which is redacted as a whole word, counts only
 // for the variables of the configuration (FAS_*, FLY_*, and those the
 // sources' Configs name, TEMPORAL_TLS_KEY_DATA): the
 // XDG_SESSION_ID=3 of a desktop must not blank every "3" of the report.
@@ -47,10 +47,10 @@ func envSecrets(env Env) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		v := strings.TrimSpace(env[k])
-		if IsSecretOption(k) && (len(v) >= query.MinSecretLen || configVar(k)) {
+		if IsSecretOption(k) && (len(v) >= redact.MinSecretLen || configVar(k)) {
 			out = append(out, v)
 		}
-		out = append(out, query.URLSecrets(v)...)
+		out = append(out, redact.URLSecrets(v)...)
 	}
 	return out
 }
@@ -79,7 +79,7 @@ func structSecrets(v reflect.Value) []string {
 			out = append(out, structSecrets(v.Index(i))...)
 		}
 	case reflect.String:
-		out = append(out, query.URLSecrets(v.String())...)
+		out = append(out, redact.URLSecrets(v.String())...)
 	}
 	return out
 }
@@ -88,7 +88,7 @@ func structSecrets(v reflect.Value) []string {
 // those s knows (s may be nil), keeping its exit code.
 func redactError(err error, secrets []string, s *Streams) error {
 	msg := err.Error()
-	clean := s.Redact(query.Redact(msg, secrets...))
+	clean := s.Redact(redact.Redact(msg, secrets...))
 	if clean == msg {
 		return err
 	}

@@ -627,7 +627,7 @@ func TestConfigErrorsRedactSecrets(t *testing.T) {
 		})
 	}
 
-	// A token shorter than query.MinSecretLen is redacted where it stands
+	// A token shorter than redact.MinSecretLen is redacted where it stands
 	// as a whole word, and only there: "apps" and "my-app-*" stay.
 	tripwire(t)
 	code, _, stderr := runCLI(t, "run", "--api-token", "app", "--org", "o")

@@ -147,7 +147,7 @@ func markAction(c *cli.Context, s *Streams, resume bool) error {
 	if own != "" && plain {
 		for _, n := range names {
 			if n == own {
-				return usagef("%s is %s: the autoscaler never %ss itself", n, scale.OwnAppReason, verb)
+				return usagef("%s is the autoscaler's own app (FLY_APP_NAME): it never %ss itself", n, verb)
 			}
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
 
-	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -112,7 +112,7 @@ func pushRun(ctx context.Context, log *slog.Logger, rc *runConfig, rep *scale.Re
 	}
 	if len(errs) > 0 {
 		log.Warn("pushgateway: run metrics not pushed",
-			"url", query.RedactURL(rc.pushgateway),
+			"url", redact.RedactURL(rc.pushgateway),
 			"err", redactPush(strings.Join(errs, "; "), rc))
 	}
 }
@@ -175,13 +175,13 @@ func pushGroup(ctx context.Context, rc *runConfig, org string, reg *prometheus.R
 // redactPush removes from an error text every credential it could hold: the
 // credentials of any URL, and the gateway's password (or lone token), the
 // secrets of its URL's query and the run's tokens wherever they appear (a
-// gateway may echo a request), under the one policy of query.Redact.
+// gateway may echo a request), under the one policy of redact.Redact.
 func redactPush(msg string, rc *runConfig) string {
-	secrets := append(query.URLSecrets(rc.pushgateway), rc.token)
+	secrets := append(redact.URLSecrets(rc.pushgateway), rc.token)
 	for _, m := range rc.metrics {
 		secrets = append(secrets, m.cfg.Secrets()...)
 	}
-	return query.Redact(msg, secrets...)
+	return redact.Redact(msg, secrets...)
 }
 
 // runRegistry holds the figures of one run in a fresh registry.

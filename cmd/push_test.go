@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -122,7 +122,7 @@ func TestPushRefusesSecretLabels(t *testing.T) {
 	t.Parallel()
 	gw := promtest.StartPushgateway(t)
 	const secret = "Qw3rTy9Uio0p"
-	red := query.NewRedactor(query.SecretForms(secret)...)
+	red := redact.NewRedactor(redact.SecretForms(secret)...)
 	for _, tc := range []struct {
 		name, org, app, policy, label string
 	}{

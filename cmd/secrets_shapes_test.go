@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -22,7 +22,7 @@ import (
 // printed: passwords that make a URL unparseable, characters that the
 // Markdown and JSON encoders escape, a password that parses (so that it is
 // sent, as basic authentication a server echoes), and one shorter than
-// query.MinSecretLen.
+// redact.MinSecretLen.
 var credentialShapes = []struct{ name, secret string }{
 	{"slash", "Xk9q/Zt7Lm2w"},
 	{"hash", "Hj4k#Lp9Qz2v"},
@@ -233,7 +233,7 @@ func secretFormsOf(secret string, users ...string) []string {
 	}); i >= 0 {
 		head = secret[:i]
 	}
-	if len(head) >= 4 && len(head) < query.MinSecretLen {
+	if len(head) >= 4 && len(head) < redact.MinSecretLen {
 		forms = append(forms, head)
 	}
 	return slices.Compact(forms)
@@ -241,7 +241,7 @@ func secretFormsOf(secret string, users ...string) []string {
 
 // holdsSecret returns the first form of the secret, or 6-character piece
 // of one, that text holds, ignoring letter case. A form shorter than
-// query.MinSecretLen counts where it stands as a whole word.
+// redact.MinSecretLen counts where it stands as a whole word.
 func holdsSecret(text string, forms []string) (string, bool) {
 	lower := strings.ToLower(text)
 	isWord := func(c byte) bool {
@@ -249,7 +249,7 @@ func holdsSecret(text string, forms []string) (string, bool) {
 	}
 	for _, f := range forms {
 		f = strings.ToLower(f)
-		if len(f) < query.MinSecretLen {
+		if len(f) < redact.MinSecretLen {
 			for off := 0; ; {
 				i := strings.Index(lower[off:], f)
 				if i < 0 {
@@ -263,8 +263,8 @@ func holdsSecret(text string, forms []string) (string, bool) {
 			}
 			continue
 		}
-		for i := 0; i+query.MinSecretLen <= len(f); i++ {
-			piece := f[i : i+query.MinSecretLen]
+		for i := 0; i+redact.MinSecretLen <= len(f); i++ {
+			piece := f[i : i+redact.MinSecretLen]
 			if piece[0] == ' ' || piece[len(piece)-1] == ' ' {
 				continue // the text's own spaces
 			}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promfake"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale/flytest"
 )
 
@@ -30,14 +30,14 @@ const (
 var plantedSecrets = []string{secretAPIToken, secretPromToken, secretURLToken, secretPassword}
 
 // assertNoSecret fails if text holds a planted secret or any run of
-// query.PieceLen characters of one, in any letter case.
+// redact.PieceLen characters of one, in any letter case.
 func assertNoSecret(t *testing.T, what, text string) {
 	t.Helper()
 	lower := strings.ToLower(text)
 	for _, sec := range plantedSecrets {
-		for i := 0; i+query.PieceLen <= len(sec); i++ {
-			if piece := strings.ToLower(sec[i : i+query.PieceLen]); strings.Contains(lower, piece) {
-				t.Errorf("%s holds %q, a piece of a secret:\n%s", what, sec[i:i+query.PieceLen], text)
+		for i := 0; i+redact.PieceLen <= len(sec); i++ {
+			if piece := strings.ToLower(sec[i : i+redact.PieceLen]); strings.Contains(lower, piece) {
+				t.Errorf("%s holds %q, a piece of a secret:\n%s", what, sec[i:i+redact.PieceLen], text)
 				return
 			}
 		}
@@ -150,7 +150,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			reached := false
 			defer func() {
 				if !reached && !tc.stripped && !t.Failed() {
-					t.Errorf("no output held %s: the case does not reach its path", query.Redacted)
+					t.Errorf("no output held %s: the case does not reach its path", redact.Redacted)
 				}
 			}()
 			for _, format := range Formats {
@@ -182,7 +182,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 						code, out, stderr := runCLI(t, args...)
 						srv.Close()
 						what := fmt.Sprintf("%s, verbose %v, %s logs: exit %d", format, verbose, logFormat, code)
-						reached = reached || strings.Contains(out+stderr, query.Redacted)
+						reached = reached || strings.Contains(out+stderr, redact.Redacted)
 						assertNoSecret(t, what+": stdout", out)
 						assertNoSecret(t, what+": stderr", stderr)
 						if code == ExitOK && out == "" {

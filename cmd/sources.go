@@ -11,6 +11,7 @@ import (
 	"github.com/superfly/fly-autoscaler/query/kafka"
 	"github.com/superfly/fly-autoscaler/query/nats"
 	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/query/temporal"
 )
 
@@ -236,7 +237,7 @@ var sourceVars = func() map[string]bool {
 
 // IsSecretOption reports whether a flag, variable or config key holds a
 // secret: its name says so, or a source's Config marks it secret.
-func IsSecretOption(name string) bool { return query.IsSecretName(name) || sourceSecretNames[name] }
+func IsSecretOption(name string) bool { return redact.IsSecretName(name) || sourceSecretNames[name] }
 
 // sourceFlags are the flags of the registered kinds of source: the
 // environment form of one source of each kind.

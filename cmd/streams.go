@@ -9,7 +9,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 
-	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Streams are the output streams of one invocation and what is known about
@@ -61,12 +61,12 @@ func BufferStreams() (s *Streams, out, errOut *bytes.Buffer) {
 }
 
 func newStreams(out, errOut io.Writer) *Streams {
-	set := &secretSet{r: query.NewRedactor()}
+	set := &secretSet{r: redact.NewRedactor()}
 	return &Streams{Out: &redactWriter{w: out, set: set}, Err: &redactWriter{w: errOut, set: set}, secrets: set}
 }
 
 // AddSecrets makes the streams redact each value, in each of the forms it
-// may be printed in (query.SecretForms), from now on.
+// may be printed in (redact.SecretForms), from now on.
 func (s *Streams) AddSecrets(values ...string) {
 	if s == nil || s.secrets == nil {
 		return
@@ -74,7 +74,7 @@ func (s *Streams) AddSecrets(values ...string) {
 	s.secrets.mu.Lock()
 	defer s.secrets.mu.Unlock()
 	for _, v := range values {
-		s.secrets.r.Add(query.SecretForms(v)...)
+		s.secrets.r.Add(redact.SecretForms(v)...)
 	}
 }
 
@@ -83,7 +83,7 @@ func (s *Streams) AddSecrets(values ...string) {
 // main).
 func (s *Streams) Redact(text string) string {
 	if s == nil || s.secrets == nil {
-		return query.RedactURL(text)
+		return redact.RedactURL(text)
 	}
 	return s.secrets.redact(text)
 }
@@ -108,7 +108,7 @@ func (s *Streams) Flush() error {
 // secretSet is the redactor shared by the streams of one invocation.
 type secretSet struct {
 	mu sync.Mutex
-	r  *query.Redactor
+	r  *redact.Redactor
 }
 
 // redact returns text with the secrets of the set replaced.
@@ -179,11 +179,11 @@ func (rw *redactWriter) write(p []byte) error {
 	}
 	text := rw.set.r.Redact(string(rw.pending) + string(p))
 	if rw.redacted && len(rw.pending) == 0 {
-		text = strings.TrimPrefix(text, query.Redacted)
+		text = strings.TrimPrefix(text, redact.Redacted)
 	}
 	hold := rw.set.r.Holdback(text)
-	if i := strings.LastIndex(text, query.Redacted); i >= 0 {
-		hold = min(hold, len(text)-i-len(query.Redacted)) // never split the marker
+	if i := strings.LastIndex(text, redact.Redacted); i >= 0 {
+		hold = min(hold, len(text)-i-len(redact.Redacted)) // never split the marker
 	}
 	// Never split a terminal control sequence: what is held back starts
 	// after the last whole one, and one that is not finished yet (with
@@ -197,7 +197,7 @@ func (rw *redactWriter) write(p []byte) error {
 	out := text[:len(text)-hold]
 	rw.pending = append(rw.pending[:0], text[len(text)-hold:]...)
 	if out != "" {
-		rw.redacted = strings.HasSuffix(out, query.Redacted)
+		rw.redacted = strings.HasSuffix(out, redact.Redacted)
 	}
 	_, err := io.WriteString(rw.w, out)
 	return err

@@ -266,7 +266,7 @@ func TestOwnApp(t *testing.T) {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
 	}
 	rep := decodeReport(t, out)
-	if a := appOf(t, rep, "fly-autoscaler"); a.Status != "skipped" || a.Reason != "the autoscaler's own app (FLY_APP_NAME)" {
+	if a := appOf(t, rep, "fly-autoscaler"); a.Status != "skipped" || a.Reason != scale.OwnAppReason || a.ReasonCode != "own_app" {
 		t.Errorf("own app: %s %q", a.Status, a.Reason)
 	}
 	if a := appOf(t, rep, "acme"); a.Status != "scaled" {

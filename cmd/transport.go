@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -27,7 +27,7 @@ func newLogTransport(base http.RoundTripper, log *slog.Logger) http.RoundTripper
 func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
-	attrs := []any{"method", req.Method, "url", query.RedactURL(req.URL.String()),
+	attrs := []any{"method", req.Method, "url", redact.RedactURL(req.URL.String()),
 		"elapsed", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		t.log.Debug("http", append(attrs, "error", err.Error())...)

@@ -14,7 +14,8 @@ import (
 type Budget struct {
 	MaxStarted, MaxCreated *int
 	// Names are the caps in the caller's words (cmd names its flags);
-	// unset, "fleet-max-started" and "fleet-max-created".
+	// unset, "the fleet's started cap" and "the fleet's created cap":
+	// scale names no flag.
 	Names BudgetNames
 }
 
@@ -80,12 +81,12 @@ func Allocate(b Budget, claims []BudgetClaim) ([]Counts, []string) {
 	var warnings []string
 	created := make([]int, len(claims))
 	want := func(i int) int { return claims[i].Want.Created }
-	warnings = append(warnings, allocate(b.MaxCreated, b.Names.or(b.Names.MaxCreated, "fleet-max-created"), "created", claims,
+	warnings = append(warnings, allocate(b.MaxCreated, b.Names.or(b.Names.MaxCreated, "the fleet's created cap"), "created", claims,
 		func(i int) int { return claims[i].Current.Created }, want,
 		func(i int) int { return claims[i].Floor.Created }, created)...)
 	started := make([]int, len(claims))
 	wantStarted := func(i int) int { return min(claims[i].Want.Started, created[i]) }
-	warnings = append(warnings, allocate(b.MaxStarted, b.Names.or(b.Names.MaxStarted, "fleet-max-started"), "started", claims,
+	warnings = append(warnings, allocate(b.MaxStarted, b.Names.or(b.Names.MaxStarted, "the fleet's started cap"), "started", claims,
 		func(i int) int { return claims[i].Current.Started }, wantStarted,
 		func(i int) int { return min(claims[i].Floor.Started, created[i]) }, started)...)
 	for i := range out {
@@ -224,10 +225,10 @@ func exactly(n int) Range { return Range{Min: &n, Max: &n} }
 func heldBack(b Budget, want, granted Counts) []string {
 	var out []string
 	if granted.Created < want.Created && b.MaxCreated != nil {
-		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d created granted", b.Names.or(b.Names.MaxCreated, "fleet-max-created"), *b.MaxCreated, granted.Created, want.Created))
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d created granted", b.Names.or(b.Names.MaxCreated, "the fleet's created cap"), *b.MaxCreated, granted.Created, want.Created))
 	}
 	if granted.Started < want.Started && b.MaxStarted != nil {
-		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d started granted", b.Names.or(b.Names.MaxStarted, "fleet-max-started"), *b.MaxStarted, granted.Started, want.Started))
+		out = append(out, fmt.Sprintf("held back by %s %d: %d of %d started granted", b.Names.or(b.Names.MaxStarted, "the fleet's started cap"), *b.MaxStarted, granted.Started, want.Started))
 	}
 	if len(out) == 0 {
 		// Fewer started for lack of created machines granted.

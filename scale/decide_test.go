@@ -130,7 +130,7 @@ func TestDecide(t *testing.T) {
 		{name: "expression fails", facts: read(decidePolicy(t, "rps / 0 * 0", "", Policy{})),
 			status: StatusFailed, code: ReasonExpressionFailed, reason: "result is NaN"},
 		{name: "implausible target", facts: read(decidePolicy(t, "", "10", Policy{MaxMachines: 3}), dm("a", "started")),
-			status: StatusFailed, code: ReasonImplausibleTarget, reason: "implausible target: created target 10 is above max-machines 3"},
+			status: StatusFailed, code: ReasonImplausibleTarget, reason: "implausible target: created target 10 is above the machine limit 3"},
 		{name: "fallback: raised, dry run", facts: func() Facts {
 			f := read(decidePolicy(t, "1", "", Policy{FallbackStarted: 2}), dm("a", "started"), dm("b", "stopped"))
 			f.Metrics, f.MetricsErr, f.DryRun = nil, errors.New("metrics: down"), true
@@ -190,7 +190,7 @@ func TestDecide(t *testing.T) {
 				Granted: &Counts{Started: 2, Created: 3}, Budget: Budget{MaxStarted: &budget}}
 		}(), status: StatusPlanned, code: ReasonPlanned,
 			check: func(t *testing.T, d Decision) {
-				if d.Target != (Counts{Started: 2, Created: 3}) || len(d.Actions) != 1 || !slices.Equal(d.Warnings, []string{"held back by fleet-max-started 2: 2 of 3 started granted"}) {
+				if d.Target != (Counts{Started: 2, Created: 3}) || len(d.Actions) != 1 || !slices.Equal(d.Warnings, []string{"held back by the fleet's started cap 2: 2 of 3 started granted"}) {
 					t.Errorf("target %+v, actions %+v, warnings %q", d.Target, d.Actions, d.Warnings)
 				}
 			}},

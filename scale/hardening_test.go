@@ -69,7 +69,7 @@ func TestPlanIsBoundedByMachinesNotByTarget(t *testing.T) {
 			t.Errorf("max %d: plan of %d bytes", tc.limit, len(b))
 		}
 		err := scale.CheckTargets(f.Counts(), scale.Targets{Created: huge}, tc.policy)
-		if !errors.Is(err, scale.ErrImplausible) || !strings.Contains(err.Error(), fmt.Sprintf("above max-machines %d", tc.limit)) {
+		if !errors.Is(err, scale.ErrImplausible) || !strings.Contains(err.Error(), fmt.Sprintf("above the machine limit %d", tc.limit)) {
 			t.Errorf("max %d: CheckTargets = %v", tc.limit, err)
 		}
 	}
@@ -109,8 +109,8 @@ func TestRunFailsAnAppWithAnImplausibleTarget(t *testing.T) {
 		cfg.Expressions = scale.Expressions{MinCreated: e, MaxCreated: e}
 		rep := scale.Run(context.Background(), cfg, deps)
 		a := rep.Apps[0]
-		if a.Status != scale.StatusFailed || !strings.Contains(a.Reason, "max-machines 500") || len(a.Actions) != 0 {
-			t.Errorf("%s: %s %q, %d actions; want failed naming --max-machines", src, a.Status, a.Reason, len(a.Actions))
+		if a.Status != scale.StatusFailed || !strings.Contains(a.Reason, "the machine limit 500") || len(a.Actions) != 0 {
+			t.Errorf("%s: %s %q, %d actions; want failed naming the machine limit", src, a.Status, a.Reason, len(a.Actions))
 		}
 	}
 	if n := len(srv.Mutations()); n != 0 {

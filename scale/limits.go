@@ -38,7 +38,8 @@ type Policy struct {
 	Priority int
 	// Names are the words a plan's warnings and CheckTargets' error use
 	// for the limits above: the caller's (cmd names its flags). Unset,
-	// they read "max-scale-up", "max-scale-down" and "max-machines".
+	// they read "the scale-up limit", "the scale-down limit" and "the
+	// machine limit": scale names no flag.
 	Names LimitNames
 }
 
@@ -81,7 +82,7 @@ func CheckTargets(current Counts, t Targets, p Policy) error {
 	}
 	want := min(max(current.Created, lo), max(hi, 0))
 	if limit := p.maxMachines(); want > limit && want > current.Created {
-		return fmt.Errorf("%w: created target %d is above %s %d (raise it if the target is meant)", ErrImplausible, want, p.Names.or(p.Names.MaxMachines, "max-machines"), limit)
+		return fmt.Errorf("%w: created target %d is above %s %d (raise it if the target is meant)", ErrImplausible, want, p.Names.or(p.Names.MaxMachines, "the machine limit"), limit)
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func (r *MarkReport) Failed() bool {
 }
 
 // OwnAppReason is why the autoscaler's own app is left alone.
-const OwnAppReason = "the autoscaler's own app (FLY_APP_NAME)"
+const OwnAppReason = "the autoscaler's own app, where it runs"
 
 // MarkApps writes (or with Resume deletes) the pause keys on every machine
 // of each selected app's process group. It is idempotent: a machine that

@@ -61,7 +61,7 @@ func (pl *planner) run(t Targets) Plan {
 	cur := pl.plan.Current
 	createdTarget := pl.target("created", cur.Created, t.Created)
 	if limit := max(pl.p.maxMachines(), cur.Created); createdTarget > limit {
-		pl.warn("created capped %d → %d by %s", createdTarget, limit, pl.p.Names.or(pl.p.Names.MaxMachines, "max-machines"))
+		pl.warn("created capped %d → %d by %s", createdTarget, limit, pl.p.Names.or(pl.p.Names.MaxMachines, "the machine limit"))
 		createdTarget = limit
 	}
 	if createdTarget < 1 && cur.Created >= 1 {
@@ -178,11 +178,11 @@ func (pl *planner) target(what string, current int, r Range) int {
 	}
 	want := min(max(current, lo), hi)
 	if up := pl.p.MaxScaleUp; up != nil && want > current+*up {
-		pl.warn("%s capped %d → %d by %s", what, want, current+*up, pl.p.Names.or(pl.p.Names.MaxScaleUp, "max-scale-up"))
+		pl.warn("%s capped %d → %d by %s", what, want, current+*up, pl.p.Names.or(pl.p.Names.MaxScaleUp, "the scale-up limit"))
 		want = current + *up
 	}
 	if down := pl.p.MaxScaleDown; down != nil && want < current-*down {
-		pl.warn("%s capped %d → %d by %s", what, want, current-*down, pl.p.Names.or(pl.p.Names.MaxScaleDown, "max-scale-down"))
+		pl.warn("%s capped %d → %d by %s", what, want, current-*down, pl.p.Names.or(pl.p.Names.MaxScaleDown, "the scale-down limit"))
 		want = current - *down
 	}
 	return want

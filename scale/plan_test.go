@@ -232,7 +232,7 @@ func TestNewPlan(t *testing.T) {
 			policy:  Policy{MaxScaleUp: n(1)},
 			want: Plan{Spares: map[ActionKind][]string{ActionStart: {"c", "d"}}, Current: Counts{1, 4}, Target: Counts{2, 4},
 				Actions:  []Action{{Kind: ActionStart, MachineID: "b", Region: "ord", Reason: "started below target (stopped)"}},
-				Warnings: []string{"started capped 4 → 2 by max-scale-up"}},
+				Warnings: []string{"started capped 4 → 2 by the scale-up limit"}},
 		},
 		{
 			name:    "max scale down caps the started target",
@@ -241,7 +241,7 @@ func TestNewPlan(t *testing.T) {
 			policy:  Policy{MaxScaleDown: n(1)},
 			want: Plan{Spares: map[ActionKind][]string{ActionStop: {"b", "c"}}, Current: Counts{3, 3}, Target: Counts{2, 3},
 				Actions:  []Action{{Kind: ActionStop, MachineID: "a", Region: "ord", Reason: "started above target"}},
-				Warnings: []string{"started capped 0 → 2 by max-scale-down"}},
+				Warnings: []string{"started capped 0 → 2 by the scale-down limit"}},
 		},
 		{
 			name:    "min above max uses max",

@@ -53,8 +53,8 @@ type Config struct {
 	// Allocate); a sharded run enforces its shard's share (Budget.Share).
 	// It makes the run plan every app before acting on any.
 	Budget Budget
-	// OwnApp is the autoscaler's own app (FLY_APP_NAME): never changed,
-	// whatever selects it.
+	// OwnApp is the autoscaler's own app (cmd: the app it runs as):
+	// never changed, whatever selects it.
 	OwnApp string
 	// Progress, when set, is called after each app with the number of apps
 	// done and the total. It must be safe for concurrent use.

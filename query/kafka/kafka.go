@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Where a consumer group without a commit on a partition would start.
@@ -103,7 +104,7 @@ func (c Config) normalize() (Config, error) {
 				continue
 			}
 			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-				return fail("brokers: %q: want host:port, e.g. kafka.internal:9092", query.RedactURL(b))
+				return fail("brokers: %q: want host:port, e.g. kafka.internal:9092", redact.RedactURL(b))
 			}
 			brokers = append(brokers, b)
 		}

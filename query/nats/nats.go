@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Config configures one NATS JetStream source: the backlog of a
@@ -54,7 +55,7 @@ type Config struct {
 
 // String describes c without its secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("nats metric %q url=%s stream=%q consumer=%q", c.Name, query.RedactURL(c.URL), c.Stream, c.Consumer)
+	return fmt.Sprintf("nats metric %q url=%s stream=%q consumer=%q", c.Name, redact.RedactURL(c.URL), c.Stream, c.Consumer)
 }
 
 // GoString keeps the secrets out of %#v.
@@ -129,15 +130,15 @@ func natsURLs(raw string) ([]string, error) {
 		}
 		p, err := url.Parse(u)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not a URL", query.RedactURL(u))
+			return nil, fmt.Errorf("%s: not a URL", redact.RedactURL(u))
 		}
 		switch p.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return nil, fmt.Errorf("%s: want nats://, tls://, ws:// or wss://", query.RedactURL(u))
+			return nil, fmt.Errorf("%s: want nats://, tls://, ws:// or wss://", redact.RedactURL(u))
 		}
 		if p.Hostname() == "" {
-			return nil, fmt.Errorf("%s: no host", query.RedactURL(u))
+			return nil, fmt.Errorf("%s: no host", redact.RedactURL(u))
 		}
 		out = append(out, u)
 	}
@@ -162,7 +163,7 @@ func natsName(s string) error {
 // password, the credentials of its URLs and the keys in its creds and
 // nkey seed files.
 func (c Config) Secrets() []string {
-	out := append([]string{c.Token, c.Password}, query.URLSecrets(c.URL)...)
+	out := append([]string{c.Token, c.Password}, redact.URLSecrets(c.URL)...)
 	for _, path := range []string{c.Creds, c.NKeySeedFile} {
 		out = append(out, query.FileSecrets(path)...)
 	}
@@ -293,13 +294,13 @@ func (n *NATS) connect(ctx context.Context) (*natsio.Conn, error) {
 		opts = append(opts, natsio.SetCustomDialer(n.dialer))
 	}
 	var nc *natsio.Conn
-	err := n.opts.Traced(c.Name, "connect "+query.RedactURL(c.URL), func() error {
+	err := n.opts.Traced(c.Name, "connect "+redact.RedactURL(c.URL), func() error {
 		var err error
 		nc, err = natsio.Connect(c.URL, opts...)
 		return n.redact(err)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", query.RedactURL(c.URL), err)
+		return nil, fmt.Errorf("connect to %s: %w", redact.RedactURL(c.URL), err)
 	}
 	return nc, nil
 }

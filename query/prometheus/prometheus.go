@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // DefaultAppLabel is the label that carries the app name in the result of a
@@ -47,10 +48,10 @@ type Config struct {
 func (c Config) String() string {
 	tok := ""
 	if c.Token != "" {
-		tok = " token=" + query.Redacted
+		tok = " token=" + redact.Redacted
 	}
 	return fmt.Sprintf("prometheus metric %q address=%s query=%q app-label=%q on-empty=%s%s",
-		c.Name, query.RedactURL(c.Address), c.Query, c.AppLabel, c.OnEmpty, tok)
+		c.Name, redact.RedactURL(c.Address), c.Query, c.AppLabel, c.OnEmpty, tok)
 }
 
 // GoString keeps the token out of %#v.
@@ -107,15 +108,15 @@ func (c Config) normalize() (Config, *url.Userinfo, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fail("address %s: %s", query.RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
+		return fail("address %s: %s", redact.RedactURL(c.Address), quotedPiece.ReplaceAllString(err.Error(), ""))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("address %s: want an http or https URL", query.RedactURL(c.Address))
+		return fail("address %s: want an http or https URL", redact.RedactURL(c.Address))
 	case u.Host == "":
-		return fail("address %s: no host", query.RedactURL(c.Address))
+		return fail("address %s: no host", redact.RedactURL(c.Address))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return fail("address %s: want no query or fragment", query.RedactURL(c.Address))
+		return fail("address %s: want no query or fragment", redact.RedactURL(c.Address))
 	case isAPIPath(u.Path):
 		// The client appends /api/v1/query itself: an address that has it
 		// already would query .../api/v1/query/api/v1/query.
@@ -165,7 +166,7 @@ func (c Config) MetricName() string { return c.Name }
 // Secrets returns what must never be printed about c: its token and the
 // credentials of its address.
 func (c Config) Secrets() []string {
-	return query.NonEmpty(append([]string{strings.TrimSpace(c.Token)}, query.URLSecrets(c.Address)...))
+	return query.NonEmpty(append([]string{strings.TrimSpace(c.Token)}, redact.URLSecrets(c.Address)...))
 }
 
 var _ query.SourceConfig = Config{}
@@ -201,7 +202,7 @@ func New(cfg Config, opts ...Option) (*Prometheus, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec := query.CredentialSecrets(norm.Token, user)
+	sec := redact.CredentialSecrets(norm.Token, user)
 	client, err := api.NewClient(api.Config{
 		Address:      norm.Address,
 		RoundTripper: &query.AuthTransport{Header: query.Authorization(norm.Token, user), Base: o.transport},

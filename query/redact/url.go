@@ -234,3 +234,21 @@ func markdownEscape(s string) string {
 	}
 	return b.String()
 }
+
+// CredentialSecrets returns the strings that must never appear in text
+// about a source configured with token and the userinfo of its address.
+func CredentialSecrets(token string, user *url.Userinfo) []string {
+	out := SecretForms(token)
+	if user != nil {
+		pass, hasPass := user.Password()
+		out = append(out, SecretForms(pass)...)
+		if !hasPass {
+			// "https://TOKEN@host": a lone user name is a token.
+			out = append(out, SecretForms(user.Username())...)
+		} else {
+			// What basic authentication sends, which a server may echo.
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)))
+		}
+	}
+	return out
+}

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // wireServer is a gRPC server on loopback that answers the three
@@ -171,7 +171,7 @@ func TestTemporalOverGRPC(t *testing.T) {
 	}
 	defer denied.Close()
 	_, err = denied.Collect(context.Background(), "app-a")
-	want := `describe task queue "denied-app-a" (workflow): permission denied (check api-key or the client certificate): request with authorization "Bearer ` + query.Redacted + `" is not allowed here`
+	want := `describe task queue "denied-app-a" (workflow): permission denied (check api-key or the client certificate): request with authorization "Bearer ` + redact.Redacted + `" is not allowed here`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Defaults of a Temporal source.
@@ -96,10 +97,10 @@ func (c Config) String() string {
 		fmt.Fprintf(&b, " query=%q", c.Query)
 	}
 	if c.KeyData != "" {
-		b.WriteString(" key-data=" + query.Redacted)
+		b.WriteString(" key-data=" + redact.Redacted)
 	}
 	if c.APIKey != "" {
-		b.WriteString(" api-key=" + query.Redacted)
+		b.WriteString(" api-key=" + redact.Redacted)
 	}
 	return b.String()
 }
@@ -190,7 +191,7 @@ func (c Config) normalize() (Config, *tls.Config, error) {
 	}
 	host, port, err := net.SplitHostPort(c.Address)
 	if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
-		return fail("address %q: want host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233", query.RedactURL(c.Address))
+		return fail("address %q: want host:port, e.g. my-ns.a1b2c.tmprl.cloud:7233", redact.RedactURL(c.Address))
 	}
 	if c.Namespace == "" {
 		return fail("namespace: empty")

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 func TestTemporalConfigValidate(t *testing.T) {
@@ -136,13 +136,13 @@ func TestTemporalSecretsNeverPrinted(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(c.String(), "api-key="+query.Redacted) || !strings.Contains(c.String(), "key-data="+query.Redacted) {
+	if !strings.Contains(c.String(), "api-key="+redact.Redacted) || !strings.Contains(c.String(), "key-data="+redact.Redacted) {
 		t.Errorf("%q does not say which secrets are set", c.String())
 	}
 	// A server that echoes a secret back: the error keeps its kind and
 	// loses the secret.
 	err = src.requestError(&requestFailure{status.New(codes.PermissionDenied, "token tmprl-secret-api-key refused")})
-	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), query.Redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
+	if strings.Contains(err.Error(), "tmprl-secret-api-key") || !strings.Contains(err.Error(), redact.Redacted) || !strings.HasPrefix(err.Error(), "permission denied") {
 		t.Errorf("error %q", err)
 	}
 }
