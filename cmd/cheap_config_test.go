@@ -118,6 +118,13 @@ func TestHostileInputIsCheap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	credsFIFO := filepath.Join(dir, "creds.fifo")
+	if err := syscall.Mkfifo(credsFIFO, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bigCreds := file("big.creds", strings.Repeat("x", 2<<20))
+	nats := []string{"run", "--org", "o", "--apps", "a-*", "--started-machine-count", "b", "--nats-url", "nats://127.0.0.1:1",
+		"--nats-metric-name", "b", "--nats-stream", "s", "--nats-consumer", "c"}
 
 	head := "org: o\napp-name: '*'\nstarted-machine-count: 1\n"
 	// A 2,000-glob anchor aliased into 3,000 policies: about 100 KB that
@@ -192,6 +199,16 @@ func TestHostileInputIsCheap(t *testing.T) {
 			[]string{"region.yml:4: regions: holds a control or bidirectional formatting character"}},
 		{"bidi in a policy's process group", []string{"run", "--config", file("group.yml", head+"policies:\n  - {name: p, apps: ['x-*'], process-group: \"w\u2066b\"}\n")},
 			[]string{"group.yml:5: policy \"p\": process-group: holds a control or bidirectional formatting character"}},
+		{"--nats-creds /dev/zero", append(nats, "--nats-creds", "/dev/zero"),
+			[]string{"--nats-creds (FAS_NATS_CREDS): ", ": not a regular file (a character device)"}}, // the path of creds is redacted
+		{"--nats-creds a FIFO", append(nats, "--nats-creds", credsFIFO),
+			[]string{"--nats-creds (FAS_NATS_CREDS): ", ": not a regular file (a FIFO)"}},
+		{"--nats-creds of 2 MiB", append(nats, "--nats-creds", bigCreds), []string{"--nats-creds (FAS_NATS_CREDS): ", ": 2097152 bytes, more than"}},
+		{"--temporal-tls-ca /dev/zero", []string{"run", "--org", "o", "--apps", "a-*", "--started-machine-count", "w", "--temporal-address", "127.0.0.1:1",
+			"--temporal-namespace", "n", "--temporal-metric-name", "w", "--temporal-task-queue", "q", "--temporal-tls-ca", "/dev/zero"},
+			[]string{"--temporal-tls-ca (FAS_TEMPORAL_TLS_CA): /dev/zero: not a regular file (a character device)"}},
+		{"a Kafka tls-ca that is a FIFO", []string{"run", "--config", file("kafka.yml", head+"metric-collectors:\n  - {type: kafka, metric-name: l, brokers: '127.0.0.1:1', topic: t, tls-ca: '"+credsFIFO+"'}\n")},
+			[]string{"kafka.yml:5: metric-collectors[0]: kafka metric \"l\": tls-ca: " + credsFIFO + ": not a regular file (a FIFO)"}},
 		{"--every 1ns", []string{"run", "--org", "o", "--apps", "a-*", "--started-machine-count", "1", "--every", "1ns"},
 			[]string{"--every (FAS_EVERY): 1ns is below 1s"}},
 		{"--every 999ms", []string{"run", "--org", "o", "--apps", "a-*", "--started-machine-count", "1", "--every", "999ms"},

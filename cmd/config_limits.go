@@ -2,12 +2,13 @@ package cmd
 
 import (
 	"bytes"
-	"io/fs"
 	"os"
 	"syscall"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/superfly/fly-autoscaler/query"
 )
 
 // Whatever its shape, a config file is cheap to read: it is a regular
@@ -22,7 +23,7 @@ func openConfig(path string) (*os.File, error) {
 	// Checked before the open, which fails on a socket, and again on the
 	// file opened, which may have been replaced since.
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, usagef("--config %s: not a regular file (%s): give the path of a YAML file", path, fileKind(fi.Mode()))
+		return nil, usagef("--config %s: not a regular file (%s): give the path of a YAML file", path, query.FileKind(fi.Mode()))
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -35,26 +36,9 @@ func openConfig(path string) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, usagef("--config %s: not a regular file (%s): give the path of a YAML file", path, fileKind(fi.Mode()))
+		return nil, usagef("--config %s: not a regular file (%s): give the path of a YAML file", path, query.FileKind(fi.Mode()))
 	}
 	return f, nil
-}
-
-// fileKind names what a path that is not a regular file is.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a file"
 }
 
 // fileLines are the lines of a config file's top-level keys and of the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -159,7 +158,7 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // the user's choice, off by default
 	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
+		pem, err := query.ReadFile(c.TLSCA)
 		if err != nil {
 			return nil, fmt.Errorf("tls-ca: %w", err)
 		}
@@ -170,7 +169,15 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		certPEM, err := query.ReadFile(c.TLSCert)
+		if err != nil {
+			return nil, fmt.Errorf("tls-cert: %w", err)
+		}
+		keyPEM, err := query.ReadFile(c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls-key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			// The error may quote the key file's content.
 			return nil, errors.New("tls-cert, tls-key: not a matching PEM certificate and key")

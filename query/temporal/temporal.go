@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,7 +263,7 @@ func (c Config) tlsConfig(host string) (*tls.Config, error) {
 	if ca := strings.TrimSpace(c.TLSCA); ca != "" {
 		pem := []byte(ca)
 		if !strings.HasPrefix(ca, "-----BEGIN") {
-			b, err := os.ReadFile(ca)
+			b, err := query.ReadFile(ca)
 			if err != nil {
 				return nil, fmt.Errorf("tls-ca: %v: give PEM certificates or the path of a file holding them", err)
 			}
