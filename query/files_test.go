@@ -35,7 +35,7 @@ func TestSourceFilesAreBounded(t *testing.T) {
 	}{
 		{write("small", 100), ""},
 		{write("limit", query.MaxFileSize), ""},
-		{write("over", query.MaxFileSize + 1), "1048577 bytes, more than"},
+		{write("over", query.MaxFileSize+1), "1048577 bytes, more than"},
 		{fifo, "not a regular file (a FIFO)"},
 		{"/dev/zero", "not a regular file (a character device)"},
 		{dir, "not a regular file (a directory)"},
