@@ -1,24 +1,22 @@
 // The run configuration, one concern per file: config_file.go is the YAML
 // file model, config_precedence.go the order flags > variables > file,
-// config_secrets.go the secrets to redact, config_expressions.go the
-// target expressions, config_collectors.go the metric collectors, and this
-// file builds and validates the one runConfig a command uses.
+// config_secrets.go the secrets to redact, config_sections.go the
+// selection, the Fly API, the limits and the output, config_expressions.go
+// the target expressions, config_collectors.go the metric sources (their
+// kinds in sources.go), policies.go the policies, and this file builds and
+// validates the one runConfig a command uses from them.
 
 package cmd
 
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
@@ -144,71 +142,12 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		}
 	}
 
-	// Selection.
-	include := s.list("apps", file.AppName)
-	exclude := s.list("exclude", file.Exclude)
-	if len(include) == 0 && p.add(usagef("%s: no app selected: name an app or a pattern such as 'my-app-*'", s.where("apps"))) {
-		return nil, p.err()
-	}
-	alternatives := 0
-	for _, g := range append(slices.Clone(include), exclude...) {
-		alternatives += scale.Alternatives(g)
-	}
-	if alternatives > maxPolicyAlternatives {
-		// Always the last problem: compiling such globs would take minutes.
-		p.add(usagef("%s, %s: %d alternatives in braces in all, at most %d: list names as plain items, or use fewer, wider globs", s.where("apps"), s.where("exclude"), alternatives, maxPolicyAlternatives))
-		return nil, p.err()
-	}
-	// Each list is checked on its own, so that the error names the
-	// option that holds the bad pattern.
-	if _, err := scale.NewSelector(include, nil); err != nil && p.add(usagef("%s: malformed glob %v", s.where("apps"), err)) {
-		return nil, p.err()
-	}
-	if _, err := scale.NewSelector(nil, exclude); err != nil && p.add(usagef("%s: malformed glob %v", s.where("exclude"), err)) {
-		return nil, p.err()
-	}
-	sel, err := scale.NewSelector(include, exclude)
-	if err != nil && p.add(usagef("--apps, --exclude: malformed glob %v", err)) {
-		return nil, p.err()
-	}
-	if sel == nil { // validate goes on: as if no app were selected
-		sel, _ = scale.NewSelector(nil, nil)
-	}
-	org := s.str("org", file.Org)
-	if _, plain := sel.Names(); !plain && org == "" && p.add(usagef("%s: required when --apps has a wildcard (%s): name the Fly organization, e.g. --org my-org", s.where("org"), strings.Join(include, ","))) {
-		return nil, p.err()
-	}
-	for _, name := range include {
-		if !scale.IsGlob(name) {
-			if err := query.ValidAppName(name); err != nil && p.add(usagef("%s: %v", s.where("apps"), err)) {
-				return nil, p.err()
-			}
-		}
-	}
-	var shard scale.Shard
-	if v := s.str("shard", file.Shard); v != "" {
-		if shard, err = scale.ParseShard(v); err != nil && p.add(usagef("%s: %q is not a shard (%v): use K/N with 1 ≤ K ≤ N, e.g. 2/4 for the second of four runners", s.where("shard"), v, err)) {
-			return nil, p.err()
-		}
-	}
-	group := s.str("process-group", file.ProcessGroup)
-	if err := printable(s.where("process-group"), group); err != nil {
+	sel, err := readSelection(s, file, p)
+	if err != nil {
 		return nil, err
 	}
-
-	// Fly API.
-	rc.token = s.str("api-token", file.APIToken)
-	// validate checks what it can offline: it needs no token.
-	if rc.token == "" && !p.all && p.add(usagef("%s: missing Fly API token: create one with 'fly tokens create org' and set FAS_API_TOKEN", s.where("api-token"))) {
-		return nil, p.err()
-	}
-	rc.apiBaseURL = strings.TrimRight(s.env.Get("FLY_API_BASE_URL"), "/")
-	rc.machinesBaseURL = s.env.Get("FLY_FLAPS_BASE_URL")
-	rc.noColor = s.env.Get("NO_COLOR") != ""
-	for _, v := range []string{"FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL"} {
-		if err := baseURL(v, s.env.Get(v)); err != nil && p.add(err) {
-			return nil, p.err()
-		}
+	if err := readFlyAPI(s, file, rc, p); err != nil {
+		return nil, err
 	}
 
 	// Metrics.
@@ -233,79 +172,13 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 		return nil, err
 	}
 
-	// Policy and limits.
-	// The plan's warnings name the limits by their flags.
-	policy := scale.Policy{Names: scale.LimitNames{MaxScaleUp: "--max-scale-up", MaxScaleDown: "--max-scale-down", MaxMachines: "--max-machines"}}
-	if policy.InitialState, err = parseInitialState(s.str("initial-machine-state", file.InitialMachineState)); err != nil && p.add(usagef("%s: %v", s.where("initial-machine-state"), err)) {
-		return nil, p.err()
+	policy, err := readPolicy(s, file, p)
+	if err != nil {
+		return nil, err
 	}
-	policy.Regions = s.list("regions", file.Regions)
-	if err := printable(s.where("regions"), policy.Regions...); err != nil && p.add(err) {
-		return nil, p.err()
-	}
-	if policy.ScaleDown, err = parseScaleDown(s.str("scale-down", file.ScaleDown)); err != nil && p.add(usagef("%s: %v", s.where("scale-down"), err)) {
-		return nil, p.err()
-	}
-	if policy.MaxScaleUp, err = count(s, "max-scale-up", file.MaxScaleUp); err != nil && p.add(err) {
-		return nil, p.err()
-	}
-	if policy.MaxScaleDown, err = count(s, "max-scale-down", file.MaxScaleDown); err != nil && p.add(err) {
-		return nil, p.err()
-	}
-	policy.MaxMachines = scale.DefaultMaxMachines
-	if v := s.str("max-machines", file.MaxMachines); v != "" {
-		if policy.MaxMachines, err = parseMaxMachines(v); err != nil && p.add(usagef("%s: %v", s.where("max-machines"), err)) {
-			return nil, p.err()
-		}
-	}
-	if policy.MinStartedDuration, err = duration(s, "min-started-duration", file.MinStartedDuration, 0); err != nil && p.add(err) {
-		return nil, p.err()
-	}
-	if v := s.str("fallback-started", file.FallbackStarted); v != "" {
-		if policy.FallbackStarted, err = parseFallback(v); err != nil && p.add(usagef("%s: %v", s.where("fallback-started"), err)) {
-			return nil, p.err()
-		}
-	}
-	budget := scale.Budget{Names: scale.BudgetNames{MaxStarted: "--fleet-max-started", MaxCreated: "--fleet-max-created"}}
-	for _, b := range []struct {
-		flag, val string
-		dst       **int
-	}{
-		{"fleet-max-started", file.FleetMaxStarted, &budget.MaxStarted},
-		{"fleet-max-created", file.FleetMaxCreated, &budget.MaxCreated},
-	} {
-		if v := s.str(b.flag, b.val); v != "" {
-			n, err := parseFleetMax(v)
-			if err != nil {
-				if p.add(usagef("%s: %v", s.where(b.flag), err)) {
-					return nil, p.err()
-				}
-				continue
-			}
-			*b.dst = &n
-		}
-	}
-	maxFailureRatio := 1.0
-	if v := s.str("max-failure-ratio", file.MaxFailureRatio); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		// NaN compares false with everything: refuse it (and infinities)
-		// by name, not through the range check.
-		if (err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || r > 1) && p.add(usagef("%s: %q is not a ratio: use a number from 0 to 1, e.g. 0.2", s.where("max-failure-ratio"), v)) {
-			return nil, p.err()
-		}
-		maxFailureRatio = r
-	}
-	conc := scale.DefaultConcurrency
-	if v := s.str("concurrency", file.Concurrency); v != "" {
-		n, err := strconv.Atoi(v)
-		if (err != nil || n < 1) && p.add(usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)) {
-			return nil, p.err()
-		}
-		conc = n
-	}
-	timeout, err := duration(s, "timeout", file.Timeout, scale.DefaultTimeout)
-	if err != nil && p.add(err) {
-		return nil, p.err()
+	limits, err := readRunLimits(s, file, p)
+	if err != nil {
+		return nil, err
 	}
 
 	// Policies and time: every policy is complete and checked before
@@ -314,61 +187,37 @@ func buildConfig(c *cli.Context, loaded **fileConfig, p *problems) (*runConfig, 
 	if err != nil && p.add(usagef("%s: %v", s.where("timezone"), err)) {
 		return nil, p.err()
 	}
-	def := scale.AppPolicy{Name: scale.DefaultPolicyName, Group: group, Expressions: exprs, Policy: policy}
-	policies, warnings, err := buildPolicies(s.path, s.env, file, def, names, sel, p)
+	def := scale.AppPolicy{Name: scale.DefaultPolicyName, Group: sel.group, Expressions: exprs, Policy: policy}
+	policies, warnings, err := buildPolicies(s.path, s.env, file, def, names, sel.sel, p)
 	if err != nil && !p.all {
 		return nil, err
 	}
 	rc.warnings = append(rc.warnings, warnings...)
 
-	// Output and schedule.
-	rc.render = RenderOptions{Format: formatAlias(c.String("output")), Quiet: c.Bool("quiet")}
-	rc.columns, rc.wide = columnsVar(s.env.Get("COLUMNS")), c.Bool("wide")
-	if err := ValidateFormat(rc.render.Format); err != nil && p.add(usagef("%s: %q: unknown format; choose one of %s", s.flagWhere("output"), rc.render.Format, strings.Join(Formats, ", "))) {
-		return nil, p.err()
-	}
-	rc.detailedExitcode, rc.verbose = c.Bool("detailed-exitcode"), c.Bool("verbose") || (!s.has("verbose") && file.Verbose)
-	switch rc.logFormat = strings.ToLower(strings.TrimSpace(c.String("log-format"))); rc.logFormat {
-	case "":
-		rc.logFormat = LogText // FAS_LOG_FORMAT= is unset
-	case LogText, LogJSON:
-	default:
-		if p.add(usagef("%s: %q: use text or json", s.where("log-format"), rc.logFormat)) {
-			return nil, p.err()
-		}
-	}
-	if rc.every, err = duration(s, "every", "", 0); err != nil && p.add(err) {
-		return nil, p.err()
-	}
-	if rc.every > 0 && rc.every < minEvery && p.add(usagef("%s: %s is below %s: passes would follow each other back to back; use e.g. 30s", s.where("every"), rc.every, minEvery)) {
-		return nil, p.err()
-	}
-	if rc.pushgateway = s.str("pushgateway", file.PushgatewayURL); rc.pushgateway != "" {
-		if u, err := url.Parse(rc.pushgateway); (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") && p.add(usagef("%s: %q is not an http(s) URL", s.where("pushgateway"), redact.RedactURL(rc.pushgateway))) {
-			return nil, p.err()
-		}
+	if err := readOutput(s, c, file, rc, p); err != nil {
+		return nil, err
 	}
 
 	if len(p.list) > 0 {
 		return nil, p.list[0]
 	}
-	rc.include, rc.exclude = include, exclude
+	rc.include, rc.exclude = sel.include, sel.exclude
 	rc.scale = scale.Config{
-		Org:         org,
-		Selector:    sel,
-		Shard:       shard,
-		Group:       group,
+		Org:         sel.org,
+		Selector:    sel.sel,
+		Shard:       sel.shard,
+		Group:       sel.group,
 		Expressions: exprs,
 		Policy:      policy,
 		Policies:    policies,
 		Location:    loc,
-		Concurrency: conc,
-		Timeout:     timeout,
+		Concurrency: limits.concurrency,
+		Timeout:     limits.timeout,
 		DryRun:      c.Bool("dry-run"),
 
-		MaxFailureRatio: maxFailureRatio,
-		LimitFailures:   maxFailureRatio < 1,
-		Budget:          budget,
+		MaxFailureRatio: limits.maxFailureRatio,
+		LimitFailures:   limits.maxFailureRatio < 1,
+		Budget:          limits.budget,
 		OwnApp:          ownApp(s.env),
 	}
 	return rc, nil
