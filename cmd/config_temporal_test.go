@@ -16,11 +16,7 @@ func temporalEnv() map[string]string {
 
 func TestTemporalFlagErrors(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		env  map[string]string // over temporalEnv; "" unsets
-		want string
-	}{
+	checkFlagErrors(t, temporalEnv(), []flagErrorCase{
 		{"no namespace", map[string]string{"FAS_TEMPORAL_NAMESPACE": ""}, "--temporal-namespace (FAS_TEMPORAL_NAMESPACE): missing: the Temporal namespace"},
 		{"no address", map[string]string{"FAS_TEMPORAL_ADDRESS": ""}, "--temporal-address (FAS_TEMPORAL_ADDRESS): missing: "},
 		{"no metric name", map[string]string{"FAS_TEMPORAL_METRIC_NAME": ""}, "--temporal-metric-name (FAS_TEMPORAL_METRIC_NAME): missing: "},
@@ -35,24 +31,7 @@ func TestTemporalFlagErrors(t *testing.T) {
 		{"certificate without key", map[string]string{"TEMPORAL_TLS_CERT_DATA": "x"}, "--temporal-key-data (TEMPORAL_TLS_KEY_DATA): empty while cert-data is set"},
 		{"key not PEM", map[string]string{"FAS_TEMPORAL_CERT_DATA": "x", "FAS_TEMPORAL_KEY_DATA": "y"}, "--temporal-cert-data (TEMPORAL_TLS_CERT_DATA), --temporal-key-data (TEMPORAL_TLS_KEY_DATA): tls: failed to find any PEM data"},
 		{"name of a fleet variable", map[string]string{"FAS_TEMPORAL_METRIC_NAME": "started"}, `metric name "started" is taken by a fleet or time variable`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			calls := tripwire(t)
-			for k, v := range temporalEnv() {
-				setenv(t, k, v)
-			}
-			for k, v := range tc.env {
-				setenv(t, k, v)
-			}
-			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
-			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
-				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), tc.want)
-			}
-			if calls.Load() != 0 {
-				t.Errorf("API called")
-			}
-		})
-	}
+	})
 }
 
 func TestTemporalFileErrors(t *testing.T) {
@@ -189,6 +168,38 @@ func TestTemporalSecretsRedacted(t *testing.T) {
 			}
 			if !strings.Contains(stderr, "REDACTED") {
 				t.Errorf("error %q: want the secret replaced by REDACTED", stderr)
+			}
+		})
+	}
+}
+
+// flagErrorCase is a change to a base environment ("" unsets) and the
+// error it must give.
+type flagErrorCase struct {
+	name string
+	env  map[string]string
+	want string
+}
+
+// checkFlagErrors runs run with base overlaid by each case's variables: it
+// must exit 2, say want, and call no API.
+func checkFlagErrors(t *testing.T, base map[string]string, cases []flagErrorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := tripwire(t)
+			for k, v := range base {
+				setenv(t, k, v)
+			}
+			for k, v := range tc.env {
+				setenv(t, k, v)
+			}
+			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), tc.want)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("API called")
 			}
 		})
 	}

@@ -378,11 +378,7 @@ func TestNATSAndKafkaFlags(t *testing.T) {
 			t.Errorf("Kafka %#v: brokers %q", kc, kc.Brokers)
 		}
 	})
-	for _, tc := range []struct {
-		name string
-		env  map[string]string // over base; "" unsets
-		want string
-	}{
+	checkFlagErrors(t, base, []flagErrorCase{
 		{"nats: no stream", map[string]string{"FAS_NATS_STREAM": ""}, "--nats-stream (FAS_NATS_STREAM): missing: the JetStream stream, e.g. jobs-$APP_NAME"},
 		{"nats: no name", map[string]string{"FAS_NATS_METRIC_NAME": ""}, "--nats-metric-name (FAS_NATS_METRIC_NAME): missing: the name the expressions use for the backlog"},
 		{"nats: bad url", map[string]string{"FAS_NATS_URL": "http://127.0.0.1:4222"}, "--nats-url (FAS_NATS_URL): http://127.0.0.1:4222: want nats://"},
@@ -394,24 +390,7 @@ func TestNATSAndKafkaFlags(t *testing.T) {
 			"--kafka-username (FAS_KAFKA_USERNAME), --kafka-password (FAS_KAFKA_PASSWORD): set sasl-mechanism too"},
 		{"kafka: unknown mechanism", map[string]string{"FAS_KAFKA_SASL_MECHANISM": "gssapi"}, `--kafka-sasl-mechanism (FAS_KAFKA_SASL_MECHANISM): "gssapi": want plain`},
 		{"same name twice", map[string]string{"FAS_KAFKA_METRIC_NAME": "backlog"}, `--kafka-metric-name (FAS_KAFKA_METRIC_NAME): metric name "backlog" is already defined by --nats-metric-name`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			calls := tripwire(t)
-			for k, v := range base {
-				setenv(t, k, v)
-			}
-			for k, v := range tc.env {
-				setenv(t, k, v)
-			}
-			code, _, stderr := runCLI(t, "run", "--api-token", "tok", "--apps", "a", "--started-machine-count", "1")
-			if code != ExitUsage || !strings.Contains(stderr, tc.want) {
-				t.Errorf("exit %d, error %q; want %q", code, strings.TrimSpace(stderr), tc.want)
-			}
-			if calls.Load() != 0 {
-				t.Errorf("API called")
-			}
-		})
-	}
+	})
 }
 
 // TestKafkaTLSOffWithTLSOptions: tls: false beside a TLS option is a
