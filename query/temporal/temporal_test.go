@@ -51,7 +51,7 @@ func TestTemporalConfigValidate(t *testing.T) {
 		{"key of another cert", func(c *Config) { c.CertData, c.KeyData = cert, otherKey }, "cert-data, key-data: tls: private key does not match public key"},
 		{"not PEM", func(c *Config) { c.CertData, c.KeyData = "cert", "key" }, "cert-data, key-data: tls: failed to find any PEM data"},
 		{"CA PEM", func(c *Config) { c.TLSCA = pki.CAPEM }, ""},
-		{"CA file missing", func(c *Config) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: open /no/such/ca.pem: no such file or directory"},
+		{"CA file missing", func(c *Config) { c.TLSCA = "/no/such/ca.pem" }, "tls-ca: /no/such/ca.pem: no such file or directory"},
 		{"CA not a certificate", func(c *Config) { c.TLSCA = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----" }, "tls-ca: no PEM certificate found"},
 		{"API key with a line break", func(c *Config) { c.APIKey = "ab\ncd" }, "api-key: contains a control character"},
 	} {
