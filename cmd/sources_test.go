@@ -171,6 +171,30 @@ func TestSourceKindsRegistered(t *testing.T) {
 		if err := k.checkKeys("x", []string{"no-such-key"}); err == nil || !strings.Contains(err.Error(), "does not apply to type "+k.typ) {
 			t.Errorf("%s: unknown key: %v", k.typ, err)
 		}
+		// From flags: the kind can be defined, names its metric, and each
+		// option it needs has a flag.
+		var defines, named bool
+		for _, o := range k.options() {
+			defines = defines || (o.defines && o.flag != "")
+			named = named || (o.key == "metric-name" && o.flag != "" && o.need != "")
+			if o.need != "" && o.flag == "" {
+				t.Errorf("%s: %s is needed from flags but has none", k.typ, o.key)
+			}
+		}
+		if len(k.flags()) > 0 && (!defines || !named) {
+			t.Errorf("%s: has flags, but none defines a source (%v) or the metric name is not needed from them (%v)", k.typ, defines, named)
+		}
+		// Every field decodes from text (setText knows its type).
+		cfg := k.zero()
+		for i := range cfg.NumField() {
+			f := cfg.Type().Field(i)
+			if f.Tag.Get("key") == "" {
+				continue
+			}
+			if err := setText(cfg.Field(i), f, ""); err != nil && strings.Contains(err.Error(), "no decoding") {
+				t.Errorf("%s: %v", k.typ, err)
+			}
+		}
 	}
 }
 
