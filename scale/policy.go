@@ -2,6 +2,7 @@ package scale
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -124,8 +125,12 @@ func (cfg Config) policyIndex(app string) int {
 // policy (about 200 bytes) as many times as the fleet has apps.
 func (cfg Config) policies() func(app string) *AppPolicy {
 	shared := make([]*AppPolicy, len(cfg.Policies)+1) // the default last
+	index := cfg.policyIndex
+	if len(cfg.Policies) > indexPolicies {
+		index = newPolicyMatcher(cfg.Policies).index
+	}
 	return func(app string) *AppPolicy {
-		i := cfg.policyIndex(app)
+		i := index(app)
 		if i < 0 {
 			i = len(cfg.Policies)
 		}
@@ -135,6 +140,67 @@ func (cfg Config) policies() func(app string) *AppPolicy {
 		}
 		return shared[i]
 	}
+}
+
+// indexPolicies is the number of policies above which a run finds each
+// app's policy through a policyMatcher: below, matching them in turn
+// costs less than looking up the name's prefixes.
+const indexPolicies = 16
+
+// policyMatcher finds the policy an app takes without matching it against
+// every policy, which costs a run the number of apps times the number of
+// policies: a glob matches only names that begin with its literal prefix
+// (globLiteral), so the candidates for a name are the policies with a
+// glob whose prefix is one of the name's prefixes, the empty one
+// included. They are matched in the policies' order, the first that
+// matches wins, as in policyIndex.
+type policyMatcher struct {
+	policies []AppPolicy
+	byPrefix map[string][]int // policy indexes, ascending
+	lengths  []int            // of the prefixes, ascending
+}
+
+func newPolicyMatcher(ps []AppPolicy) *policyMatcher {
+	m := &policyMatcher{policies: ps, byPrefix: map[string][]int{}}
+	for i, p := range ps {
+		if p.Apps == nil {
+			continue
+		}
+		for _, pat := range p.Apps.include {
+			prefix := globLiteral(pat.src).prefix
+			l, seen := m.byPrefix[prefix]
+			if !seen {
+				m.lengths = append(m.lengths, len(prefix))
+			}
+			if len(l) == 0 || l[len(l)-1] != i {
+				m.byPrefix[prefix] = append(l, i)
+			}
+		}
+	}
+	slices.Sort(m.lengths)
+	m.lengths = slices.Compact(m.lengths)
+	return m
+}
+
+// index returns the index of the policy app takes, -1 for the default.
+func (m *policyMatcher) index(app string) int {
+	var cand []int
+	for _, k := range m.lengths {
+		if k > len(app) {
+			break
+		}
+		cand = append(cand, m.byPrefix[app[:k]]...)
+	}
+	slices.Sort(cand)
+	for j, i := range cand {
+		if j > 0 && cand[j-1] == i {
+			continue
+		}
+		if m.policies[i].Apps.Match(app) {
+			return i
+		}
+	}
+	return -1
 }
 
 // UnreachableError is a policy that no app can take: every app name its

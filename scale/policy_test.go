@@ -14,7 +14,7 @@ import (
 )
 
 // testPolicy is a policy over include and exclude globs.
-func testPolicy(t *testing.T, name string, include []string, exclude ...string) AppPolicy {
+func testPolicy(t testing.TB, name string, include []string, exclude ...string) AppPolicy {
 	t.Helper()
 	sel, err := NewSelector(include, exclude)
 	if err != nil {
@@ -382,5 +382,110 @@ func BenchmarkCheckReachable(b *testing.B) {
 		if err := CheckReachable(manyPolicies(b)); err == nil {
 			b.Fatal("last found reachable")
 		}
+	}
+}
+
+// TestPolicyMatcherAgreesWithTheList: the index a run finds each app's
+// policy through gives, for every name, the policy that matching the
+// policies in turn gives: the first that matches. Random policies of
+// every shape (plain names, prefixes, suffixes, infixes, braces, classes,
+// excludes) over random names, 200 trials.
+func TestPolicyMatcherAgreesWithTheList(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 11))
+	word := func() string {
+		const letters = "abc-"
+		n := 1 + rng.IntN(4)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = letters[rng.IntN(len(letters))]
+		}
+		return string(b)
+	}
+	shapes := []func() string{
+		word,                                  // a plain name
+		func() string { return word() + "*" }, // a prefix
+		func() string { return "*" + word() }, // a suffix
+		func() string { return "*" + word() + "*" },
+		func() string { return word() + "?" + word() },
+		func() string { return "{" + word() + "," + word() + "}*" },
+		func() string { return word() + "[ab]*" },
+		func() string { return "*" },
+	}
+	glob := func() string { return shapes[rng.IntN(len(shapes))]() }
+	mismatches, matched, later := 0, 0, 0
+	for trial := range 200 {
+		var ps []AppPolicy
+		for i := range 1 + rng.IntN(60) {
+			include := []string{glob()}
+			if rng.IntN(3) == 0 {
+				include = append(include, glob())
+			}
+			var exclude []string
+			if rng.IntN(4) == 0 {
+				exclude = []string{glob()}
+			}
+			ps = append(ps, testPolicy(t, fmt.Sprint("p", i), include, exclude...))
+		}
+		cfg := Config{Policies: ps}
+		m := newPolicyMatcher(ps)
+		for range 300 {
+			name := word() + word() + word()
+			want := cfg.policyIndex(name)
+			if want >= 0 {
+				matched++
+			}
+			if want > 0 {
+				later++
+			}
+			if got := m.index(name); got != want {
+				mismatches++
+				if mismatches < 10 {
+					t.Errorf("trial %d, %q: matcher %d, list %d", trial, name, got, want)
+				}
+			}
+		}
+	}
+	if mismatches > 0 {
+		t.Errorf("%d mismatches", mismatches)
+	}
+	// The names must reach policies, and not only the first.
+	if matched < 20000 || later < 10000 {
+		t.Errorf("%d of 60000 names matched a policy, %d a later one: the trials test too little", matched, later)
+	}
+	t.Logf("%d of 60000 names matched a policy, %d a later one", matched, later)
+}
+
+// BenchmarkPolicies: finding the policy of each of 10,000 apps, through
+// the index and, as the baseline of the same run, by matching the
+// policies in turn; N policies of distinct prefixes, the apps spread over
+// them.
+func BenchmarkPolicies(b *testing.B) {
+	const apps = 10000
+	for _, n := range []int{10, 32, 100, 1000, 10000} {
+		var ps []AppPolicy
+		apps := make([]string, apps)
+		for i := range n {
+			ps = append(ps, testPolicy(b, fmt.Sprint(i), []string{fmt.Sprintf("t%05d-*", i)}))
+		}
+		for i := range apps {
+			apps[i] = fmt.Sprintf("t%05d-x%d", i%n, i)
+		}
+		cfg := Config{Policies: ps}
+		b.Run(fmt.Sprintf("list/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				for _, a := range apps {
+					cfg.policyIndex(a)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("index/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				m := newPolicyMatcher(ps)
+				for _, a := range apps {
+					m.index(a)
+				}
+			}
+		})
 	}
 }
