@@ -25,7 +25,7 @@ var (
 	sizes     = flag.String("apps", "1000,10000", "fleet sizes, comma-separated")
 	workers   = flag.String("concurrency", "8,16,64", "values of --concurrency, comma-separated")
 	latency   = flag.Duration("latency", 20*time.Millisecond, "latency flytest adds to every Fly call")
-	scenarios = flag.String("scenarios", "floor,steady,scale-up", "scenarios, comma-separated: floor, steady, scale-up")
+	scenarios = flag.String("scenarios", "floor,steady,scale-up", "scenarios, comma-separated: floor, steady, scale-up, budget, ratio")
 	prebuilt  = flag.String("bin", "", "a built command to measure instead of this tree's (a baseline build, for comparison)")
 )
 
@@ -42,6 +42,8 @@ type scenario struct {
 	name string
 	// expr is the started target.
 	expr string
+	// args are more flags of the command.
+	args []string
 	// rounds is the least round trips per app: the list, then (if any)
 	// every action of the app at once.
 	rounds int
@@ -55,6 +57,12 @@ var allScenarios = []scenario{
 	{name: "floor", rounds: 1, floor: true},
 	{name: "steady", expr: "ceil(queue_depth / 10)", rounds: 1, status: "unchanged"},
 	{name: "scale-up", expr: "ceil(queue_depth / 10) + 2", rounds: 2, status: "scaled"},
+	// scale-up under a fleet budget that grants it all: every app is
+	// planned, and waits for the allocation, before any acts.
+	{name: "budget", expr: "ceil(queue_depth / 10) + 2", args: []string{"--fleet-max-started", "100000000"}, rounds: 2, status: "scaled"},
+	// scale-up under --max-failure-ratio: every app is planned before
+	// any acts, without a budget.
+	{name: "ratio", expr: "ceil(queue_depth / 10) + 2", args: []string{"--max-failure-ratio", "0.5"}, rounds: 2, status: "scaled"},
 }
 
 // TestFleetTable runs the built command against flytest, with -latency
@@ -143,6 +151,7 @@ func measure(t *testing.T, bin string, prom *promtest.Server, n, conc int, sc sc
 	cmd := exec.Command(os.Args[0], bin, "run", "--org", "bench-org", "--apps", "bench-*", "--concurrency", strconv.Itoa(conc), "--output", "json",
 		"--prometheus-address", prom.URL(), "--prometheus-metric-name", "queue_depth", "--prometheus-query", "sum by (app) (queue_depth)",
 		"--started-machine-count", sc.expr)
+	cmd.Args = append(cmd.Args, sc.args...)
 	cmd.Env = append(childEnv(srv.URL), wrapEnv+"="+usage)
 	if sc.floor {
 		cmd = exec.Command(os.Args[0], os.Args[0], "floor", "--org", "bench-org", "--concurrency", strconv.Itoa(conc))

@@ -208,6 +208,31 @@ func (f Fleet) forActions(p Plan) Fleet {
 	return f
 }
 
+// forAllocation returns the fleet an app holds while its plan p waits for
+// the fleet budget, every app of the run at once: without the Machines
+// API records but two kinds. Those of p's clone sources are kept: the
+// budget never grants an app more than p's counts, so the plan made once
+// it is allocated creates no more than p, and a plan that creates removes
+// no machine, so it clones from the same one. Those without a config are
+// kept (they are small): cloneSource passes over them, and must go on
+// doing so, where a machine without a record is a candidate.
+func (f Fleet) forAllocation(p Plan) Fleet {
+	sources := map[string]bool{}
+	for _, a := range p.Actions {
+		if a.Kind == ActionCreate {
+			sources[a.Source] = true
+		}
+	}
+	ms := slices.Clone(f.Machines)
+	for i := range ms {
+		if ms[i].raw != nil && ms[i].raw.Config != nil && !sources[ms[i].ID] {
+			ms[i].raw = nil
+		}
+	}
+	f.Machines = ms
+	return f
+}
+
 // machine returns the machine with id, or nil.
 func (f Fleet) machine(id string) *Machine {
 	for i := range f.Machines {
