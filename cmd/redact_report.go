@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -73,21 +74,8 @@ func redactedErr(err error, red func(string) string) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	if clean := red(msg); clean != msg {
-		return &cleanError{msg: clean, err: err}
-	}
-	return err
+	return redact.Reword(err, red(err.Error()))
 }
-
-// cleanError is an error whose text was redacted.
-type cleanError struct {
-	msg string
-	err error
-}
-
-func (e *cleanError) Error() string { return e.msg }
-func (e *cleanError) Unwrap() error { return e.err }
 
 // redactHandler redacts the message and the string values of every record
 // (errors and Stringers are logged as their redacted text) before the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/superfly/fly-autoscaler/query/redact"
 	"github.com/superfly/fly-autoscaler/scale"
 )
 
@@ -41,17 +42,7 @@ func markdownNotes(bw *bufio.Writer, title string, ns []note) {
 
 // mdEscape puts text on one line and backslash-escapes the characters that
 // would end a table cell or start inline markup or HTML.
-func mdEscape(s string) string {
-	s = oneLine(s)
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\|`*_<>[]#~", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func mdEscape(s string) string { return redact.MarkdownEscape(oneLine(s)) }
 
 // markdownTable writes a GitHub-flavoured table of n rows after a blank
 // line, each cell escaped; nothing when n is 0.

@@ -9,36 +9,24 @@ import (
 	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
-// RedactError returns err with secrets removed from its text. The result
-// still unwraps to err, so errors.Is and errors.As keep working; the body of
-// a Prometheus API error (its Detail) is cleaned in place.
-func RedactError(err error, secrets []string) error {
+// RedactError returns err with the secrets of r (see redact.ForSecrets)
+// removed from its text. The result still unwraps to err, so errors.Is and
+// errors.As keep working; the body of a Prometheus API error (its Detail)
+// is cleaned in place.
+func RedactError(err error, r *redact.Redactor) error {
 	if err == nil {
 		return nil
 	}
-	r := redact.NewRedactor(secrets...)
 	var apiErr *v1.Error
 	if errors.As(err, &apiErr) {
 		apiErr.Msg = r.Redact(apiErr.Msg)
 		apiErr.Detail = r.Redact(apiErr.Detail)
 	}
-	msg := err.Error()
-	clean := r.Redact(msg)
+	clean := r.Redact(err.Error())
 	if apiErr != nil && apiErr.Detail != "" && !strings.Contains(clean, apiErr.Detail) {
 		// The answer's body says what went wrong; client_golang keeps it
 		// out of Error().
 		clean += ": " + truncate(strings.Join(strings.Fields(apiErr.Detail), " "), 200)
 	}
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
+	return redact.Reword(err, clean)
 }
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/prometheus"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // assertClean fails if any form of the values of err, or the source and its
@@ -109,4 +112,26 @@ func TestTokenNeverLeaks(t *testing.T) {
 		_, err = prometheus.New(cfg)
 		assertClean(t, err, secrets, cfg)
 	})
+}
+
+// TestRedactErrorTakesEveryForm: a source's error that echoes one of its
+// secrets escaped (a password percent-encoded in a URL, or quoted) is
+// redacted in that form too, and still unwraps to the error it came from.
+func TestRedactErrorTakesEveryForm(t *testing.T) {
+	t.Parallel()
+	const secret = `p@ss/w0rd:"Zx9"`
+	red := redact.ForSecrets(secret)
+	for _, form := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret), strings.Trim(strconv.Quote(secret), `"`)} {
+		cause := errors.New("nats: authorization violation for " + form)
+		err := query.RedactError(cause, red)
+		if strings.Contains(err.Error(), form) || !strings.Contains(err.Error(), redact.Redacted) {
+			t.Errorf("form %q: %q", form, err)
+		}
+		if !errors.Is(err, cause) {
+			t.Errorf("form %q: no longer unwraps to its cause", form)
+		}
+	}
+	if cause := errors.New("nothing secret"); query.RedactError(cause, red) != cause {
+		t.Errorf("an error without a secret is not returned as it is")
+	}
 }

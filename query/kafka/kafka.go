@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Build is New for a run: tracing its requests to rt's log.
@@ -27,10 +28,10 @@ func Build(cfg Config, rt query.Runtime) (query.Source, error) {
 // offset fetch for every group, and the end and start offsets of every
 // topic.
 type Kafka struct {
-	cfg     Config
-	tls     *tls.Config
-	secrets []string
-	opts    query.SourceOptions
+	cfg  Config
+	tls  *tls.Config
+	red  *redact.Redactor // its password, in every form
+	opts query.SourceOptions
 }
 
 var _ query.BatchSource = (*Kafka)(nil)
@@ -46,7 +47,7 @@ func New(cfg Config, opts ...query.SourceOption) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka metric %q: %w", norm.Name, err)
 	}
-	return &Kafka{cfg: norm, tls: tc, secrets: norm.Secrets(), opts: query.NewSourceOptions(opts)}, nil
+	return &Kafka{cfg: norm, tls: tc, red: redact.ForSecrets(norm.Secrets()...), opts: query.NewSourceOptions(opts)}, nil
 }
 
 // Name returns the metric name.
@@ -102,7 +103,7 @@ func (k *Kafka) Start(ctx context.Context, apps []string) (query.Batch, error) {
 	return b, nil
 }
 
-func (k *Kafka) redact(err error) error { return query.RedactError(err, k.secrets) }
+func (k *Kafka) redact(err error) error { return query.RedactError(err, k.red) }
 
 // kafkaBatch is one run of a Kafka source.
 type kafkaBatch struct {

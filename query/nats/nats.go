@@ -185,10 +185,10 @@ func Build(cfg Config, rt query.Runtime) (query.Source, error) {
 // by one listing of that stream's consumers, the others by one consumer
 // info request each.
 type NATS struct {
-	cfg     Config
-	secrets []string
-	opts    query.SourceOptions
-	dialer  natsio.CustomDialer // tests count connection attempts
+	cfg    Config
+	red    *redact.Redactor // its secrets, in every form
+	opts   query.SourceOptions
+	dialer natsio.CustomDialer // tests count connection attempts
 }
 
 var _ query.BatchSource = (*NATS)(nil)
@@ -200,7 +200,7 @@ func New(cfg Config, opts ...query.SourceOption) (*NATS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &NATS{cfg: norm, secrets: norm.Secrets(), opts: query.NewSourceOptions(opts)}, nil
+	return &NATS{cfg: norm, red: redact.ForSecrets(norm.Secrets()...), opts: query.NewSourceOptions(opts)}, nil
 }
 
 // Name returns the metric name.
@@ -305,7 +305,7 @@ func (n *NATS) connect(ctx context.Context) (*natsio.Conn, error) {
 	return nc, nil
 }
 
-func (n *NATS) redact(err error) error { return query.RedactError(err, n.secrets) }
+func (n *NATS) redact(err error) error { return query.RedactError(err, n.red) }
 
 // natsBatch is one run of a NATS source.
 type natsBatch struct {

@@ -183,11 +183,11 @@ func Build(cfg Config, rt query.Runtime) (query.Source, error) {
 // Prometheus is a Source backed by the Prometheus HTTP API. It is safe for
 // concurrent use and holds no per-run state.
 type Prometheus struct {
-	cfg     Config // normalized: no credentials in Address
-	api     v1.API
-	perApp  bool
-	secrets []string
-	now     func() time.Time
+	cfg    Config // normalized: no credentials in Address
+	api    v1.API
+	perApp bool
+	red    *redact.Redactor // its credentials, in every form
+	now    func() time.Time
 }
 
 var _ query.FleetSource = (*Prometheus)(nil)
@@ -202,20 +202,21 @@ func New(cfg Config, opts ...Option) (*Prometheus, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec := redact.CredentialSecrets(norm.Token, user)
+	// CredentialSecrets gives the forms already.
+	red := redact.NewRedactor(redact.CredentialSecrets(norm.Token, user)...)
 	client, err := api.NewClient(api.Config{
 		Address:      norm.Address,
 		RoundTripper: &query.AuthTransport{Header: query.Authorization(norm.Token, user), Base: o.transport},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, query.RedactError(err, sec))
+		return nil, fmt.Errorf("prometheus metric %q: %w", norm.Name, query.RedactError(err, red))
 	}
 	return &Prometheus{
-		cfg:     norm,
-		api:     v1.NewAPI(client),
-		perApp:  query.UsesAppName(norm.Query),
-		secrets: sec,
-		now:     o.now,
+		cfg:    norm,
+		api:    v1.NewAPI(client),
+		perApp: query.UsesAppName(norm.Query),
+		red:    red,
+		now:    o.now,
 	}, nil
 }
 
@@ -323,7 +324,7 @@ func (p *Prometheus) split(vec model.Vector) (query.Lookup, error) {
 func (p *Prometheus) query(ctx context.Context, q string) (model.Value, error) {
 	val, _, _, err := p.api.Query(ctx, q, p.now())
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", query.RedactError(err, p.secrets))
+		return nil, fmt.Errorf("query: %w", query.RedactError(err, p.red))
 	}
 	return val, nil
 }

@@ -57,11 +57,7 @@ func IsSecretName(name string) bool {
 // it stands as a whole word. Use it on any text that may hold an address
 // or a token before it is printed.
 func Redact(s string, secrets ...string) string {
-	r := NewRedactor()
-	for _, sec := range secrets {
-		r.Add(SecretForms(sec)...)
-	}
-	return r.Redact(s)
+	return ForSecrets(secrets...).Redact(s)
 }
 
 // lowerASCII lowers ASCII letters only, so that byte offsets are kept.

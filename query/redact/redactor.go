@@ -10,7 +10,8 @@ import (
 
 // Redactor replaces secrets, and every run of PieceLen characters of one,
 // in text, ignoring letter case (a value echoed lowercased is still found).
-// It is not safe for concurrent use.
+// Add is not safe for concurrent use; Redact and Holdback only read, and
+// may be called at once from many goroutines once the secrets are added.
 type Redactor struct {
 	// pieces holds, per length, the lowercased pieces to find: the
 	// PieceLen-character windows of each secret, or a shorter secret whole.

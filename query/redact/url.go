@@ -202,7 +202,7 @@ func SecretForms(value string) []string {
 
 // escapedForms returns v and the forms the output's encoders turn it into.
 func escapedForms(v string) []string {
-	out := []string{v, url.QueryEscape(v), url.PathEscape(v), markdownEscape(v)}
+	out := []string{v, url.QueryEscape(v), url.PathEscape(v), MarkdownEscape(v)}
 	if q := strconv.Quote(v); len(q) >= 2 {
 		out = append(out, q[1:len(q)-1])
 	}
@@ -219,9 +219,10 @@ func escapedForms(v string) []string {
 	return out
 }
 
-// markdownEscape backslash-escapes what the Markdown report escapes (see
-// cmd's mdEscape): the characters that end a table cell or start markup.
-func markdownEscape(s string) string {
+// MarkdownEscape backslash-escapes the characters that would end a
+// Markdown table cell or start inline markup or HTML. The Markdown report
+// escapes with it, so a secret's escaped form is one SecretForms lists.
+func MarkdownEscape(s string) string {
 	if !strings.ContainsAny(s, "\\|`*_<>[]#~") {
 		return s
 	}

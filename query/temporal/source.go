@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/superfly/fly-autoscaler/query"
+	"github.com/superfly/fly-autoscaler/query/redact"
 )
 
 // Option changes how New builds a source.
@@ -53,7 +54,7 @@ type Temporal struct {
 	types    []uint64 // temporal.api.enums.v1.TaskQueueType
 	perApp   bool
 	limiter  *rate.Limiter
-	secrets  []string
+	red      *redact.Redactor // its keys, in every form
 	dialWait time.Duration
 	logger   *slog.Logger
 
@@ -84,7 +85,7 @@ func New(cfg Config, opts ...Option) (*Temporal, error) {
 	t := &Temporal{
 		cfg:      norm,
 		limiter:  rate.NewLimiter(rate.Limit(norm.RequestsPerSecond), 1),
-		secrets:  norm.Secrets(),
+		red:      redact.ForSecrets(norm.Secrets()...),
 		dialWait: o.connectTimeout,
 		logger:   logger,
 		done:     make(chan struct{}),
@@ -336,7 +337,7 @@ var requestKinds = map[codes.Code]string{
 // argument, permission denied, unavailable, deadline exceeded) before the
 // server's message, with the secrets taken out. It unwraps to err.
 func (t *Temporal) requestError(err error) error {
-	err = query.RedactError(err, t.secrets)
+	err = query.RedactError(err, t.red)
 	if kind, ok := requestKinds[status.Code(err)]; ok {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
