@@ -42,7 +42,7 @@ func TestFleetForAllocationPlansAlike(t *testing.T) {
 		wantCreated := rng.IntN(cur.Created + 4)
 		wantStarted := rng.IntN(wantCreated + 1)
 		plan := NewPlan(full, Targets{Started: exactly(wantStarted), Created: exactly(wantCreated)}, Policy{}, now)
-		lean := full.forAllocation(plan)
+		lean := full.forActions(plan)
 		for i := range lean.Machines {
 			if full.Machines[i].raw != nil && lean.Machines[i].raw == nil {
 				stripped++

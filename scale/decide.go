@@ -270,7 +270,7 @@ func Decide(f Facts) Decision {
 	d.Warnings = appWarnings(f, fleet, plan)
 	d.Fleet, d.Plan = fleet, plan
 	if f.Budgeted {
-		d.Next, d.Fleet = StepAllocate, fleet.forAllocation(plan)
+		d.Next, d.Fleet = StepAllocate, fleet.forActions(plan)
 		if d.Fallback == "" {
 			d.Floor = floorOf(f.Policy.Expressions, targets)
 		}

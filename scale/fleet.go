@@ -186,37 +186,20 @@ const (
 // FleetVars lists the fleet variable names.
 var FleetVars = []string{VarStarted, VarStopped, VarSuspended, VarCreated}
 
-// forActions returns the fleet without the Machines API records that p's
-// actions do not read again: only a create's clone source is (its
-// config). A run that plans every app before acting on any holds each
-// planned app's fleet until then, and a whole record (config, checks,
-// events) is several times the size of what the rules read.
+// forActions returns the fleet without the Machines API records that p
+// and what follows it do not read again, for an app that holds its fleet
+// while others are planned (a run that plans every app before acting on
+// any) or while its plan waits for the fleet budget: a whole record
+// (config, checks, events) is several times the size of what the rules
+// read. Two kinds are kept:
+//   - p's clone sources', whose config a create copies. The budget never
+//     grants an app more than p's counts, so the plan made once it is
+//     allocated creates no more than p, and a plan that creates removes no
+//     machine, so it clones from the same one;
+//   - those without a config (they are small): cloneSource passes over
+//     them, and must go on doing so, where a machine without a record is
+//     a candidate.
 func (f Fleet) forActions(p Plan) Fleet {
-	sources := map[string]bool{}
-	for _, a := range p.Actions {
-		if a.Kind == ActionCreate {
-			sources[a.Source] = true
-		}
-	}
-	ms := slices.Clone(f.Machines)
-	for i := range ms {
-		if !sources[ms[i].ID] {
-			ms[i].raw = nil
-		}
-	}
-	f.Machines = ms
-	return f
-}
-
-// forAllocation returns the fleet an app holds while its plan p waits for
-// the fleet budget, every app of the run at once: without the Machines
-// API records but two kinds. Those of p's clone sources are kept: the
-// budget never grants an app more than p's counts, so the plan made once
-// it is allocated creates no more than p, and a plan that creates removes
-// no machine, so it clones from the same one. Those without a config are
-// kept (they are small): cloneSource passes over them, and must go on
-// doing so, where a machine without a record is a candidate.
-func (f Fleet) forAllocation(p Plan) Fleet {
 	sources := map[string]bool{}
 	for _, a := range p.Actions {
 		if a.Kind == ActionCreate {
