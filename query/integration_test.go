@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/prometheus"
 	"github.com/superfly/fly-autoscaler/query/promtest"
+	"github.com/superfly/fly-autoscaler/query/querytest"
 )
 
 const (
@@ -24,32 +23,7 @@ const (
 // with its own deadline.
 func collectAll(t *testing.T, s *query.Set, apps []string) (map[string]float64, map[string]error) {
 	t.Helper()
-	ctx := context.Background()
-	s.Prefetch(ctx, apps)
-	var (
-		mu     sync.Mutex
-		values = map[string]float64{}
-		errs   = map[string]error{}
-		wg     sync.WaitGroup
-	)
-	for _, app := range apps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			m, err := s.Collect(actx, app)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[app] = err
-				return
-			}
-			values[app] = m["queue_depth"]
-		}()
-	}
-	wg.Wait()
-	return values, errs
+	return querytest.CollectAll(context.Background(), s, apps, "queue_depth")
 }
 
 func TestRealPrometheus(t *testing.T) {

@@ -8,12 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/superfly/fly-autoscaler/query"
 	"github.com/superfly/fly-autoscaler/query/natstest"
+	"github.com/superfly/fly-autoscaler/query/querytest"
 )
 
 // countingDialer counts connection attempts.
@@ -36,42 +36,10 @@ func (d *countingDialer) count() int {
 	return d.attempts
 }
 
-// runSet collects every app through a Set as scale does: one Prefetch,
-// then one Collect per app, concurrently, then Close.
+// runSet collects every app through a Set as scale does.
 func runSet(t *testing.T, src query.Source, apps []string) (map[string]float64, map[string]error, *query.Set) {
 	t.Helper()
-	set, err := query.NewSet(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	set.Prefetch(ctx, apps)
-	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		values = map[string]float64{}
-		errs   = map[string]error{}
-	)
-	for _, app := range apps {
-		wg.Go(func() {
-			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			m, err := set.Collect(actx, app)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[app] = err
-				return
-			}
-			values[app] = m[src.Name()]
-		})
-	}
-	wg.Wait()
-	if err := set.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
-	return values, errs, set
+	return querytest.RunSet(t, src, apps)
 }
 
 func newNATS(t *testing.T, cfg Config) *NATS {
