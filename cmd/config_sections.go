@@ -187,8 +187,8 @@ func readRunLimits(s settings, file *fileConfig, p *problems) (runLimits, error)
 		out.maxFailureRatio = r
 	}
 	if v := s.str("concurrency", file.Concurrency); v != "" {
-		n, err := strconv.Atoi(v)
-		if (err != nil || n < 1) && p.add(usagef("%s: %q is not a number of workers: use a whole number of at least 1", s.where("concurrency"), v)) {
+		n, err := wholeAtLeast(v, 1, "a number of workers", "a whole number of at least 1")
+		if err != nil && p.add(usagef("%s: %v", s.where("concurrency"), err)) {
 			return out, p.err()
 		}
 		out.concurrency = n

@@ -5,6 +5,7 @@ package cmd
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -34,51 +35,41 @@ func parseScaleDown(v string) (scale.ActionKind, error) {
 	}
 }
 
-// parseCount reads a step limit: a whole number of machines, at least 0.
-func parseCount(v string) (int, error) {
+// wholeAtLeast reads a whole number of at least least; otherwise the error
+// says that v is not what, and the way out.
+func wholeAtLeast(v string, least int, what, fix string) (int, error) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a number of machines: use a whole number (0 freezes that direction; leave it unset for no limit)", v)
+	if err != nil || n < least {
+		return 0, fmt.Errorf("%q is not %s: use %s", v, what, fix)
 	}
 	return n, nil
+}
+
+// parseCount reads a step limit: a whole number of machines, at least 0.
+func parseCount(v string) (int, error) {
+	return wholeAtLeast(v, 0, "a number of machines", "a whole number (0 freezes that direction; leave it unset for no limit)")
 }
 
 // parseFallback reads fallback-started: a whole number of machines, at
 // least 1.
 func parseFallback(v string) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%q is not a number of machines: use a whole number of at least 1 (leave it unset to leave an app whose metrics cannot be read alone)", v)
-	}
-	return n, nil
+	return wholeAtLeast(v, 1, "a number of machines", "a whole number of at least 1 (leave it unset to leave an app whose metrics cannot be read alone)")
 }
 
 // parsePriority reads a policy's priority: a whole number, higher first.
 func parsePriority(v string) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a priority: use a whole number, higher is served first under a fleet budget (default 0)", v)
-	}
-	return n, nil
+	return wholeAtLeast(v, math.MinInt, "a priority", "a whole number, higher is served first under a fleet budget (default 0)")
 }
 
 // parseFleetMax reads fleet-max-started or fleet-max-created: a whole
 // number of machines, at least 0.
 func parseFleetMax(v string) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a number of machines: use a whole number, the most machines the selected apps may have in all (leave it unset for no cap)", v)
-	}
-	return n, nil
+	return wholeAtLeast(v, 0, "a number of machines", "a whole number, the most machines the selected apps may have in all (leave it unset for no cap)")
 }
 
 // parseMaxMachines reads max-machines: a whole number, at least 1.
 func parseMaxMachines(v string) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%q is not a number of machines: use a whole number of at least 1 (default %d)", v, scale.DefaultMaxMachines)
-	}
-	return n, nil
+	return wholeAtLeast(v, 1, "a number of machines", fmt.Sprintf("a whole number of at least 1 (default %d)", scale.DefaultMaxMachines))
 }
 
 // parseDuration reads a positive duration.
